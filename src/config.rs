@@ -1,0 +1,773 @@
+//! The config file: its types, loading, validation and secret resolution.
+//!
+//! Parsing happens in two layers. `Raw*` structs mirror the file one to one and reject
+//! unknown keys (serde gives the line). [`Config`] is what the rest of the program uses:
+//! paths resolved against the config file's folder, secrets read into `secrecy` types, and
+//! every cross-field rule checked, with the line of the offending key in the message.
+
+use crate::desired::normalize_email;
+use crate::roles::{ManagedRoles, MAX_MANAGED_ROLES};
+use crate::yaml_lines::key_line;
+use secrecy::SecretString;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+use url::Url;
+
+/// Where the config file is looked for when neither `--config` nor the environment says.
+pub const DEFAULT_CONFIG_PATH: &str = "config/studio-role-sync.yaml";
+
+/// A config problem, with the file and (where known) the line it is on.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{}: {message}", file.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+#[derive(Debug)]
+pub struct Config {
+    /// The config file itself and the folder relative paths are resolved from.
+    pub path: PathBuf,
+    pub dir: PathBuf,
+    pub studio: StudioConfig,
+    pub roles: RolesConfig,
+    pub safety: SafetyConfig,
+    pub source: SourceConfig,
+    pub schedule: String,
+    pub timezone: chrono_tz::Tz,
+    pub history: PathBuf,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug)]
+pub struct StudioConfig {
+    /// `https://<institution>.instructuremedia.com`, without a trailing slash.
+    pub base_url: Url,
+    pub auth: AuthConfig,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub batch_size: usize,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+/// How the client authenticates. Secrets are `SecretString`: their `Debug` is redacted.
+#[derive(Debug)]
+pub enum AuthConfig {
+    /// A long-lived access token from `token_env` or `token_file`.
+    Token(SecretString),
+    OAuth(Box<OAuthConfig>),
+}
+
+#[derive(Debug)]
+pub struct OAuthConfig {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    /// The refresh token an admin seeded; once rotated, the newest lives in the history database.
+    pub seed_refresh_token: Option<SecretString>,
+    pub token_url: Url,
+    pub authorize_url: Url,
+    /// Where Studio sends the browser after `auth login`; a loopback URL is listened on.
+    pub redirect_uri: Option<Url>,
+}
+
+#[derive(Debug)]
+pub struct RolesConfig {
+    pub managed: ManagedRoles,
+    pub remove_unlisted: bool,
+    /// Normalised emails whose roles are never removed.
+    pub protected: HashSet<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SafetyConfig {
+    pub max_removals: usize,
+    pub max_removal_ratio: f64,
+}
+
+#[derive(Debug)]
+pub enum SourceConfig {
+    Yaml(PathBuf),
+    Sql(SqlSourceConfig),
+}
+
+#[derive(Debug)]
+pub struct SqlSourceConfig {
+    /// The connection URL, a secret: it usually holds a password.
+    pub url: SecretString,
+    /// Where the URL came from (`env STUDIO_DB_URL`, `file /run/...`), for messages.
+    pub url_origin: String,
+    pub query: String,
+    pub statement_timeout: Duration,
+}
+
+#[derive(Debug)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+// ---- the file as written -------------------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    studio: RawStudio,
+    roles: RawRoles,
+    #[serde(default)]
+    safety: RawSafety,
+    source: RawSource,
+    #[serde(default = "default_schedule")]
+    schedule: String,
+    #[serde(default)]
+    timezone: Option<String>,
+    #[serde(default = "default_history")]
+    history: PathBuf,
+    #[serde(default)]
+    http: RawHttp,
+    #[serde(default)]
+    log: RawLog,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudio {
+    base_url: String,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    oauth: Option<RawOAuth>,
+    #[serde(default = "default_rps")]
+    requests_per_second: f64,
+    #[serde(default = "default_burst")]
+    burst: u32,
+    #[serde(default = "default_concurrency")]
+    concurrency: usize,
+    #[serde(default = "default_batch_size")]
+    batch_size: usize,
+    #[serde(default = "default_timeout")]
+    timeout_seconds: f64,
+    #[serde(default = "default_retries")]
+    max_retries: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOAuth {
+    client_id: String,
+    client_secret_env: Option<String>,
+    client_secret_file: Option<PathBuf>,
+    refresh_token_env: Option<String>,
+    refresh_token_file: Option<PathBuf>,
+    token_url: Option<String>,
+    authorize_url: Option<String>,
+    redirect_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoles {
+    managed: Vec<String>,
+    #[serde(default = "yes")]
+    remove_unlisted: bool,
+    #[serde(default)]
+    protected: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSafety {
+    #[serde(default = "default_max_removals")]
+    max_removals: usize,
+    #[serde(default = "default_max_ratio")]
+    max_removal_ratio: f64,
+}
+
+impl Default for RawSafety {
+    fn default() -> Self {
+        RawSafety {
+            max_removals: default_max_removals(),
+            max_removal_ratio: default_max_ratio(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    yaml: Option<PathBuf>,
+    sql: Option<RawSql>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSql {
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+    query: String,
+    #[serde(default = "default_statement_timeout")]
+    statement_timeout_seconds: f64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default = "default_listen")]
+    listen: String,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: default_listen(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    #[serde(default = "default_log_format")]
+    format: LogFormat,
+    #[serde(default = "default_log_level")]
+    level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        RawLog {
+            format: default_log_format(),
+            level: default_log_level(),
+        }
+    }
+}
+
+fn default_schedule() -> String {
+    "0 */15 * * * *".into()
+}
+fn default_history() -> PathBuf {
+    "state/history.db".into()
+}
+fn default_rps() -> f64 {
+    5.0
+}
+fn default_burst() -> u32 {
+    5
+}
+fn default_concurrency() -> usize {
+    4
+}
+fn default_batch_size() -> usize {
+    50
+}
+fn default_timeout() -> f64 {
+    30.0
+}
+fn default_retries() -> u32 {
+    5
+}
+fn yes() -> bool {
+    true
+}
+fn default_max_removals() -> usize {
+    25
+}
+fn default_max_ratio() -> f64 {
+    0.25
+}
+fn default_statement_timeout() -> f64 {
+    60.0
+}
+fn default_listen() -> String {
+    "127.0.0.1:9464".into()
+}
+fn default_log_format() -> LogFormat {
+    LogFormat::Pretty
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+
+// ---- loading -------------------------------------------------------------------------
+
+impl Config {
+    /// Reads, parses and checks the config file at `path`, resolving secrets.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("cannot read config file: {e}"),
+        })?;
+        Config::from_text(path, &text)
+    }
+
+    /// Parses config text as if read from `path` (relative paths resolve from its folder).
+    pub fn from_text(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: e.location().map(|l| l.line()),
+            message: strip_location(&e.to_string()),
+        })?;
+        let dir = path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."));
+        let checker = Checker { path, text };
+        checker.build(raw, dir)
+    }
+
+    /// The roles file, when the source is YAML.
+    pub fn roles_file(&self) -> Option<&Path> {
+        match &self.source {
+            SourceConfig::Yaml(p) => Some(p),
+            SourceConfig::Sql(_) => None,
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the line is shown in front instead.
+fn strip_location(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+struct Checker<'a> {
+    path: &'a Path,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, key: &[&str], message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line: key_line(self.text, key),
+            message: format!("{}: {}", key.join("."), message.into()),
+        }
+    }
+
+    fn build(&self, raw: RawConfig, dir: PathBuf) -> Result<Config, ConfigError> {
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_path_buf()
+            } else {
+                dir.join(p)
+            }
+        };
+        let studio = self.studio(raw.studio, &resolve)?;
+        let roles = self.roles(raw.roles)?;
+        let safety = self.safety(raw.safety)?;
+        let source = self.source(raw.source, &resolve)?;
+        check_schedule(&raw.schedule).map_err(|m| self.error(&["schedule"], m))?;
+        let timezone = match raw.timezone.as_deref() {
+            None => chrono_tz::UTC,
+            Some(name) => chrono_tz::Tz::from_str(name).map_err(|_| {
+                self.error(
+                    &["timezone"],
+                    format!("unknown time zone {name:?} (use an IANA name such as Europe/Paris)"),
+                )
+            })?,
+        };
+        let listen = raw.http.listen.parse().map_err(|_| {
+            self.error(
+                &["http", "listen"],
+                format!("{:?} is not an address:port", raw.http.listen),
+            )
+        })?;
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+            return Err(self.error(
+                &["log", "level"],
+                format!(
+                    "{:?} is not a log level (error, warn, info, debug, trace)",
+                    raw.log.level
+                ),
+            ));
+        }
+        Ok(Config {
+            path: self.path.to_path_buf(),
+            history: resolve(&raw.history),
+            dir,
+            studio,
+            roles,
+            safety,
+            source,
+            schedule: raw.schedule,
+            timezone,
+            http: HttpConfig { listen },
+            log: LogConfig {
+                format: raw.log.format,
+                level: raw.log.level,
+            },
+        })
+    }
+
+    fn studio(
+        &self,
+        raw: RawStudio,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<StudioConfig, ConfigError> {
+        let base_url = self.https_url(&["studio", "base_url"], &raw.base_url)?;
+        let auth = match (raw.token_env, raw.token_file, raw.oauth) {
+            (Some(var), None, None) => {
+                AuthConfig::Token(self.secret_env(&["studio", "token_env"], &var)?)
+            }
+            (None, Some(file), None) => {
+                AuthConfig::Token(self.secret_file(&["studio", "token_file"], &resolve(&file))?)
+            }
+            (None, None, Some(oauth)) => {
+                AuthConfig::OAuth(Box::new(self.oauth(oauth, &base_url, resolve)?))
+            }
+            _ => {
+                return Err(self.error(
+                    &["studio"],
+                    "set exactly one of token_env, token_file or oauth",
+                ))
+            }
+        };
+        if !(raw.requests_per_second > 0.0 && raw.requests_per_second.is_finite()) {
+            return Err(self.error(
+                &["studio", "requests_per_second"],
+                "must be a positive number",
+            ));
+        }
+        if raw.burst == 0 {
+            return Err(self.error(&["studio", "burst"], "must be at least 1"));
+        }
+        if !(1..=256).contains(&raw.concurrency) {
+            return Err(self.error(&["studio", "concurrency"], "must be between 1 and 256"));
+        }
+        if !(1..=1000).contains(&raw.batch_size) {
+            return Err(self.error(&["studio", "batch_size"], "must be between 1 and 1000"));
+        }
+        if !(raw.timeout_seconds > 0.0 && raw.timeout_seconds <= 3600.0) {
+            return Err(self.error(&["studio", "timeout_seconds"], "must be between 0 and 3600"));
+        }
+        Ok(StudioConfig {
+            base_url,
+            auth,
+            requests_per_second: raw.requests_per_second,
+            burst: raw.burst,
+            concurrency: raw.concurrency,
+            batch_size: raw.batch_size,
+            timeout: Duration::from_secs_f64(raw.timeout_seconds),
+            max_retries: raw.max_retries,
+        })
+    }
+
+    fn oauth(
+        &self,
+        raw: RawOAuth,
+        base_url: &Url,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<OAuthConfig, ConfigError> {
+        let k = |key: &'static str| ["studio", "oauth", key];
+        if raw.client_id.trim().is_empty() {
+            return Err(self.error(&k("client_id"), "must not be empty"));
+        }
+        let client_secret = match (raw.client_secret_env, raw.client_secret_file) {
+            (Some(var), None) => self.secret_env(&k("client_secret_env"), &var)?,
+            (None, Some(file)) => self.secret_file(&k("client_secret_file"), &resolve(&file))?,
+            _ => {
+                return Err(self.error(
+                    &["studio", "oauth"],
+                    "set exactly one of client_secret_env or client_secret_file",
+                ))
+            }
+        };
+        let seed_refresh_token = match (raw.refresh_token_env, raw.refresh_token_file) {
+            (Some(var), None) => self.optional_secret_env(&var),
+            (None, Some(file)) => {
+                Some(self.secret_file(&k("refresh_token_file"), &resolve(&file))?)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(self.error(
+                    &["studio", "oauth"],
+                    "set at most one of refresh_token_env or refresh_token_file",
+                ))
+            }
+        };
+        let endpoint = |key: &'static str, given: Option<String>, default: &str| match given {
+            Some(u) => self.https_url(&k(key), &u),
+            None => Ok(base_url.join(default).expect("static path joins")),
+        };
+        let token_url = endpoint("token_url", raw.token_url, "/api/public/oauth/token")?;
+        let authorize_url = endpoint(
+            "authorize_url",
+            raw.authorize_url,
+            "/api/public/oauth/authorize",
+        )?;
+        let redirect_uri = raw
+            .redirect_uri
+            .map(|u| {
+                Url::parse(&u)
+                    .map_err(|e| self.error(&k("redirect_uri"), format!("{u:?} is not a URL: {e}")))
+            })
+            .transpose()?;
+        Ok(OAuthConfig {
+            client_id: raw.client_id,
+            client_secret,
+            seed_refresh_token,
+            token_url,
+            authorize_url,
+            redirect_uri,
+        })
+    }
+
+    fn https_url(&self, key: &[&str], given: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(given.trim())
+            .map_err(|e| self.error(key, format!("{given:?} is not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&url) => {}
+            "http" => {
+                return Err(self.error(
+                    key,
+                    format!(
+                        "plain http is only allowed for loopback hosts; use https:// ({given})"
+                    ),
+                ))
+            }
+            other => {
+                return Err(self.error(key, format!("unsupported scheme {other:?}; use https://")))
+            }
+        }
+        if url.host_str().is_none() {
+            return Err(self.error(key, format!("{given:?} has no host")));
+        }
+        Ok(url)
+    }
+
+    fn secret_env(&self, key: &[&str], var: &str) -> Result<SecretString, ConfigError> {
+        self.optional_secret_env(var).ok_or_else(|| {
+            self.error(
+                key,
+                format!("environment variable {var} is not set or is empty"),
+            )
+        })
+    }
+
+    fn optional_secret_env(&self, var: &str) -> Option<SecretString> {
+        std::env::var(var)
+            .ok()
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+            .map(SecretString::from)
+    }
+
+    fn secret_file(&self, key: &[&str], file: &Path) -> Result<SecretString, ConfigError> {
+        let value = std::fs::read_to_string(file)
+            .map_err(|e| self.error(key, format!("cannot read {}: {e}", file.display())))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(self.error(key, format!("{} is empty", file.display())));
+        }
+        Ok(SecretString::from(value.to_string()))
+    }
+
+    fn roles(&self, raw: RawRoles) -> Result<RolesConfig, ConfigError> {
+        let key = ["roles", "managed"];
+        if raw.managed.is_empty() {
+            return Err(self.error(&key, "must list at least one role"));
+        }
+        if raw.managed.len() > MAX_MANAGED_ROLES {
+            return Err(self.error(&key, format!("at most {MAX_MANAGED_ROLES} roles")));
+        }
+        let mut seen = HashSet::new();
+        for role in &raw.managed {
+            if role.trim().is_empty() || role.trim() != role {
+                return Err(self.error(&key, format!("{role:?} is not a role name")));
+            }
+            if !seen.insert(role) {
+                return Err(self.error(&key, format!("{role:?} is listed twice")));
+            }
+        }
+        let mut protected = HashSet::new();
+        for email in &raw.protected {
+            let normal = normalize_email(email);
+            if !crate::desired::is_email(&normal) {
+                return Err(self.error(
+                    &["roles", "protected"],
+                    format!("{email:?} is not an email"),
+                ));
+            }
+            protected.insert(normal);
+        }
+        Ok(RolesConfig {
+            managed: ManagedRoles::new(raw.managed),
+            remove_unlisted: raw.remove_unlisted,
+            protected,
+        })
+    }
+
+    fn safety(&self, raw: RawSafety) -> Result<SafetyConfig, ConfigError> {
+        if !(0.0..=1.0).contains(&raw.max_removal_ratio) {
+            return Err(self.error(
+                &["safety", "max_removal_ratio"],
+                "must be between 0 and 1 (a share of current holders)",
+            ));
+        }
+        Ok(SafetyConfig {
+            max_removals: raw.max_removals,
+            max_removal_ratio: raw.max_removal_ratio,
+        })
+    }
+
+    fn source(
+        &self,
+        raw: RawSource,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<SourceConfig, ConfigError> {
+        match (raw.yaml, raw.sql) {
+            (Some(file), None) => Ok(SourceConfig::Yaml(resolve(&file))),
+            (None, Some(sql)) => {
+                let k = |key: &'static str| ["source", "sql", key];
+                let (url, url_origin) = match (sql.url_env, sql.url_file) {
+                    (Some(var), None) => {
+                        (self.secret_env(&k("url_env"), &var)?, format!("env {var}"))
+                    }
+                    (None, Some(file)) => {
+                        let file = resolve(&file);
+                        (
+                            self.secret_file(&k("url_file"), &file)?,
+                            format!("file {}", file.display()),
+                        )
+                    }
+                    _ => {
+                        return Err(self
+                            .error(&["source", "sql"], "set exactly one of url_env or url_file"))
+                    }
+                };
+                if sql.query.trim().is_empty() {
+                    return Err(self.error(&k("query"), "must not be empty"));
+                }
+                if sql.statement_timeout_seconds.is_nan() || sql.statement_timeout_seconds <= 0.0 {
+                    return Err(self.error(&k("statement_timeout_seconds"), "must be positive"));
+                }
+                Ok(SourceConfig::Sql(SqlSourceConfig {
+                    url,
+                    url_origin,
+                    query: sql.query,
+                    statement_timeout: Duration::from_secs_f64(sql.statement_timeout_seconds),
+                }))
+            }
+            _ => Err(self.error(&["source"], "set exactly one of yaml or sql")),
+        }
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Checks a cron expression with seconds (6 or 7 fields), as the scheduler reads it.
+pub fn check_schedule(expr: &str) -> Result<(), String> {
+    let fields = expr.split_whitespace().count();
+    if !(6..=7).contains(&fields) {
+        return Err(format!(
+            "{expr:?} has {fields} fields; write cron with seconds, e.g. \"0 */15 * * * *\""
+        ));
+    }
+    croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Required)
+        .year(croner::parser::Year::Optional)
+        .build()
+        .parse(expr)
+        .map(|_| ())
+        .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        std::env::set_var("CONFIG_TEST_TOKEN", "t0ken");
+        Config::from_text(Path::new("/etc/srs/config.yaml"), text)
+    }
+
+    const GOOD: &str = "studio:\n  base_url: https://school.instructuremedia.com\n  token_env: CONFIG_TEST_TOKEN\nroles:\n  managed: [Admin]\nsource:\n  yaml: roles.yaml\n";
+
+    #[test]
+    fn good_config_resolves_paths_and_defaults() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.roles_file(), Some(Path::new("/etc/srs/roles.yaml")));
+        assert_eq!(c.history, Path::new("/etc/srs/state/history.db"));
+        assert_eq!(c.studio.batch_size, 50);
+        assert_eq!(c.timezone, chrono_tz::UTC);
+        assert!(
+            !format!("{c:?}").contains("t0ken"),
+            "Debug must not show secrets"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_its_line() {
+        let e = load(&GOOD.replace("  managed:", "  manged: [X]\n  managed:")).unwrap_err();
+        assert_eq!(e.line, Some(5));
+        assert!(e.to_string().contains("unknown field `manged`"), "{e}");
+        assert!(e.to_string().starts_with("/etc/srs/config.yaml:5:"), "{e}");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback() {
+        let e = load(&GOOD.replace("https://school", "http://school")).unwrap_err();
+        assert_eq!(e.line, Some(2));
+        assert!(e.message.contains("loopback"), "{e}");
+        assert!(
+            load(&GOOD.replace("https://school.instructuremedia.com", "http://127.0.0.1:9"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_values_name_key_and_line() {
+        let e = load(&GOOD.replace("[Admin]", "[]")).unwrap_err();
+        assert_eq!(
+            (e.line, e.message.contains("roles.managed")),
+            (Some(5), true),
+            "{e}"
+        );
+        let e = load(&format!("{GOOD}schedule: \"every day\"\n")).unwrap_err();
+        assert_eq!(e.line, Some(8), "{e}");
+        let e = load(&GOOD.replace("CONFIG_TEST_TOKEN", "CONFIG_TEST_UNSET_VAR")).unwrap_err();
+        assert!(
+            e.message.contains("CONFIG_TEST_UNSET_VAR is not set"),
+            "{e}"
+        );
+        let e = load(&format!("{GOOD}safety:\n  max_removal_ratio: 2\n")).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn schedules() {
+        assert!(check_schedule("0 */15 * * * *").is_ok());
+        assert!(check_schedule("*/15 * * * *").is_err());
+        assert!(check_schedule("0 61 * * * *").is_err());
+    }
+}

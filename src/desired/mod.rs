@@ -1,0 +1,252 @@
+//! The desired state: which managed roles each email should hold, and where it comes from.
+//!
+//! Both sources (the YAML roles file in [`yaml`], a SQL query in [`sql`]) feed one
+//! [`DesiredBuilder`], so an email or a role is checked by the same rules wherever it was
+//! written. Problems are collected rather than returned at the first one: an admin fixing a
+//! file wants every bad line at once. A desired state with any problem is never used.
+
+pub mod sql;
+pub mod yaml;
+
+use crate::roles::{ManagedRoles, RoleSet};
+use std::collections::HashMap;
+use std::fmt;
+
+/// Emails compare trimmed and case-insensitively; this is the one place that decides how.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
+/// Deliberately loose: Studio is the authority on which addresses exist.
+pub fn is_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && !email
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+}
+
+/// Normalised email → the managed roles it should hold. An email listed with no roles is
+/// present with an empty set: it is known, and holds nothing managed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DesiredState {
+    pub users: HashMap<String, RoleSet>,
+}
+
+impl DesiredState {
+    pub fn grants(&self) -> usize {
+        self.users.values().map(|r| r.len()).sum()
+    }
+
+    /// True when nothing grants any managed role: an empty file, a failed query.
+    pub fn is_empty(&self) -> bool {
+        self.users.values().all(|r| r.is_empty())
+    }
+}
+
+/// Where a problem was found: a line of a file or a row of a query result.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    Line(usize),
+    Row(u64),
+    /// The n-th entry of a mapping, turned into a line only if a problem needs showing.
+    Entry(usize),
+    Unknown,
+}
+
+/// One thing wrong with the desired state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: Origin,
+    pub message: String,
+}
+
+/// The desired state could not be loaded. `source` is the file path, or "SQL source (...)".
+#[derive(Debug, thiserror::Error)]
+pub enum DesiredError {
+    #[error("{0}")]
+    Invalid(InvalidDesired),
+    #[error("{place}: {message}")]
+    Unavailable { place: String, message: String },
+}
+
+/// Problems found in a desired state, shown one per line with their location.
+#[derive(Debug)]
+pub struct InvalidDesired {
+    pub source: String,
+    pub problems: Vec<Problem>,
+}
+
+/// How many problems are shown; the count of the rest is given.
+const SHOWN_PROBLEMS: usize = 20;
+
+impl fmt::Display for InvalidDesired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        write!(
+            f,
+            "{}: desired roles are invalid ({n} problem{}); nothing was sent to Studio",
+            self.source,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for p in self.problems.iter().take(SHOWN_PROBLEMS) {
+            match p.origin {
+                Origin::Line(l) => write!(f, "\n  {}:{l}: {}", self.source, p.message)?,
+                Origin::Row(r) => write!(f, "\n  {} row {r}: {}", self.source, p.message)?,
+                Origin::Entry(_) | Origin::Unknown => {
+                    write!(f, "\n  {}: {}", self.source, p.message)?
+                }
+            }
+        }
+        if n > SHOWN_PROBLEMS {
+            write!(f, "\n  ... and {} more", n - SHOWN_PROBLEMS)?;
+        }
+        Ok(())
+    }
+}
+
+/// Collects grants from a source, checking each against the contract's rules.
+pub struct DesiredBuilder<'a> {
+    managed: &'a ManagedRoles,
+    users: HashMap<String, RoleSet>,
+    problems: Vec<Problem>,
+}
+
+impl<'a> DesiredBuilder<'a> {
+    pub fn new(managed: &'a ManagedRoles) -> Self {
+        DesiredBuilder {
+            managed,
+            users: HashMap::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    pub fn problem(&mut self, origin: Origin, message: impl Into<String>) {
+        self.problems.push(Problem {
+            origin,
+            message: message.into(),
+        });
+    }
+
+    /// Checks and normalises an email; `None` (with a problem recorded) when it is not one.
+    pub fn email(&mut self, origin: Origin, raw: &str) -> Option<String> {
+        let email = normalize_email(raw);
+        if is_email(&email) {
+            Some(email)
+        } else {
+            self.problem(origin, format!("{raw:?} is not an email address"));
+            None
+        }
+    }
+
+    /// The index of a managed role; a problem is recorded for any other role.
+    pub fn role(&mut self, origin: Origin, email: &str, role: &str) -> Option<usize> {
+        let index = self.managed.index(role);
+        if index.is_none() {
+            let hint = self
+                .managed
+                .names()
+                .iter()
+                .find(|m| m.eq_ignore_ascii_case(role))
+                .map(|m| format!(" (role names are case-sensitive: did you mean {m:?}?)"))
+                .unwrap_or_default();
+            self.problem(
+                origin,
+                format!(
+                    "{email}: role {role:?} is not in roles.managed {}{hint}",
+                    self.managed
+                ),
+            );
+        }
+        index
+    }
+
+    /// Declares an email once with its roles (the YAML rule: an email is one key).
+    /// Returns false, with a problem recorded, when the email was already declared.
+    pub fn declare(&mut self, origin: Origin, email: String, roles: RoleSet) -> bool {
+        if self.users.contains_key(&email) {
+            self.problem(
+                origin,
+                format!("{email} is listed twice (emails compare case-insensitively)"),
+            );
+            return false;
+        }
+        self.users.insert(email, roles);
+        true
+    }
+
+    /// Adds one grant (the SQL rule: an email has one row per role; repeats are harmless).
+    pub fn grant(&mut self, email: String, role: usize) {
+        self.users.entry(email).or_default().insert(role);
+    }
+
+    pub fn has_problems(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
+    /// The desired state, or every problem found, located in `source`.
+    pub fn finish(self, source: &str) -> Result<DesiredState, DesiredError> {
+        self.finish_with(source, |o| o)
+    }
+
+    /// As [`finish`](Self::finish), turning [`Origin::Entry`] into lines with `locate`.
+    pub fn finish_with(
+        mut self,
+        source: &str,
+        locate: impl FnOnce(Vec<Origin>) -> Vec<Origin>,
+    ) -> Result<DesiredState, DesiredError> {
+        if self.problems.is_empty() {
+            return Ok(DesiredState { users: self.users });
+        }
+        let located = locate(self.problems.iter().map(|p| p.origin).collect());
+        for (p, origin) in self.problems.iter_mut().zip(located) {
+            p.origin = origin;
+        }
+        self.problems.sort_by_key(|p| match p.origin {
+            Origin::Line(n) | Origin::Entry(n) => n as u64,
+            Origin::Row(n) => n,
+            Origin::Unknown => 0,
+        });
+        Err(DesiredError::Invalid(InvalidDesired {
+            source: source.to_string(),
+            problems: self.problems,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails() {
+        assert_eq!(
+            normalize_email("  Bob.Smith@MySchool.edu "),
+            "bob.smith@myschool.edu"
+        );
+        for good in ["a@b.co", "first.last+tag@sub.school.edu"] {
+            assert!(is_email(good), "{good}");
+        }
+        for bad in [
+            "",
+            "alice",
+            "a@b",
+            "@b.co",
+            "a@@b.co",
+            "a b@c.de",
+            "a@.co",
+            "a@b..co",
+            "a@b.co,c@d.ef",
+        ] {
+            assert!(!is_email(bad), "{bad}");
+        }
+    }
+}

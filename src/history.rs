@@ -1,0 +1,456 @@
+//! The run history: a SQLite file that records every run and every action.
+//!
+//! Admins read it (`history`, or plain `sqlite3`), so its tables are a contract. It is written
+//! as a run progresses, not at its end: the run row first (`running`), the planned actions
+//! next (`planned`), then each batch's outcomes as they come back. A process killed at any
+//! moment leaves the truth behind, and the next process marks its run `interrupted`. WAL mode
+//! and one transaction per write keep the file consistent through `kill -9`.
+//!
+//! The same file keeps two small working tables: the email → user id cache and the newest
+//! OAuth tokens. That is why a new file is created `0600`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug, thiserror::Error)]
+#[error("history database {}: {message}", path.display())]
+pub struct HistoryError {
+    pub path: PathBuf,
+    pub message: String,
+}
+
+/// Now, as the history writes times: RFC 3339, UTC, milliseconds.
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Clone, Debug)]
+pub struct History {
+    pool: SqlitePool,
+    path: PathBuf,
+}
+
+/// A row of `runs`.
+#[derive(Clone, Debug, Default, Serialize, sqlx::FromRow, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub status: String,
+    pub desired_users: Option<i64>,
+    pub adds_planned: i64,
+    pub removes_planned: i64,
+    pub adds_applied: i64,
+    pub removes_applied: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub api_requests: i64,
+    pub error: Option<String>,
+    pub retries: i64,
+    pub throttled: i64,
+}
+
+/// A row of `run_actions`.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ActionRow {
+    pub email: Option<String>,
+    pub user_id: i64,
+    pub role: String,
+    pub action: String,
+    pub outcome: String,
+    pub http_status: Option<i64>,
+    pub detail: Option<String>,
+    /// The user id the plan chose; `user_id` differs when the user was re-resolved.
+    #[serde(skip)]
+    pub planned_user_id: i64,
+}
+
+/// A row of `run_pending`.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct PendingRow {
+    pub email: String,
+    pub reason: String,
+    pub user_id: Option<i64>,
+    pub detail: Option<String>,
+}
+
+/// The OAuth tokens as stored.
+pub struct StoredTokens {
+    pub refresh_token: SecretString,
+    pub access_token: Option<SecretString>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub seed_fingerprint: String,
+}
+
+impl History {
+    /// Opens (creating it and its folder if missing) and migrates the history database.
+    pub async fn open(path: &Path) -> Result<History, HistoryError> {
+        let err = |message: String| HistoryError {
+            path: path.to_path_buf(),
+            message,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| err(format!("cannot create its folder: {e}")))?;
+        }
+        create_private(path).map_err(|e| err(format!("cannot create the file: {e}")))?;
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| err(format!("cannot open: {e}")))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| err(format!("cannot migrate: {e}")))?;
+        Ok(History {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: sqlx::Error) -> HistoryError {
+        HistoryError {
+            path: self.path.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Marks runs left `running` by a process that died. Call only while holding the
+    /// single-instance lock: otherwise a live run could be marked.
+    pub async fn mark_interrupted(&self) -> Result<u64, HistoryError> {
+        let r = sqlx::query(
+            "UPDATE runs SET status = 'interrupted', finished_at = ?, \
+             error = COALESCE(error, 'the process stopped before the run finished') WHERE status = 'running'",
+        )
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(r.rows_affected())
+    }
+
+    pub async fn start_run(&self, trigger: &str, dry_run: bool) -> Result<i64, HistoryError> {
+        let r = sqlx::query("INSERT INTO runs (started_at, trigger, dry_run, status, pid) VALUES (?, ?, ?, 'running', ?)")
+            .bind(now())
+            .bind(trigger)
+            .bind(dry_run)
+            .bind(std::process::id() as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Records the planned actions and the pending emails of a run, in one transaction.
+    pub async fn record_plan(
+        &self,
+        run_id: i64,
+        actions: &[ActionRow],
+        pending: &[PendingRow],
+    ) -> Result<(), HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let at = now();
+        for a in actions {
+            sqlx::query(
+                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(run_id)
+            .bind(&a.email)
+            .bind(a.user_id)
+            .bind(&a.role)
+            .bind(&a.action)
+            .bind(&a.outcome)
+            .bind(a.http_status)
+            .bind(&a.detail)
+            .bind(a.planned_user_id)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        for p in pending {
+            sqlx::query("INSERT INTO run_pending (run_id, email, reason, user_id, detail) VALUES (?, ?, ?, ?, ?)")
+                .bind(run_id)
+                .bind(&p.email)
+                .bind(&p.reason)
+                .bind(p.user_id)
+                .bind(&p.detail)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Writes the outcomes of actions recorded by [`record_plan`](Self::record_plan).
+    pub async fn record_outcomes(
+        &self,
+        run_id: i64,
+        outcomes: &[ActionRow],
+    ) -> Result<(), HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let at = now();
+        for a in outcomes {
+            sqlx::query(
+                "UPDATE run_actions SET user_id = ?, outcome = ?, http_status = ?, detail = ?, updated_at = ? \
+                 WHERE run_id = ? AND planned_user_id = ? AND role = ? AND action = ?",
+            )
+            .bind(a.user_id)
+            .bind(&a.outcome)
+            .bind(a.http_status)
+            .bind(&a.detail)
+            .bind(&at)
+            .bind(run_id)
+            .bind(a.planned_user_id)
+            .bind(&a.role)
+            .bind(&a.action)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Writes the end of a run: its status, counts and error.
+    pub async fn finish_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = ?, status = ?, desired_users = ?, adds_planned = ?, removes_planned = ?, \
+             adds_applied = ?, removes_applied = ?, failed = ?, pending = ?, api_requests = ?, error = ?, \
+             retries = ?, throttled = ? WHERE id = ?",
+        )
+        .bind(run.finished_at.clone().unwrap_or_else(now))
+        .bind(&run.status)
+        .bind(run.desired_users)
+        .bind(run.adds_planned)
+        .bind(run.removes_planned)
+        .bind(run.adds_applied)
+        .bind(run.removes_applied)
+        .bind(run.failed)
+        .bind(run.pending)
+        .bind(run.api_requests)
+        .bind(&run.error)
+        .bind(run.retries)
+        .bind(run.throttled)
+        .bind(run.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    const RUN_COLUMNS: &'static str = "id, started_at, finished_at, trigger, dry_run, status, desired_users, adds_planned, \
+        removes_planned, adds_applied, removes_applied, failed, pending, api_requests, error, retries, throttled";
+
+    /// The latest runs, newest first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>, HistoryError> {
+        sqlx::query_as(&format!(
+            "SELECT {} FROM runs ORDER BY id DESC LIMIT ?",
+            Self::RUN_COLUMNS
+        ))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    pub async fn run(&self, id: i64) -> Result<Option<RunRecord>, HistoryError> {
+        sqlx::query_as(&format!(
+            "SELECT {} FROM runs WHERE id = ?",
+            Self::RUN_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    pub async fn actions(&self, run_id: i64) -> Result<Vec<ActionRow>, HistoryError> {
+        sqlx::query_as(
+            "SELECT email, user_id, role, action, outcome, http_status, detail, planned_user_id FROM run_actions \
+             WHERE run_id = ? ORDER BY role, action, email, id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    pub async fn pending(&self, run_id: i64) -> Result<Vec<PendingRow>, HistoryError> {
+        sqlx::query_as("SELECT email, reason, user_id, detail FROM run_pending WHERE run_id = ? ORDER BY reason, email")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// The email → user id cache.
+    pub async fn load_cache(&self) -> Result<HashMap<String, u64>, HistoryError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT email, user_id FROM user_cache")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(rows.into_iter().map(|(e, id)| (e, id as u64)).collect())
+    }
+
+    /// Remembers (or refreshes) the user id of each email.
+    pub async fn save_cache(&self, entries: &[(String, u64)]) -> Result<(), HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let at = now();
+        for (email, id) in entries {
+            sqlx::query(
+                "INSERT INTO user_cache (email, user_id, seen_at) VALUES (?, ?, ?) \
+                 ON CONFLICT (email) DO UPDATE SET user_id = excluded.user_id, seen_at = excluded.seen_at",
+            )
+            .bind(email)
+            .bind(*id as i64)
+            .bind(&at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Forgets cached ids that turned out wrong (the user was not found).
+    pub async fn forget_cached(&self, emails: &[String]) -> Result<(), HistoryError> {
+        for email in emails {
+            sqlx::query("DELETE FROM user_cache WHERE email = ?")
+                .bind(email)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    pub async fn load_tokens(&self, client_id: &str) -> Result<Option<StoredTokens>, HistoryError> {
+        let row: Option<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
+            "SELECT refresh_token, access_token, expires_at, seed_fingerprint FROM oauth_tokens WHERE client_id = ?",
+        )
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(row.map(|(refresh, access, expires, seed)| StoredTokens {
+            refresh_token: SecretString::from(refresh),
+            access_token: access.map(SecretString::from),
+            expires_at: expires
+                .and_then(|e| DateTime::parse_from_rfc3339(&e).ok())
+                .map(|e| e.with_timezone(&Utc)),
+            seed_fingerprint: seed,
+        }))
+    }
+
+    /// Stores the newest tokens; returns once they are committed to disk.
+    pub async fn save_tokens(
+        &self,
+        client_id: &str,
+        tokens: &StoredTokens,
+    ) -> Result<(), HistoryError> {
+        sqlx::query(
+            "INSERT INTO oauth_tokens (client_id, refresh_token, access_token, expires_at, seed_fingerprint, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET refresh_token = excluded.refresh_token, \
+             access_token = excluded.access_token, expires_at = excluded.expires_at, \
+             seed_fingerprint = excluded.seed_fingerprint, updated_at = excluded.updated_at",
+        )
+        .bind(client_id)
+        .bind(tokens.refresh_token.expose_secret())
+        .bind(tokens.access_token.as_ref().map(|t| t.expose_secret().to_string()))
+        .bind(tokens.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)))
+        .bind(&tokens.seed_fingerprint)
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the file readable by its owner only, if it does not exist yet.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_round_trip_and_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/history.db");
+        let h = History::open(&path).await.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let id = h.start_run("manual", false).await.unwrap();
+        let row = ActionRow {
+            email: Some("a@x.edu".into()),
+            user_id: 7,
+            role: "Admin".into(),
+            action: "add".into(),
+            outcome: "planned".into(),
+            http_status: None,
+            detail: None,
+            planned_user_id: 7,
+        };
+        h.record_plan(id, std::slice::from_ref(&row), &[])
+            .await
+            .unwrap();
+        let done = ActionRow {
+            user_id: 8,
+            outcome: "applied".into(),
+            http_status: Some(200),
+            ..row.clone()
+        };
+        h.record_outcomes(id, &[done]).await.unwrap();
+        let actions = h.actions(id).await.unwrap();
+        assert_eq!(
+            (actions[0].user_id, actions[0].outcome.as_str()),
+            (8, "applied")
+        );
+        assert_eq!(h.mark_interrupted().await.unwrap(), 1);
+        let run = h.run(id).await.unwrap().unwrap();
+        assert_eq!(run.status, "interrupted");
+        assert!(run.finished_at.is_some());
+    }
+}

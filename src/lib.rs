@@ -1,0 +1,29 @@
+//! studio-role-sync keeps the roles of Canvas Studio users equal to what an institution
+//! declares in a YAML file or a SQL table.
+//!
+//! A run flows: [`config`] → [`desired`] state → [`studio`] read of the [`current`] state →
+//! [`plan`] (a pure diff, plus safety guards) → [`apply`] (batched, rate-limited) → [`history`]
+//! (SQLite). [`reconcile`] strings one run together; [`daemon`] repeats it on a schedule and on
+//! edits; [`app`] holds the commands; [`sim`] is an in-process Studio for the demo, tests and
+//! benchmarks. The binary (`main.rs`) only parses the command line.
+
+pub mod app;
+pub mod apply;
+pub mod config;
+pub mod current;
+pub mod daemon;
+pub mod demo;
+pub mod desired;
+pub mod history;
+pub mod http;
+pub mod lock;
+pub mod logging;
+pub mod metrics;
+pub mod plan;
+pub mod reconcile;
+pub mod report;
+pub mod roles;
+pub mod shutdown;
+pub mod sim;
+pub mod studio;
+pub mod yaml_lines;

@@ -1,0 +1,115 @@
+//! The `studio-role-sync` command line: parse, then call the library.
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::path::PathBuf;
+use studio_role_sync::config::DEFAULT_CONFIG_PATH;
+use studio_role_sync::reconcile::Exit;
+use studio_role_sync::report::Format;
+use studio_role_sync::{app, daemon, demo};
+
+/// Keeps the roles of Canvas Studio users equal to what your institution declares.
+#[derive(Parser)]
+#[command(name = "studio-role-sync", version, about, long_about = None)]
+struct Cli {
+    /// Config file.
+    #[arg(long, global = true, env = "STUDIO_ROLE_SYNC_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the config and the desired state (a SQL source is queried); no request to Studio.
+    Validate,
+    /// Read Studio and print the changes a run would make; changes nothing (exit 2: changes).
+    Plan,
+    /// One run now: plan, guard, apply, record.
+    Apply,
+    /// Run on the schedule and on edits until SIGTERM/SIGINT; serves http.listen.
+    Daemon,
+    /// Read the run history.
+    History {
+        /// How many runs to list.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Show one run with its actions and pending emails.
+        #[arg(long)]
+        run: Option<i64>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print the current holders of the managed roles as a roles file.
+    Export,
+    /// Run validate, plan, apply and history against a built-in Studio simulator.
+    Demo,
+    /// OAuth: authorize this tool once (authorization-code flow) and store its tokens.
+    Auth {
+        #[command(subcommand)]
+        command: AuthCommand,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    Man,
+}
+
+#[derive(Subcommand)]
+enum AuthCommand {
+    /// Print the authorize URL, take the code, store the tokens.
+    Login,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::from(Exit::Error as u8);
+        }
+    };
+    let config = cli.config;
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Validate => app::validate(&config).await,
+            Command::Plan => app::run(&config, true).await,
+            Command::Apply => app::run(&config, false).await,
+            Command::Daemon => daemon::run(&config).await,
+            Command::History { limit, run, format } => {
+                app::history(&config, limit, run, format).await
+            }
+            Command::Export => app::export(&config).await,
+            Command::Demo => demo::run().await,
+            Command::Auth {
+                command: AuthCommand::Login,
+            } => app::auth_login(&config).await,
+            Command::Completions { shell } => {
+                clap_complete::generate(
+                    shell,
+                    &mut Cli::command(),
+                    "studio-role-sync",
+                    &mut std::io::stdout(),
+                );
+                Exit::Success
+            }
+            Command::Man => {
+                match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                    Ok(()) => Exit::Success,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        Exit::Error
+                    }
+                }
+            }
+        }
+    });
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    std::process::ExitCode::from(code as u8)
+}

@@ -1,0 +1,341 @@
+//! The plan: the pure difference between the desired and the current state, and the safety
+//! guards that decide whether it may be applied.
+//!
+//! No I/O happens here. [`plan`] is a function of its arguments, so it is tested exhaustively
+//! (property tests below) and `plan` and `apply` agree by construction. Safety lives in two
+//! places on purpose: per-user rules (protected, no email, ambiguous, add-only) shape the plan
+//! itself, while whole-run guards ([`check_guards`]) judge the plan as a whole and abort the
+//! run before anything is sent.
+
+use crate::config::SafetyConfig;
+use crate::current::{CurrentState, EmailMatch};
+use crate::desired::DesiredState;
+use crate::roles::{ManagedRoles, RoleSet};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActionKind {
+    Add,
+    Remove,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Add => "add",
+            ActionKind::Remove => "remove",
+        }
+    }
+}
+
+/// One change to send: give or take one managed role from one Studio user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleAction {
+    pub user_id: u64,
+    pub email: Option<String>,
+    /// Index into `roles.managed`.
+    pub role: usize,
+    pub kind: ActionKind,
+}
+
+/// Why a desired email or a holder is left alone this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PendingReason {
+    /// Studio has no user with this email yet; retried every run.
+    NotInStudio,
+    /// Several Studio users share this email.
+    Ambiguous,
+    /// A holder with no email: it can never be matched, so it is never pruned.
+    NoEmail,
+    /// A protected email would have lost roles.
+    Protected,
+}
+
+impl PendingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingReason::NotInStudio => "not_in_studio",
+            PendingReason::Ambiguous => "ambiguous",
+            PendingReason::NoEmail => "no_email",
+            PendingReason::Protected => "protected",
+        }
+    }
+}
+
+/// An email (or an email-less user) the run reports but does not act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEmail {
+    /// The email, or `user <id>` for a user without one.
+    pub email: String,
+    pub user_id: Option<u64>,
+    pub reason: PendingReason,
+    pub detail: String,
+}
+
+/// The rules that shape a plan, from the `roles` section of the config.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub remove_unlisted: bool,
+    pub protected: HashSet<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Sorted by role, then kind, then email: stable output, and batches group by role.
+    pub actions: Vec<RoleAction>,
+    pub pending: Vec<PendingEmail>,
+    /// Current managed-role grants (user, role) seen in Studio.
+    pub current_grants: usize,
+}
+
+impl Plan {
+    pub fn adds(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Add)
+            .count()
+    }
+
+    pub fn removes(&self) -> usize {
+        self.actions.len() - self.adds()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Desired emails not acted on: not in Studio yet, or ambiguous. They are reported, not
+    /// failures, and retried every run.
+    pub fn pending_emails(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.reason,
+                    PendingReason::NotInStudio | PendingReason::Ambiguous
+                )
+            })
+            .count()
+    }
+}
+
+/// Computes the changes that make Studio's managed roles equal the desired state.
+pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> Plan {
+    let mut actions = Vec::new();
+    let mut pending = Vec::new();
+    // Users whose fate the desired state decided (matched, or ambiguous): not pruned below.
+    let mut decided: HashSet<u64> = HashSet::with_capacity(desired.users.len());
+
+    for (email, &want) in &desired.users {
+        match current.by_email.get(email).unwrap_or(&EmailMatch::NotFound) {
+            EmailMatch::NotFound => {
+                if !want.is_empty() {
+                    pending.push(PendingEmail {
+                        email: email.clone(),
+                        user_id: None,
+                        reason: PendingReason::NotInStudio,
+                        detail: "no Studio user has this email yet".into(),
+                    });
+                }
+            }
+            EmailMatch::Many(ids) => {
+                decided.extend(ids.iter().copied());
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+                pending.push(PendingEmail {
+                    email: email.clone(),
+                    user_id: None,
+                    reason: PendingReason::Ambiguous,
+                    detail: format!("Studio users {} share this email", ids.join(", ")),
+                });
+            }
+            EmailMatch::One(id) => {
+                decided.insert(*id);
+                let Some(user) = current.users.get(id) else {
+                    continue;
+                };
+                push_all(
+                    &mut actions,
+                    user.id,
+                    Some(email),
+                    want.minus(user.roles),
+                    ActionKind::Add,
+                );
+                let extra = user.roles.minus(want);
+                if !extra.is_empty() && policy.remove_unlisted {
+                    remove_unless_protected(
+                        &mut actions,
+                        &mut pending,
+                        policy,
+                        user.id,
+                        email,
+                        extra,
+                    );
+                }
+            }
+        }
+    }
+
+    if policy.remove_unlisted {
+        let mut holders: Vec<_> = current
+            .holders()
+            .filter(|u| !decided.contains(&u.id))
+            .collect();
+        holders.sort_by_key(|u| u.id);
+        for user in holders {
+            match &user.email {
+                None => pending.push(PendingEmail {
+                    email: format!("user {}", user.id),
+                    user_id: Some(user.id),
+                    reason: PendingReason::NoEmail,
+                    detail: "holds a managed role but has no email; never removed".into(),
+                }),
+                Some(email) => remove_unless_protected(
+                    &mut actions,
+                    &mut pending,
+                    policy,
+                    user.id,
+                    email,
+                    user.roles,
+                ),
+            }
+        }
+    }
+
+    actions.sort_by(|a, b| {
+        (a.role, a.kind, &a.email, a.user_id).cmp(&(b.role, b.kind, &b.email, b.user_id))
+    });
+    pending.sort_by(|a, b| (a.reason, &a.email).cmp(&(b.reason, &b.email)));
+    Plan {
+        actions,
+        pending,
+        current_grants: current.grants(),
+    }
+}
+
+fn push_all(
+    actions: &mut Vec<RoleAction>,
+    user_id: u64,
+    email: Option<&String>,
+    roles: RoleSet,
+    kind: ActionKind,
+) {
+    actions.extend(roles.iter().map(|role| RoleAction {
+        user_id,
+        email: email.cloned(),
+        role,
+        kind,
+    }));
+}
+
+fn remove_unless_protected(
+    actions: &mut Vec<RoleAction>,
+    pending: &mut Vec<PendingEmail>,
+    policy: &Policy,
+    user_id: u64,
+    email: &String,
+    roles: RoleSet,
+) {
+    if policy.protected.contains(email) {
+        pending.push(PendingEmail {
+            email: email.clone(),
+            user_id: Some(user_id),
+            reason: PendingReason::Protected,
+            detail: format!("{} managed role(s) kept", roles.len()),
+        });
+    } else {
+        push_all(actions, user_id, Some(email), roles, ActionKind::Remove);
+    }
+}
+
+/// A whole-run guard that refused the plan. Nothing is sent when one trips.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GuardTrip {
+    EmptyDesired,
+    TooManyRemovals {
+        planned: usize,
+        max: usize,
+    },
+    RemovalRatio {
+        planned: usize,
+        current: usize,
+        max_ratio: f64,
+    },
+}
+
+impl fmt::Display for GuardTrip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuardTrip::EmptyDesired => write!(
+                f,
+                "the desired state grants no role while roles.remove_unlisted is true: refusing to \
+                 revoke every managed role (an empty file or a failed query looks the same)"
+            ),
+            GuardTrip::TooManyRemovals { planned, max } => write!(
+                f,
+                "{planned} removals planned, more than safety.max_removals ({max})"
+            ),
+            GuardTrip::RemovalRatio {
+                planned,
+                current,
+                max_ratio,
+            } => write!(
+                f,
+                "{planned} removals planned out of {current} current grants ({:.0}%), more than \
+                 safety.max_removal_ratio ({:.0}%)",
+                100.0 * *planned as f64 / *current as f64,
+                100.0 * max_ratio
+            ),
+        }
+    }
+}
+
+/// Judges a plan as a whole; the first guard that trips is returned.
+pub fn check_guards(
+    plan: &Plan,
+    desired: &DesiredState,
+    policy: &Policy,
+    safety: &SafetyConfig,
+) -> Result<(), GuardTrip> {
+    if policy.remove_unlisted && desired.is_empty() {
+        return Err(GuardTrip::EmptyDesired);
+    }
+    let removes = plan.removes();
+    if removes > safety.max_removals {
+        return Err(GuardTrip::TooManyRemovals {
+            planned: removes,
+            max: safety.max_removals,
+        });
+    }
+    if removes > 0 && removes as f64 > safety.max_removal_ratio * plan.current_grants as f64 {
+        return Err(GuardTrip::RemovalRatio {
+            planned: removes,
+            current: plan.current_grants,
+            max_ratio: safety.max_removal_ratio,
+        });
+    }
+    Ok(())
+}
+
+/// Counts of a plan per role name, for summaries: role → (adds, removes).
+pub fn counts_by_role<'a>(plan: &Plan, managed: &'a ManagedRoles) -> Vec<(&'a str, usize, usize)> {
+    let mut counts: HashMap<usize, (usize, usize)> = HashMap::new();
+    for a in &plan.actions {
+        let c = counts.entry(a.role).or_default();
+        match a.kind {
+            ActionKind::Add => c.0 += 1,
+            ActionKind::Remove => c.1 += 1,
+        }
+    }
+    let mut out: Vec<_> = counts
+        .into_iter()
+        .map(|(r, (a, d))| (managed.name(r), a, d))
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests;

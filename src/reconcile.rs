@@ -1,0 +1,389 @@
+//! One run, end to end: load the desired state, read Studio, plan, guard, apply, record.
+//!
+//! Level-triggered and idempotent, like a Kubernetes controller's reconcile: nothing is
+//! remembered between runs but the history; every run recomputes its plan from live state, so
+//! a run that died halfway is finished by the next one. Every way a run can end goes through
+//! [`RunReport`] and one mapping to a status and an exit code.
+
+use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
+use crate::config::{AuthConfig, Config, SourceConfig};
+use crate::desired::{self, DesiredError, DesiredState};
+use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
+use crate::metrics::Metrics;
+use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
+use crate::shutdown::Shutdown;
+use crate::studio::auth::{Auth, OAuth, OAuthSettings};
+use crate::studio::read::read_current;
+use crate::studio::{ClientSettings, StudioClient, StudioError};
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// What started a run, as recorded in `runs.trigger`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    Manual,
+    Schedule,
+    Startup,
+    Reload,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Manual => "manual",
+            Trigger::Schedule => "schedule",
+            Trigger::Startup => "startup",
+            Trigger::Reload => "reload",
+        }
+    }
+}
+
+/// The contract's exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    Error = 1,
+    Changes = 2,
+    Aborted = 3,
+    Partial = 4,
+}
+
+/// Everything a run needs that outlives it: config, history, client, metrics.
+pub struct Engine {
+    pub config: Arc<Config>,
+    pub history: History,
+    pub client: StudioClient,
+    pub metrics: Metrics,
+}
+
+/// How a run ended, for the caller to print and to exit with.
+#[derive(Debug)]
+pub struct RunReport {
+    pub record: RunRecord,
+    pub plan: Option<Plan>,
+    pub guard: Option<GuardTrip>,
+    pub outcomes: Vec<ActionOutcome>,
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    pub fn exit(&self) -> Exit {
+        if self.error.is_some() {
+            Exit::Error
+        } else if self.guard.is_some() {
+            Exit::Aborted
+        } else if self.record.failed > 0 {
+            Exit::Partial
+        } else if self.record.dry_run && self.plan.as_ref().is_some_and(|p| !p.is_empty()) {
+            Exit::Changes
+        } else {
+            Exit::Success
+        }
+    }
+}
+
+/// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
+pub async fn make_client(
+    config: &Config,
+    history: &History,
+    metrics: &Metrics,
+) -> Result<StudioClient, StudioError> {
+    let auth = match &config.studio.auth {
+        AuthConfig::Token(t) => Auth::Static(t.clone()),
+        AuthConfig::OAuth(o) => Auth::OAuth(Arc::new(
+            OAuth::new(OAuthSettings::from(&**o), history.clone(), metrics.clone()).await?,
+        )),
+    };
+    let s = &config.studio;
+    let settings = ClientSettings {
+        base_url: s.base_url.clone(),
+        requests_per_second: s.requests_per_second,
+        burst: s.burst,
+        concurrency: s.concurrency,
+        timeout: s.timeout,
+        max_retries: s.max_retries,
+    };
+    StudioClient::new(&settings, auth, metrics.clone())
+}
+
+/// Loads the desired state from the configured source.
+pub async fn load_desired(config: &Config) -> Result<DesiredState, DesiredError> {
+    match &config.source {
+        SourceConfig::Yaml(path) => desired::yaml::load(path, &config.roles.managed),
+        SourceConfig::Sql(sql) => desired::sql::load(sql, &config.roles.managed)
+            .await
+            .map(|(d, _)| d),
+    }
+}
+
+impl Engine {
+    pub async fn new(
+        config: Arc<Config>,
+        history: History,
+        metrics: Metrics,
+    ) -> Result<Engine, StudioError> {
+        let client = make_client(&config, &history, &metrics).await?;
+        Ok(Engine {
+            config,
+            history,
+            client,
+            metrics,
+        })
+    }
+
+    fn policy(&self) -> Policy {
+        Policy {
+            remove_unlisted: self.config.roles.remove_unlisted,
+            protected: self.config.roles.protected.clone(),
+        }
+    }
+
+    /// One run. `desired` is used when given (the daemon's last valid state); otherwise the
+    /// source is loaded. A dry run plans and records but sends nothing.
+    pub async fn run(
+        &self,
+        trigger: Trigger,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: Shutdown,
+    ) -> Result<RunReport, HistoryError> {
+        let id = self.history.start_run(trigger.as_str(), dry_run).await?;
+        let span = tracing::info_span!("run", run_id = id);
+        self.run_recorded(id, trigger, dry_run, desired, shutdown)
+            .instrument(span)
+            .await
+    }
+
+    async fn run_recorded(
+        &self,
+        id: i64,
+        trigger: Trigger,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: Shutdown,
+    ) -> Result<RunReport, HistoryError> {
+        let started = Instant::now();
+        let before = self.client.counts();
+        tracing::info!(trigger = trigger.as_str(), dry_run, "run started");
+        let mut report = RunReport {
+            record: RunRecord {
+                id,
+                trigger: trigger.as_str().into(),
+                dry_run,
+                status: "running".into(),
+                ..Default::default()
+            },
+            plan: None,
+            guard: None,
+            outcomes: Vec::new(),
+            error: None,
+        };
+        let result = self
+            .plan_and_apply(&mut report, dry_run, desired, shutdown)
+            .await;
+        if let Err(message) = result {
+            tracing::error!(error = %message, "run failed");
+            report.error = Some(message);
+        }
+        let counts = self.client.counts().since(before);
+        let status = status_of(&report);
+        let error = report
+            .error
+            .clone()
+            .or_else(|| report.guard.as_ref().map(|g| format!("safety guard: {g}")));
+        let r = &mut report.record;
+        r.api_requests = counts.requests as i64;
+        r.retries = counts.retries as i64;
+        r.throttled = counts.throttled as i64;
+        r.error = error;
+        r.status = status.into();
+        self.history.finish_run(&report.record).await?;
+        let seconds = started.elapsed().as_secs_f64();
+        self.metrics.run_finished(
+            &report.record.status,
+            seconds,
+            report.record.pending as usize,
+        );
+        tracing::info!(
+            status = %report.record.status,
+            adds = report.record.adds_applied,
+            removes = report.record.removes_applied,
+            failed = report.record.failed,
+            pending = report.record.pending,
+            api_requests = report.record.api_requests,
+            seconds = format!("{seconds:.2}"),
+            "run finished"
+        );
+        Ok(report)
+    }
+
+    /// The body of a run; an `Err` is the run's error message (status `failed`).
+    async fn plan_and_apply(
+        &self,
+        report: &mut RunReport,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: Shutdown,
+    ) -> Result<(), String> {
+        let config = &self.config;
+        let managed = &config.roles.managed;
+        let desired = match desired {
+            Some(d) => d,
+            None => load_desired(config).await.map_err(|e| e.to_string())?,
+        };
+        report.record.desired_users = Some(desired.users.len() as i64);
+        let cache = self.history.load_cache().await.map_err(|e| e.to_string())?;
+        let read = read_current(
+            &self.client,
+            managed,
+            &desired,
+            &cache,
+            config.studio.concurrency,
+        )
+        .await
+        .map_err(|e| format!("reading Studio failed: {e}"))?;
+        let seen: Vec<(String, u64)> = read
+            .current
+            .by_email
+            .iter()
+            .filter_map(|(email, m)| match m {
+                crate::current::EmailMatch::One(id)
+                    if !read.from_cache.contains(id) && cache.get(email) != Some(id) =>
+                {
+                    Some((email.clone(), *id))
+                }
+                _ => None,
+            })
+            .collect();
+        self.history
+            .save_cache(&seen)
+            .await
+            .map_err(|e| e.to_string())?;
+
+        let policy = self.policy();
+        let the_plan = plan(&desired, &read.current, &policy);
+        let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
+        let r = &mut report.record;
+        r.adds_planned = the_plan.adds() as i64;
+        r.removes_planned = the_plan.removes() as i64;
+        r.pending = the_plan.pending_emails() as i64;
+        let (outcome, detail) = match (&guard, dry_run) {
+            (Some(g), _) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
+            (None, true) => ("planned", None),
+            (None, false) => ("planned", None),
+        };
+        let rows: Vec<ActionRow> = the_plan
+            .actions
+            .iter()
+            .map(|a| ActionRow {
+                email: a.email.clone(),
+                user_id: a.user_id as i64,
+                role: managed.name(a.role).to_string(),
+                action: a.kind.as_str().into(),
+                outcome: outcome.into(),
+                http_status: None,
+                detail: detail.clone(),
+                planned_user_id: a.user_id as i64,
+            })
+            .collect();
+        let pending: Vec<PendingRow> = the_plan
+            .pending
+            .iter()
+            .map(|p| PendingRow {
+                email: p.email.clone(),
+                reason: p.reason.as_str().into(),
+                user_id: p.user_id.map(|i| i as i64),
+                detail: Some(p.detail.clone()),
+            })
+            .collect();
+        self.history
+            .record_plan(report.record.id, &rows, &pending)
+            .await
+            .map_err(|e| e.to_string())?;
+        for p in &the_plan.pending {
+            tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
+        }
+        if let Some(g) = &guard {
+            tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+        }
+        let actions = the_plan.actions.clone();
+        report.guard = guard;
+        report.plan = Some(the_plan);
+        if report.guard.is_some() || dry_run || actions.is_empty() {
+            return Ok(());
+        }
+
+        let applier = Applier {
+            client: &self.client,
+            managed,
+            from_cache: &read.from_cache,
+            batch_size: config.studio.batch_size,
+            concurrency: config.studio.concurrency,
+            shutdown,
+        };
+        let history = &self.history;
+        let metrics = &self.metrics;
+        let run_id = report.record.id;
+        let applied = applier
+            .apply(actions, |batch| async move {
+                for o in &batch {
+                    metrics.action(o.action.kind.as_str(), o.outcome.as_str(), 1);
+                }
+                let rows: Vec<ActionRow> = batch.iter().map(|o| outcome_row(o, managed)).collect();
+                if let Err(e) = history.record_outcomes(run_id, &rows).await {
+                    tracing::error!(error = %e, "cannot record outcomes");
+                }
+            })
+            .await;
+        let _ = self.history.forget_cached(&applied.stale_cache).await;
+        let _ = self.history.save_cache(&applied.resolved).await;
+        let r = &mut report.record;
+        for o in &applied.outcomes {
+            match (o.outcome, o.action.kind) {
+                (Outcome::Applied, ActionKind::Add) => r.adds_applied += 1,
+                (Outcome::Applied, ActionKind::Remove) => r.removes_applied += 1,
+                (Outcome::Failed, _) => r.failed += 1,
+                (Outcome::Skipped, _) => {}
+            }
+        }
+        report.outcomes = applied.outcomes;
+        match applied.stopped {
+            Some(Stopped::Outage(why)) => Err(format!("Studio is failing: {why}")),
+            Some(Stopped::Auth(why)) => Err(why),
+            Some(Stopped::Shutdown) => {
+                report.record.status = "interrupted".into();
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+fn outcome_row(o: &ActionOutcome, managed: &crate::roles::ManagedRoles) -> ActionRow {
+    ActionRow {
+        email: o.action.email.clone(),
+        user_id: o.action.user_id as i64,
+        role: managed.name(o.action.role).to_string(),
+        action: o.action.kind.as_str().into(),
+        outcome: o.outcome.as_str().into(),
+        http_status: o.http_status.map(i64::from),
+        detail: o.detail.clone(),
+        planned_user_id: o.planned_user_id as i64,
+    }
+}
+
+/// The one mapping from how a run ended to its recorded status.
+fn status_of(report: &RunReport) -> &'static str {
+    if report.error.is_some() {
+        "failed"
+    } else if report.guard.is_some() {
+        "aborted"
+    } else if report.record.status == "interrupted" {
+        "interrupted"
+    } else if report.record.failed > 0 {
+        "partial"
+    } else {
+        "succeeded"
+    }
+}

@@ -1,0 +1,302 @@
+//! The `/api/public/v1` handlers and the router.
+//!
+//! Validation follows the vendor documentation: 400 for a missing parameter, 401 without a
+//! valid bearer token, 404 for unknown users, 422 for invalid parameters. Where the vendor is
+//! silent the simulator picks the behaviour a client must survive: email search is a
+//! case-insensitive prefix match, and a `PUT /users/roles` batch with one unknown user is
+//! refused as a whole.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use super::state::email_key;
+use super::{faults, oauth, Shared, SimUser};
+
+/// A JSON error answer `{"error": message}`.
+pub(crate) fn error(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
+
+/// A refused request: status and message, turned into [`error`] at the handler's edge.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+/// The user object as the API shows it.
+#[derive(Serialize)]
+struct UserOut<'a> {
+    id: u64,
+    full_name: &'a str,
+    display_name: &'a str,
+    email: Option<&'a str>,
+    role_names: &'a [String],
+}
+
+impl<'a> From<&'a SimUser> for UserOut<'a> {
+    fn from(u: &'a SimUser) -> Self {
+        UserOut {
+            id: u.id,
+            full_name: &u.full_name,
+            display_name: &u.full_name,
+            email: u.email.as_deref(),
+            role_names: &u.role_names,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Meta {
+    current_page: u64,
+    last_page: u64,
+    total_count: u64,
+}
+
+#[derive(Serialize)]
+struct SearchOut<'a> {
+    users: Vec<UserOut<'a>>,
+    meta: Meta,
+}
+
+#[derive(Serialize)]
+struct UsersOut<'a> {
+    users: Vec<UserOut<'a>>,
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    let v1 = Router::new()
+        .route("/users/search", get(search))
+        .route("/users/roles", put(put_roles))
+        .route("/users/{user_id}", get(get_user))
+        // Layers added later run first: faults, then authentication, then the handler.
+        .route_layer(middleware::from_fn_with_state(shared.clone(), auth_mw))
+        .route_layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::fault_mw,
+        ));
+    let oauth = Router::new()
+        .route("/token", post(oauth::token))
+        .route("/authorize", get(oauth::authorize));
+    Router::new()
+        .nest("/api/public/v1", v1)
+        .nest("/api/public/oauth", oauth)
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(
+            shared.clone(),
+            faults::count_mw,
+        ))
+        .with_state(shared)
+}
+
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not found")
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+async fn auth_mw(State(shared): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    let ok = match bearer(req.headers()) {
+        None => false,
+        Some(token) => {
+            shared.static_token.as_deref() == Some(token)
+                || shared.oauth().access_token_valid(token)
+        }
+    };
+    if !ok {
+        let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized");
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    next.run(req).await
+}
+
+/// Parses an optional integer parameter that must be within `min..=max`.
+fn int_param(
+    value: Option<&str>,
+    default: u64,
+    min: u64,
+    max: u64,
+    name: &str,
+) -> Result<u64, ApiError> {
+    let Some(raw) = value else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<u64>() {
+        Ok(v) if (min..=max).contains(&v) => Ok(v),
+        _ => Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            if max == u64::MAX {
+                format!("{name} must be an integer >= {min}")
+            } else {
+                format!("{name} must be an integer between {min} and {max}")
+            },
+        )),
+    }
+}
+
+async fn search(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
+    let mut role: Option<String> = None;
+    let mut email: Option<String> = None;
+    let mut page: Option<String> = None;
+    let mut per_page: Option<String> = None;
+    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        let slot = match &*k {
+            "role" => &mut role,
+            "email" => &mut email,
+            "page" => &mut page,
+            "per_page" => &mut per_page,
+            _ => continue,
+        };
+        if slot.is_none() {
+            *slot = Some(v.into_owned());
+        }
+    }
+    // An empty value counts as missing.
+    let role = role.filter(|r| !r.trim().is_empty());
+    let email = email.map(|e| email_key(&e)).filter(|e| !e.is_empty());
+    if role.is_none() && email.is_none() {
+        return error(StatusCode::BAD_REQUEST, "role or email is required");
+    }
+    let per_page = match int_param(per_page.as_deref(), 20, 1, 50, "per_page") {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    let page = match int_param(page.as_deref(), 1, 1, u64::MAX, "page") {
+        Ok(v) => v,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(role) = &role {
+        if !shared.known_roles.contains(role) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                &format!("unknown role: {role}"),
+            );
+        }
+    }
+    let found = shared
+        .store()
+        .search(role.as_deref(), email.as_deref(), page, per_page);
+    let last_page = found.total.div_ceil(per_page).max(1);
+    Json(SearchOut {
+        users: found.users.iter().map(UserOut::from).collect(),
+        meta: Meta {
+            current_page: page,
+            last_page,
+            total_count: found.total,
+        },
+    })
+    .into_response()
+}
+
+async fn get_user(State(shared): State<Arc<Shared>>, Path(user_id): Path<String>) -> Response {
+    let user = user_id
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| shared.store().get(id).cloned());
+    match user {
+        Some(user) => Json(UserOut::from(&user)).into_response(),
+        None => error(StatusCode::NOT_FOUND, "user not found"),
+    }
+}
+
+enum Op {
+    Add,
+    Remove,
+}
+
+/// One validated action, or the error answer for the batch.
+fn parse_action(shared: &Shared, value: &Value) -> Result<(u64, Op, String), ApiError> {
+    let bad = |m: &str| Err(ApiError(StatusCode::BAD_REQUEST, m.to_string()));
+    let invalid = |m: String| Err(ApiError(StatusCode::UNPROCESSABLE_ENTITY, m));
+    let Some(obj) = value.as_object() else {
+        return bad("each action must be an object");
+    };
+    let (Some(user_id), Some(action), Some(role)) =
+        (obj.get("user_id"), obj.get("action"), obj.get("role"))
+    else {
+        return bad("user_id, action and role are required");
+    };
+    if user_id.is_null() || action.is_null() || role.is_null() {
+        return bad("user_id, action and role are required");
+    }
+    let Some(user_id) = user_id.as_u64() else {
+        return invalid(format!("invalid user_id: {user_id}"));
+    };
+    let op = match action.as_str() {
+        Some("add") => Op::Add,
+        Some("remove") => Op::Remove,
+        _ => return invalid(format!("invalid action: {action}")),
+    };
+    let Some(role) = role.as_str() else {
+        return invalid(format!("invalid role: {role}"));
+    };
+    if !shared.known_roles.contains(role) {
+        return invalid(format!("unknown role: {role}"));
+    }
+    Ok((user_id, op, role.to_string()))
+}
+
+async fn put_roles(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
+    let Ok(value) = serde_json::from_slice::<Value>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "actions is required");
+    };
+    let actions = match value.get("actions") {
+        Some(Value::Array(a)) if !a.is_empty() => a,
+        _ => return error(StatusCode::BAD_REQUEST, "actions is required"),
+    };
+    let mut parsed = Vec::with_capacity(actions.len());
+    for action in actions {
+        match parse_action(&shared, action) {
+            Ok(p) => parsed.push(p),
+            Err(e) => return e.into_response(),
+        }
+    }
+    let updated: Vec<SimUser> = {
+        let mut store = shared.store_mut();
+        if parsed.iter().any(|(id, _, _)| !store.contains(*id)) {
+            drop(store);
+            return error(StatusCode::NOT_FOUND, "the user(s) was not found");
+        }
+        for (id, op, role) in &parsed {
+            match op {
+                Op::Add => store.add_role(*id, role),
+                Op::Remove => store.remove_role(*id, role),
+            }
+        }
+        let mut seen = HashSet::new();
+        parsed
+            .iter()
+            .filter(|(id, _, _)| seen.insert(*id))
+            .filter_map(|(id, _, _)| store.get(*id).cloned())
+            .collect()
+    };
+    shared.control().stats.put_actions += parsed.len() as u64;
+    Json(UsersOut {
+        users: updated.iter().map(UserOut::from).collect(),
+    })
+    .into_response()
+}

@@ -1,0 +1,485 @@
+//! The Canvas Studio API client.
+//!
+//! Everything that crosses the network to Studio goes through [`StudioClient::send`], which
+//! owns the cross-cutting rules once: the shared pace ([`pace`]), the bound on requests in
+//! flight, authentication and its refresh on `401` ([`auth`]), retries with backoff and jitter
+//! for `429`, `5xx`, timeouts and broken connections, and the counting of every request for
+//! the run record and the metrics. The endpoint methods below are thin.
+
+pub mod auth;
+pub mod pace;
+pub mod read;
+
+use crate::current::StudioUser;
+use crate::metrics::Metrics;
+use auth::Auth;
+use pace::Pace;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use url::Url;
+
+/// The largest page Studio serves.
+pub const PER_PAGE: u32 = 50;
+
+/// The endpoints the client calls, as they are labelled in metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    SearchByRole,
+    SearchByEmail,
+    GetUser,
+    PutRoles,
+    Token,
+}
+
+impl Endpoint {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Endpoint::SearchByRole => "search_by_role",
+            Endpoint::SearchByEmail => "search_by_email",
+            Endpoint::GetUser => "get_user",
+            Endpoint::PutRoles => "put_roles",
+            Endpoint::Token => "token",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StudioError {
+    #[error("Studio refused the credentials (401 Unauthorized) for {endpoint}: {hint}")]
+    Unauthorized {
+        endpoint: &'static str,
+        hint: String,
+    },
+    #[error("Studio answered {status} to {endpoint}: {message}")]
+    Status {
+        endpoint: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("cannot reach Studio ({endpoint}) after {attempts} attempt(s): {message}")]
+    Unreachable {
+        endpoint: &'static str,
+        attempts: u32,
+        message: String,
+    },
+    #[error("Studio sent a response to {endpoint} that is not the expected JSON after {attempts} attempt(s): {message}")]
+    Malformed {
+        endpoint: &'static str,
+        attempts: u32,
+        message: String,
+    },
+    #[error("{0}")]
+    Auth(String),
+}
+
+impl StudioError {
+    /// The HTTP status behind the error, if Studio answered one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            StudioError::Status { status, .. } => Some(*status),
+            StudioError::Unauthorized { .. } => Some(401),
+            _ => None,
+        }
+    }
+
+    /// Errors that mean the server (or the way to it) is failing, not the request.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            StudioError::Unreachable { .. } | StudioError::Malformed { .. }
+        ) || self.status().is_some_and(|s| s >= 500 || s == 429)
+    }
+
+    /// Errors that make every further request pointless: stop the run.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            StudioError::Unauthorized { .. } | StudioError::Auth(_)
+        )
+    }
+}
+
+/// Client settings from `studio:` in the config.
+#[derive(Clone, Debug)]
+pub struct ClientSettings {
+    pub base_url: Url,
+    pub requests_per_second: f64,
+    pub burst: u32,
+    pub concurrency: usize,
+    pub timeout: Duration,
+    pub max_retries: u32,
+}
+
+/// Retries granted to `429` answers on top of `max_retries`: being told to wait is not a fault.
+const EXTRA_RETRIES_FOR_429: u32 = 30;
+
+#[derive(Clone)]
+pub struct StudioClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: reqwest::Client,
+    api: Url,
+    auth: Auth,
+    pace: Pace,
+    in_flight: Semaphore,
+    max_retries: u32,
+    metrics: Metrics,
+    counters: Counters,
+}
+
+/// Totals since the client was made; a run reads them before and after.
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    retries: AtomicU64,
+    throttled: AtomicU64,
+}
+
+/// A snapshot of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+}
+
+impl RequestCounts {
+    pub fn since(self, earlier: RequestCounts) -> RequestCounts {
+        RequestCounts {
+            requests: self.requests - earlier.requests,
+            retries: self.retries - earlier.retries,
+            throttled: self.throttled - earlier.throttled,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    users: Vec<StudioUser>,
+    #[serde(default)]
+    meta: Option<PageMeta>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PageMeta {
+    #[serde(default)]
+    last_page: Option<u32>,
+}
+
+/// One users page and the number of the last page.
+pub struct UsersPage {
+    pub users: Vec<StudioUser>,
+    pub last_page: u32,
+}
+
+/// One action of `PUT /users/roles`, as sent.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct WireAction {
+    pub user_id: u64,
+    pub action: &'static str,
+    pub role: String,
+}
+
+#[derive(Serialize)]
+struct PutBody<'a> {
+    actions: &'a [WireAction],
+}
+
+#[derive(Deserialize)]
+struct PutAnswer {
+    #[serde(default)]
+    users: Vec<StudioUser>,
+}
+
+/// What Studio sent in an error body, if it was the documented `{"error": "..."}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: serde_json::Value,
+}
+
+impl StudioClient {
+    pub fn new(
+        settings: &ClientSettings,
+        auth: Auth,
+        metrics: Metrics,
+    ) -> Result<StudioClient, StudioError> {
+        let http = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("studio-role-sync/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(settings.concurrency.max(1))
+            .build()
+            .map_err(|e| StudioError::Unreachable {
+                endpoint: "client",
+                attempts: 0,
+                message: e.to_string(),
+            })?;
+        let mut api = settings.base_url.clone();
+        api.set_path(&format!(
+            "{}/api/public/v1/",
+            api.path().trim_end_matches('/')
+        ));
+        Ok(StudioClient {
+            inner: Arc::new(Inner {
+                http,
+                api,
+                auth,
+                pace: Pace::new(settings.requests_per_second, settings.burst),
+                in_flight: Semaphore::new(settings.concurrency.max(1)),
+                max_retries: settings.max_retries,
+                metrics,
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    pub fn counts(&self) -> RequestCounts {
+        let c = &self.inner.counters;
+        RequestCounts {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
+        }
+    }
+
+    pub fn pace_factor(&self) -> f64 {
+        self.inner.pace.factor()
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    /// One page of `GET /users/search` for a role.
+    pub async fn users_with_role(&self, role: &str, page: u32) -> Result<UsersPage, StudioError> {
+        let page_s = page.to_string();
+        let per_page = PER_PAGE.to_string();
+        let query = [("role", role), ("page", &page_s), ("per_page", &per_page)];
+        self.search(Endpoint::SearchByRole, &query).await
+    }
+
+    /// One page of `GET /users/search` for an email (the server may match loosely).
+    pub async fn users_with_email(&self, email: &str, page: u32) -> Result<UsersPage, StudioError> {
+        let page_s = page.to_string();
+        let per_page = PER_PAGE.to_string();
+        let query = [("email", email), ("page", &page_s), ("per_page", &per_page)];
+        self.search(Endpoint::SearchByEmail, &query).await
+    }
+
+    async fn search(
+        &self,
+        endpoint: Endpoint,
+        query: &[(&str, &str)],
+    ) -> Result<UsersPage, StudioError> {
+        let url = self.inner.api.join("users/search").expect("static path");
+        let page: Page = self
+            .send(endpoint, |http| http.get(url.clone()).query(query))
+            .await?;
+        Ok(UsersPage {
+            users: page.users,
+            last_page: page.meta.and_then(|m| m.last_page).unwrap_or(1).max(1),
+        })
+    }
+
+    /// `PUT /users/roles` with one batch; Studio answers the updated users.
+    pub async fn put_roles(&self, actions: &[WireAction]) -> Result<Vec<StudioUser>, StudioError> {
+        let url = self.inner.api.join("users/roles").expect("static path");
+        let body = PutBody { actions };
+        let answer: PutAnswer = self
+            .send(Endpoint::PutRoles, |http| http.put(url.clone()).json(&body))
+            .await?;
+        Ok(answer.users)
+    }
+
+    /// Sends a request built by `build`, with pace, auth, retries and counting; parses the
+    /// JSON answer as `T`.
+    pub async fn send<T, F>(&self, endpoint: Endpoint, build: F) -> Result<T, StudioError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let inner = &*self.inner;
+        let name = endpoint.as_str();
+        let mut failures = 0u32;
+        let mut throttles = 0u32;
+        let mut reauthenticated = false;
+        loop {
+            let attempts = failures + throttles + 1;
+            let _slot = inner
+                .in_flight
+                .acquire()
+                .await
+                .expect("semaphore never closed");
+            inner.pace.acquire().await;
+            let token = inner.auth.access_token(&inner.http).await?;
+            inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let sent = build(&inner.http).bearer_auth(token.secret()).send().await;
+            let response = match sent {
+                Ok(r) => r,
+                Err(e) => {
+                    inner.metrics.request(name, None);
+                    drop(_slot);
+                    failures += 1;
+                    if failures > inner.max_retries {
+                        return Err(StudioError::Unreachable {
+                            endpoint: name,
+                            attempts,
+                            message: describe(&e),
+                        });
+                    }
+                    tracing::debug!(endpoint = name, error = %describe(&e), "request failed; retrying");
+                    self.backoff(failures).await;
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            inner.metrics.request(name, Some(status));
+            let retry_after = retry_after(&response);
+            let body = response.bytes().await;
+            drop(_slot);
+            match (status, body) {
+                (200..=299, Ok(bytes)) => match serde_json::from_slice::<T>(&bytes) {
+                    Ok(value) => {
+                        inner.pace.succeeded();
+                        return Ok(value);
+                    }
+                    Err(e) => {
+                        failures += 1;
+                        if failures > inner.max_retries {
+                            return Err(StudioError::Malformed {
+                                endpoint: name,
+                                attempts,
+                                message: e.to_string(),
+                            });
+                        }
+                        tracing::debug!(endpoint = name, error = %e, "malformed JSON from Studio; retrying");
+                        self.backoff(failures).await;
+                    }
+                },
+                (200..=299, Err(e)) => {
+                    failures += 1;
+                    if failures > inner.max_retries {
+                        return Err(StudioError::Unreachable {
+                            endpoint: name,
+                            attempts,
+                            message: describe(&e),
+                        });
+                    }
+                    tracing::debug!(endpoint = name, error = %describe(&e), "response cut off; retrying");
+                    self.backoff(failures).await;
+                }
+                (401, _) => {
+                    if !reauthenticated && inner.auth.can_refresh() {
+                        reauthenticated = true;
+                        inner.auth.rejected(&token).await;
+                        continue;
+                    }
+                    return Err(StudioError::Unauthorized {
+                        endpoint: name,
+                        hint: inner.auth.hint(),
+                    });
+                }
+                (429, _) => {
+                    throttles += 1;
+                    inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    inner.pace.throttled(retry_after);
+                    if throttles > inner.max_retries + EXTRA_RETRIES_FOR_429 {
+                        return Err(StudioError::Status {
+                            endpoint: name,
+                            status,
+                            message: "rate limited (429) too many times".into(),
+                        });
+                    }
+                    inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(
+                        endpoint = name,
+                        ?retry_after,
+                        "429 from Studio; slowing down"
+                    );
+                }
+                (408 | 500..=599, body) => {
+                    failures += 1;
+                    if failures > inner.max_retries {
+                        let message = body.map(|b| error_message(&b)).unwrap_or_default();
+                        return Err(StudioError::Status {
+                            endpoint: name,
+                            status,
+                            message,
+                        });
+                    }
+                    tracing::debug!(endpoint = name, status, "server error; retrying");
+                    self.backoff(failures).await;
+                }
+                (_, body) => {
+                    let message = body.map(|b| error_message(&b)).unwrap_or_default();
+                    return Err(StudioError::Status {
+                        endpoint: name,
+                        status,
+                        message,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Exponential backoff with full jitter: 100 ms, 200 ms, 400 ms ... capped at 10 s.
+    async fn backoff(&self, failures: u32) {
+        self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+        let cap =
+            Duration::from_millis(100 * 2u64.pow(failures.min(7))).min(Duration::from_secs(10));
+        let wait = rand::rng().random_range(cap / 2..=cap);
+        tokio::time::sleep(wait).await;
+    }
+}
+
+fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    let value = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?;
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// The `error` of a JSON error body, or the start of the body.
+fn error_message(body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(ErrorBody {
+            error: serde_json::Value::String(s),
+        }) => s,
+        Ok(ErrorBody { error }) => error.to_string(),
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+    }
+}
+
+/// A reqwest error without its URL's query (it holds emails) and with its cause chain.
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "response cut off"
+    } else {
+        "request failed"
+    };
+    let mut message = kind.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        source = s.source();
+    }
+    message
+}

@@ -1,0 +1,106 @@
+//! Where a key stands in a YAML file, for error messages.
+//!
+//! serde reports the line of a *type* error, but checks that need the whole value (a role
+//! that is not managed, an email seen twice, `http://` to a remote host) happen after parsing,
+//! when serde's positions are gone. This scanner recovers the line of a key from the text: it
+//! follows block mappings by indentation, which is how config and roles files are written.
+//! Where it cannot tell (flow mappings, anchors), callers fall back to the nearest parent key.
+
+/// One block-mapping key: its path from the document root and its 1-based line.
+struct KeyAt {
+    path: Vec<String>,
+    line: usize,
+}
+
+fn scan(text: &str) -> Vec<KeyAt> {
+    let mut out = Vec::new();
+    // (indent, key) of the open mappings above the current line.
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
+            continue;
+        }
+        let indent = raw.len() - trimmed.len();
+        let Some(key) = leading_key(trimmed) else {
+            continue;
+        };
+        while stack.last().is_some_and(|(d, _)| *d >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key));
+        out.push(KeyAt {
+            path: stack.iter().map(|(_, k)| k.clone()).collect(),
+            line: i + 1,
+        });
+    }
+    out
+}
+
+/// The key at the start of a line (`key: ...`, `"key": ...`), if the line opens one.
+fn leading_key(line: &str) -> Option<String> {
+    if let Some(quote) = line.chars().next().filter(|c| *c == '"' || *c == '\'') {
+        let rest = &line[1..];
+        let end = rest.find(quote)?;
+        let after = rest[end + 1..].trim_start();
+        return after.starts_with(':').then(|| rest[..end].to_string());
+    }
+    if line.starts_with(['-', '[', '{', '&', '*', '!', '|', '>']) {
+        return None;
+    }
+    // A key ends at the first ": " or at a ':' closing the line (emails contain no ": ").
+    let end = line.find(": ").or_else(|| {
+        let t = line.split(" #").next().unwrap_or(line).trim_end();
+        t.ends_with(':').then(|| t.len() - 1)
+    })?;
+    Some(line[..end].trim_end().to_string())
+}
+
+/// The line of the key at `path` (e.g. `["studio", "base_url"]`), or of its nearest parent
+/// that can be found.
+pub fn key_line(text: &str, path: &[&str]) -> Option<usize> {
+    let keys = scan(text);
+    (1..=path.len()).rev().find_map(|n| {
+        keys.iter()
+            .find(|k| k.path.len() == n && k.path.iter().zip(&path[..n]).all(|(a, b)| a == b))
+            .map(|k| k.line)
+    })
+}
+
+/// Every key directly under the mapping at `parent` (e.g. `["users"]`), in file order, with
+/// its line; a key written twice appears twice.
+pub fn child_keys(text: &str, parent: &[&str]) -> Vec<(String, usize)> {
+    scan(text)
+        .into_iter()
+        .filter(|k| {
+            k.path.len() == parent.len() + 1 && k.path.iter().zip(parent).all(|(a, b)| a == b)
+        })
+        .map(|mut k| (k.path.pop().unwrap_or_default(), k.line))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "# comment\nstudio:\n  base_url: https://x\n  token_env: T\nroles:\n  managed: [Admin]\nusers:\n  a@x.edu: [Admin]\n  \"B@x.edu\":\n    - Admin\n  a@x.edu: []\n";
+
+    #[test]
+    fn finds_nested_keys() {
+        assert_eq!(key_line(TEXT, &["studio", "token_env"]), Some(4));
+        assert_eq!(key_line(TEXT, &["roles", "managed"]), Some(6));
+        assert_eq!(
+            key_line(TEXT, &["roles", "missing"]),
+            Some(5),
+            "falls back to parent"
+        );
+        assert_eq!(key_line(TEXT, &["nothing"]), None);
+    }
+
+    #[test]
+    fn lists_children_with_duplicates() {
+        let keys = child_keys(TEXT, &["users"]);
+        let expected = [("a@x.edu", 8), ("B@x.edu", 9), ("a@x.edu", 11)];
+        assert_eq!(keys, expected.map(|(k, l)| (k.to_string(), l)));
+    }
+}
