@@ -137,9 +137,9 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Exit {
 
 /// `history`: the runs, or one run's actions and pending emails.
 pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: Format) -> Exit {
-    let config = match load_config(config_path) {
+    let config = match Config::load_without_secrets(config_path) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(e) => return fail(e),
     };
     if !config.history.exists() {
         return fail(format!(
