@@ -73,13 +73,24 @@ pub struct Run {
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
 impl Tenant {
     pub async fn start(users: Vec<SimUser>) -> Tenant {
-        Tenant::start_with(SimConfig { token: Some(TOKEN.into()), ..SimConfig::default() }, users).await
+        Tenant::start_with(
+            SimConfig {
+                token: Some(TOKEN.into()),
+                ..SimConfig::default()
+            },
+            users,
+        )
+        .await
     }
 
     pub async fn start_with(config: SimConfig, users: Vec<SimUser>) -> Tenant {
@@ -161,13 +172,22 @@ impl Tenant {
 
     /// The history database, opened read-only for assertions.
     pub async fn history(&self) -> SqlitePool {
-        let options = SqliteConnectOptions::new().filename(self.history_path()).read_only(true);
-        SqlitePool::connect_with(options).await.expect("history opens")
+        let options = SqliteConnectOptions::new()
+            .filename(self.history_path())
+            .read_only(true);
+        SqlitePool::connect_with(options)
+            .await
+            .expect("history opens")
     }
 
     /// Sorted emails of the holders of `role` in the simulator.
     pub fn holders(&self, role: &str) -> Vec<String> {
-        let mut v: Vec<String> = self.sim.holders(role).into_iter().map(|u| u.email.unwrap_or_else(|| format!("user {}", u.id))).collect();
+        let mut v: Vec<String> = self
+            .sim
+            .holders(role)
+            .into_iter()
+            .map(|u| u.email.unwrap_or_else(|| format!("user {}", u.id)))
+            .collect();
         v.sort();
         v
     }
@@ -184,5 +204,8 @@ pub async fn run_row(db: &SqlitePool, id: i64) -> (String, i64, i64, i64, i64, i
 }
 
 pub async fn count(db: &SqlitePool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(db).await.expect("count query")
+    sqlx::query_scalar(sql)
+        .fetch_one(db)
+        .await
+        .expect("count query")
 }
