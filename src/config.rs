@@ -690,7 +690,7 @@ impl Checker<'_> {
                     return Err(self.error(&k("statement_timeout_seconds"), "must be positive"));
                 }
                 Ok(SourceConfig::Sql(SqlSourceConfig {
-                    url,
+                    url: resolve_sqlite_path(url, resolve),
                     url_origin,
                     query: sql.query,
                     statement_timeout: Duration::from_secs_f64(sql.statement_timeout_seconds),
@@ -699,6 +699,28 @@ impl Checker<'_> {
             _ => Err(self.error(&["source"], "set exactly one of yaml or sql")),
         }
     }
+}
+
+/// A relative SQLite file in the URL (`sqlite://roles.db`, `sqlite:roles.db`) is, like every
+/// other path in the config, relative to the config file's folder, not to the working folder.
+fn resolve_sqlite_path(url: SecretString, resolve: &dyn Fn(&Path) -> PathBuf) -> SecretString {
+    use secrecy::ExposeSecret;
+    let text = url.expose_secret();
+    let Some(rest) = text
+        .strip_prefix("sqlite://")
+        .or_else(|| text.strip_prefix("sqlite:"))
+    else {
+        return url;
+    };
+    let (file, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(f, q)| (f, Some(q)));
+    if file.is_empty() || file.starts_with('/') || file.starts_with(":memory:") {
+        return url;
+    }
+    let absolute = resolve(Path::new(file));
+    let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+    SecretString::from(format!("sqlite://{}{query}", absolute.display()))
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -787,6 +809,31 @@ mod tests {
         );
         let e = load(&format!("{GOOD}safety:\n  max_removal_ratio: 2\n")).unwrap_err();
         assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn relative_sqlite_files_resolve_from_the_config_folder() {
+        use secrecy::ExposeSecret;
+        let text = GOOD.replace(
+            "  yaml: roles.yaml\n",
+            "  sql:\n    url_env: CONFIG_TEST_SQL_URL\n    query: SELECT email, role FROM g\n",
+        );
+        for (given, expected) in [
+            (
+                "sqlite://hr/roles.db?mode=ro",
+                "sqlite:///etc/srs/hr/roles.db?mode=ro",
+            ),
+            ("sqlite:roles.db", "sqlite:///etc/srs/roles.db"),
+            ("sqlite:///abs/roles.db", "sqlite:///abs/roles.db"),
+            ("postgres://db/hr", "postgres://db/hr"),
+        ] {
+            std::env::set_var("CONFIG_TEST_SQL_URL", given);
+            let c = load(&text).unwrap();
+            let SourceConfig::Sql(sql) = &c.source else {
+                panic!("sql source")
+            };
+            assert_eq!(sql.url.expose_secret(), expected);
+        }
     }
 
     #[test]
