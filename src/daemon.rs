@@ -2,21 +2,26 @@
 //!
 //! One loop owns the runs, so runs never overlap: the scheduler, the file watcher and startup
 //! only *ask* for a run through a one-slot channel. A scheduled slot that comes while a run is
-//! busy is skipped and logged; edits are coalesced into one pending reload. The loop re-reads
-//! the config and the desired state before each run and keeps the last valid ones, so a bad
-//! edit is reported (log, `/readyz`, metrics) and never applied. On SIGTERM/SIGINT it stops
-//! taking runs, lets the run in flight finish its batch (bounded wait), records it, and exits 0.
+//! busy (or another is already queued) is skipped and logged; edits are debounced into one
+//! pending reload, which waits for the run in progress.
+//!
+//! Before each run the loop re-reads the config file (when its text changed) and the desired
+//! state, and keeps the last valid ones: a bad edit is logged with its file and line, reported
+//! on `/readyz` and in metrics, and never applied; scheduled runs go on with the last valid
+//! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
+//! finish its batch (bounded wait), records it with its true status, and exits 0.
 
 use crate::config::Config;
 use crate::desired::DesiredState;
 use crate::history::History;
-use crate::http::{HttpState, Readiness};
+use crate::http::{HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{load_desired, Engine, Exit, Trigger};
 use crate::shutdown::{Shutdown, ShutdownSignal};
 use notify::{RecursiveMode, Watcher};
 use std::collections::HashSet;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -28,11 +33,20 @@ use tokio_cron_scheduler::{Job, JobScheduler};
 const DEBOUNCE: Duration = Duration::from_millis(700);
 /// How long a shutdown waits for the run in flight before recording it interrupted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+/// How long a shutdown waits for open HTTP connections.
+const HTTP_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(config_path: &Path) -> Exit {
-    let config = match crate::app::load_config(config_path) {
-        Ok(c) => Arc::new(c),
-        Err(code) => return code,
+    let text = std::fs::read_to_string(config_path).unwrap_or_default();
+    let config = match Config::from_text(config_path, &text) {
+        Ok(c) if !text.is_empty() => Arc::new(c),
+        // Unreadable or invalid: `load_config` prints the error with file and line.
+        _ => {
+            return match crate::app::load_config(config_path) {
+                Ok(_) => Exit::Error,
+                Err(code) => code,
+            }
+        }
     };
     crate::logging::init(config.log.format, &config.log.level);
     let _lock = match InstanceLock::acquire(&config.history) {
@@ -47,6 +61,7 @@ pub async fn run(config_path: &Path) -> Exit {
         Ok(h) => h,
         Err(e) => {
             tracing::error!("{e}");
+            eprintln!("error: {e}");
             return Exit::Error;
         }
     };
@@ -58,15 +73,36 @@ pub async fn run(config_path: &Path) -> Exit {
         ),
         Err(e) => tracing::error!("{e}"),
     }
-    let mut daemon = Daemon::new(config, config_path.to_path_buf(), history).await;
+    let mut daemon = Daemon::new(config, config_path.to_path_buf(), text, history);
     let code = daemon.serve().await;
     daemon.history.close().await;
     code
 }
 
+/// What re-reading the config file found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ConfigReload {
+    /// Same text as last time (valid or not).
+    Unchanged,
+    /// A new valid config is in use.
+    Applied,
+    /// The file is invalid: the previous config stays in use.
+    Invalid,
+}
+
+/// The pieces that ask for runs; rebuilt in part when the config changes.
+struct Triggers {
+    tx: mpsc::Sender<Trigger>,
+    busy: Arc<AtomicBool>,
+    scheduler: Option<JobScheduler>,
+    watcher: Option<FileWatch>,
+}
+
 struct Daemon {
     config: Arc<Config>,
     config_path: PathBuf,
+    /// The config file's text as last read (valid or not), to notice changes.
+    config_text: String,
     history: History,
     metrics: Metrics,
     readiness: Arc<RwLock<Readiness>>,
@@ -75,30 +111,36 @@ struct Daemon {
 }
 
 impl Daemon {
-    async fn new(config: Arc<Config>, config_path: PathBuf, history: History) -> Daemon {
-        let readiness = Arc::new(RwLock::new(Readiness {
-            starting: true,
-            ..Default::default()
-        }));
+    fn new(
+        config: Arc<Config>,
+        config_path: PathBuf,
+        config_text: String,
+        history: History,
+    ) -> Daemon {
+        let metrics = Metrics::new();
+        metrics.set_config_valid(true);
         Daemon {
             config,
             config_path,
+            config_text,
             history,
-            metrics: Metrics::new(),
-            readiness,
+            metrics,
+            readiness: Arc::new(RwLock::new(Readiness::default())),
             engine: None,
             last_desired: None,
         }
     }
 
     fn set_ready(&self, f: impl FnOnce(&mut Readiness)) {
-        f(&mut self.readiness.write().unwrap_or_else(|e| e.into_inner()));
+        let mut r = self.readiness.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut r);
+        self.metrics
+            .set_config_valid(r.invalid_config.is_none() && r.invalid_desired.is_none());
     }
 
     async fn serve(&mut self) -> Exit {
         let (signal, shutdown) = ShutdownSignal::new();
-        let signal = Arc::new(signal);
-        spawn_signal_handler(signal.clone());
+        spawn_signal_handler(signal);
 
         let http_state = HttpState {
             readiness: self.readiness.clone(),
@@ -110,30 +152,41 @@ impl Daemon {
         })
         .await
         {
-            Ok(h) => h,
+            Ok((_, h)) => h,
             Err(e) => {
                 tracing::error!(listen = %self.config.http.listen, error = %e, "cannot serve http.listen");
+                eprintln!("error: cannot listen on {}: {e}", self.config.http.listen);
                 return Exit::Error;
             }
         };
 
         let (tx, mut rx) = mpsc::channel::<Trigger>(1);
+        // Queued before the scheduler starts, so the first run is always `startup`.
+        let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
-        let mut scheduler = match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
-            Ok(s) => s,
+        let mut triggers = Triggers {
+            tx: tx.clone(),
+            busy: busy.clone(),
+            scheduler: None,
+            watcher: None,
+        };
+        match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
+            Ok(s) => triggers.scheduler = Some(s),
             Err(e) => {
-                tracing::error!(error = %e, "cannot start the scheduler");
+                tracing::error!(schedule = %self.config.schedule, error = %e, "cannot start the scheduler");
                 return Exit::Error;
             }
-        };
-        let _watcher = match watch_files(&self.config, &self.config_path, tx.clone()) {
-            Ok(w) => Some(w),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch the config and roles files; edits are picked up at the next scheduled run");
-                None
+        }
+        match FileWatch::start(tx.clone()) {
+            Ok(mut w) => {
+                w.follow(&self.config, &self.config_path);
+                triggers.watcher = Some(w);
             }
-        };
-        let _ = tx.try_send(Trigger::Startup);
+            Err(e) => tracing::warn!(
+                error = %e,
+                "cannot watch the config and roles files; edits are picked up at the next scheduled run"
+            ),
+        }
         notify_systemd(&[sd_notify::NotifyState::Ready]);
         spawn_watchdog(shutdown.clone());
         tracing::info!(schedule = %self.config.schedule, timezone = %self.config.timezone, "daemon started");
@@ -141,12 +194,13 @@ impl Daemon {
         let mut stop = shutdown.clone();
         loop {
             let trigger = tokio::select! {
+                biased;
                 _ = stop.recv() => break,
                 t = rx.recv() => match t { Some(t) => t, None => break },
             };
             busy.store(true, Ordering::SeqCst);
             let finished = {
-                let run = self.one_run(trigger, shutdown.clone());
+                let run = self.one_run(trigger, shutdown.clone(), &mut triggers);
                 tokio::pin!(run);
                 tokio::select! {
                     _ = &mut run => true,
@@ -162,24 +216,78 @@ impl Daemon {
                     "the run did not finish within {} s; recording it interrupted",
                     SHUTDOWN_GRACE.as_secs()
                 );
-                let _ = self.history.mark_interrupted().await;
+                if let Err(e) = self.history.mark_interrupted().await {
+                    tracing::error!(error = %e, "cannot record the run interrupted");
+                }
                 break;
             }
             if shutdown.is_shutdown() {
                 break;
             }
         }
+        tracing::info!("shutting down: no new runs");
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
-        let _ = scheduler.shutdown().await;
-        let _ = http.await;
+        drop(triggers.watcher.take());
+        if let Some(mut s) = triggers.scheduler.take() {
+            let _ = s.shutdown().await;
+        }
+        if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
+            tracing::warn!(
+                "HTTP connections still open after {} s; closing",
+                HTTP_GRACE.as_secs()
+            );
+        }
         tracing::info!("daemon stopped");
         Exit::Success
     }
 
-    /// Reloads inputs as needed, then runs once with the last valid desired state.
-    async fn one_run(&mut self, trigger: Trigger, shutdown: Shutdown) {
-        if trigger == Trigger::Reload {
-            self.reload_config().await;
+    /// Reloads inputs as needed, then runs once with the last valid config and desired state.
+    async fn one_run(&mut self, trigger: Trigger, shutdown: Shutdown, triggers: &mut Triggers) {
+        if trigger != Trigger::Startup {
+            self.reload_config(triggers).await;
+        }
+        // With an invalid config file, the previous config stays in use; a reload then runs
+        // only if the desired state itself changed.
+        let config_invalid = self.readiness_now().invalid_config.is_some();
+        let desired = match load_desired(&self.config).await {
+            Ok(d) => {
+                if self.readiness_now().invalid_desired.is_some() {
+                    tracing::info!("the desired state is valid again");
+                }
+                self.set_ready(|r| r.invalid_desired = None);
+                if trigger == Trigger::Reload
+                    && config_invalid
+                    && self.last_desired.as_ref() == Some(&d)
+                {
+                    tracing::info!("not running: the config file is invalid and the desired state did not change");
+                    return;
+                }
+                self.last_desired = Some(d.clone());
+                Some(d)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                let new_problem =
+                    self.readiness_now().invalid_desired.as_deref() != Some(message.as_str());
+                if new_problem || trigger == Trigger::Reload {
+                    tracing::error!(error = %message, "the desired state is invalid; nothing from it is applied");
+                }
+                self.set_ready(|r| r.invalid_desired = Some(message));
+                if trigger == Trigger::Reload {
+                    return;
+                }
+                match &self.last_desired {
+                    Some(d) => {
+                        tracing::warn!("running with the last valid desired state");
+                        Some(d.clone())
+                    }
+                    // Nothing valid yet: the run loads it again and records the failure.
+                    None => None,
+                }
+            }
+        };
+        if config_invalid {
+            tracing::warn!("the config file is invalid: this run uses the previous config");
         }
         if self.engine.is_none() {
             match Engine::new(
@@ -191,80 +299,127 @@ impl Daemon {
             {
                 Ok(e) => self.engine = Some(e),
                 Err(e) => {
-                    tracing::error!(error = %e, "cannot set up the Studio client");
-                    self.set_ready(|r| r.failed_run = Some((0, e.to_string())));
+                    tracing::error!(error = %e, "cannot set up the Studio client; no run");
+                    self.set_ready(|r| {
+                        r.last_run = Some(LastRun {
+                            id: None,
+                            status: "failed".into(),
+                            error: Some(format!("cannot set up the Studio client: {e}")),
+                        })
+                    });
                     return;
                 }
             }
         }
-        let desired = match load_desired(&self.config).await {
-            Ok(d) => {
-                self.metrics.set_config_valid(true);
-                self.set_ready(|r| r.invalid_input = None);
-                self.last_desired = Some(d.clone());
-                Some(d)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the desired state is invalid; nothing from it is applied");
-                self.metrics.set_config_valid(false);
-                self.set_ready(|r| r.invalid_input = Some(e.to_string()));
-                if trigger == Trigger::Reload {
-                    return;
-                }
-                match &self.last_desired {
-                    Some(d) => {
-                        tracing::warn!("running with the last valid desired state");
-                        Some(d.clone())
-                    }
-                    // Nothing valid yet: the run records the failure.
-                    None => None,
-                }
-            }
-        };
         let engine = self.engine.as_ref().expect("set above");
         match engine.run(trigger, false, desired, shutdown).await {
             Ok(report) => {
-                let failed = (report.record.status == "failed").then(|| {
-                    (
-                        report.record.id,
-                        report.record.error.clone().unwrap_or_default(),
-                    )
-                });
-                self.set_ready(|r| {
-                    r.failed_run = failed;
-                    r.starting = false;
+                let r = &report.record;
+                notify_systemd(&[sd_notify::NotifyState::Status(&format!(
+                    "last run {} ({}) {}",
+                    r.id, r.trigger, r.status
+                ))]);
+                self.set_ready(|ready| {
+                    ready.last_run = Some(LastRun {
+                        id: Some(r.id),
+                        status: r.status.clone(),
+                        error: r.error.clone(),
+                    })
                 });
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the run");
-                self.set_ready(|r| r.failed_run = Some((0, e.to_string())));
+                self.set_ready(|r| {
+                    r.last_run = Some(LastRun {
+                        id: None,
+                        status: "failed".into(),
+                        error: Some(format!("cannot record the run: {e}")),
+                    })
+                });
             }
         }
     }
 
-    /// Re-reads the config file; a bad one is reported and the previous one kept.
-    async fn reload_config(&mut self) {
-        match Config::load(&self.config_path) {
-            Ok(new) => {
-                if new.history != self.config.history
-                    || new.http.listen != self.config.http.listen
-                    || new.schedule != self.config.schedule
-                {
-                    tracing::warn!("history, http.listen and schedule changes take effect when the daemon restarts");
+    fn readiness_now(&self) -> Readiness {
+        self.readiness
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Re-reads the config file when its text changed; a bad one is reported and the previous
+    /// one kept. A new schedule or roles file location takes effect at once; `history`,
+    /// `http.listen` and `log` need a restart.
+    async fn reload_config(&mut self, triggers: &mut Triggers) -> ConfigReload {
+        let text = match std::fs::read_to_string(&self.config_path) {
+            Ok(t) => t,
+            Err(e) => {
+                let message = format!(
+                    "{}: cannot read config file: {e}",
+                    self.config_path.display()
+                );
+                if self.readiness_now().invalid_config.as_deref() != Some(message.as_str()) {
+                    tracing::error!(error = %message, "the config file is invalid; keeping the previous config");
                 }
-                self.config = Arc::new(new);
+                self.config_text.clear();
+                self.set_ready(|r| r.invalid_config = Some(message));
+                return ConfigReload::Invalid;
+            }
+        };
+        if text == self.config_text {
+            return ConfigReload::Unchanged;
+        }
+        self.config_text = text;
+        match Config::from_text(&self.config_path, &self.config_text) {
+            Ok(new) => {
+                let old = &self.config;
+                if new.history != old.history
+                    || new.http.listen != old.http.listen
+                    || new.log.format != old.log.format
+                    || new.log.level != old.log.level
+                {
+                    tracing::warn!(
+                        "changes to history, http.listen and log take effect when the daemon restarts"
+                    );
+                }
+                let reschedule = new.schedule != old.schedule || new.timezone != old.timezone;
+                let new = Arc::new(new);
+                if reschedule {
+                    match start_scheduler(&new, triggers.tx.clone(), triggers.busy.clone()).await {
+                        Ok(s) => {
+                            if let Some(mut old) = triggers.scheduler.replace(s) {
+                                let _ = old.shutdown().await;
+                            }
+                            tracing::info!(schedule = %new.schedule, timezone = %new.timezone, "new schedule in effect");
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot start the new schedule; keeping the previous one")
+                        }
+                    }
+                }
+                if let Some(w) = triggers.watcher.as_mut() {
+                    w.follow(&new, &self.config_path);
+                }
+                if self.readiness_now().invalid_config.is_some() {
+                    tracing::info!("the config file is valid again");
+                } else {
+                    tracing::info!("config reloaded");
+                }
+                self.config = new;
                 self.engine = None;
+                self.set_ready(|r| r.invalid_config = None);
+                ConfigReload::Applied
             }
             Err(e) => {
                 tracing::error!(error = %e, "the config file is invalid; keeping the previous config");
-                self.metrics.set_config_valid(false);
-                self.set_ready(|r| r.invalid_input = Some(e.to_string()));
+                self.set_ready(|r| r.invalid_config = Some(e.to_string()));
+                ConfigReload::Invalid
             }
         }
     }
 }
 
-fn spawn_signal_handler(signal: Arc<ShutdownSignal>) {
+fn spawn_signal_handler(signal: ShutdownSignal) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal as unix_signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -272,6 +427,9 @@ fn spawn_signal_handler(signal: Arc<ShutdownSignal>) {
             unix_signal(SignalKind::interrupt()),
         ) else {
             tracing::error!("cannot install signal handlers");
+            // Keep `signal` alive: dropping it would read as a shutdown.
+            std::future::pending::<()>().await;
+            drop(signal);
             return;
         };
         tokio::select! {
@@ -279,6 +437,14 @@ fn spawn_signal_handler(signal: Arc<ShutdownSignal>) {
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
         signal.trigger();
+        // Keep the handlers installed: a second signal must not kill the process mid-batch.
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("already shutting down");
+        }
     });
 }
 
@@ -295,8 +461,10 @@ async fn start_scheduler(
             let tx = tx.clone();
             let busy = busy.clone();
             Box::pin(async move {
-                if busy.load(Ordering::SeqCst) || tx.try_send(Trigger::Schedule).is_err() {
-                    tracing::warn!("scheduled slot skipped: a run is still in progress or queued");
+                if busy.load(Ordering::SeqCst) {
+                    tracing::warn!("scheduled slot skipped: a run is still in progress");
+                } else if tx.try_send(Trigger::Schedule).is_err() {
+                    tracing::warn!("scheduled slot skipped: another run is already queued");
                 }
             })
         },
@@ -308,62 +476,91 @@ async fn start_scheduler(
 
 /// Watches the folders of the config and roles files (not the files: editors replace files by
 /// rename, and Kubernetes swaps a `..data` symlink) and asks for a reload after a quiet time.
-fn watch_files(
-    config: &Config,
-    config_path: &Path,
-    tx: mpsc::Sender<Trigger>,
-) -> notify::Result<notify::RecommendedWatcher> {
-    let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
-    if let Some(roles) = config.roles_file() {
-        files.push(roles.to_path_buf());
-    }
-    let names: HashSet<std::ffi::OsString> = files
-        .iter()
-        .filter_map(|f| f.file_name().map(|n| n.to_os_string()))
-        .collect();
-    let dirs: HashSet<PathBuf> = files
-        .iter()
-        .map(|f| {
-            f.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf()
-        })
-        .collect();
-    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        let Ok(event) = event else { return };
-        if event.kind.is_access() {
-            return;
-        }
-        let relevant = event.paths.iter().any(|p| {
-            p.file_name()
-                .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
-        });
-        if relevant {
-            let _ = events_tx.send(());
-        }
-    })?;
-    for dir in &dirs {
-        watcher.watch(dir, RecursiveMode::NonRecursive)?;
-    }
-    tokio::spawn(async move {
-        while events_rx.recv().await.is_some() {
-            // Debounce: wait until the folder has been quiet for a moment.
-            loop {
-                match tokio::time::timeout(DEBOUNCE, events_rx.recv()).await {
-                    Ok(Some(())) => continue,
-                    Ok(None) => return,
-                    Err(_) => break,
-                }
-            }
-            tracing::info!("config or roles file changed; reloading");
-            if tx.send(Trigger::Reload).await.is_err() {
+struct FileWatch {
+    watcher: notify::RecommendedWatcher,
+    names: Arc<RwLock<HashSet<OsString>>>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl FileWatch {
+    fn start(tx: mpsc::Sender<Trigger>) -> notify::Result<FileWatch> {
+        let names: Arc<RwLock<HashSet<OsString>>> = Arc::default();
+        let watched = names.clone();
+        let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            let Ok(event) = event else { return };
+            if event.kind.is_access() {
                 return;
             }
+            let names = watched.read().unwrap_or_else(|e| e.into_inner());
+            let relevant = event.paths.iter().any(|p| {
+                p.file_name()
+                    .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
+            });
+            if relevant {
+                let _ = events_tx.send(());
+            }
+        })?;
+        tokio::spawn(async move {
+            while events_rx.recv().await.is_some() {
+                // Debounce: wait until the folder has been quiet for a moment.
+                loop {
+                    match tokio::time::timeout(DEBOUNCE, events_rx.recv()).await {
+                        Ok(Some(())) => continue,
+                        Ok(None) => return,
+                        Err(_) => break,
+                    }
+                }
+                tracing::info!("config or roles file changed; reloading");
+                if tx.send(Trigger::Reload).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(FileWatch {
+            watcher,
+            names,
+            dirs: HashSet::new(),
+        })
+    }
+
+    /// Watches the config file and the roles file of `config` (adds folders, never drops any).
+    fn follow(&mut self, config: &Config, config_path: &Path) {
+        let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
+        if let Some(roles) = config.roles_file() {
+            files.push(roles.to_path_buf());
         }
-    });
-    Ok(watcher)
+        {
+            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
+            names.clear();
+            names.extend(
+                files
+                    .iter()
+                    .filter_map(|f| f.file_name().map(|n| n.to_os_string())),
+            );
+        }
+        for f in &files {
+            let dir = f
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .to_path_buf();
+            if self.dirs.contains(&dir) {
+                continue;
+            }
+            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    tracing::debug!(dir = %dir.display(), "watching");
+                    self.dirs.insert(dir);
+                }
+                Err(e) => tracing::warn!(
+                    dir = %dir.display(),
+                    error = %e,
+                    "cannot watch this folder; its edits are picked up at the next scheduled run"
+                ),
+            }
+        }
+    }
 }
 
 fn notify_systemd(state: &[sd_notify::NotifyState]) {
@@ -374,7 +571,7 @@ fn notify_systemd(state: &[sd_notify::NotifyState]) {
     }
 }
 
-/// Pings the systemd watchdog at half its interval while the daemon runs.
+/// Pings the systemd watchdog at half its interval while the daemon's runtime is responsive.
 fn spawn_watchdog(mut shutdown: Shutdown) {
     let mut usec = 0u64;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {

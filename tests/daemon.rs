@@ -1,0 +1,548 @@
+//! The `daemon` command, end to end: the real binary as a service against the simulator.
+//!
+//! Each test starts its own simulated tenant and daemon (`http.listen: 127.0.0.1:0`; the bound
+//! port is read from the `listening on ADDR` log line), and checks what an admin would see:
+//! roles in Studio, rows in the history, HTTP answers, exit codes.
+
+mod common;
+
+use common::{count, user, Opts, Tenant};
+use sqlx::{Row, SqlitePool};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use studio_role_sync::sim::{Faults, SimUser};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+/// Deadline for one awaited condition.
+const WAIT: Duration = Duration::from_secs(15);
+/// A schedule that does not fire during a test.
+const YEARLY: &str = "schedule: \"0 0 0 1 1 *\"\n";
+
+/// A daemon process with its stderr captured line by line.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(t: &Tenant) -> Daemon {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+            .arg("--config")
+            .arg(t.config_path())
+            .arg("daemon")
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("daemon starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&strip_ansi(&line));
+                log.push('\n');
+            }
+        });
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The HTTP base URL, from the `listening on ADDR` line.
+    async fn base_url(&self) -> String {
+        let addr = wait_for("the `listening on` log line", || async {
+            self.log().lines().find_map(|l| {
+                l.split("listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
+            })
+        })
+        .await;
+        format!("http://{addr}")
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    /// Exit code once the process has exited (`None`: killed by a signal).
+    async fn wait_exit(&mut self) -> Option<i32> {
+        match tokio::time::timeout(WAIT, self.child.wait()).await {
+            Ok(status) => status.expect("wait works").code(),
+            Err(_) => panic!("daemon did not exit within {WAIT:?}\n{}", self.log()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    /// On a failed assertion (or with `DAEMON_TEST_LOG` set), show what the daemon logged.
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("DAEMON_TEST_LOG").is_some() {
+            eprintln!("--- daemon log\n{}", self.log());
+        }
+    }
+}
+
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Polls `check` every 100 ms until it gives a value; panics with `what` after [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_history(t: &Tenant) -> SqlitePool {
+    wait_for("the history database", || async {
+        t.history_path().exists().then_some(())
+    })
+    .await;
+    // The daemon creates the file, then migrates it: wait until `runs` exists.
+    wait_for("the runs table", || async {
+        let db = t.history().await;
+        let ok = sqlx::query("SELECT 1 FROM runs LIMIT 1")
+            .fetch_optional(&db)
+            .await
+            .is_ok();
+        ok.then_some(db)
+    })
+    .await
+}
+
+/// `(id, trigger, status)` of every run, oldest first.
+async fn runs(db: &SqlitePool) -> Vec<(i64, String, String)> {
+    sqlx::query("SELECT id, trigger, status FROM runs ORDER BY id")
+        .fetch_all(db)
+        .await
+        .expect("runs query")
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect()
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("daemon answers HTTP");
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+async fn readyz(base: &str) -> (u16, serde_json::Value) {
+    let (status, body) = get(&format!("{base}/readyz")).await;
+    (
+        status,
+        serde_json::from_str(&body).expect("readyz answers JSON"),
+    )
+}
+
+/// Waits until `/readyz` answers `status` with `reason` (when given) and returns the body.
+async fn wait_ready(base: &str, status: u16, reason: Option<&str>) -> serde_json::Value {
+    wait_for(&format!("/readyz {status} {reason:?}"), || async {
+        let (s, body) = readyz(base).await;
+        (s == status && reason.is_none_or(|r| body["reason"] == r)).then_some(body)
+    })
+    .await
+}
+
+fn admins(emails: &[&str]) -> String {
+    let mut text = String::from("users:\n");
+    for e in emails {
+        text.push_str(&format!("  {e}: [Admin]\n"));
+    }
+    text
+}
+
+fn population(n: u64) -> (Vec<SimUser>, Vec<String>) {
+    let emails: Vec<String> = (1..=n).map(|i| format!("user{i}@school.edu")).collect();
+    let users = emails
+        .iter()
+        .zip(1..)
+        .map(|(e, id)| user(id, Some(e), &[]))
+        .collect();
+    (users, emails)
+}
+
+/// A tenant whose Studio is slow enough (one request at a time, 150 ms each) that a run of
+/// `n` adds is still in flight when the test acts.
+async fn slow_tenant(n: u64, schedule: &str) -> (Tenant, Vec<String>) {
+    let (users, emails) = population(n);
+    let t = Tenant::start(users).await;
+    t.write_config(&Opts {
+        batch_size: 1,
+        concurrency: 1,
+        extra: format!("schedule: \"{schedule}\"\n"),
+        ..Opts::default()
+    });
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    t.write_roles(&admins(&refs));
+    t.sim.set_faults(Faults {
+        latency: Duration::from_millis(150),
+        ..Faults::default()
+    });
+    (t, emails)
+}
+
+#[tokio::test]
+async fn scheduled_runs_are_recorded_and_endpoints_answer() {
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &[]),
+        user(2, Some("bob@school.edu"), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: "schedule: \"*/2 * * * * *\"\n".into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu", "nobody@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url().await;
+    let db = wait_for_history(&t).await;
+
+    let all = wait_for("two scheduled runs", || async {
+        let all = runs(&db).await;
+        let scheduled = all
+            .iter()
+            .filter(|(_, trigger, status)| trigger == "schedule" && status == "succeeded")
+            .count();
+        (scheduled >= 2).then_some(all)
+    })
+    .await;
+    assert_eq!(
+        all[0].1, "startup",
+        "the first run is the startup run: {all:?}"
+    );
+    assert_eq!(all[0].2, "succeeded", "{all:?}");
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+    let log = d.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("run finished") && l.contains("run_id=1")),
+        "run lines carry the run id:\n{log}"
+    );
+
+    let (status, body) = get(&format!("{base}/healthz")).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = readyz(&base).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+
+    let (status, metrics) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    for expected in [
+        "studio_role_sync_runs_total{status=\"succeeded\"}",
+        "studio_role_sync_actions_total{action=\"add\",outcome=\"applied\"} 1",
+        "studio_role_sync_actions_total{action=\"remove\",outcome=\"applied\"} 1",
+        "studio_role_sync_api_requests_total{endpoint=",
+        "status=\"200\"}",
+        "studio_role_sync_run_duration_seconds_count",
+        "studio_role_sync_pending_users 1",
+        "studio_role_sync_seconds_since_last_success ",
+        "studio_role_sync_config_valid 1",
+    ] {
+        assert!(metrics.contains(expected), "no {expected} in\n{metrics}");
+    }
+
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'running'").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn edits_are_applied_at_once_and_bad_edits_are_kept_out() {
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &[]),
+        user(2, Some("carol@school.edu"), &[]),
+    ])
+    .await;
+    let opts = Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    };
+    t.write_config(&opts);
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url().await;
+    wait_ready(&base, 200, None).await;
+    let db = wait_for_history(&t).await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+
+    // A good edit is applied without waiting for the (yearly) schedule.
+    t.write_roles(&admins(&["alice@school.edu", "carol@school.edu"]));
+    wait_for("carol to become an admin", || async {
+        (t.holders("Admin").len() == 2).then_some(())
+    })
+    .await;
+    let reload_runs = wait_for("the reload run recorded", || async {
+        let all = runs(&db).await;
+        let done = all
+            .iter()
+            .any(|(_, trigger, status)| trigger == "reload" && status == "succeeded");
+        done.then_some(all)
+    })
+    .await;
+    let before = reload_runs.len();
+
+    // A bad edit (line 3 is not an email) that would also drop carol: reported, not applied.
+    t.write_roles("users:\n  alice@school.edu: [Admin]\n  not-an-email: [Admin]\n");
+    let body = wait_ready(&base, 503, Some("invalid_desired_state")).await;
+    let detail = body["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("roles.yaml:3"), "{body}");
+    assert!(d.log().contains("roles.yaml:3"), "{}", d.log());
+    let (_, metrics) = get(&format!("{base}/metrics")).await;
+    assert!(
+        metrics.contains("studio_role_sync_config_valid 0"),
+        "{metrics}"
+    );
+    assert_eq!(
+        t.holders("Admin"),
+        vec!["alice@school.edu", "carol@school.edu"]
+    );
+    assert_eq!(runs(&db).await.len(), before, "no run from a bad file");
+
+    // A bad config edit: reported with the config file's name, the previous config kept.
+    std::fs::write(t.config_path(), "studio: [\n").unwrap();
+    let body = wait_ready(&base, 503, Some("invalid_config")).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("studio-role-sync.yaml")),
+        "{body}"
+    );
+    assert_eq!(runs(&db).await.len(), before);
+
+    // Fixing both files brings the daemon back, and the fixed roles file is applied.
+    t.write_config(&opts);
+    t.write_roles(&admins(&["carol@school.edu"]));
+    wait_for("alice to lose the role", || async {
+        (t.holders("Admin") == vec!["carol@school.edu"]).then_some(())
+    })
+    .await;
+    wait_ready(&base, 200, None).await;
+
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+}
+
+#[tokio::test]
+async fn first_run_failing_makes_the_daemon_not_ready() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    t.write_config(&Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    // Valid YAML, but an unmanaged role: the desired state is invalid from the start.
+    t.write_roles("users:\n  alice@school.edu: [Teacher]\n");
+    let mut d = Daemon::start(&t);
+    let base = d.base_url().await;
+    let body = wait_ready(&base, 503, Some("invalid_desired_state")).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("roles.yaml:2")),
+        "{body}"
+    );
+    let db = wait_for_history(&t).await;
+    wait_for("the failed startup run", || async {
+        let all = runs(&db).await;
+        (all.first().map(|r| r.2.as_str()) == Some("failed")).then_some(())
+    })
+    .await;
+    assert!(t.holders("Admin").is_empty());
+
+    // A fixed file while Studio is down: the run fails, and readiness says so.
+    t.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let body = wait_ready(&base, 503, Some("last_run_failed")).await;
+    assert!(body["run_id"].as_i64().is_some(), "{body}");
+    assert!(t.holders("Admin").is_empty());
+
+    // Studio back, next edit: ready again.
+    t.sim.set_faults(Faults::default());
+    t.write_roles(&admins(&["alice@school.edu", "ghost@school.edu"]));
+    wait_ready(&base, 200, None).await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+
+    d.signal("-INT");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+}
+
+#[tokio::test]
+async fn a_second_instance_is_refused() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    t.write_config(&Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url().await;
+    wait_ready(&base, 200, None).await;
+
+    for command in ["daemon", "apply"] {
+        let twin = t.cli(&[command]).await;
+        assert_eq!(twin.code, 1, "{command}: {twin:?}");
+        assert!(
+            twin.stderr.contains("already using the history database"),
+            "{command}: {twin:?}"
+        );
+    }
+
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    // The lock went with the process.
+    let after = t.cli(&["apply"]).await;
+    assert_eq!(after.code, 0, "{after:?}");
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_batch_finish_and_records_the_truth() {
+    let (t, emails) = slow_tenant(12, "* * * * * *").await;
+    let mut d = Daemon::start(&t);
+    let db = wait_for_history(&t).await;
+    wait_for("the run to be half way", || async {
+        (t.holders("Admin").len() >= 2).then_some(())
+    })
+    .await;
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+
+    let log = d.log();
+    assert!(log.contains("scheduled slot skipped"), "{log}");
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'running'").await,
+        0
+    );
+    let all = runs(&db).await;
+    assert_eq!(all.len(), 1, "no run started after SIGTERM: {all:?}");
+    let (status, adds, ..) = common::run_row(&db, all[0].0).await;
+    let holders = t.holders("Admin").len() as i64;
+    assert!(holders < emails.len() as i64, "stopped before the end");
+    assert_eq!(status, "interrupted");
+    assert_eq!(adds, holders, "history records exactly what Studio got");
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM run_actions WHERE outcome = 'applied'"
+        )
+        .await,
+        holders
+    );
+}
+
+#[tokio::test]
+async fn a_killed_daemon_is_followed_by_one_that_marks_its_run_interrupted() {
+    let (t, emails) = slow_tenant(12, "0 0 0 1 1 *").await;
+    let mut d = Daemon::start(&t);
+    let db = wait_for_history(&t).await;
+    wait_for("the run to be half way", || async {
+        (!t.holders("Admin").is_empty()).then_some(())
+    })
+    .await;
+    d.signal("-KILL");
+    assert_eq!(d.wait_exit().await, None, "killed by the signal");
+    assert_eq!(runs(&db).await[0].2, "running", "a dead run is left behind");
+
+    t.sim.set_faults(Faults::default());
+    let mut next = Daemon::start(&t);
+    let base = next.base_url().await;
+    wait_ready(&base, 200, None).await;
+    let all = runs(&db).await;
+    assert_eq!(all[0].2, "interrupted", "{all:?}");
+    assert_eq!(all[1].1, "startup", "{all:?}");
+    assert_eq!(all[1].2, "succeeded", "{all:?}");
+    assert_eq!(
+        t.holders("Admin").len(),
+        emails.len(),
+        "the next run finishes the job"
+    );
+
+    next.signal("-TERM");
+    assert_eq!(next.wait_exit().await, Some(0), "{}", next.log());
+}
+
+#[tokio::test]
+async fn json_log_lines_of_a_run_carry_its_id() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    t.write_config(&Opts {
+        extra: format!("{YEARLY}log:\n  format: json\n"),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu", "ghost@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url().await;
+    wait_ready(&base, 200, None).await;
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+
+    let lines: Vec<serde_json::Value> = d
+        .log()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let of_run: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["span"]["name"] == "run")
+        .collect();
+    let messages: Vec<&str> = of_run
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for expected in ["run started", "run finished"] {
+        assert!(messages.contains(&expected), "{messages:?}");
+    }
+    assert!(
+        of_run
+            .iter()
+            .any(|l| l["fields"]["email"] == "ghost@school.edu"),
+        "the pending email's line is in the run: {messages:?}"
+    );
+    for l in of_run {
+        assert_eq!(l["span"]["run_id"], 1, "{l}");
+    }
+}
