@@ -325,3 +325,77 @@ fn skipped(batch: Vec<RoleAction>, why: &Stopped) -> Vec<ActionOutcome> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+    use crate::studio::auth::Auth;
+    use crate::studio::ClientSettings;
+    use std::time::Duration;
+
+    fn client() -> StudioClient {
+        let settings = ClientSettings {
+            base_url: "http://127.0.0.1:9".parse().unwrap(),
+            requests_per_second: 10.0,
+            burst: 1,
+            concurrency: 1,
+            timeout: Duration::from_secs(1),
+            max_retries: 0,
+        };
+        StudioClient::new(&settings, Auth::Static("t".into()), Metrics::new()).unwrap()
+    }
+
+    fn action(user_id: u64, kind: ActionKind) -> RoleAction {
+        RoleAction {
+            user_id,
+            email: Some(format!("u{user_id}@x.edu")),
+            role: 0,
+            kind,
+        }
+    }
+
+    fn studio_user(id: u64, roles: &[&str]) -> StudioUser {
+        StudioUser {
+            id,
+            full_name: None,
+            email: None,
+            role_names: roles.iter().map(|r| r.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn verify_fails_an_action_studio_did_not_take() {
+        let client = client();
+        let managed = ManagedRoles::new(vec!["Admin".into()]);
+        let from_cache = HashSet::new();
+        let applier = Applier {
+            client: &client,
+            managed: &managed,
+            from_cache: &from_cache,
+            batch_size: 50,
+            concurrency: 1,
+            shutdown: Shutdown::never(),
+        };
+        let users = [
+            studio_user(1, &["Admin"]),
+            studio_user(2, &[]),
+            studio_user(3, &["Admin", "Teacher"]),
+            studio_user(4, &["Teacher"]),
+        ];
+        let cases = [
+            (action(1, ActionKind::Add), Outcome::Applied),
+            (action(2, ActionKind::Add), Outcome::Failed),
+            (action(3, ActionKind::Remove), Outcome::Failed),
+            (action(4, ActionKind::Remove), Outcome::Applied),
+        ];
+        for (a, want) in cases {
+            let o = applier.verify(a.clone(), &users);
+            assert_eq!(o.outcome, want, "{a:?}: {:?}", o.detail);
+            assert_eq!(o.http_status, Some(200));
+            if want == Outcome::Failed {
+                assert!(o.detail.unwrap().contains("Studio answered 200 but"));
+            }
+        }
+    }
+}

@@ -328,7 +328,7 @@ impl Config {
     fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, ConfigError> {
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
             file: path.to_path_buf(),
-            line: e.location().map(|l| l.line()),
+            line: crate::yaml_lines::error_line(&e, text),
             message: strip_location(&e.to_string()),
         })?;
         let dir = path

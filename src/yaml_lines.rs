@@ -79,6 +79,34 @@ pub fn child_keys(text: &str, parent: &[&str]) -> Vec<(String, usize)> {
         .collect()
 }
 
+/// The line serde blames for a parse error. serde reports no location when a text holds more
+/// than one document: the second document's `---`/`...` marker is shown, or, when the parser
+/// saw a new document without one (a line indented less than the first), that line.
+pub fn error_line(error: &serde_yaml::Error, text: &str) -> Option<usize> {
+    if let Some(l) = error.location() {
+        return Some(l.line());
+    }
+    let mut first_indent = None;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let indent = line.len() - line.trim_start().len();
+        match first_indent {
+            None if t.starts_with("---") => {}
+            None => first_indent = Some(indent),
+            Some(_) if t.starts_with("---") || t.starts_with("...") => return Some(i + 1),
+            Some(first) if indent < first => return Some(i + 1),
+            Some(_) => {}
+        }
+    }
+    // Nowhere better to point: the first line with content.
+    text.lines()
+        .position(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
+        .map(|i| i + 1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

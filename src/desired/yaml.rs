@@ -38,9 +38,8 @@ pub fn parse(
         Ok(entries) => entries,
         Err(e) => {
             let mut b = DesiredBuilder::new(managed);
-            let origin = e
-                .location()
-                .map_or(Origin::Unknown, |l| Origin::Line(l.line()));
+            let origin =
+                crate::yaml_lines::error_line(&e, text).map_or(Origin::Unknown, Origin::Line);
             let message = e.to_string();
             let message = message
                 .rfind(" at line ")

@@ -116,6 +116,8 @@ pub struct ClientSettings {
 
 /// Retries granted to `429` answers on top of `max_retries`: being told to wait is not a fault.
 const EXTRA_RETRIES_FOR_429: u32 = 30;
+/// The longest `Retry-After` of a `5xx` answer that is waited for before a retry.
+const MAX_5XX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Clone)]
 pub struct StudioClient {
@@ -319,6 +321,7 @@ impl StudioClient {
             inner.pace.acquire().await;
             let token = inner.auth.access_token(&inner.http).await?;
             inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+            let sent_at = tokio::time::Instant::now();
             let sent = build(&inner.http).bearer_auth(token.secret()).send().await;
             let response = match sent {
                 Ok(r) => r,
@@ -326,6 +329,14 @@ impl StudioClient {
                     inner.metrics.request(name, None);
                     drop(_slot);
                     failures += 1;
+                    // A request that cannot be built fails the same way every time.
+                    if e.is_builder() {
+                        return Err(StudioError::Unreachable {
+                            endpoint: name,
+                            attempts,
+                            message: describe(&e),
+                        });
+                    }
                     if failures > inner.max_retries {
                         return Err(StudioError::Unreachable {
                             endpoint: name,
@@ -388,7 +399,7 @@ impl StudioClient {
                 (429, _) => {
                     throttles += 1;
                     inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                    inner.pace.throttled(retry_after);
+                    inner.pace.throttled(retry_after, sent_at);
                     if throttles > inner.max_retries + EXTRA_RETRIES_FOR_429 {
                         return Err(StudioError::Status {
                             endpoint: name,
@@ -414,7 +425,9 @@ impl StudioClient {
                         });
                     }
                     tracing::debug!(endpoint = name, status, "server error; retrying");
-                    self.backoff(failures).await;
+                    // A `503` may say when to come back; wait at least that (bounded).
+                    let floor = retry_after.unwrap_or_default().min(MAX_5XX_RETRY_AFTER);
+                    self.backoff_at_least(failures, floor).await;
                 }
                 (_, body) => {
                     let message = body.map(|b| error_message(&b)).unwrap_or_default();
@@ -428,14 +441,23 @@ impl StudioClient {
         }
     }
 
-    /// Exponential backoff with full jitter: 100 ms, 200 ms, 400 ms ... capped at 10 s.
+    /// Exponential backoff with jitter: 100 ms, 200 ms, 400 ms ... capped at 10 s, each drawn
+    /// from the upper half of its range so that concurrent retries spread out.
     async fn backoff(&self, failures: u32) {
-        self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
-        let cap =
-            Duration::from_millis(100 * 2u64.pow(failures.min(7))).min(Duration::from_secs(10));
-        let wait = rand::rng().random_range(cap / 2..=cap);
-        tokio::time::sleep(wait).await;
+        self.backoff_at_least(failures, Duration::ZERO).await;
     }
+
+    async fn backoff_at_least(&self, failures: u32, floor: Duration) {
+        self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
+        tokio::time::sleep(backoff_delay(failures).max(floor)).await;
+    }
+}
+
+/// The wait before retry number `failures` (1-based) after a failure.
+fn backoff_delay(failures: u32) -> Duration {
+    let cap = Duration::from_millis(100 * 2u64.pow(failures.saturating_sub(1).min(7)))
+        .min(Duration::from_secs(10));
+    rand::rng().random_range(cap / 2..=cap)
 }
 
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {

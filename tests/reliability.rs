@@ -1,0 +1,474 @@
+//! Reliability: the daemon against a misbehaving Studio (the simulator's fault injection), over
+//! real HTTP, with the real binary and a real SQLite history.
+//!
+//! Each test is one fault from RELIABILITY.md; `cargo run --release --example fault_report`
+//! prints the figures for all of them.
+
+mod common;
+
+use common::{count, run_row, user, Opts, Tenant, TOKEN};
+use std::time::{Duration, Instant};
+use studio_role_sync::sim::{Faults, SimConfig, SimUser};
+
+/// `n` users `u{i}@example.edu` (ids 1..=n) holding no role.
+fn people(n: u64) -> Vec<SimUser> {
+    (1..=n)
+        .map(|i| user(i, Some(&format!("u{i}@example.edu")), &[]))
+        .collect()
+}
+
+/// A roles file granting `Admin` to users `from..=to`.
+fn admins(from: u64, to: u64) -> String {
+    let mut text = String::from("users:\n");
+    for i in from..=to {
+        text.push_str(&format!("  u{i}@example.edu: [Admin]\n"));
+    }
+    text
+}
+
+fn expected_admins(from: u64, to: u64) -> Vec<String> {
+    let mut v: Vec<String> = (from..=to).map(|i| format!("u{i}@example.edu")).collect();
+    v.sort();
+    v
+}
+
+async fn tenant(faults: Faults, users: Vec<SimUser>) -> Tenant {
+    Tenant::start_with(
+        SimConfig {
+            token: Some(TOKEN.into()),
+            faults,
+            ..SimConfig::default()
+        },
+        users,
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_under_5xx_and_a_server_rate_limit_well_under_the_configured_one() {
+    let server_rate = 20.0;
+    let t = tenant(
+        Faults {
+            error_rate: 0.10,
+            rate_limit: Some(server_rate),
+            ..Faults::default()
+        },
+        people(120),
+    )
+    .await;
+    // The config allows 5x what the server does.
+    t.write_config(&Opts {
+        requests_per_second: 100.0,
+        batch_size: 5,
+        max_retries: 4,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 80));
+    let started = Instant::now();
+    let run = t.cli(&["apply"]).await;
+    let seconds = started.elapsed().as_secs_f64();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), expected_admins(1, 80));
+    let s = t.sim.stats();
+    let share = s.status_429 as f64 / s.total as f64;
+    eprintln!(
+        "requests {} (429: {}, share {:.1}%; 5xx: {}), {:.1} s, {:.1} req/s against a server limit of {server_rate}",
+        s.total,
+        s.status_429,
+        share * 100.0,
+        s.status_5xx,
+        seconds,
+        s.total as f64 / seconds
+    );
+    assert!(share < 0.10, "429 share {share:.3} of {} requests", s.total);
+    let db = t.history().await;
+    let (status, adds, _, failed, _, requests) = run_row(&db, 1).await;
+    assert_eq!((status.as_str(), adds, failed), ("succeeded", 80, 0));
+    assert_eq!(
+        requests as u64, s.total,
+        "every request the server saw is counted"
+    );
+    let throttled = count(&db, "SELECT throttled FROM runs WHERE id = 1").await;
+    assert_eq!(throttled as u64, s.status_429);
+}
+
+/// Users 1..=8 want `Admin`; users 100 and 101 hold it and are not listed (two removals).
+fn cached_population() -> Vec<SimUser> {
+    let mut users = people(8);
+    users.push(user(100, Some("old1@example.edu"), &["Admin"]));
+    users.push(user(101, Some("old2@example.edu"), &["Admin"]));
+    users
+}
+
+/// Run 1 is stopped by the removal guard after the read: the user-id cache has learned the ids
+/// of users 1..=8, none of whom got their role.
+async fn learn_ids_without_applying(t: &Tenant) {
+    t.write_config(&Opts {
+        max_removals: 1,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 8));
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let db = t.history().await;
+    assert_eq!(
+        count(&db, "SELECT COUNT(*) FROM user_cache WHERE email LIKE 'u%'").await,
+        8
+    );
+    t.write_config(&Opts::default());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_batch_is_bisected_and_the_other_actions_applied() {
+    let t = tenant(Faults::default(), cached_population()).await;
+    learn_ids_without_applying(&t).await;
+    // User 3's account is replaced and the new one has another email: the cached id 404s and
+    // a search by email finds nobody.
+    let new_id = t.sim.recreate_user(3);
+    t.sim
+        .add_user(user(new_id, Some("someone-else@example.edu"), &[]));
+    t.sim.reset_stats();
+
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 4, "partial: {run:?}");
+    let mut want = expected_admins(1, 8);
+    want.retain(|e| e != "u3@example.edu");
+    assert_eq!(t.holders("Admin"), want, "the 9 good actions were applied");
+    let s = t.sim.stats();
+    // One batch of 10 split until the bad action is alone: at most 2·ceil(log2 10) + 1 PUTs.
+    assert!(s.put_roles <= 9, "{} PUTs", s.put_roles);
+    assert_eq!(s.search_by_email, 1, "the stale id was re-resolved once");
+    let db = t.history().await;
+    let (status, adds, removes, failed, _, _) = run_row(&db, 2).await;
+    assert_eq!(
+        (status.as_str(), adds, removes, failed),
+        ("partial", 7, 2, 1)
+    );
+    let (outcome, http): (String, Option<i64>) = sqlx::query_as(
+        "SELECT outcome, http_status FROM run_actions WHERE run_id = 2 AND email = 'u3@example.edu'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!((outcome.as_str(), http), ("failed", Some(404)));
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM run_actions WHERE run_id = 2 AND outcome = 'applied'"
+        )
+        .await,
+        9
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM run_actions WHERE run_id = 2 AND outcome = 'planned'"
+        )
+        .await,
+        0,
+        "every action ends with an outcome"
+    );
+
+    // The account gets its email back: the next run retries the failed action by itself.
+    t.sim.add_user(user(new_id, Some("u3@example.edu"), &[]));
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), expected_admins(1, 8));
+    let (status, adds, ..) = run_row(&db, 3).await;
+    assert_eq!((status.as_str(), adds), ("succeeded", 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_cached_user_id_is_re_resolved_by_email() {
+    let t = tenant(Faults::default(), cached_population()).await;
+    learn_ids_without_applying(&t).await;
+    let new_id = t.sim.recreate_user(3);
+    t.sim.reset_stats();
+
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), expected_admins(1, 8));
+    assert_eq!(t.sim.stats().search_by_email, 1);
+    let db = t.history().await;
+    let (status, adds, removes, failed, _, _) = run_row(&db, 2).await;
+    assert_eq!(
+        (status.as_str(), adds, removes, failed),
+        ("succeeded", 8, 2, 0)
+    );
+    let (user_id, planned, outcome): (i64, i64, String) = sqlx::query_as(
+        "SELECT user_id, planned_user_id, outcome FROM run_actions WHERE run_id = 2 AND email = 'u3@example.edu'",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(
+        (user_id, planned, outcome.as_str()),
+        (new_id as i64, 3, "applied")
+    );
+    let cached: i64 =
+        sqlx::query_scalar("SELECT user_id FROM user_cache WHERE email = 'u3@example.edu'")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert_eq!(cached, new_id as i64, "the cache learned the new id");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_is_down_fails_the_run_fast_with_a_clear_error() {
+    let t = tenant(
+        Faults {
+            error_rate: 1.0,
+            ..Faults::default()
+        },
+        people(20),
+    )
+    .await;
+    t.write_config(&Opts {
+        max_retries: 2,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 20));
+    let started = Instant::now();
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(run.stderr.contains("reading Studio failed"), "{run:?}");
+    assert!(t.sim.stats().total <= 3 * 2, "{:?}", t.sim.stats());
+    let db = t.history().await;
+    let (status, ..) = run_row(&db, 1).await;
+    assert_eq!(status, "failed");
+    let error: String = sqlx::query_scalar("SELECT error FROM runs WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(error.contains("Studio answered 50"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_goes_down_during_apply_trips_the_circuit_breaker() {
+    let t = tenant(
+        Faults {
+            latency: Duration::from_millis(30),
+            ..Faults::default()
+        },
+        people(40),
+    )
+    .await;
+    t.write_config(&Opts {
+        batch_size: 1,
+        concurrency: 2,
+        max_retries: 1,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 40));
+    let apply = {
+        let bin = env!("CARGO_BIN_EXE_studio-role-sync");
+        let config = t.config_path();
+        tokio::spawn(async move {
+            tokio::process::Command::new(bin)
+                .arg("--config")
+                .arg(config)
+                .arg("apply")
+                .env_remove("RUST_LOG")
+                .output()
+                .await
+                .unwrap()
+        })
+    };
+    wait_for(|| t.sim.stats().put_roles >= 4).await;
+    t.sim.set_faults(Faults {
+        error_rate: 1.0,
+        ..Faults::default()
+    });
+    let out = apply.await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Studio is failing"), "{stderr}");
+    let s = t.sim.stats();
+    assert!(
+        s.put_roles < 20,
+        "stopped early: {} PUTs of 40",
+        s.put_roles
+    );
+    let db = t.history().await;
+    let (status, adds, ..) = run_row(&db, 1).await;
+    assert_eq!(status, "failed");
+    assert!((4..40).contains(&adds), "{adds}");
+    let error: String = sqlx::query_scalar("SELECT error FROM runs WHERE id = 1")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert!(error.contains("batches in a row failed"), "{error}");
+    assert!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM run_actions WHERE run_id = 1 AND outcome = 'skipped'"
+        )
+        .await
+            > 0
+    );
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM run_actions WHERE run_id = 1 AND outcome = 'planned'"
+        )
+        .await,
+        0,
+        "every action ends with an outcome"
+    );
+
+    // The server comes back: the next run finishes the job.
+    t.sim.set_faults(Faults::default());
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), expected_admins(1, 40));
+}
+
+async fn wait_for(mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_apply_then_the_next_run_marks_it_interrupted_and_converges() {
+    let t = tenant(
+        Faults {
+            latency: Duration::from_millis(40),
+            ..Faults::default()
+        },
+        people(30),
+    )
+    .await;
+    t.write_config(&Opts {
+        batch_size: 1,
+        concurrency: 2,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 30));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+        .arg("--config")
+        .arg(t.config_path())
+        .arg("apply")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    wait_for(|| t.sim.stats().put_roles >= 5).await;
+    child.start_kill().unwrap(); // SIGKILL
+    let status = child.wait().await.unwrap();
+    assert!(!status.success());
+    // Requests the dead process left in flight finish (or not) before the next run reads.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let applied_before = t.sim.stats().put_actions;
+    assert!((4..30).contains(&applied_before), "{applied_before}");
+
+    {
+        // The file opens cleanly, and the dead run is still `running`.
+        let history = studio_role_sync::history::History::open(&t.history_path())
+            .await
+            .expect("history opens after kill -9");
+        let run = history.run(1).await.unwrap().unwrap();
+        assert_eq!(run.status, "running");
+        history.close().await;
+    }
+
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), expected_admins(1, 30));
+    assert_eq!(
+        t.sim.stats().put_actions,
+        30,
+        "every action was applied exactly once over both runs"
+    );
+    let db = t.history().await;
+    let (status, ..) = run_row(&db, 1).await;
+    assert_eq!(status, "interrupted");
+    let (status, adds, ..) = run_row(&db, 2).await;
+    assert_eq!(status, "succeeded");
+    assert_eq!(
+        adds as u64,
+        30 - applied_before,
+        "nothing applied by run 1 was sent again"
+    );
+    let integrity: String = sqlx::query_scalar("PRAGMA integrity_check")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(integrity, "ok");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_json_from_the_server_is_a_clear_error() {
+    let t = tenant(
+        Faults {
+            malformed_rate: 1.0,
+            ..Faults::default()
+        },
+        people(5),
+    )
+    .await;
+    t.write_config(&Opts {
+        max_retries: 1,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 5));
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("not the expected JSON") && run.stderr.contains("search_by_role"),
+        "{run:?}"
+    );
+    let db = t.history().await;
+    let (status, ..) = run_row(&db, 1).await;
+    assert_eq!(status, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn converges_through_cut_connections_and_malformed_bodies() {
+    let t = tenant(
+        Faults {
+            drop_rate: 0.1,
+            malformed_rate: 0.1,
+            ..Faults::default()
+        },
+        people(60),
+    )
+    .await;
+    t.write_config(&Opts {
+        batch_size: 5,
+        max_retries: 5,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 60));
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), expected_admins(1, 60));
+    let s = t.sim.stats();
+    assert!(s.dropped + s.malformed > 0, "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_slower_than_the_timeout_is_a_clear_error() {
+    let t = tenant(
+        Faults {
+            latency: Duration::from_millis(1500),
+            ..Faults::default()
+        },
+        people(3),
+    )
+    .await;
+    t.write_config(&Opts {
+        timeout_seconds: 0.3,
+        max_retries: 1,
+        ..Opts::default()
+    });
+    t.write_roles(&admins(1, 3));
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(run.stderr.contains("timed out"), "{run:?}");
+}
