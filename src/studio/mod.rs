@@ -300,7 +300,7 @@ impl StudioClient {
     }
 
     /// Sends a request built by `build`, with pace, auth, retries and counting; parses the
-    /// JSON answer as `T`.
+    /// JSON answer as `T`. Every retry decision is taken here, in one place.
     pub async fn send<T, F>(&self, endpoint: Endpoint, build: F) -> Result<T, StudioError>
     where
         T: serde::de::DeserializeOwned,
@@ -313,97 +313,33 @@ impl StudioClient {
         let mut reauthenticated = false;
         loop {
             let attempts = failures + throttles + 1;
-            let _slot = inner
-                .in_flight
-                .acquire()
-                .await
-                .expect("semaphore never closed");
-            inner.pace.acquire().await;
-            let token = inner.auth.access_token(&inner.http).await?;
-            inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-            let sent_at = tokio::time::Instant::now();
-            let sent = build(&inner.http).bearer_auth(token.secret()).send().await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    inner.metrics.request(name, None);
-                    drop(_slot);
-                    failures += 1;
-                    // A request that cannot be built fails the same way every time.
-                    if e.is_builder() {
-                        return Err(StudioError::Unreachable {
+            match self.attempt(name, &build, attempts).await? {
+                Attempt::Done(value) => {
+                    inner.pace.succeeded();
+                    return Ok(value);
+                }
+                Attempt::Fatal(error) => return Err(error),
+                Attempt::Rejected(token) => {
+                    if reauthenticated || !inner.auth.can_refresh() {
+                        return Err(StudioError::Unauthorized {
                             endpoint: name,
-                            attempts,
-                            message: describe(&e),
+                            hint: inner.auth.hint(),
                         });
                     }
-                    if failures > inner.max_retries {
-                        return Err(StudioError::Unreachable {
-                            endpoint: name,
-                            attempts,
-                            message: describe(&e),
-                        });
-                    }
-                    tracing::debug!(endpoint = name, error = %describe(&e), "request failed; retrying");
-                    self.backoff(failures).await;
-                    continue;
+                    reauthenticated = true;
+                    inner.auth.rejected(&token).await;
                 }
-            };
-            let status = response.status().as_u16();
-            inner.metrics.request(name, Some(status));
-            let retry_after = retry_after(&response);
-            let body = response.bytes().await;
-            drop(_slot);
-            match (status, body) {
-                (200..=299, Ok(bytes)) => match serde_json::from_slice::<T>(&bytes) {
-                    Ok(value) => {
-                        inner.pace.succeeded();
-                        return Ok(value);
-                    }
-                    Err(e) => {
-                        failures += 1;
-                        if failures > inner.max_retries {
-                            return Err(StudioError::Malformed {
-                                endpoint: name,
-                                attempts,
-                                message: e.to_string(),
-                            });
-                        }
-                        tracing::debug!(endpoint = name, error = %e, "malformed JSON from Studio; retrying");
-                        self.backoff(failures).await;
-                    }
-                },
-                (200..=299, Err(e)) => {
-                    failures += 1;
-                    if failures > inner.max_retries {
-                        return Err(StudioError::Unreachable {
-                            endpoint: name,
-                            attempts,
-                            message: describe(&e),
-                        });
-                    }
-                    tracing::debug!(endpoint = name, error = %describe(&e), "response cut off; retrying");
-                    self.backoff(failures).await;
-                }
-                (401, _) => {
-                    if !reauthenticated && inner.auth.can_refresh() {
-                        reauthenticated = true;
-                        inner.auth.rejected(&token).await;
-                        continue;
-                    }
-                    return Err(StudioError::Unauthorized {
-                        endpoint: name,
-                        hint: inner.auth.hint(),
-                    });
-                }
-                (429, _) => {
+                Attempt::Throttled {
+                    retry_after,
+                    sent_at,
+                } => {
                     throttles += 1;
                     inner.counters.throttled.fetch_add(1, Ordering::Relaxed);
                     inner.pace.throttled(retry_after, sent_at);
                     if throttles > inner.max_retries + EXTRA_RETRIES_FOR_429 {
                         return Err(StudioError::Status {
                             endpoint: name,
-                            status,
+                            status: 429,
                             message: "rate limited (429) too many times".into(),
                         });
                     }
@@ -414,45 +350,127 @@ impl StudioClient {
                         "429 from Studio; slowing down"
                     );
                 }
-                (408 | 500..=599, body) => {
+                Attempt::Transient { error, floor } => {
                     failures += 1;
                     if failures > inner.max_retries {
-                        let message = body.map(|b| error_message(&b)).unwrap_or_default();
-                        return Err(StudioError::Status {
-                            endpoint: name,
-                            status,
-                            message,
-                        });
+                        return Err(error);
                     }
-                    tracing::debug!(endpoint = name, status, "server error; retrying");
-                    // A `503` may say when to come back; wait at least that (bounded).
-                    let floor = retry_after.unwrap_or_default().min(MAX_5XX_RETRY_AFTER);
+                    tracing::debug!(endpoint = name, error = %error, "transient failure; retrying");
                     self.backoff_at_least(failures, floor).await;
-                }
-                (_, body) => {
-                    let message = body.map(|b| error_message(&b)).unwrap_or_default();
-                    return Err(StudioError::Status {
-                        endpoint: name,
-                        status,
-                        message,
-                    });
                 }
             }
         }
     }
 
-    /// Exponential backoff with jitter: 100 ms, 200 ms, 400 ms ... capped at 10 s, each drawn
-    /// from the upper half of its range so that concurrent retries spread out.
-    async fn backoff(&self, failures: u32) {
-        self.backoff_at_least(failures, Duration::ZERO).await;
+    /// One try of a request: waits for a slot and the pace, sends, reads and classifies.
+    async fn attempt<T, F>(
+        &self,
+        name: &'static str,
+        build: &F,
+        attempts: u32,
+    ) -> Result<Attempt<T>, StudioError>
+    where
+        T: serde::de::DeserializeOwned,
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    {
+        let inner = &*self.inner;
+        let _slot = inner
+            .in_flight
+            .acquire()
+            .await
+            .expect("semaphore never closed");
+        inner.pace.acquire().await;
+        let token = inner.auth.access_token(&inner.http).await?;
+        inner.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let sent_at = tokio::time::Instant::now();
+        let unreachable = |e: &reqwest::Error| StudioError::Unreachable {
+            endpoint: name,
+            attempts,
+            message: describe(e),
+        };
+        let response = match build(&inner.http).bearer_auth(token.secret()).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                inner.metrics.request(name, None);
+                // A request that cannot be built fails the same way every time.
+                return Ok(if e.is_builder() {
+                    Attempt::Fatal(unreachable(&e))
+                } else {
+                    Attempt::Transient {
+                        error: unreachable(&e),
+                        floor: Duration::ZERO,
+                    }
+                });
+            }
+        };
+        let status = response.status().as_u16();
+        inner.metrics.request(name, Some(status));
+        let retry_after = retry_after(&response);
+        let body = response.bytes().await.map(Vec::from);
+        let status_error = |body: Result<Vec<u8>, reqwest::Error>| StudioError::Status {
+            endpoint: name,
+            status,
+            message: body.map(|b| error_message(&b)).unwrap_or_default(),
+        };
+        Ok(match (status, body) {
+            (200..=299, Ok(bytes)) => match serde_json::from_slice::<T>(&bytes) {
+                Ok(value) => Attempt::Done(value),
+                Err(e) => Attempt::Transient {
+                    error: StudioError::Malformed {
+                        endpoint: name,
+                        attempts,
+                        message: e.to_string(),
+                    },
+                    floor: Duration::ZERO,
+                },
+            },
+            (200..=299, Err(e)) => Attempt::Transient {
+                error: unreachable(&e),
+                floor: Duration::ZERO,
+            },
+            (401, _) => Attempt::Rejected(token),
+            (429, _) => Attempt::Throttled {
+                retry_after,
+                sent_at,
+            },
+            // A `503` may say when to come back; wait at least that (bounded).
+            (408 | 500..=599, body) => Attempt::Transient {
+                error: status_error(body),
+                floor: retry_after.unwrap_or_default().min(MAX_5XX_RETRY_AFTER),
+            },
+            (_, body) => Attempt::Fatal(status_error(body)),
+        })
     }
 
+    /// Exponential backoff with jitter (see [`backoff_delay`]), and at least `floor`.
     async fn backoff_at_least(&self, failures: u32, floor: Duration) {
         self.inner.counters.retries.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(backoff_delay(failures).max(floor)).await;
     }
 }
 
+/// What one try of a request came to; [`StudioClient::send`] decides what follows.
+enum Attempt<T> {
+    Done(T),
+    /// Not worth another try.
+    Fatal(StudioError),
+    /// `401` for this token: refresh it (OAuth) and try once more.
+    Rejected(auth::Token),
+    /// `429`: the whole client slows down and waits.
+    Throttled {
+        retry_after: Option<Duration>,
+        sent_at: tokio::time::Instant,
+    },
+    /// A server error, a timeout, a cut connection or a malformed body: retried with backoff
+    /// (waiting at least `floor`) up to `max_retries`, then `error` is the answer.
+    Transient {
+        error: StudioError,
+        floor: Duration,
+    },
+}
+
+/// Exponential backoff with jitter: 100 ms, 200 ms, 400 ms ... capped at 10 s, each drawn
+/// from the upper half of its range so that concurrent retries spread out.
 /// The wait before retry number `failures` (1-based) after a failure.
 fn backoff_delay(failures: u32) -> Duration {
     let cap = Duration::from_millis(100 * 2u64.pow(failures.saturating_sub(1).min(7)))
