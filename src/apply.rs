@@ -88,12 +88,12 @@ struct Shared {
 }
 
 impl Applier<'_> {
-    /// Sends every action; `on_batch` sees each batch's outcomes as they come back (the
-    /// history records them there).
-    pub async fn apply<F, Fut>(&self, actions: Vec<RoleAction>, mut on_batch: F) -> ApplyReport
+    /// Sends every action; `on_batch` sees each batch's outcomes as they come back (the run
+    /// hands them to the history writer). It must not block: the batches in flight are only
+    /// driven while this loop waits on them.
+    pub async fn apply<F>(&self, actions: Vec<RoleAction>, mut on_batch: F) -> ApplyReport
     where
-        F: FnMut(Vec<ActionOutcome>) -> Fut,
-        Fut: std::future::Future<Output = ()>,
+        F: FnMut(&[ActionOutcome]),
     {
         let shared = Shared {
             outage_streak: AtomicU32::new(0),
@@ -121,7 +121,7 @@ impl Applier<'_> {
             .buffer_unordered(self.concurrency.max(1));
         let mut outcomes = Vec::new();
         while let Some(batch) = results.next().await {
-            on_batch(batch.clone()).await;
+            on_batch(&batch);
             outcomes.extend(batch);
         }
         drop(results);

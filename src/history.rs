@@ -13,7 +13,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+/// Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
+const ROWS_PER_INSERT: usize = 500;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -172,35 +175,37 @@ impl History {
     ) -> Result<(), HistoryError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let at = now();
-        for a in actions {
-            sqlx::query(
-                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(run_id)
-            .bind(&a.email)
-            .bind(a.user_id)
-            .bind(&a.role)
-            .bind(&a.action)
-            .bind(&a.outcome)
-            .bind(a.http_status)
-            .bind(&a.detail)
-            .bind(a.planned_user_id)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+        // Many rows per statement: a 20,000-action plan is 40 statements, not 20,000.
+        for chunk in actions.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(run_id)
+                    .push_bind(&a.email)
+                    .push_bind(a.user_id)
+                    .push_bind(&a.role)
+                    .push_bind(&a.action)
+                    .push_bind(&a.outcome)
+                    .push_bind(a.http_status)
+                    .push_bind(&a.detail)
+                    .push_bind(a.planned_user_id)
+                    .push_bind(&at);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
-        for p in pending {
-            sqlx::query("INSERT INTO run_pending (run_id, email, reason, user_id, detail) VALUES (?, ?, ?, ?, ?)")
-                .bind(run_id)
-                .bind(&p.email)
-                .bind(&p.reason)
-                .bind(p.user_id)
-                .bind(&p.detail)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
+        for chunk in pending.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_pending (run_id, email, reason, user_id, detail) ",
+            );
+            q.push_values(chunk, |mut row, p| {
+                row.push_bind(run_id)
+                    .push_bind(&p.email)
+                    .push_bind(&p.reason)
+                    .push_bind(p.user_id)
+                    .push_bind(&p.detail);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))
     }
@@ -319,17 +324,14 @@ impl History {
     pub async fn save_cache(&self, entries: &[(String, u64)]) -> Result<(), HistoryError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         let at = now();
-        for (email, id) in entries {
-            sqlx::query(
-                "INSERT INTO user_cache (email, user_id, seen_at) VALUES (?, ?, ?) \
-                 ON CONFLICT (email) DO UPDATE SET user_id = excluded.user_id, seen_at = excluded.seen_at",
-            )
-            .bind(email)
-            .bind(*id as i64)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+        for chunk in entries.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("INSERT INTO user_cache (email, user_id, seen_at) ");
+            q.push_values(chunk, |mut row, (email, id)| {
+                row.push_bind(email).push_bind(*id as i64).push_bind(&at);
+            });
+            q.push(" ON CONFLICT (email) DO UPDATE SET user_id = excluded.user_id, seen_at = excluded.seen_at");
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
         tx.commit().await.map_err(|e| self.err(e))
     }

@@ -325,17 +325,24 @@ impl Engine {
         let history = &self.history;
         let metrics = &self.metrics;
         let run_id = report.record.id;
-        let applied = applier
-            .apply(actions, |batch| async move {
-                for o in &batch {
-                    metrics.action(o.action.kind.as_str(), o.outcome.as_str(), 1);
-                }
-                let rows: Vec<ActionRow> = batch.iter().map(|o| outcome_row(o, managed)).collect();
+        // Outcomes go to a writer that runs beside the apply: the record keeps up batch by
+        // batch, and a slow disk never holds back the requests in flight.
+        let (outcomes_tx, mut outcomes_rx) =
+            tokio::sync::mpsc::unbounded_channel::<Vec<ActionRow>>();
+        let writer = async move {
+            while let Some(rows) = outcomes_rx.recv().await {
                 if let Err(e) = history.record_outcomes(run_id, &rows).await {
                     tracing::error!(error = %e, "cannot record outcomes");
                 }
-            })
-            .await;
+            }
+        };
+        let sending = applier.apply(actions, move |batch| {
+            for o in batch {
+                metrics.action(o.action.kind.as_str(), o.outcome.as_str(), 1);
+            }
+            let _ = outcomes_tx.send(batch.iter().map(|o| outcome_row(o, managed)).collect());
+        });
+        let (applied, ()) = tokio::join!(sending, writer);
         let _ = self.history.forget_cached(&applied.stale_cache).await;
         let _ = self.history.save_cache(&applied.resolved).await;
         let r = &mut report.record;
