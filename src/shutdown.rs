@@ -47,3 +47,33 @@ impl Shutdown {
         let _ = self.rx.wait_for(|stop| *stop).await;
     }
 }
+
+/// Turns the first SIGTERM or SIGINT into a shutdown; later ones are logged and ignored.
+pub fn spawn_signal_handler(signal: ShutdownSignal) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal as unix_signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (
+            unix_signal(SignalKind::terminate()),
+            unix_signal(SignalKind::interrupt()),
+        ) else {
+            tracing::error!("cannot install signal handlers");
+            // Keep `signal` alive: dropping it would read as a shutdown.
+            std::future::pending::<()>().await;
+            drop(signal);
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = int.recv() => tracing::info!("SIGINT received"),
+        }
+        signal.trigger();
+        // Keep the handlers installed: a second signal must not kill the process mid-batch.
+        loop {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("already shutting down");
+        }
+    });
+}

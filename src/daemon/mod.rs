@@ -11,6 +11,10 @@
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
 //! finish its batch (bounded wait), records it with its true status, and exits 0.
 
+mod schedule;
+mod systemd;
+mod watch;
+
 use crate::config::Config;
 use crate::desired::DesiredState;
 use crate::history::History;
@@ -18,19 +22,17 @@ use crate::http::{HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{load_desired, Engine, Exit, Trigger};
-use crate::shutdown::{Shutdown, ShutdownSignal};
-use notify::{RecursiveMode, Watcher};
-use std::collections::HashSet;
-use std::ffi::OsString;
+use crate::shutdown::{spawn_signal_handler, Shutdown, ShutdownSignal};
+use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
+use systemd::{notify_systemd, spawn_watchdog};
 use tokio::sync::mpsc;
-use tokio_cron_scheduler::{Job, JobScheduler};
+use tokio_cron_scheduler::JobScheduler;
+use watch::FileWatch;
 
-/// Quiet time after the last file event before a reload: editors write several times.
-const DEBOUNCE: Duration = Duration::from_millis(700);
 /// How long a shutdown waits for the run in flight before recording it interrupted.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for open HTTP connections.
@@ -417,173 +419,4 @@ impl Daemon {
             }
         }
     }
-}
-
-fn spawn_signal_handler(signal: ShutdownSignal) {
-    tokio::spawn(async move {
-        use tokio::signal::unix::{signal as unix_signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (
-            unix_signal(SignalKind::terminate()),
-            unix_signal(SignalKind::interrupt()),
-        ) else {
-            tracing::error!("cannot install signal handlers");
-            // Keep `signal` alive: dropping it would read as a shutdown.
-            std::future::pending::<()>().await;
-            drop(signal);
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received"),
-            _ = int.recv() => tracing::info!("SIGINT received"),
-        }
-        signal.trigger();
-        // Keep the handlers installed: a second signal must not kill the process mid-batch.
-        loop {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
-            tracing::info!("already shutting down");
-        }
-    });
-}
-
-async fn start_scheduler(
-    config: &Config,
-    tx: mpsc::Sender<Trigger>,
-    busy: Arc<AtomicBool>,
-) -> Result<JobScheduler, tokio_cron_scheduler::JobSchedulerError> {
-    let scheduler = JobScheduler::new().await?;
-    let job = Job::new_async_tz(
-        config.schedule.as_str(),
-        config.timezone,
-        move |_id, _lock| {
-            let tx = tx.clone();
-            let busy = busy.clone();
-            Box::pin(async move {
-                if busy.load(Ordering::SeqCst) {
-                    tracing::warn!("scheduled slot skipped: a run is still in progress");
-                } else if tx.try_send(Trigger::Schedule).is_err() {
-                    tracing::warn!("scheduled slot skipped: another run is already queued");
-                }
-            })
-        },
-    )?;
-    scheduler.add(job).await?;
-    scheduler.start().await?;
-    Ok(scheduler)
-}
-
-/// Watches the folders of the config and roles files (not the files: editors replace files by
-/// rename, and Kubernetes swaps a `..data` symlink) and asks for a reload after a quiet time.
-struct FileWatch {
-    watcher: notify::RecommendedWatcher,
-    names: Arc<RwLock<HashSet<OsString>>>,
-    dirs: HashSet<PathBuf>,
-}
-
-impl FileWatch {
-    fn start(tx: mpsc::Sender<Trigger>) -> notify::Result<FileWatch> {
-        let names: Arc<RwLock<HashSet<OsString>>> = Arc::default();
-        let watched = names.clone();
-        let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
-        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            let Ok(event) = event else { return };
-            if event.kind.is_access() {
-                return;
-            }
-            let names = watched.read().unwrap_or_else(|e| e.into_inner());
-            let relevant = event.paths.iter().any(|p| {
-                p.file_name()
-                    .is_some_and(|n| names.contains(n) || n.to_string_lossy().starts_with(".."))
-            });
-            if relevant {
-                let _ = events_tx.send(());
-            }
-        })?;
-        tokio::spawn(async move {
-            while events_rx.recv().await.is_some() {
-                // Debounce: wait until the folder has been quiet for a moment.
-                loop {
-                    match tokio::time::timeout(DEBOUNCE, events_rx.recv()).await {
-                        Ok(Some(())) => continue,
-                        Ok(None) => return,
-                        Err(_) => break,
-                    }
-                }
-                tracing::info!("config or roles file changed; reloading");
-                if tx.send(Trigger::Reload).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(FileWatch {
-            watcher,
-            names,
-            dirs: HashSet::new(),
-        })
-    }
-
-    /// Watches the config file and the roles file of `config` (adds folders, never drops any).
-    fn follow(&mut self, config: &Config, config_path: &Path) {
-        let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
-        if let Some(roles) = config.roles_file() {
-            files.push(roles.to_path_buf());
-        }
-        {
-            let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
-            names.clear();
-            names.extend(
-                files
-                    .iter()
-                    .filter_map(|f| f.file_name().map(|n| n.to_os_string())),
-            );
-        }
-        for f in &files {
-            let dir = f
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .to_path_buf();
-            if self.dirs.contains(&dir) {
-                continue;
-            }
-            match self.watcher.watch(&dir, RecursiveMode::NonRecursive) {
-                Ok(()) => {
-                    tracing::debug!(dir = %dir.display(), "watching");
-                    self.dirs.insert(dir);
-                }
-                Err(e) => tracing::warn!(
-                    dir = %dir.display(),
-                    error = %e,
-                    "cannot watch this folder; its edits are picked up at the next scheduled run"
-                ),
-            }
-        }
-    }
-}
-
-fn notify_systemd(state: &[sd_notify::NotifyState]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_some() {
-        if let Err(e) = sd_notify::notify(false, state) {
-            tracing::warn!(error = %e, "cannot notify systemd");
-        }
-    }
-}
-
-/// Pings the systemd watchdog at half its interval while the daemon's runtime is responsive.
-fn spawn_watchdog(mut shutdown: Shutdown) {
-    let mut usec = 0u64;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return;
-    }
-    let every = Duration::from_micros(usec / 2);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = shutdown.recv() => return,
-                _ = tokio::time::sleep(every) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
-            }
-        }
-    });
 }
