@@ -10,8 +10,10 @@ use tracing_subscriber::EnvFilter;
 /// Installs the global subscriber once; later calls are ignored.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        EnvFilter::try_new(format!("{level},sqlx=warn,hyper=warn,reqwest=warn,tokio_cron_scheduler=warn"))
-            .unwrap_or_else(|_| EnvFilter::new("info"))
+        EnvFilter::try_new(format!(
+            "{level},sqlx=warn,hyper=warn,reqwest=warn,tokio_cron_scheduler=warn"
+        ))
+        .unwrap_or_else(|_| EnvFilter::new("info"))
     });
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
