@@ -268,10 +268,10 @@ impl Engine {
         r.adds_planned = the_plan.adds() as i64;
         r.removes_planned = the_plan.removes() as i64;
         r.pending = the_plan.pending_emails() as i64;
-        let (outcome, detail) = match (&guard, dry_run) {
-            (Some(g), _) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
-            (None, true) => ("planned", None),
-            (None, false) => ("planned", None),
+        // Recorded before anything is sent; a tripped guard means none of it will be.
+        let (outcome, detail) = match &guard {
+            Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
+            None => ("planned", None),
         };
         let rows: Vec<ActionRow> = the_plan
             .actions

@@ -133,6 +133,17 @@ impl Daemon {
         }
     }
 
+    /// A run could not even be recorded: readiness shows it as a failed run without an id.
+    fn failed_without_run(&self, error: String) {
+        self.set_ready(|r| {
+            r.last_run = Some(LastRun {
+                id: None,
+                status: "failed".into(),
+                error: Some(error),
+            })
+        });
+    }
+
     fn set_ready(&self, f: impl FnOnce(&mut Readiness)) {
         let mut r = self.readiness.write().unwrap_or_else(|e| e.into_inner());
         f(&mut r);
@@ -302,13 +313,7 @@ impl Daemon {
                 Ok(e) => self.engine = Some(e),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot set up the Studio client; no run");
-                    self.set_ready(|r| {
-                        r.last_run = Some(LastRun {
-                            id: None,
-                            status: "failed".into(),
-                            error: Some(format!("cannot set up the Studio client: {e}")),
-                        })
-                    });
+                    self.failed_without_run(format!("cannot set up the Studio client: {e}"));
                     return;
                 }
             }
@@ -331,13 +336,7 @@ impl Daemon {
             }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the run");
-                self.set_ready(|r| {
-                    r.last_run = Some(LastRun {
-                        id: None,
-                        status: "failed".into(),
-                        error: Some(format!("cannot record the run: {e}")),
-                    })
-                });
+                self.failed_without_run(format!("cannot record the run: {e}"));
             }
         }
     }
