@@ -15,6 +15,7 @@ use crate::roles::{ManagedRoles, RoleSet};
 use crate::yaml_lines::{child_keys, key_line};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::path::Path;
 
@@ -80,16 +81,97 @@ pub fn parse(
     })
 }
 
+/// One `email: [roles]` entry as written; borrowed from the text when it can be.
+type Entry<'t> = (Cow<'t, str>, Vec<Cow<'t, str>>);
+
 /// The file's entries in order, duplicates kept, or serde's error (with its location).
-fn parse_shape(text: &str) -> Result<Vec<(String, Vec<String>)>, serde_yaml::Error> {
+fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
     if text.lines().all(|l| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#') || t == "---"
     }) {
         return Ok(Vec::new());
     }
+    if let Some(entries) = parse_common_form(text) {
+        return Ok(entries);
+    }
     let file: RolesFile = serde_yaml::from_str(text)?;
-    Ok(file.users.map(|u| u.0).unwrap_or_default())
+    let owned = file.users.map(|u| u.0).unwrap_or_default();
+    Ok(owned
+        .into_iter()
+        .map(|(k, r)| (Cow::Owned(k), r.into_iter().map(Cow::Owned).collect()))
+        .collect())
+}
+
+/// The common form of the file, read without building a YAML document.
+///
+/// serde_norway holds a whole document as parser events before deserialising it: for a
+/// million grants that is ~400 MB. Admins and `export` write one `email: [Role, ...]` line
+/// per user, which needs nothing of YAML but this. Anything else (block lists, quotes,
+/// anchors, flow mappings, tabs, a word YAML might not read as a plain string) answers `None`
+/// and serde reads the file, so both paths always agree (a property test checks it).
+fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
+    // Only spaces count as blank or indent: YAML refuses tabs there, so must this.
+    let mut lines = text.lines().filter(|l| {
+        let t = l.trim_start_matches(' ');
+        !t.is_empty() && !t.starts_with('#')
+    });
+    if strip_comment(lines.next()?)? != "users:" {
+        return None;
+    }
+    let mut indent = None;
+    let mut entries = Vec::new();
+    for line in lines {
+        let body = line.trim_start_matches(' ');
+        let width = line.len() - body.len();
+        if width == 0 || *indent.get_or_insert(width) != width {
+            return None;
+        }
+        let (key, list) = strip_comment(body)?.split_once(": ")?;
+        let list = list.trim_end().strip_prefix('[')?.strip_suffix(']')?;
+        if !is_plain_key(key) {
+            return None;
+        }
+        let roles = if list.trim().is_empty() {
+            Vec::new()
+        } else {
+            list.split(',')
+                .map(|r| is_plain_role(r.trim()).then(|| Cow::Borrowed(r.trim())))
+                .collect::<Option<Vec<_>>>()?
+        };
+        entries.push((Cow::Borrowed(key), roles));
+    }
+    Some(entries)
+}
+
+/// A line without its trailing ` # comment`, or `None` if it holds a `#` anywhere else.
+fn strip_comment(line: &str) -> Option<&str> {
+    let body = match line.find(" #") {
+        Some(i) => &line[..i],
+        None => line,
+    };
+    (!body.contains('#') && !body.contains('\t')).then(|| body.trim_end())
+}
+
+/// An email-like plain scalar: YAML reads it as this very string.
+fn is_plain_key(key: &str) -> bool {
+    key.contains('@')
+        && key.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._%+@-".contains(c))
+}
+
+/// A role name YAML reads as this very string (no word YAML 1.1 would read otherwise).
+fn is_plain_role(role: &str) -> bool {
+    const SPECIAL: [&str; 11] = [
+        "y", "n", "yes", "no", "true", "false", "on", "off", "null", "nan", "inf",
+    ];
+    role.starts_with(|c: char| c.is_ascii_alphabetic())
+        && role
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !SPECIAL.iter().any(|w| w.eq_ignore_ascii_case(role))
 }
 
 #[derive(Deserialize)]
@@ -125,6 +207,70 @@ impl<'de> Deserialize<'de> for Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn fast_entries(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+        parse_common_form(text).map(|e| {
+            e.into_iter()
+                .map(|(k, r)| (k.into_owned(), r.into_iter().map(Cow::into_owned).collect()))
+                .collect()
+        })
+    }
+
+    fn serde_entries(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+        serde_yaml::from_str::<RolesFile>(text)
+            .ok()
+            .map(|f| f.users.map(|u| u.0).unwrap_or_default())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1000))]
+
+        /// The common-form reader either declines or reads exactly what serde reads.
+        #[test]
+        fn common_form_agrees_with_serde(
+            entries in prop::collection::vec(
+                ("[a-zA-Z0-9][a-zA-Z0-9._+-]{0,6}@[a-z]{1,5}\\.(edu|org)", prop::collection::vec("(Admin|CaptionEditor|Teacher|yes|No|null|1x|x y|a#b|Admin )", 0..3)),
+                0..12,
+            ),
+            indent in 1..4usize,
+            comment in any::<bool>(),
+            odd_line in prop::option::of("(  - Admin|\t|  'q@x.edu': \\[Admin\\]|  a@x.edu: \\[Admin,\\]|---|  b@x.edu: Admin)"),
+        ) {
+            let mut text = String::from("users:\n");
+            for (i, (email, roles)) in entries.iter().enumerate() {
+                text += &format!("{}{email}: [{}]", " ".repeat(indent), roles.join(", "));
+                if comment && i % 2 == 0 {
+                    text += "   # note";
+                }
+                text.push('\n');
+                if i == 1 {
+                    if let Some(odd) = &odd_line {
+                        text += odd;
+                        text.push('\n');
+                    }
+                }
+            }
+            if let Some(fast) = fast_entries(&text) {
+                prop_assert_eq!(Some(fast), serde_entries(&text), "{}", text);
+            }
+        }
+    }
+
+    #[test]
+    fn common_form_reads_the_export_and_example_shape() {
+        let text = "# c\nusers:\n  a@x.edu: [Admin, CaptionEditor]  # both\n\n  B.c@X.edu: []\n";
+        let fast = fast_entries(text).expect("common form");
+        assert_eq!(fast, serde_entries(text).unwrap());
+        for other in [
+            "users:\n  a@x.edu:\n    - Admin\n",
+            "users:\n  \"a@x.edu\": [Admin]\n",
+            "users: {}\n",
+            "users:\n  a@x.edu: [true]\n",
+        ] {
+            assert_eq!(fast_entries(other), None, "{other:?}");
+        }
+    }
 
     fn managed() -> ManagedRoles {
         ManagedRoles::new(vec!["Admin".into(), "CaptionEditor".into()])
