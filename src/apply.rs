@@ -343,7 +343,15 @@ mod tests {
             timeout: Duration::from_secs(1),
             max_retries: 0,
         };
-        StudioClient::new(&settings, Auth::Static("t".into()), Metrics::new()).unwrap()
+        StudioClient::new(
+            &settings,
+            Auth::Static(std::sync::Arc::new(crate::studio::auth::StaticToken::new(
+                "t".to_string().into(),
+                None,
+            ))),
+            Metrics::new(),
+        )
+        .unwrap()
     }
 
     fn action(user_id: u64, kind: ActionKind) -> RoleAction {

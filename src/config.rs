@@ -61,8 +61,12 @@ pub struct StudioConfig {
 /// How the client authenticates. Secrets are `SecretString`: their `Debug` is redacted.
 #[derive(Debug)]
 pub enum AuthConfig {
-    /// A long-lived access token from `token_env` or `token_file`.
-    Token(SecretString),
+    /// A long-lived access token from `token_env`, or from `token_file` (kept to re-read it
+    /// when Studio refuses the token: a rotated secret is picked up without a restart).
+    Token {
+        token: SecretString,
+        file: Option<PathBuf>,
+    },
     OAuth(Box<OAuthConfig>),
 }
 
@@ -447,11 +451,16 @@ impl Checker<'_> {
     ) -> Result<StudioConfig, ConfigError> {
         let base_url = self.https_url(&["studio", "base_url"], &raw.base_url)?;
         let auth = match (raw.token_env, raw.token_file, raw.oauth) {
-            (Some(var), None, None) => {
-                AuthConfig::Token(self.secret_env(&["studio", "token_env"], &var)?)
-            }
+            (Some(var), None, None) => AuthConfig::Token {
+                token: self.secret_env(&["studio", "token_env"], &var)?,
+                file: None,
+            },
             (None, Some(file), None) => {
-                AuthConfig::Token(self.secret_file(&["studio", "token_file"], &resolve(&file))?)
+                let file = resolve(&file);
+                AuthConfig::Token {
+                    token: self.secret_file(&["studio", "token_file"], &file)?,
+                    file: Some(file),
+                }
             }
             (None, None, Some(oauth)) => {
                 AuthConfig::OAuth(Box::new(self.oauth(oauth, &base_url, resolve)?))

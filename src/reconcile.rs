@@ -12,7 +12,7 @@ use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
 use crate::shutdown::Shutdown;
-use crate::studio::auth::{Auth, OAuth, OAuthSettings};
+use crate::studio::auth::{Auth, OAuth, OAuthSettings, StaticToken};
 use crate::studio::read::read_current;
 use crate::studio::{ClientSettings, StudioClient, StudioError};
 use std::sync::Arc;
@@ -90,7 +90,9 @@ pub async fn make_client(
     metrics: &Metrics,
 ) -> Result<StudioClient, StudioError> {
     let auth = match &config.studio.auth {
-        AuthConfig::Token(t) => Auth::Static(t.clone()),
+        AuthConfig::Token { token, file } => {
+            Auth::Static(Arc::new(StaticToken::new(token.clone(), file.clone())))
+        }
         AuthConfig::OAuth(o) => Auth::OAuth(Arc::new(
             OAuth::new(OAuthSettings::from(&**o), history.clone(), metrics.clone()).await?,
         )),

@@ -495,3 +495,37 @@ async fn the_example_config_and_roles_file_validate() {
     );
     assert!(stdout.contains("3 users, 3 grants"), "{stdout}");
 }
+
+#[tokio::test]
+async fn a_rewritten_token_file_is_picked_up_without_a_restart() {
+    use studio_role_sync::studio::StudioError;
+    let t = Tenant::start(institution()).await;
+    std::fs::write(t.path("token"), "old-revoked-token").unwrap();
+    let config = studio_role_sync::config::Config::load(&t.config_path()).unwrap();
+    let history = studio_role_sync::history::History::open(&t.history_path())
+        .await
+        .unwrap();
+    let metrics = studio_role_sync::metrics::Metrics::new();
+    let client = studio_role_sync::reconcile::make_client(&config, &history, &metrics)
+        .await
+        .unwrap();
+
+    // The file still holds the refused token: one request, a clear error, no blind retry.
+    let refused = client.users_with_role("Admin", 1).await;
+    assert!(
+        matches!(refused, Err(StudioError::Unauthorized { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(t.sim.stats().status_401, 1);
+
+    // The secret is rotated in place (a Kubernetes Secret update): the next 401 re-reads it.
+    std::fs::write(t.path("token"), TOKEN).unwrap();
+    let page = client
+        .users_with_role("Admin", 1)
+        .await
+        .expect("the new token works");
+    assert_eq!(page.users.len(), 5);
+    assert_eq!(t.sim.stats().status_401, 2);
+    assert!(client.users_with_role("Admin", 1).await.is_ok());
+    assert_eq!(t.sim.stats().status_401, 2, "the new token is kept");
+}

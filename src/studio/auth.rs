@@ -18,6 +18,7 @@ use crate::metrics::Metrics;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -40,31 +41,74 @@ impl Token {
 
 #[derive(Clone)]
 pub enum Auth {
-    Static(SecretString),
+    Static(Arc<StaticToken>),
     OAuth(Arc<OAuth>),
+}
+
+/// A long-lived token. When it came from a file, a `401` re-reads the file: a rotated
+/// Kubernetes Secret (or any file an admin rewrote) is picked up without a restart.
+pub struct StaticToken {
+    current: std::sync::RwLock<(SecretString, u64)>,
+    file: Option<PathBuf>,
+}
+
+impl StaticToken {
+    pub fn new(token: SecretString, file: Option<PathBuf>) -> StaticToken {
+        StaticToken {
+            current: std::sync::RwLock::new((token, 0)),
+            file,
+        }
+    }
+
+    fn get(&self) -> Token {
+        let (value, generation) = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        Token { value, generation }
+    }
+
+    /// Re-reads the token file; true when it now holds a token other than the refused one.
+    fn reload(&self, refused: &Token) -> bool {
+        let Some(file) = &self.file else { return false };
+        let Ok(text) = std::fs::read_to_string(file) else {
+            return false;
+        };
+        let fresh = text.trim();
+        let mut current = self.current.write().unwrap_or_else(|e| e.into_inner());
+        if current.1 != refused.generation {
+            return true; // another request already picked up a new token
+        }
+        if fresh.is_empty() || fresh == current.0.expose_secret() {
+            return false;
+        }
+        tracing::info!(file = %file.display(), "the token file changed; using the new token");
+        *current = (SecretString::from(fresh.to_string()), current.1 + 1);
+        true
+    }
 }
 
 impl Auth {
     pub async fn access_token(&self, http: &reqwest::Client) -> Result<Token, StudioError> {
         match self {
-            Auth::Static(t) => Ok(Token {
-                value: t.clone(),
-                generation: 0,
-            }),
+            Auth::Static(t) => Ok(t.get()),
             Auth::OAuth(o) => o.access_token(http).await,
         }
     }
 
-    pub fn can_refresh(&self) -> bool {
-        matches!(self, Auth::OAuth(_))
-    }
-
-    /// Studio answered `401` to `token`: forget it, unless it was already replaced.
-    pub async fn rejected(&self, token: &Token) {
-        if let Auth::OAuth(o) = self {
-            let mut state = o.state.lock().await;
-            if state.generation == token.generation {
-                state.access = None;
+    /// Studio answered `401` to `token`. True when another token is worth a try: OAuth
+    /// forgets the refused token (unless it was already replaced) and refreshes on the next
+    /// request; a token file is re-read.
+    pub async fn rejected(&self, token: &Token) -> bool {
+        match self {
+            Auth::Static(t) => t.reload(token),
+            Auth::OAuth(o) => {
+                let mut state = o.state.lock().await;
+                if state.generation == token.generation {
+                    state.access = None;
+                }
+                true
             }
         }
     }

@@ -175,6 +175,7 @@ struct PageMeta {
 }
 
 /// One users page and the number of the last page.
+#[derive(Debug)]
 pub struct UsersPage {
     pub users: Vec<StudioUser>,
     pub last_page: u32,
@@ -320,14 +321,13 @@ impl StudioClient {
                 }
                 Attempt::Fatal(error) => return Err(error),
                 Attempt::Rejected(token) => {
-                    if reauthenticated || !inner.auth.can_refresh() {
+                    if reauthenticated || !inner.auth.rejected(&token).await {
                         return Err(StudioError::Unauthorized {
                             endpoint: name,
                             hint: inner.auth.hint(),
                         });
                     }
                     reauthenticated = true;
-                    inner.auth.rejected(&token).await;
                 }
                 Attempt::Throttled {
                     retry_after,
@@ -454,7 +454,7 @@ enum Attempt<T> {
     Done(T),
     /// Not worth another try.
     Fatal(StudioError),
-    /// `401` for this token: refresh it (OAuth) and try once more.
+    /// `401` for this token: refresh it (OAuth) or re-read its file, and try once more.
     Rejected(auth::Token),
     /// `429`: the whole client slows down and waits.
     Throttled {
