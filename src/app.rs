@@ -115,16 +115,16 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Exit {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
+    // Like `terraform apply`, an apply shows the plan it carried out, then the outcome.
     if let Some(plan) = &report.plan {
-        if dry_run || report.guard.is_some() {
-            print!(
-                "{}",
-                report::render_plan(plan, &config.roles.managed, report.guard.as_ref())
-            );
-        }
+        print!(
+            "{}",
+            report::render_plan(plan, &config.roles.managed, report.guard.as_ref())
+        );
     }
     if !dry_run || report.error.is_some() {
         let text = report::render_run(&report);
+        println!();
         if report.error.is_some() {
             eprint!("error: {text}");
         } else {
