@@ -529,3 +529,30 @@ async fn a_rewritten_token_file_is_picked_up_without_a_restart() {
     assert!(client.users_with_role("Admin", 1).await.is_ok());
     assert_eq!(t.sim.stats().status_401, 2, "the new token is kept");
 }
+
+#[tokio::test]
+async fn completions_and_man_page_come_from_the_command_line_definition() {
+    let run = |args: &'static [&'static str]| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+            .args(args)
+            .output()
+            .await
+            .unwrap()
+    };
+    let man = run(&["man"]).await;
+    assert!(man.status.success());
+    let man = String::from_utf8_lossy(&man.stdout);
+    assert!(man.contains(".TH studio-role-sync 1"), "{man}");
+    for command in [
+        "validate", "plan", "apply", "daemon", "history", "export", "demo",
+    ] {
+        assert!(man.contains(command), "man page lacks {command}");
+    }
+    let bash = run(&["completions", "bash"]).await;
+    assert!(bash.status.success());
+    let bash = String::from_utf8_lossy(&bash.stdout);
+    assert!(
+        bash.contains("complete -F") && bash.contains("--format"),
+        "{bash}"
+    );
+}
