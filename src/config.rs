@@ -318,6 +318,13 @@ impl Config {
         Config::from_text(path, &read(path)?)
     }
 
+    /// As [`load`](Self::load), also returning the text read (the daemon compares it to tell
+    /// whether the file really changed).
+    pub fn load_with_text(path: &Path) -> Result<(Config, String), ConfigError> {
+        let text = read(path)?;
+        Ok((Config::from_text(path, &text)?, text))
+    }
+
     /// As [`load`](Self::load), but without reading any secret: for commands that only read
     /// the history, so an admin can run them without access to the token.
     pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
@@ -365,7 +372,8 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-fn read(path: &Path) -> Result<String, ConfigError> {
+/// The config file's text, or an error naming it.
+pub fn read(path: &Path) -> Result<String, ConfigError> {
     std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_path_buf(),
         line: None,

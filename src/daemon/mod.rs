@@ -39,15 +39,11 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn run(config_path: &Path) -> Exit {
-    let text = std::fs::read_to_string(config_path).unwrap_or_default();
-    let config = match Config::from_text(config_path, &text) {
-        Ok(c) if !text.is_empty() => Arc::new(c),
-        // Unreadable or invalid: `load_config` prints the error with file and line.
-        _ => {
-            return match crate::app::load_config(config_path) {
-                Ok(_) => Exit::Error,
-                Err(code) => code,
-            }
+    let (config, text) = match Config::load_with_text(config_path) {
+        Ok((c, text)) => (Arc::new(c), text),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Error;
         }
     };
     crate::logging::init(config.log.format, &config.log.level);
@@ -352,13 +348,10 @@ impl Daemon {
     /// one kept. A new schedule or roles file location takes effect at once; `history`,
     /// `http.listen` and `log` need a restart.
     async fn reload_config(&mut self, triggers: &mut Triggers) -> ConfigReload {
-        let text = match std::fs::read_to_string(&self.config_path) {
+        let text = match crate::config::read(&self.config_path) {
             Ok(t) => t,
             Err(e) => {
-                let message = format!(
-                    "{}: cannot read config file: {e}",
-                    self.config_path.display()
-                );
+                let message = e.to_string();
                 if self.readiness_now().invalid_config.as_deref() != Some(message.as_str()) {
                     tracing::error!(error = %message, "the config file is invalid; keeping the previous config");
                 }
