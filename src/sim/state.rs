@@ -181,27 +181,21 @@ impl Store {
     ) -> Page {
         let offset =
             usize::try_from(page.saturating_sub(1).saturating_mul(per_page)).unwrap_or(usize::MAX);
-        let take = per_page as usize;
+        // One page of `ids` (sorted, distinct), without touching the users of other pages.
+        let page_of = |ids: &mut dyn ExactSizeIterator<Item = &u64>| Page {
+            total: ids.len() as u64,
+            users: ids
+                .skip(offset)
+                .take(per_page as usize)
+                .filter_map(|id| self.users.get(id))
+                .cloned()
+                .collect(),
+        };
         match (role, email_prefix) {
-            (Some(role), None) => {
-                let Some(ids) = self.by_role.get(role) else {
-                    return Page {
-                        users: Vec::new(),
-                        total: 0,
-                    };
-                };
-                let users = ids
-                    .iter()
-                    .skip(offset)
-                    .take(take)
-                    .filter_map(|id| self.users.get(id))
-                    .cloned()
-                    .collect();
-                Page {
-                    users,
-                    total: ids.len() as u64,
-                }
-            }
+            (Some(role), None) => match self.by_role.get(role) {
+                Some(ids) => page_of(&mut ids.iter()),
+                None => page_of(&mut [].iter()),
+            },
             (role, Some(prefix)) => {
                 let mut ids: Vec<u64> = self
                     .by_email
@@ -218,17 +212,7 @@ impl Store {
                 }
                 ids.sort_unstable();
                 ids.dedup();
-                let users = ids
-                    .iter()
-                    .skip(offset)
-                    .take(take)
-                    .filter_map(|id| self.users.get(id))
-                    .cloned()
-                    .collect();
-                Page {
-                    users,
-                    total: ids.len() as u64,
-                }
+                page_of(&mut ids.iter())
             }
             (None, None) => Page {
                 users: Vec::new(),
