@@ -751,6 +751,17 @@ fn is_loopback(url: &Url) -> bool {
 
 /// Checks a cron expression with seconds (6 or 7 fields), as the scheduler reads it.
 pub fn check_schedule(expr: &str) -> Result<(), String> {
+    let cron = parse_schedule(expr)?;
+    match cron.find_next_occurrence(&chrono::Utc::now(), false) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(format!(
+            "{expr:?} never fires (no matching time within a year), e.g. a day that no month has"
+        )),
+    }
+}
+
+/// Parses a cron expression with seconds (6 fields, or 7 with a year).
+pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
     let fields = expr.split_whitespace().count();
     if !(6..=7).contains(&fields) {
         return Err(format!(
@@ -762,7 +773,6 @@ pub fn check_schedule(expr: &str) -> Result<(), String> {
         .year(croner::parser::Year::Optional)
         .build()
         .parse(expr)
-        .map(|_| ())
         .map_err(|e| format!("{expr:?} is not a valid cron expression: {e}"))
 }
 
@@ -858,5 +868,7 @@ mod tests {
         assert!(check_schedule("0 */15 * * * *").is_ok());
         assert!(check_schedule("*/15 * * * *").is_err());
         assert!(check_schedule("0 61 * * * *").is_err());
+        let never = check_schedule("0 0 0 30 2 *").unwrap_err();
+        assert!(never.contains("never fires"), "{never}");
     }
 }
