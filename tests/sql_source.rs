@@ -119,6 +119,7 @@ fn main() -> std::process::ExitCode {
         url_file_sqlite: None,
         mysql_wrong_password_and_read_only_user: Some(Kind::MySql),
         postgres_missing_database_and_unknown_user: Some(Kind::Postgres),
+        postgres_read_only_account: Some(Kind::Postgres),
     );
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -616,73 +617,82 @@ async fn the_query_cannot_write(kind: Kind) {
     db.drop_table().await;
 }
 
-/// A query slower than `statement_timeout_seconds` (no sleep function: those are refused; a
-/// cross join) fails the run with exit 1, and is stopped on the server by the tool itself:
-/// within moments of the process exiting, nothing of it runs there (the server's own limit,
-/// the backstop, would only stop it 2 s later).
-async fn statement_timeout_cancels_the_query(kind: Kind) {
-    let db = Db::new(kind).await;
-    db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
-        .await;
-    let table = &db.table;
-    let slow = match kind {
+/// A query on `table` much slower than a second, without a sleep function (those are
+/// refused): a cross join that needs no privilege beyond reading `table`.
+fn slow_query(kind: Kind, table: &str) -> String {
+    match kind {
         Kind::Postgres => format!(
             "SELECT email, role FROM {table} WHERE (SELECT count(*) FROM pg_class a, pg_class b, \
              pg_class c, pg_class d) > 0"
         ),
         Kind::MySql => format!(
-            "SELECT email, role FROM {table} WHERE (SELECT COUNT(*) FROM seq_1_to_100000 a, \
-             seq_1_to_100000 b) > 0"
+            "SELECT email, role FROM {table} WHERE (SELECT COUNT(*) FROM \
+             information_schema.COLLATIONS a, information_schema.COLLATIONS b, \
+             information_schema.COLLATIONS c, information_schema.COLLATIONS d) > 0"
         ),
         Kind::Sqlite => format!(
             "SELECT email, role FROM {table} WHERE (WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL \
              SELECT n + 1 FROM c) SELECT max(n) FROM c) > 0"
         ),
-    };
-    let t = Tenant::start(staff()).await;
+    }
+}
+
+/// Runs `command` with the slow query on `table` and a 1 s statement timeout: exit 1, the
+/// message says the query was cancelled (on the server, by the tool: within 1.5 s, where
+/// the server's own backstop would take 2 s), and within moments nothing of it runs there.
+async fn assert_cancelled(t: &Tenant, db: &Db, command: &str, url: &str, kind: Kind) {
     t.write_config(&Opts {
-        source: format!("{}    statement_timeout_seconds: 1\n", sql_source(&slow)),
+        source: format!(
+            "{}    statement_timeout_seconds: 1\n",
+            sql_source(&slow_query(kind, &db.table))
+        ),
         ..Opts::default()
     });
-    for command in ["validate", "apply"] {
-        let started = Instant::now();
-        let run = cli(&t, &[command], &db.url).await;
-        let took = started.elapsed();
-        assert_eq!(run.code, 1, "{run:?}");
-        // The server may still be sending the cancel's error for a few milliseconds after
-        // the client read it; the backstop would only stop the query 2 s later.
-        let gone = Instant::now() + Duration::from_millis(1000);
-        let mut running = db.running(table).await;
-        while !running.is_empty() && Instant::now() < gone {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            running = db.running(table).await;
-        }
-        assert!(
-            running.is_empty(),
-            "{command}: still running on the server: {running:?}"
-        );
-        let expected = match kind {
-            Kind::Sqlite => {
-                "the query was interrupted: it ran longer than statement_timeout_seconds (1 s)"
-            }
-            _ => {
-                "the query ran longer than statement_timeout_seconds (1 s) and was cancelled on \
-                 the database server (confirmed in "
-            }
-        };
+    let started = Instant::now();
+    let run = cli(t, &[command], url).await;
+    let took = started.elapsed();
+    assert_eq!(run.code, 1, "{run:?}");
+    // The server may still be sending the cancel's error for a few milliseconds after the
+    // client read it; the backstop would only stop the query 2 s later.
+    let gone = Instant::now() + Duration::from_millis(1000);
+    let mut running = db.running(&db.table).await;
+    while !running.is_empty() && Instant::now() < gone {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        running = db.running(&db.table).await;
+    }
+    assert!(
+        running.is_empty(),
+        "{command}: still running on the server: {running:?}"
+    );
+    if kind == Kind::Sqlite {
+        let expected =
+            "the query was interrupted: it ran longer than statement_timeout_seconds (1 s)";
         assert!(run.stderr.contains(expected), "{run:?}");
-        assert!(took < Duration::from_secs(10), "{took:?}: {run:?}");
-        if kind != Kind::Sqlite {
-            // The tool's cancel, not the server's backstop 2 s later, stopped it.
-            let ms: u64 = run
-                .stderr
-                .split("confirmed in ")
-                .nth(1)
-                .and_then(|r| r.split(' ').next())
-                .and_then(|n| n.parse().ok())
-                .expect("a time");
-            assert!(ms < 1500, "{run:?}");
-        }
+    } else {
+        let expected = "the query ran longer than statement_timeout_seconds (1 s) and was \
+                        cancelled on the database server (confirmed in ";
+        assert!(run.stderr.contains(expected), "{run:?}");
+        let ms: u64 = run
+            .stderr
+            .split("confirmed in ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("a time");
+        assert!(ms < 1500, "{run:?}");
+    }
+    assert!(took < Duration::from_secs(10), "{took:?}: {run:?}");
+}
+
+/// A query slower than `statement_timeout_seconds` fails the run with exit 1 and is stopped
+/// on the server by the tool itself.
+async fn statement_timeout_cancels_the_query(kind: Kind) {
+    let db = Db::new(kind).await;
+    db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
+        .await;
+    let t = Tenant::start(staff()).await;
+    for command in ["validate", "apply"] {
+        assert_cancelled(&t, &db, command, &db.url, kind).await;
     }
     nothing_sent(&t);
     db.drop_table().await;
@@ -746,13 +756,15 @@ async fn mysql_wrong_password_and_read_only_user() {
     let db = Db::new(Kind::MySql).await;
     db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
         .await;
-    // The recommended read-only account (docs/sql-source.md): SELECT on the one table.
+    // The recommended read-only account (docs/sql-source.md): SELECT on the one table, two
+    // connections (the second is for the cancel).
     let right = "Right-Pa55word";
+    let user = format!("srs_test_{}", std::process::id());
     for host in ["%", "localhost", "127.0.0.1"] {
         db.exec(&format!(
-            "CREATE USER IF NOT EXISTS 'srs_test'@'{host}' IDENTIFIED BY '{right}'; \
-             ALTER USER 'srs_test'@'{host}' IDENTIFIED BY '{right}'; \
-             GRANT SELECT ON {} TO 'srs_test'@'{host}'",
+            "CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{right}'; \
+             ALTER USER '{user}'@'{host}' IDENTIFIED BY '{right}' WITH MAX_USER_CONNECTIONS 2; \
+             GRANT SELECT ON {} TO '{user}'@'{host}'",
             db.table
         ))
         .await;
@@ -767,14 +779,14 @@ async fn mysql_wrong_password_and_read_only_user() {
     let t = Tenant::start(staff()).await;
     t.write_config(&opts(&db.query()));
 
-    let wrong = format!("mysql://srs_test:Wr0ng-Passw0rd@{at}");
+    let wrong = format!("mysql://{user}:Wr0ng-Passw0rd@{at}");
     for command in ["validate", "apply"] {
         let run = cli(&t, &[command], &wrong).await;
         assert_eq!(run.code, 1, "{run:?}");
         assert!(
             run.stderr.contains(&format!(
                 "error: SQL source (env ROLE_SOURCE_URL: mysql://{at}): \
-                 cannot connect to the database: Access denied for user 'srs_test'"
+                 cannot connect to the database: Access denied for user '{user}'"
             )),
             "{run:?}"
         );
@@ -784,13 +796,52 @@ async fn mysql_wrong_password_and_read_only_user() {
     assert_eq!(runs(&t).await, 0);
 
     // The same account with its password reads the table, and can do nothing else.
-    let good = format!("mysql://srs_test:{right}@{at}");
+    let good = format!("mysql://{user}:{right}@{at}");
     let v = cli(&t, &["validate"], &good).await;
     assert_eq!(v.code, 0, "{v:?}");
     assert!(v.stdout.contains("ok (1 rows, 1 users, 1 grants)"), "{v:?}");
     assert!(!v.stdout.contains(right), "{v:?}");
-    db.exec("DROP USER IF EXISTS 'srs_test'@'%', 'srs_test'@'localhost', 'srs_test'@'127.0.0.1'")
+    // It may stop its own query: the cancel at the timeout needs no other right.
+    assert_cancelled(&t, &db, "validate", &good, Kind::MySql).await;
+    db.exec(&format!(
+        "DROP USER IF EXISTS '{user}'@'%', '{user}'@'localhost', '{user}'@'127.0.0.1'"
+    ))
+    .await;
+    db.drop_table().await;
+}
+
+/// The recommended PostgreSQL account (docs/sql-source.md): SELECT on the one table, read-only
+/// by default, two connections. It reads, and it may cancel its own query at the timeout.
+async fn postgres_read_only_account() {
+    let db = Db::new(Kind::Postgres).await;
+    db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
         .await;
+    let role = format!("srs_test_{}", std::process::id());
+    db.exec(&format!(
+        "DROP ROLE IF EXISTS {role}; \
+         CREATE ROLE {role} LOGIN CONNECTION LIMIT 2; \
+         ALTER ROLE {role} SET default_transaction_read_only = on; \
+         GRANT USAGE ON SCHEMA public TO {role}; \
+         GRANT SELECT ON {} TO {role}",
+        db.table
+    ))
+    .await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+    let _ = url.set_password(None);
+    let url = url.to_string();
+    let t = Tenant::start(staff()).await;
+    t.write_config(&opts(&db.query()));
+    let v = cli(&t, &["validate"], &url).await;
+    assert_eq!(v.code, 0, "{v:?}");
+    assert!(v.stdout.contains("ok (1 rows, 1 users, 1 grants)"), "{v:?}");
+    assert_cancelled(&t, &db, "validate", &url, Kind::Postgres).await;
+    nothing_sent(&t);
+    db.exec(&format!(
+        "REVOKE ALL ON {} FROM {role}; REVOKE ALL ON SCHEMA public FROM {role}; DROP ROLE {role}",
+        db.table
+    ))
+    .await;
     db.drop_table().await;
 }
 
