@@ -409,6 +409,12 @@ impl Checker<'_> {
         let roles = self.roles(raw.roles)?;
         let safety = self.safety(raw.safety)?;
         let source = self.source(raw.source, &resolve)?;
+        if let SourceConfig::Sql(sql) = &source {
+            // One query that only reads, in the dialect the URL names (desired/sql/statement.rs).
+            use secrecy::ExposeSecret;
+            crate::desired::sql::check_query(sql.url.expose_secret(), &sql.query)
+                .map_err(|m| self.error(&["source", "sql", "query"], m))?;
+        }
         check_schedule(&raw.schedule).map_err(|m| self.error(&["schedule"], m))?;
         let timezone = match raw.timezone.as_deref() {
             None => chrono_tz::UTC,

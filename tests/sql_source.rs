@@ -2,15 +2,21 @@
 //! read from a real PostgreSQL server, a real MariaDB/MySQL server and a SQLite file.
 //!
 //! PostgreSQL and MariaDB tests need a server: set `STUDIO_ROLE_SYNC_TEST_POSTGRES_URL` and
-//! `STUDIO_ROLE_SYNC_TEST_MYSQL_URL` (`.ci/run` does); without them those tests say they were
-//! skipped and pass. SQLite tests always run. Every test uses its own table, dropped at the end.
+//! `STUDIO_ROLE_SYNC_TEST_MYSQL_URL` (`.ci/run` does). Without them those tests are reported
+//! *ignored*, with the variable to set, never passed; with `CI=true` they fail instead. That
+//! is decided when the test runs, so this binary has its own harness (`libtest-mimic`, see
+//! `main`), with the usual filters and flags. SQLite tests always run. Every test uses its
+//! own table, dropped at the end.
 
 mod common;
 
 use common::{count, run_row, user, Opts, Run, Tenant};
+use libtest_mimic::{Completion, Failed, Trial};
 use sqlx::{ConnectOptions, Connection, Executor};
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 use studio_role_sync::sim::SimUser;
 
 const PG_ENV: &str = "STUDIO_ROLE_SYNC_TEST_POSTGRES_URL";
@@ -23,6 +29,101 @@ enum Kind {
     Sqlite,
 }
 
+impl Kind {
+    /// The variable holding the server's URL, and the server's name; `None` for SQLite.
+    fn server(self) -> Option<(&'static str, &'static str)> {
+        match self {
+            Kind::Postgres => Some((PG_ENV, "PostgreSQL")),
+            Kind::MySql => Some((MYSQL_ENV, "MariaDB/MySQL")),
+            Kind::Sqlite => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::MySql => "mysql",
+            Kind::Sqlite => "sqlite",
+        }
+    }
+}
+
+fn server_url(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|u| !u.trim().is_empty())
+}
+
+/// One test: `body` on a fresh single-threaded runtime (as `#[tokio::test]` does), ignored
+/// with the reason when the server it `needs` has no URL, failed instead under `CI=true`.
+fn trial<F, Fut>(name: String, needs: Option<Kind>, body: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    Trial::ignorable_test(name, move || {
+        if let Some((var, server)) = needs.and_then(Kind::server) {
+            if server_url(var).is_none() {
+                let reason = format!("set {var} to run against {server}");
+                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                    return Err(Failed::from(format!(
+                        "CI is set, so this test must run: {reason}"
+                    )));
+                }
+                return Ok(Completion::ignored_with(reason));
+            }
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(body());
+        Ok(Completion::Completed)
+    })
+}
+
+/// Declares `$body(kind)` as three tests: `$body::postgres`, `::mysql`, `::sqlite`.
+macro_rules! per_database {
+    ($trials:ident; $($body:ident),* $(,)?) => {$(
+        for kind in [Kind::Postgres, Kind::MySql, Kind::Sqlite] {
+            $trials.push(trial(
+                format!("{}::{}", stringify!($body), kind.name()),
+                Some(kind),
+                move || $body(kind),
+            ));
+        }
+    )*};
+}
+
+/// Declares `$body()` as one test that needs the server of `$kind` (or none).
+macro_rules! single {
+    ($trials:ident; $($body:ident: $kind:expr),* $(,)?) => {$(
+        $trials.push(trial(stringify!($body).to_string(), $kind, $body));
+    )*};
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let mut trials = Vec::new();
+    per_database!(trials;
+        converges,
+        bad_rows_are_listed_and_nothing_is_sent,
+        wrong_column_types,
+        wrong_column_count,
+        empty_result_is_refused,
+        query_error_fails_the_run,
+        the_query_cannot_write,
+        statement_timeout_cancels_the_query,
+    );
+    single!(trials;
+        unreachable_server_fails_the_run_without_the_password: None,
+        unsupported_scheme_and_missing_sqlite_file: None,
+        url_file_sqlite: None,
+        mysql_wrong_password_and_read_only_user: Some(Kind::MySql),
+        postgres_missing_database_and_unknown_user: Some(Kind::Postgres),
+        postgres_read_only_account: Some(Kind::Postgres),
+    );
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
 /// A table of `(id, email, role, n)` in one database, unique to this test.
 struct Db {
     kind: Kind,
@@ -32,35 +133,28 @@ struct Db {
     _dir: Option<tempfile::TempDir>,
 }
 
+/// Numbers the tables of this process (zero-padded, so no name is the start of another) and
+/// the ids of inserted rows.
 static TABLES: AtomicU32 = AtomicU32::new(0);
+static IDS: AtomicU32 = AtomicU32::new(0);
 
 impl Db {
-    /// The database of `kind` with a fresh table, or `None` (and a note on stderr) when the
-    /// server's URL is not set.
-    async fn new(kind: Kind) -> Option<Db> {
-        let (url, dir) = match kind {
-            Kind::Postgres | Kind::MySql => {
-                let (var, name) = if kind == Kind::Postgres {
-                    (PG_ENV, "PostgreSQL")
-                } else {
-                    (MYSQL_ENV, "MariaDB/MySQL")
-                };
-                match std::env::var(var) {
-                    Ok(url) if !url.is_empty() => (url, None),
-                    _ => {
-                        eprintln!("skipped: set {var} to run against {name}");
-                        return None;
-                    }
-                }
-            }
-            Kind::Sqlite => {
+    /// The database of `kind` with a fresh table. The harness ignored the test if the
+    /// server's URL is unset, so here it is a failure.
+    async fn new(kind: Kind) -> Db {
+        let (url, dir) = match kind.server() {
+            Some((var, _)) => (
+                server_url(var).unwrap_or_else(|| panic!("{var} is not set")),
+                None,
+            ),
+            None => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}", dir.path().join("hr.db").display());
                 (url, Some(dir))
             }
         };
         let table = format!(
-            "srs_test_{}_{}",
+            "srs_test_{}_{:03}",
             std::process::id(),
             TABLES.fetch_add(1, Ordering::SeqCst)
         );
@@ -75,7 +169,7 @@ impl Db {
             db.table
         ))
         .await;
-        Some(db)
+        db
     }
 
     /// Runs `sql` (any number of statements) as the test's admin.
@@ -117,7 +211,7 @@ impl Db {
             Some(s) => format!("'{}'", s.replace('\'', "''")),
             None => "NULL".into(),
         };
-        let base = TABLES.fetch_add(1000, Ordering::SeqCst) as usize;
+        let base = IDS.fetch_add(1000, Ordering::SeqCst) as usize;
         let values: Vec<String> = rows
             .iter()
             .enumerate()
@@ -146,6 +240,37 @@ impl Db {
                 let mut c = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
                 sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
             }
+        }
+    }
+
+    /// The queries that mention `marker` running on the server now (other than this one).
+    async fn running(&self, marker: &str) -> Vec<String> {
+        match self.kind {
+            Kind::Postgres => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(
+                    "SELECT concat_ws(' | ', pid, state, wait_event, query) FROM pg_stat_activity \
+                     WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0",
+                )
+                .bind(marker)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+            }
+            Kind::MySql => {
+                let mut c = sqlx::MySqlConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar(
+                    "SELECT CONCAT_WS(' | ', ID, COMMAND, STATE, TIME_MS, INFO) \
+                     FROM information_schema.PROCESSLIST WHERE COMMAND <> 'Sleep' \
+                     AND ID <> CONNECTION_ID() AND LOCATE(?, INFO) > 0",
+                )
+                .bind(marker)
+                .fetch_all(&mut c)
+                .await
+                .unwrap()
+            }
+            // In-process: nothing runs once the binary has exited.
+            Kind::Sqlite => Vec::new(),
         }
     }
 
@@ -198,42 +323,8 @@ fn nothing_sent(t: &Tenant) {
     );
 }
 
-/// Declares `$body(kind)` as three tests: `$body::postgres`, `::mysql`, `::sqlite`.
-macro_rules! per_database {
-    ($($body:ident),* $(,)?) => {$(
-        mod $body {
-            use super::*;
-            #[tokio::test]
-            async fn postgres() {
-                super::$body(Kind::Postgres).await
-            }
-            #[tokio::test]
-            async fn mysql() {
-                super::$body(Kind::MySql).await
-            }
-            #[tokio::test]
-            async fn sqlite() {
-                super::$body(Kind::Sqlite).await
-            }
-        }
-    )*};
-}
-
-per_database!(
-    converges,
-    bad_rows_are_listed_and_nothing_is_sent,
-    wrong_column_types,
-    wrong_column_count,
-    empty_result_is_refused,
-    query_error_fails_the_run,
-    the_query_cannot_write,
-    statement_timeout_cancels_the_query,
-);
-
 async fn converges(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
+    let db = Db::new(kind).await;
     db.insert(&[
         (Some("alice@school.edu"), Some("Admin")),
         (Some(" BOB@school.edu"), Some("Admin")),
@@ -284,9 +375,7 @@ async fn converges(kind: Kind) {
 }
 
 async fn bad_rows_are_listed_and_nothing_is_sent(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
+    let db = Db::new(kind).await;
     db.insert(&[
         (Some("alice@school.edu"), Some("Admin")),
         (Some("not-an-email"), Some("Admin")),
@@ -325,9 +414,7 @@ async fn bad_rows_are_listed_and_nothing_is_sent(kind: Kind) {
 }
 
 async fn wrong_column_types(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
+    let db = Db::new(kind).await;
     db.insert(&[
         (Some("alice@school.edu"), Some("Admin")),
         (Some("bob@school.edu"), Some("Admin")),
@@ -369,9 +456,7 @@ async fn wrong_column_types(kind: Kind) {
 }
 
 async fn wrong_column_count(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
+    let db = Db::new(kind).await;
     db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
         .await;
     let t = Tenant::start(staff()).await;
@@ -399,9 +484,7 @@ async fn wrong_column_count(kind: Kind) {
 }
 
 async fn empty_result_is_refused(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
+    let db = Db::new(kind).await;
     let t = Tenant::start(staff()).await;
     t.write_config(&opts(&db.query()));
 
@@ -428,9 +511,7 @@ async fn empty_result_is_refused(kind: Kind) {
 }
 
 async fn query_error_fails_the_run(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
+    let db = Db::new(kind).await;
     let t = Tenant::start(staff()).await;
     t.write_config(&opts("SELECT email, role FROM srs_no_such_table"));
     for command in ["validate", "apply"] {
@@ -444,63 +525,175 @@ async fn query_error_fails_the_run(kind: Kind) {
     db.drop_table().await;
 }
 
+/// The line of `source.sql.query` in the tenant's config file.
+fn query_line(t: &Tenant) -> usize {
+    let text = std::fs::read_to_string(t.config_path()).unwrap();
+    1 + text
+        .lines()
+        .position(|l| l.trim_start().starts_with("query:"))
+        .expect("a query line")
+}
+
+/// Every statement that could write, lock, lift the timeout or run as a second statement is
+/// refused by the config check, with the key, its line and the reason: `validate` and
+/// `apply` exit 1, nothing reaches Studio or the database, and the table keeps its rows.
 async fn the_query_cannot_write(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
-    db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
-        .await;
+    let db = Db::new(kind).await;
+    db.insert(&[
+        (Some("alice@school.edu"), Some("Admin")),
+        (Some("carol@school.edu"), Some("Admin")),
+    ])
+    .await;
     let t = Tenant::start(staff()).await;
     let table = &db.table;
-    let mut attempts = vec![
-        // A second statement would escape the read-only transaction: refused.
-        format!("SELECT email, role FROM {table}; DELETE FROM {table}"),
-        format!("SELECT email, role FROM {table}; COMMIT; DELETE FROM {table}"),
+    let only = "the query must be one SELECT (or WITH … SELECT, VALUES) that only reads";
+    let file = format!("/tmp/{table}.csv");
+    let attempts = [
+        (format!("DROP TABLE {table}"), format!("a DROP statement is refused: {only}")),
+        (format!("TRUNCATE TABLE {table}"), format!("a TRUNCATE statement is refused: {only}")),
+        (format!("TRUNCATE {table}"), format!("a TRUNCATE statement is refused: {only}")),
+        (format!("ALTER TABLE {table} RENAME TO {table}_old"), format!("an ALTER statement is refused: {only}")),
+        (format!("RENAME TABLE {table} TO {table}_old"), format!("a RENAME statement is refused: {only}")),
+        (format!("DELETE FROM {table}"), format!("a DELETE statement is refused: {only}")),
+        (format!("UPDATE {table} SET role = 'CaptionEditor'"), format!("an UPDATE statement is refused: {only}")),
+        (
+            format!("INSERT INTO {table} (id, email, role, n) VALUES (9, 'bob@school.edu', 'Admin', 9)"),
+            format!("an INSERT statement is refused: {only}"),
+        ),
+        (format!("COPY {table} TO '{file}'"), format!("a COPY statement is refused: {only}")),
+        (format!("COPY (SELECT email, role FROM {table}) TO '{file}'"), format!("a COPY statement is refused: {only}")),
+        (
+            format!("SELECT email, role FROM {table} INTO OUTFILE '{file}'"),
+            format!("SELECT … INTO OUTFILE (line 1, column {} of the query) is refused: it writes a file on the database server", 26 + table.len()),
+        ),
+        (
+            format!("SELECT email, role INTO {table}_copy FROM {table}"),
+            format!("SELECT … INTO {table}_copy (line 1, column 25 of the query) is refused: it creates a table or sets variables"),
+        ),
+        (
+            format!("SET STATEMENT max_statement_time=0 FOR SELECT email, role FROM {table}"),
+            format!("SET STATEMENT … FOR is refused: it would lift the statement timeout, and {only}"),
+        ),
+        (
+            format!("SELECT email, role FROM {table}; DELETE FROM {table}"),
+            format!("several statements are refused (the second starts at line 1, column {} of the query): {only}", 27 + table.len()),
+        ),
+        (
+            format!("SELECT email, role FROM {table}; COMMIT; DROP TABLE {table}"),
+            "several statements are refused".to_string(),
+        ),
+        (
+            format!("WITH d AS (DELETE FROM {table} RETURNING email, role) SELECT email, role FROM d"),
+            format!("a DELETE statement inside the query is refused: {only}"),
+        ),
+        (
+            format!("SELECT email, role FROM {table} FOR UPDATE"),
+            "FOR UPDATE is refused: a locking read makes the database's own writers wait".to_string(),
+        ),
     ];
-    match kind {
-        Kind::Postgres => attempts.push(format!(
-            "WITH d AS (DELETE FROM {table} RETURNING email, role) SELECT email, role FROM d"
-        )),
-        Kind::MySql => attempts.push(format!("DELETE FROM {table}")),
-        Kind::Sqlite => attempts.push(format!("DELETE FROM {table} RETURNING email, role")),
+    for (query, refusal) in &attempts {
+        t.write_config(&opts(query));
+        let line = query_line(&t);
+        for command in ["validate", "apply"] {
+            let run = cli(&t, &[command], &db.url).await;
+            assert_eq!(run.code, 1, "{command} {query}: {run:?}");
+            let expected = format!(
+                "error: {}:{line}: source.sql.query: {refusal}",
+                t.config_path().display()
+            );
+            assert!(
+                run.stderr.contains(&expected),
+                "{command} {query}: missing {expected:?} in {run:?}"
+            );
+            assert_eq!(db.rows().await, 2, "{command} {query} changed the table");
+        }
     }
-    for query in attempts {
-        t.write_config(&opts(&query));
-        let run = cli(&t, &["apply"], &db.url).await;
-        assert_eq!(run.code, 1, "{query}: {run:?}");
-        assert!(run.stderr.contains("the query failed: "), "{run:?}");
-        assert_eq!(db.rows().await, 1, "{query} deleted rows");
-    }
+    assert_eq!(t.sim.stats().total, 0, "a request reached Studio");
     nothing_sent(&t);
+    assert!(
+        !t.history_path().exists() || runs(&t).await == 0,
+        "a refused query started a run"
+    );
     db.drop_table().await;
 }
 
-async fn statement_timeout_cancels_the_query(kind: Kind) {
-    let Some(db) = Db::new(kind).await else {
-        return;
-    };
-    let slow = match kind {
-        Kind::Postgres => "SELECT 'alice@school.edu', 'Admin' FROM pg_sleep(20)".to_string(),
-        Kind::MySql => "SELECT 'alice@school.edu', 'Admin' FROM (SELECT SLEEP(20)) s".to_string(),
-        Kind::Sqlite => "SELECT 'alice@school.edu', 'Admin' FROM (WITH RECURSIVE c(n) AS \
-             (SELECT 1 UNION ALL SELECT n + 1 FROM c) SELECT max(n) FROM c)"
-            .to_string(),
-    };
-    let t = Tenant::start(staff()).await;
+/// A query on `table` much slower than a second, without a sleep function (those are
+/// refused): a cross join that needs no privilege beyond reading `table`.
+fn slow_query(kind: Kind, table: &str) -> String {
+    match kind {
+        Kind::Postgres => format!(
+            "SELECT email, role FROM {table} WHERE (SELECT count(*) FROM pg_class a, pg_class b, \
+             pg_class c, pg_class d) > 0"
+        ),
+        Kind::MySql => format!(
+            "SELECT email, role FROM {table} WHERE (SELECT COUNT(*) FROM \
+             information_schema.COLLATIONS a, information_schema.COLLATIONS b, \
+             information_schema.COLLATIONS c, information_schema.COLLATIONS d) > 0"
+        ),
+        Kind::Sqlite => format!(
+            "SELECT email, role FROM {table} WHERE (WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL \
+             SELECT n + 1 FROM c) SELECT max(n) FROM c) > 0"
+        ),
+    }
+}
+
+/// Runs `command` with the slow query on `table` and a 1 s statement timeout: exit 1, the
+/// message says the query was cancelled (on the server, by the tool: within 1.5 s, where
+/// the server's own backstop would take 2 s), and within moments nothing of it runs there.
+async fn assert_cancelled(t: &Tenant, db: &Db, command: &str, url: &str, kind: Kind) {
     t.write_config(&Opts {
-        source: format!("{}    statement_timeout_seconds: 1\n", sql_source(&slow)),
+        source: format!(
+            "{}    statement_timeout_seconds: 1\n",
+            sql_source(&slow_query(kind, &db.table))
+        ),
         ..Opts::default()
     });
-    let started = std::time::Instant::now();
-    let run = cli(&t, &["apply"], &db.url).await;
-    assert!(started.elapsed().as_secs() < 10, "{run:?}");
+    let started = Instant::now();
+    let run = cli(t, &[command], url).await;
+    let took = started.elapsed();
     assert_eq!(run.code, 1, "{run:?}");
-    let expected = match kind {
-        Kind::Postgres => "statement timeout",
-        Kind::MySql => "max_statement_time exceeded",
-        Kind::Sqlite => "ran longer than statement_timeout_seconds (1 s)",
-    };
-    assert!(run.stderr.contains(expected), "{run:?}");
+    // The server may still be sending the cancel's error for a few milliseconds after the
+    // client read it; the backstop would only stop the query 2 s later.
+    let gone = Instant::now() + Duration::from_millis(1000);
+    let mut running = db.running(&db.table).await;
+    while !running.is_empty() && Instant::now() < gone {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        running = db.running(&db.table).await;
+    }
+    assert!(
+        running.is_empty(),
+        "{command}: still running on the server: {running:?}"
+    );
+    if kind == Kind::Sqlite {
+        let expected =
+            "the query was interrupted: it ran longer than statement_timeout_seconds (1 s)";
+        assert!(run.stderr.contains(expected), "{run:?}");
+    } else {
+        let expected = "the query ran longer than statement_timeout_seconds (1 s) and was \
+                        cancelled on the database server (confirmed in ";
+        assert!(run.stderr.contains(expected), "{run:?}");
+        let ms: u64 = run
+            .stderr
+            .split("confirmed in ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("a time");
+        assert!(ms < 1500, "{run:?}");
+    }
+    assert!(took < Duration::from_secs(10), "{took:?}: {run:?}");
+}
+
+/// A query slower than `statement_timeout_seconds` fails the run with exit 1 and is stopped
+/// on the server by the tool itself.
+async fn statement_timeout_cancels_the_query(kind: Kind) {
+    let db = Db::new(kind).await;
+    db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
+        .await;
+    let t = Tenant::start(staff()).await;
+    for command in ["validate", "apply"] {
+        assert_cancelled(&t, &db, command, &db.url, kind).await;
+    }
     nothing_sent(&t);
     db.drop_table().await;
 }
@@ -511,7 +704,6 @@ fn closed_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
-#[tokio::test]
 async fn unreachable_server_fails_the_run_without_the_password() {
     for scheme in ["postgres", "mysql"] {
         let port = closed_port();
@@ -534,7 +726,6 @@ async fn unreachable_server_fails_the_run_without_the_password() {
     }
 }
 
-#[tokio::test]
 async fn unsupported_scheme_and_missing_sqlite_file() {
     let t = Tenant::start(staff()).await;
     t.write_config(&opts("SELECT email, role FROM grants"));
@@ -561,20 +752,19 @@ async fn unsupported_scheme_and_missing_sqlite_file() {
     nothing_sent(&t);
 }
 
-#[tokio::test]
 async fn mysql_wrong_password_and_read_only_user() {
-    let Some(db) = Db::new(Kind::MySql).await else {
-        return;
-    };
+    let db = Db::new(Kind::MySql).await;
     db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
         .await;
-    // The recommended read-only account (docs/sql-source.md): SELECT on the one table.
+    // The recommended read-only account (docs/sql-source.md): SELECT on the one table, two
+    // connections (the second is for the cancel).
     let right = "Right-Pa55word";
+    let user = format!("srs_test_{}", std::process::id());
     for host in ["%", "localhost", "127.0.0.1"] {
         db.exec(&format!(
-            "CREATE USER IF NOT EXISTS 'srs_test'@'{host}' IDENTIFIED BY '{right}'; \
-             ALTER USER 'srs_test'@'{host}' IDENTIFIED BY '{right}'; \
-             GRANT SELECT ON {} TO 'srs_test'@'{host}'",
+            "CREATE USER IF NOT EXISTS '{user}'@'{host}' IDENTIFIED BY '{right}'; \
+             ALTER USER '{user}'@'{host}' IDENTIFIED BY '{right}' WITH MAX_USER_CONNECTIONS 2; \
+             GRANT SELECT ON {} TO '{user}'@'{host}'",
             db.table
         ))
         .await;
@@ -589,14 +779,14 @@ async fn mysql_wrong_password_and_read_only_user() {
     let t = Tenant::start(staff()).await;
     t.write_config(&opts(&db.query()));
 
-    let wrong = format!("mysql://srs_test:Wr0ng-Passw0rd@{at}");
+    let wrong = format!("mysql://{user}:Wr0ng-Passw0rd@{at}");
     for command in ["validate", "apply"] {
         let run = cli(&t, &[command], &wrong).await;
         assert_eq!(run.code, 1, "{run:?}");
         assert!(
             run.stderr.contains(&format!(
                 "error: SQL source (env ROLE_SOURCE_URL: mysql://{at}): \
-                 cannot connect to the database: Access denied for user 'srs_test'"
+                 cannot connect to the database: Access denied for user '{user}'"
             )),
             "{run:?}"
         );
@@ -606,21 +796,57 @@ async fn mysql_wrong_password_and_read_only_user() {
     assert_eq!(runs(&t).await, 0);
 
     // The same account with its password reads the table, and can do nothing else.
-    let good = format!("mysql://srs_test:{right}@{at}");
+    let good = format!("mysql://{user}:{right}@{at}");
     let v = cli(&t, &["validate"], &good).await;
     assert_eq!(v.code, 0, "{v:?}");
     assert!(v.stdout.contains("ok (1 rows, 1 users, 1 grants)"), "{v:?}");
     assert!(!v.stdout.contains(right), "{v:?}");
-    db.exec("DROP USER IF EXISTS 'srs_test'@'%', 'srs_test'@'localhost', 'srs_test'@'127.0.0.1'")
-        .await;
+    // It may stop its own query: the cancel at the timeout needs no other right.
+    assert_cancelled(&t, &db, "validate", &good, Kind::MySql).await;
+    db.exec(&format!(
+        "DROP USER IF EXISTS '{user}'@'%', '{user}'@'localhost', '{user}'@'127.0.0.1'"
+    ))
+    .await;
     db.drop_table().await;
 }
 
-#[tokio::test]
+/// The recommended PostgreSQL account (docs/sql-source.md): SELECT on the one table, read-only
+/// by default, two connections. It reads, and it may cancel its own query at the timeout.
+async fn postgres_read_only_account() {
+    let db = Db::new(Kind::Postgres).await;
+    db.insert(&[(Some("alice@school.edu"), Some("Admin"))])
+        .await;
+    let role = format!("srs_test_{}", std::process::id());
+    db.exec(&format!(
+        "DROP ROLE IF EXISTS {role}; \
+         CREATE ROLE {role} LOGIN CONNECTION LIMIT 2; \
+         ALTER ROLE {role} SET default_transaction_read_only = on; \
+         GRANT USAGE ON SCHEMA public TO {role}; \
+         GRANT SELECT ON {} TO {role}",
+        db.table
+    ))
+    .await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    url.set_username(&role).unwrap();
+    let _ = url.set_password(None);
+    let url = url.to_string();
+    let t = Tenant::start(staff()).await;
+    t.write_config(&opts(&db.query()));
+    let v = cli(&t, &["validate"], &url).await;
+    assert_eq!(v.code, 0, "{v:?}");
+    assert!(v.stdout.contains("ok (1 rows, 1 users, 1 grants)"), "{v:?}");
+    assert_cancelled(&t, &db, "validate", &url, Kind::Postgres).await;
+    nothing_sent(&t);
+    db.exec(&format!(
+        "REVOKE ALL ON {} FROM {role}; REVOKE ALL ON SCHEMA public FROM {role}; DROP ROLE {role}",
+        db.table
+    ))
+    .await;
+    db.drop_table().await;
+}
+
 async fn postgres_missing_database_and_unknown_user() {
-    let Some(db) = Db::new(Kind::Postgres).await else {
-        return;
-    };
+    let db = Db::new(Kind::Postgres).await;
     let u = url::Url::parse(&db.url).unwrap();
     let host = format!("{}:{}", u.host_str().unwrap(), u.port().unwrap_or(5432));
     let t = Tenant::start(staff()).await;
@@ -651,11 +877,8 @@ async fn postgres_missing_database_and_unknown_user() {
     db.drop_table().await;
 }
 
-#[tokio::test]
 async fn url_file_sqlite() {
-    let Some(db) = Db::new(Kind::Sqlite).await else {
-        return;
-    };
+    let db = Db::new(Kind::Sqlite).await;
     db.insert(&[
         (Some("alice@school.edu"), Some("Admin")),
         (Some("carol@school.edu"), Some("Admin")),
