@@ -141,6 +141,7 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    crate::logging::init(config.log.format, "warn");
     if !config.history.exists() {
         return fail(format!(
             "no history yet at {} (no run has been recorded)",

@@ -26,6 +26,7 @@ pub mod report;
 pub mod roles;
 pub mod shutdown;
 pub mod sim;
+pub mod state_files;
 pub mod studio;
 pub mod yaml_guard;
 pub mod yaml_lines;
