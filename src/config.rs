@@ -1042,7 +1042,13 @@ mod tests {
 
     #[test]
     fn log_levels_are_checked() {
-        for good in ["info", "WARN", "off", "info,studio_role_sync=debug", "warn,sqlx=error"] {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,studio_role_sync=debug",
+            "warn,sqlx=error",
+        ] {
             assert_eq!(check_log_level(good), Ok(()), "{good}");
         }
         let e = check_log_level("warning").unwrap_err();
@@ -1066,7 +1072,10 @@ mod tests {
         };
         assert_eq!(y.max_bytes, 64 << 20);
         for (given, bytes) in [("200 MB", 200_000_000), ("1048576", 1 << 20), ("2 GiB", 0)] {
-            let text = GOOD.replace("roles.yaml\n", &format!("roles.yaml\n  max_bytes: {given}\n"));
+            let text = GOOD.replace(
+                "roles.yaml\n",
+                &format!("roles.yaml\n  max_bytes: {given}\n"),
+            );
             match load(&text) {
                 Ok(c) => {
                     let SourceConfig::Yaml(y) = &c.source else {
@@ -1088,7 +1097,11 @@ mod tests {
         let e = load(&GOOD.replace("[Admin]", "&r [Admin]\n  protected: *r")).unwrap_err();
         assert_eq!(e.line, Some(5), "{e}");
         assert!(e.message.contains("YAML anchor"), "{e}");
-        let deep = format!("{GOOD}timezone: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+        let deep = format!(
+            "{GOOD}timezone: {}{}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
         let e = load(&deep).unwrap_err();
         assert_eq!(e.line, Some(8), "{e}");
     }

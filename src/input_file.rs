@@ -206,7 +206,10 @@ mod tests {
         assert_eq!(read_text(&file, 7).unwrap(), "users:\n");
         let e = read_text(&file, 6).unwrap_err();
         assert!(e.is_too_large(), "{e}");
-        assert_eq!(e.to_string(), "is 7 bytes, over the limit of 6 bytes; it is not read");
+        assert_eq!(
+            e.to_string(),
+            "is 7 bytes, over the limit of 6 bytes; it is not read"
+        );
     }
 
     #[test]

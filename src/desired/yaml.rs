@@ -11,19 +11,22 @@
 //! is the text scanned for the entry's line.
 
 use super::{DesiredBuilder, DesiredError, DesiredState, Origin};
+use crate::config::YamlSourceConfig;
+use crate::input_file::read_text;
 use crate::roles::{ManagedRoles, RoleSet};
+use crate::yaml_guard::YamlRefusal;
 use crate::yaml_lines::{child_keys, key_line};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
-use crate::config::YamlSourceConfig;
-use crate::input_file::read_text;
-use crate::yaml_guard::YamlRefusal;
 use std::fmt;
 
 /// Reads and checks the roles file of `config`, with the bounded reader every input file
 /// goes through (a regular file only, at most `source.max_bytes`).
-pub fn load(config: &YamlSourceConfig, managed: &ManagedRoles) -> Result<DesiredState, DesiredError> {
+pub fn load(
+    config: &YamlSourceConfig,
+    managed: &ManagedRoles,
+) -> Result<DesiredState, DesiredError> {
     let source = config.path.display().to_string();
     let text = read_text(&config.path, config.max_bytes).map_err(|e| {
         let hint = if e.is_too_large() {
