@@ -54,7 +54,7 @@ fn anchor_bomb(aliases: usize) -> String {
         vec!["Admin"; 1000].join(", ")
     );
     for i in 0..aliases {
-        text += &format!("  u{i}@x.edu: *r\n");
+        text += &format!("  user{i:06}@x.edu: *r\n");
     }
     text
 }
@@ -138,13 +138,13 @@ async fn yaml_bombs_are_refused_with_their_line_and_nothing_is_sent() {
     for (name, text, line, what) in [
         (
             "anchor, 435 KB",
-            anchor_bomb(20_000),
+            anchor_bomb(18_600),
             2,
             "`&r` is a YAML anchor",
         ),
         (
             "anchor, 2.2 MB",
-            anchor_bomb(110_000),
+            anchor_bomb(95_400),
             2,
             "`&r` is a YAML anchor",
         ),
