@@ -6,8 +6,8 @@
 //!
 //! Each input case writes a config and a roles file into a temporary folder and runs the
 //! `validate` command (`app::validate`, the code path of `studio-role-sync validate`) in a
-//! child process: this same executable, re-run with `--case N`, so that its wall time and
-//! peak memory (`ru_maxrss` from `wait4`) are its own. A child that runs over 120 s is killed
+//! child process: this same executable, re-run with `--case DIR`, so that its wall time and
+//! peak memory (`VmHWM`, which starts afresh at exec) are its own. A child that runs over 120 s is killed
 //! and reported as such. The HTTP case serves the daemon's endpoints in this process
 //! (`http::serve`, default limits), holds 250 half-sent requests open, and times `/healthz`
 //! and the server closing them. Nothing leaves the machine.
@@ -127,7 +127,7 @@ struct Measured {
 }
 
 /// Parent: runs the child for `dir`, waits for it, kills it at 120 s. Peak memory is the
-/// child's own `VmHWM`; a killed child reports `ru_maxrss` from `wait4` instead.
+/// child's own `VmHWM` (unknown, 0, for a killed child).
 fn measure(dir: &Path) -> Measured {
     let started = Instant::now();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
@@ -137,23 +137,23 @@ fn measure(dir: &Path) -> Measured {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
     let mut stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = stderr.read_to_string(&mut s);
         s
     });
-    let killer = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(120));
-        // SAFETY: signals a pid this process spawned; harmless if it already exited.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    });
-    drop(killer);
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
     let seconds = started.elapsed().as_secs_f64();
     let stderr = reader.join().unwrap_or_default();
     let peak_kb = stderr
@@ -164,22 +164,19 @@ fn measure(dir: &Path) -> Measured {
                 .parse::<f64>()
                 .ok()
         })
-        .unwrap_or(usage.ru_maxrss as f64);
-    let outcome = if libc::WIFSIGNALED(status) {
-        "killed after 120 s".to_string()
-    } else {
-        let line = stderr
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty() && !l.starts_with("peak "))
-            .last()
-            .unwrap_or("")
-            .to_string();
-        let line = line.trim_start_matches("error: ");
-        let line = line.replace(&format!("{}/", dir.display()), "");
-        match libc::WEXITSTATUS(status) {
-            0 => "exit 0 (valid)".to_string(),
-            code => format!("exit {code}: {line}"),
+        .unwrap_or(0.0);
+    let outcome = match status.and_then(|s| s.code()) {
+        None => "killed after 120 s".to_string(),
+        Some(0) => "exit 0 (valid)".to_string(),
+        Some(code) => {
+            let line = stderr
+                .lines()
+                .map(str::trim)
+                .rfind(|l| !l.is_empty() && !l.starts_with("peak "))
+                .unwrap_or("");
+            let line = line.trim_start_matches("error: ");
+            let line = line.replace(&format!("{}/", dir.display()), "");
+            format!("exit {code}: {line}")
         }
     };
     Measured {

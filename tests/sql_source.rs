@@ -675,8 +675,7 @@ async fn url_file_sqlite() {
     assert_eq!(v.code, 0, "{v:?}");
     assert!(
         v.stdout.contains(&format!(
-            "SQL source (file {}: {}): ok (3 rows, 3 users, 3 grants)",
-            t.path("role-source-url").display(),
+            "SQL source (source.sql.url_file: {}): ok (3 rows, 3 users, 3 grants)",
             db.url
         )),
         "{v:?}"
