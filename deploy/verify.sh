@@ -210,7 +210,7 @@ CONFIG_KEYS = {
                      "refresh_token_file", "token_url", "authorize_url", "redirect_uri"},
     "roles": {"managed", "remove_unlisted", "protected"},
     "safety": {"max_removals", "max_removal_ratio"},
-    "source": {"yaml", "sql"},
+    "source": {"yaml", "sql", "max_bytes"},
     "source.sql": {"url_env", "url_file", "query", "statement_timeout_seconds"},
     "http": {"listen"},
     "log": {"format", "level"},
@@ -364,6 +364,15 @@ if deps:
           and all(p.get("targetPort") in (listen_port, "http") for s in svc for p in s["spec"]["ports"]),
           "Service selects the pod and targets the metrics port")
     check(sel.items() <= tpl_labels.items(), "Deployment selector matches its template labels")
+    # 0.0.0.0 is narrowed by a NetworkPolicy: Ingress only to the listen port, from a named source.
+    pols = [p for p in by_kind("NetworkPolicy")
+            if (p["spec"].get("podSelector", {}).get("matchLabels") or {}).items() <= tpl_labels.items()]
+    rules = [r for p in pols for r in (p["spec"].get("ingress") or [])]
+    check(pols and all("Ingress" in p["spec"].get("policyTypes", []) for p in pols)
+          and rules and all(r.get("from") and r.get("ports") for r in rules)
+          and all(pt.get("port") in (listen_port, "http") for r in rules for pt in r["ports"]),
+          "NetworkPolicy selects the pod and admits only named sources to the metrics port",
+          str([p["spec"] for p in pols]))
     # Containerfile default command = the Deployment's args; exposes the same port.
     cf = open("deploy/Containerfile").read()
     m = re.search(r"^CMD (\[.*\])$", cf, re.M)

@@ -38,8 +38,8 @@ pub async fn validate(config_path: &Path) -> Exit {
         config.roles.managed
     );
     let loaded = match &config.source {
-        SourceConfig::Yaml(path) => desired::yaml::load(path, &config.roles.managed)
-            .map(|d| (d, format!("roles file {}", path.display()), None)),
+        SourceConfig::Yaml(yaml) => desired::yaml::load(yaml, &config.roles.managed)
+            .map(|d| (d, format!("roles file {}", yaml.path.display()), None)),
         SourceConfig::Sql(sql) => desired::sql::load(sql, &config.roles.managed)
             .await
             .map(|(d, stats)| (d, desired::sql::describe(sql), Some(stats.rows))),
@@ -141,6 +141,7 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    crate::logging::init(config.log.format, "warn");
     if !config.history.exists() {
         return fail(format!(
             "no history yet at {} (no run has been recorded)",

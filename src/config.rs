@@ -98,8 +98,15 @@ pub struct SafetyConfig {
 
 #[derive(Debug)]
 pub enum SourceConfig {
-    Yaml(PathBuf),
+    Yaml(YamlSourceConfig),
     Sql(SqlSourceConfig),
+}
+
+#[derive(Debug)]
+pub struct YamlSourceConfig {
+    pub path: PathBuf,
+    /// A larger roles file is refused unread (`source.max_bytes`).
+    pub max_bytes: u64,
 }
 
 #[derive(Debug)]
@@ -219,6 +226,8 @@ impl Default for RawSafety {
 struct RawSource {
     yaml: Option<PathBuf>,
     sql: Option<RawSql>,
+    /// Bytes, or a size such as `64 MiB`; checked in `Checker::max_bytes`.
+    max_bytes: Option<serde_yaml::Value>,
 }
 
 #[derive(Deserialize)]
@@ -337,6 +346,11 @@ impl Config {
     }
 
     fn parse(path: &Path, text: &str, secrets: bool) -> Result<Config, ConfigError> {
+        crate::yaml_guard::check(text).map_err(|r| ConfigError {
+            file: path.to_path_buf(),
+            line: Some(r.line),
+            message: r.message,
+        })?;
         let raw: RawConfig = serde_yaml::from_str(text).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             line: crate::yaml_lines::error_line(&e, text),
@@ -358,7 +372,7 @@ impl Config {
     /// The roles file, when the source is YAML.
     pub fn roles_file(&self) -> Option<&Path> {
         match &self.source {
-            SourceConfig::Yaml(p) => Some(p),
+            SourceConfig::Yaml(y) => Some(&y.path),
             SourceConfig::Sql(_) => None,
         }
     }
@@ -372,12 +386,15 @@ fn strip_location(message: &str) -> String {
     }
 }
 
-/// The config file's text, or an error naming it.
+/// The config file's text, or an error naming it. Read like every input file: a regular
+/// file only, at most [`CONFIG_MAX_BYTES`](crate::input_file::CONFIG_MAX_BYTES).
 pub fn read(path: &Path) -> Result<String, ConfigError> {
-    std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_path_buf(),
-        line: None,
-        message: format!("cannot read config file: {e}"),
+    crate::input_file::read_text(path, crate::input_file::CONFIG_MAX_BYTES).map_err(|e| {
+        ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            message: format!("the config file {e}"),
+        }
     })
 }
 
@@ -431,15 +448,7 @@ impl Checker<'_> {
                 format!("{:?} is not an address:port", raw.http.listen),
             )
         })?;
-        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
-            return Err(self.error(
-                &["log", "level"],
-                format!(
-                    "{:?} is not a log level (error, warn, info, debug, trace)",
-                    raw.log.level
-                ),
-            ));
-        }
+        check_log_level(&raw.log.level).map_err(|m| self.error(&["log", "level"], m))?;
         Ok(Config {
             path: self.path.to_path_buf(),
             history: resolve(&raw.history),
@@ -464,6 +473,13 @@ impl Checker<'_> {
         resolve: &dyn Fn(&Path) -> PathBuf,
     ) -> Result<StudioConfig, ConfigError> {
         let base_url = self.https_url(&["studio", "base_url"], &raw.base_url)?;
+        if base_url.query().is_some() || base_url.fragment().is_some() {
+            return Err(self.error(
+                &["studio", "base_url"],
+                "must be the tenant's address, without `?query` or `#fragment` \
+                 (e.g. https://myschool.instructuremedia.com)",
+            ));
+        }
         let auth = match (raw.token_env, raw.token_file, raw.oauth) {
             (Some(var), None, None) => AuthConfig::Token {
                 token: self.secret_env(&["studio", "token_env"], &var)?,
@@ -562,8 +578,10 @@ impl Checker<'_> {
         let redirect_uri = raw
             .redirect_uri
             .map(|u| {
-                Url::parse(&u)
-                    .map_err(|e| self.error(&k("redirect_uri"), format!("{u:?} is not a URL: {e}")))
+                Url::parse(&u).map_err(|e| {
+                    let u = without_userinfo(&u);
+                    self.error(&k("redirect_uri"), format!("{u:?} is not a URL: {e}"))
+                })
             })
             .transpose()?;
         Ok(OAuthConfig {
@@ -577,8 +595,22 @@ impl Checker<'_> {
     }
 
     fn https_url(&self, key: &[&str], given: &str) -> Result<Url, ConfigError> {
-        let url = Url::parse(given.trim())
+        // Messages show the URL without any user name or password written in it.
+        let written = given.trim();
+        let shown = without_userinfo(written);
+        let given = shown.as_str();
+        let url = Url::parse(written)
             .map_err(|e| self.error(key, format!("{given:?} is not a URL: {e}")))?;
+        if shown != written || !url.username().is_empty() || url.password().is_some() {
+            return Err(self.error(
+                key,
+                format!(
+                    "{given:?} holds a user name or password (not shown here); a URL in the \
+                     config must not hold credentials: Studio is reached with token_env, \
+                     token_file or oauth"
+                ),
+            ));
+        }
         match url.scheme() {
             "https" => {}
             "http" if is_loopback(&url) => {}
@@ -600,11 +632,14 @@ impl Checker<'_> {
         Ok(url)
     }
 
+    /// The value of the environment variable that `key` names. Messages name the key, never
+    /// what is written there: an admin may have pasted the secret itself instead of a name.
     fn secret_env(&self, key: &[&str], var: &str) -> Result<SecretString, ConfigError> {
         self.optional_secret_env(var).ok_or_else(|| {
             self.error(
                 key,
-                format!("environment variable {var} is not set or is empty"),
+                "the environment variable named here is not set or is empty \
+                 (write the variable's name here, never the secret itself)",
             )
         })
     }
@@ -620,15 +655,24 @@ impl Checker<'_> {
             .map(SecretString::from)
     }
 
+    /// The secret in the file that `key` names, read with the bounded reader. Messages name
+    /// the key, never the path: an admin may have pasted the secret itself there.
     fn secret_file(&self, key: &[&str], file: &Path) -> Result<SecretString, ConfigError> {
         if !self.secrets {
             return Ok(SecretString::from(String::new()));
         }
-        let value = std::fs::read_to_string(file)
-            .map_err(|e| self.error(key, format!("cannot read {}: {e}", file.display())))?;
+        let value = crate::input_file::read_text(file, crate::input_file::SECRET_MAX_BYTES)
+            .map_err(|e| {
+                let hint = if e.is_not_found() {
+                    " (a relative path is resolved from the config file's folder)"
+                } else {
+                    ""
+                };
+                self.error(key, format!("the file named here {e}{hint}"))
+            })?;
         let value = value.trim();
         if value.is_empty() {
-            return Err(self.error(key, format!("{} is empty", file.display())));
+            return Err(self.error(key, "the file named here is empty"));
         }
         Ok(SecretString::from(value.to_string()))
     }
@@ -681,26 +725,59 @@ impl Checker<'_> {
         })
     }
 
+    /// `source.max_bytes`: bytes, or a size with a unit; at most
+    /// [`ROLES_FILE_MAX_MAX_BYTES`](crate::input_file::ROLES_FILE_MAX_MAX_BYTES).
+    fn max_bytes(&self, raw: Option<serde_yaml::Value>) -> Result<u64, ConfigError> {
+        use crate::input_file::{human_bytes, parse_size, ROLES_FILE_MAX_MAX_BYTES as MAX};
+        let Some(raw) = raw else {
+            return Ok(crate::input_file::ROLES_FILE_DEFAULT_MAX_BYTES);
+        };
+        let bytes = match &raw {
+            serde_yaml::Value::Number(n) => n.as_u64(),
+            serde_yaml::Value::String(s) => parse_size(s),
+            _ => None,
+        };
+        match bytes {
+            Some(b) if (1024..=MAX).contains(&b) => Ok(b),
+            _ => Err(self.error(
+                &["source", "max_bytes"],
+                format!(
+                    "must be a size between 1 KiB and {}, in bytes or with a unit \
+                     (e.g. 64 MiB, 200 MB)",
+                    human_bytes(MAX)
+                ),
+            )),
+        }
+    }
+
     fn source(
         &self,
         raw: RawSource,
         resolve: &dyn Fn(&Path) -> PathBuf,
     ) -> Result<SourceConfig, ConfigError> {
+        if raw.max_bytes.is_some() && raw.yaml.is_none() {
+            return Err(self.error(
+                &["source", "max_bytes"],
+                "limits the size of the roles file: only for a `yaml` source",
+            ));
+        }
         match (raw.yaml, raw.sql) {
-            (Some(file), None) => Ok(SourceConfig::Yaml(resolve(&file))),
+            (Some(file), None) => Ok(SourceConfig::Yaml(YamlSourceConfig {
+                path: resolve(&file),
+                max_bytes: self.max_bytes(raw.max_bytes)?,
+            })),
             (None, Some(sql)) => {
                 let k = |key: &'static str| ["source", "sql", key];
                 let (url, url_origin) = match (sql.url_env, sql.url_file) {
-                    (Some(var), None) => {
-                        (self.secret_env(&k("url_env"), &var)?, format!("env {var}"))
-                    }
-                    (None, Some(file)) => {
-                        let file = resolve(&file);
-                        (
-                            self.secret_file(&k("url_file"), &file)?,
-                            format!("file {}", file.display()),
-                        )
-                    }
+                    // Named by key, not by value: see `secret_env`.
+                    (Some(var), None) => (
+                        self.secret_env(&k("url_env"), &var)?,
+                        "source.sql.url_env".to_string(),
+                    ),
+                    (None, Some(file)) => (
+                        self.secret_file(&k("url_file"), &resolve(&file))?,
+                        "source.sql.url_file".to_string(),
+                    ),
                     _ => {
                         return Err(self
                             .error(&["source", "sql"], "set exactly one of url_env or url_file"))
@@ -746,6 +823,26 @@ fn resolve_sqlite_path(url: SecretString, resolve: &dyn Fn(&Path) -> PathBuf) ->
     SecretString::from(format!("sqlite://{}{query}", absolute.display()))
 }
 
+/// `given` with any `user:password@` removed from its authority, for messages: the URL as
+/// written may not even parse, and must still not be echoed with its credentials.
+fn without_userinfo(given: &str) -> String {
+    let Some(colon) = given.find(':') else {
+        return given.to_string();
+    };
+    let rest = &given[colon + 1..];
+    let authority_start = colon + 1 + (rest.len() - rest.trim_start_matches('/').len());
+    let authority = &given[authority_start..];
+    let end = authority.find(['/', '?', '#']).unwrap_or(authority.len());
+    match authority[..end].rfind('@') {
+        Some(at) => format!(
+            "{}{}",
+            &given[..authority_start],
+            &given[authority_start + at + 1..]
+        ),
+        None => given.to_string(),
+    }
+}
+
 fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -753,6 +850,41 @@ fn is_loopback(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Checks `log.level`: a level, or `EnvFilter` directives (`info,studio_role_sync=debug`)
+/// whose every level is a real one. `EnvFilter` alone reads a bare word such as `warning` as
+/// the name of a *target*, which silences everything else: so every bare word must be a level.
+pub fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["error", "warn", "info", "debug", "trace", "off"];
+    let usage = "use one of error, warn, info, debug, trace, off, \
+                 or directives such as \"info,studio_role_sync=debug\"";
+    if level.trim().is_empty() {
+        return Err(format!("must not be empty; {usage}"));
+    }
+    for directive in level.split(',').map(str::trim) {
+        let word = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, l)| l)
+            .trim()
+            .to_ascii_lowercase();
+        if LEVELS.contains(&word.as_str()) {
+            continue;
+        }
+        let hint = LEVELS
+            .iter()
+            .find(|l| !word.is_empty() && (l.starts_with(&word) || word.starts_with(*l)))
+            .map(|l| format!(" (did you mean {l:?}?)"))
+            .unwrap_or_default();
+        return Err(if directive == level.trim() {
+            format!("{level:?} is not a log level{hint}; {usage}")
+        } else {
+            format!("{directive:?} in {level:?} is not a log level directive{hint}; {usage}")
+        });
+    }
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map(|_| ())
+        .map_err(|e| format!("{level:?} is not a valid filter: {e}; {usage}"))
 }
 
 /// Checks a cron expression with seconds (6 or 7 fields), as the scheduler reads it.
@@ -836,8 +968,10 @@ mod tests {
         let e = load(&format!("{GOOD}schedule: \"every day\"\n")).unwrap_err();
         assert_eq!(e.line, Some(8), "{e}");
         let e = load(&GOOD.replace("CONFIG_TEST_TOKEN", "CONFIG_TEST_UNSET_VAR")).unwrap_err();
+        assert_eq!(e.line, Some(3), "{e}");
         assert!(
-            e.message.contains("CONFIG_TEST_UNSET_VAR is not set"),
+            e.message
+                .starts_with("studio.token_env: the environment variable named here is not set"),
             "{e}"
         );
         let e = load(&format!("{GOOD}safety:\n  max_removal_ratio: 2\n")).unwrap_err();
@@ -867,6 +1001,125 @@ mod tests {
             };
             assert_eq!(sql.url.expose_secret(), expected);
         }
+    }
+
+    #[test]
+    fn secrets_written_in_the_wrong_place_are_never_echoed() {
+        // The token itself pasted where a variable name or a path belongs.
+        let pasted = "sk_live_9f8e7d6c5b4a";
+        for auth in [
+            format!("  token_env: {pasted}\n"),
+            format!("  token_file: {pasted}\n"),
+            format!("  oauth:\n    client_id: c\n    client_secret_env: {pasted}\n"),
+            format!("  oauth:\n    client_id: c\n    client_secret_file: /{pasted}\n"),
+            format!("  oauth:\n    client_id: c\n    client_secret_env: CONFIG_TEST_TOKEN\n    refresh_token_file: {pasted}\n"),
+        ] {
+            let text = GOOD.replace("  token_env: CONFIG_TEST_TOKEN\n", &auth);
+            let e = load(&text).unwrap_err();
+            assert!(!e.to_string().contains(pasted), "{e}");
+            assert!(e.line.is_some() && e.message.contains("named here"), "{e}");
+        }
+        let sql = GOOD.replace(
+            "  yaml: roles.yaml\n",
+            &format!("  sql:\n    url_file: {pasted}\n    query: SELECT 1\n"),
+        );
+        let e = load(&sql).unwrap_err();
+        assert!(!e.to_string().contains(pasted), "{e}");
+        assert_eq!(e.line, Some(8), "{e}");
+    }
+
+    #[test]
+    fn credentials_in_urls_are_refused_without_echo() {
+        for url in [
+            "https://admin:hunter2@school.instructuremedia.com",
+            "https://hunter2@school.instructuremedia.com",
+            "https:admin:hunter2@school.instructuremedia.com",
+            "https://admin:hunter2@school instructuremedia.com",
+            "ftp://admin:hunter2@school.instructuremedia.com",
+            "http://admin:hunter2@school.instructuremedia.com",
+        ] {
+            let e = load(&GOOD.replace("https://school.instructuremedia.com", url)).unwrap_err();
+            assert_eq!(e.line, Some(2), "{e}");
+            assert!(!e.to_string().contains("hunter2"), "{url}: {e}");
+        }
+        let e = load(&GOOD.replace(
+            "https://school.instructuremedia.com",
+            "https://admin:hunter2@school.instructuremedia.com",
+        ))
+        .unwrap_err();
+        assert!(e.message.contains("user name or password"), "{e}");
+        let e = load(&GOOD.replace(".com", ".com/?token=x")).unwrap_err();
+        assert!(e.message.contains("without `?query`"), "{e}");
+        assert_eq!(
+            without_userinfo("https://u:p@h.edu/a@b?c@d"),
+            "https://h.edu/a@b?c@d"
+        );
+    }
+
+    #[test]
+    fn log_levels_are_checked() {
+        for good in [
+            "info",
+            "WARN",
+            "off",
+            "info,studio_role_sync=debug",
+            "warn,sqlx=error",
+        ] {
+            assert_eq!(check_log_level(good), Ok(()), "{good}");
+        }
+        let e = check_log_level("warning").unwrap_err();
+        assert!(
+            e.starts_with("\"warning\" is not a log level (did you mean \"warn\"?)"),
+            "{e}"
+        );
+        for bad in ["", "verbose", "info,studio_role_sync", "info,x=loud", "x=="] {
+            assert!(check_log_level(bad).is_err(), "{bad}");
+        }
+        let e = load(&format!("{GOOD}log:\n  level: warning\n")).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.starts_with("log.level: \"warning\""), "{e}");
+    }
+
+    #[test]
+    fn roles_file_size_limit() {
+        let c = load(GOOD).unwrap();
+        let SourceConfig::Yaml(y) = &c.source else {
+            panic!("yaml source")
+        };
+        assert_eq!(y.max_bytes, 64 << 20);
+        for (given, bytes) in [("200 MB", 200_000_000), ("1048576", 1 << 20), ("2 GiB", 0)] {
+            let text = GOOD.replace(
+                "roles.yaml\n",
+                &format!("roles.yaml\n  max_bytes: {given}\n"),
+            );
+            match load(&text) {
+                Ok(c) => {
+                    let SourceConfig::Yaml(y) = &c.source else {
+                        panic!("yaml source")
+                    };
+                    assert_eq!(y.max_bytes, bytes, "{given}");
+                }
+                Err(e) => {
+                    assert_eq!(bytes, 0, "{given}: {e}");
+                    assert_eq!(e.line, Some(8), "{e}");
+                    assert!(e.message.contains("between 1 KiB and 1 GiB"), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn yaml_bombs_in_the_config_are_refused_with_their_line() {
+        let e = load(&GOOD.replace("[Admin]", "&r [Admin]\n  protected: *r")).unwrap_err();
+        assert_eq!(e.line, Some(5), "{e}");
+        assert!(e.message.contains("YAML anchor"), "{e}");
+        let deep = format!(
+            "{GOOD}timezone: {}{}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        let e = load(&deep).unwrap_err();
+        assert_eq!(e.line, Some(8), "{e}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! The same file keeps two small working tables: the email → user id cache and the newest
 //! OAuth tokens. That is why a new file is created `0600`.
 
+use crate::state_files;
 use chrono::{DateTime, SecondsFormat, Utc};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -102,11 +103,16 @@ impl History {
             path: path.to_path_buf(),
             message,
         };
+        // Private whatever the umask: a new folder 0700, the files 0600 (see `state_files`).
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
+            state_files::create_private_dir(dir)
                 .map_err(|e| err(format!("cannot create its folder: {e}")))?;
         }
-        create_private(path).map_err(|e| err(format!("cannot create the file: {e}")))?;
+        state_files::create_private_file(path)
+            .map_err(|e| err(format!("cannot create the file: {e}")))?;
+        for companion in state_files::sqlite_companions(path) {
+            state_files::tighten(&companion);
+        }
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -123,6 +129,10 @@ impl History {
             .run(&pool)
             .await
             .map_err(|e| err(format!("cannot migrate: {e}")))?;
+        // SQLite gives its -wal/-shm the database's mode; checked in case they predate it.
+        for companion in state_files::sqlite_companions(path) {
+            state_files::tighten(&companion);
+        }
         Ok(History {
             pool,
             path: path.to_path_buf(),
@@ -392,21 +402,6 @@ impl History {
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-}
-
-/// Creates the file readable by its owner only, if it does not exist yet.
-fn create_private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
     }
 }
 

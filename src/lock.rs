@@ -45,14 +45,14 @@ impl InstanceLock {
             lock: lock.clone(),
             source,
         };
+        // The lock file is private like the history beside it (see `state_files`).
         if let Some(dir) = lock.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::state_files::create_private_dir(dir).map_err(io)?;
         }
+        crate::state_files::create_private_file(&lock).map_err(io)?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
             .open(&lock)
             .map_err(io)?;
         match file.try_lock() {
@@ -66,8 +66,9 @@ impl InstanceLock {
                 })
             }
             Err(TryLockError::WouldBlock) => {
+                // A pid is a few bytes: whatever else is in the file is not read.
                 let mut text = String::new();
-                let _ = file.read_to_string(&mut text);
+                let _ = (&mut file).take(32).read_to_string(&mut text);
                 Err(LockError::Held {
                     pid: text.trim().parse().ok(),
                     history: history.to_path_buf(),

@@ -112,7 +112,7 @@ pub async fn make_client(
 /// Loads the desired state from the configured source.
 pub async fn load_desired(config: &Config) -> Result<DesiredState, DesiredError> {
     match &config.source {
-        SourceConfig::Yaml(path) => desired::yaml::load(path, &config.roles.managed),
+        SourceConfig::Yaml(yaml) => desired::yaml::load(yaml, &config.roles.managed),
         SourceConfig::Sql(sql) => desired::sql::load(sql, &config.roles.managed)
             .await
             .map(|(d, _)| d),

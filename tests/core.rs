@@ -302,7 +302,7 @@ async fn bad_input_is_refused_with_file_and_line_and_nothing_is_sent() {
         (
             "  token_file: token\n",
             "  token_env: SRS_TEST_UNSET_TOKEN\n",
-            "SRS_TEST_UNSET_TOKEN is not set",
+            "studio.token_env: the environment variable named here is not set",
         ),
     ];
     let good = t.config_text(&Opts::default());

@@ -714,7 +714,7 @@ async fn unreachable_server_fails_the_run_without_the_password() {
             let run = cli(&t, &[command], &url).await;
             assert_eq!(run.code, 1, "{run:?}");
             let shown = format!(
-                "error: SQL source (env ROLE_SOURCE_URL: {scheme}://127.0.0.1:{port}/hr): \
+                "error: SQL source (source.sql.url_env: {scheme}://127.0.0.1:{port}/hr): \
                  cannot reach the database server: "
             );
             assert!(run.stderr.contains(&shown), "{run:?}");
@@ -785,7 +785,7 @@ async fn mysql_wrong_password_and_read_only_user() {
         assert_eq!(run.code, 1, "{run:?}");
         assert!(
             run.stderr.contains(&format!(
-                "error: SQL source (env ROLE_SOURCE_URL: mysql://{at}): \
+                "error: SQL source (source.sql.url_env: mysql://{at}): \
                  cannot connect to the database: Access denied for user '{user}'"
             )),
             "{run:?}"
@@ -898,8 +898,7 @@ async fn url_file_sqlite() {
     assert_eq!(v.code, 0, "{v:?}");
     assert!(
         v.stdout.contains(&format!(
-            "SQL source (file {}: {}): ok (3 rows, 3 users, 3 grants)",
-            t.path("role-source-url").display(),
+            "SQL source (source.sql.url_file: {}): ok (3 rows, 3 users, 3 grants)",
             db.url
         )),
         "{v:?}"

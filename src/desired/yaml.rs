@@ -11,20 +11,33 @@
 //! is the text scanned for the entry's line.
 
 use super::{DesiredBuilder, DesiredError, DesiredState, Origin};
+use crate::config::YamlSourceConfig;
+use crate::input_file::read_text;
 use crate::roles::{ManagedRoles, RoleSet};
+use crate::yaml_guard::YamlRefusal;
 use crate::yaml_lines::{child_keys, key_line};
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use std::borrow::Cow;
 use std::fmt;
-use std::path::Path;
 
-/// Reads and checks the roles file at `path`.
-pub fn load(path: &Path, managed: &ManagedRoles) -> Result<DesiredState, DesiredError> {
-    let source = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| DesiredError::Unavailable {
-        place: source.clone(),
-        message: format!("cannot read roles file: {e}"),
+/// Reads and checks the roles file of `config`, with the bounded reader every input file
+/// goes through (a regular file only, at most `source.max_bytes`).
+pub fn load(
+    config: &YamlSourceConfig,
+    managed: &ManagedRoles,
+) -> Result<DesiredState, DesiredError> {
+    let source = config.path.display().to_string();
+    let text = read_text(&config.path, config.max_bytes).map_err(|e| {
+        let hint = if e.is_too_large() {
+            " (raise source.max_bytes to read a larger file)"
+        } else {
+            ""
+        };
+        DesiredError::Unavailable {
+            place: source.clone(),
+            message: format!("the roles file {e}{hint}"),
+        }
     })?;
     parse(&source, &text, managed)
 }
@@ -37,7 +50,12 @@ pub fn parse(
 ) -> Result<DesiredState, DesiredError> {
     let entries = match parse_shape(text) {
         Ok(entries) => entries,
-        Err(e) => {
+        Err(ShapeError::Refused(r)) => {
+            let mut b = DesiredBuilder::new(managed);
+            b.problem(Origin::Line(r.line), r.message);
+            return b.finish(source);
+        }
+        Err(ShapeError::Yaml(e)) => {
             let mut b = DesiredBuilder::new(managed);
             let origin =
                 crate::yaml_lines::error_line(&e, text).map_or(Origin::Unknown, Origin::Line);
@@ -84,8 +102,17 @@ pub fn parse(
 /// One `email: [roles]` entry as written; borrowed from the text when it can be.
 type Entry<'t> = (Cow<'t, str>, Vec<Cow<'t, str>>);
 
-/// The file's entries in order, duplicates kept, or serde's error (with its location).
-fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
+/// Why the entries could not be read.
+enum ShapeError {
+    /// Refused before parsing: anchors, aliases or deep nesting (see `yaml_guard`).
+    Refused(YamlRefusal),
+    /// serde's error, with its location.
+    Yaml(serde_yaml::Error),
+}
+
+/// The file's entries in order, duplicates kept. The common form is read line by line (linear,
+/// no aliases possible); anything else passes the guard before serde parses it.
+fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, ShapeError> {
     if text.lines().all(|l| {
         let t = l.trim();
         t.is_empty() || t.starts_with('#') || t == "---"
@@ -95,7 +122,8 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
     if let Some(entries) = parse_common_form(text) {
         return Ok(entries);
     }
-    let file: RolesFile = serde_yaml::from_str(text)?;
+    crate::yaml_guard::check(text).map_err(ShapeError::Refused)?;
+    let file: RolesFile = serde_yaml::from_str(text).map_err(ShapeError::Yaml)?;
     let owned = file.users.map(|u| u.0).unwrap_or_default();
     Ok(owned
         .into_iter()

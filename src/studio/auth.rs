@@ -72,7 +72,9 @@ impl StaticToken {
     /// Re-reads the token file; true when it now holds a token other than the refused one.
     fn reload(&self, refused: &Token) -> bool {
         let Some(file) = &self.file else { return false };
-        let Ok(text) = std::fs::read_to_string(file) else {
+        // The same bounded reader as at load; a file that cannot be read keeps the old token.
+        let Ok(text) = crate::input_file::read_text(file, crate::input_file::SECRET_MAX_BYTES)
+        else {
             return false;
         };
         let fresh = text.trim();
@@ -83,7 +85,8 @@ impl StaticToken {
         if fresh.is_empty() || fresh == current.0.expose_secret() {
             return false;
         }
-        tracing::info!(file = %file.display(), "the token file changed; using the new token");
+        // The key, not the path: what is written there is never echoed (it may be the secret).
+        tracing::info!("the file named by studio.token_file changed; using the new token");
         *current = (SecretString::from(fresh.to_string()), current.1 + 1);
         true
     }

@@ -107,7 +107,7 @@ pub async fn load(
     Ok((state, SqlReadStats { rows }))
 }
 
-/// "SQL source (env ROLE_SOURCE_URL: postgres://db.example.edu:5432/hr)": where the URL
+/// "SQL source (source.sql.url_env: postgres://db.example.edu:5432/hr)": where the URL
 /// came from and where it points, without user, password or parameters.
 pub fn describe(config: &SqlSourceConfig) -> String {
     let shown = match url::Url::parse(config.url.expose_secret()) {
@@ -270,7 +270,7 @@ pub(super) mod tests {
     pub fn config(url: &str, query: &str, timeout: f64) -> SqlSourceConfig {
         SqlSourceConfig {
             url: url.to_string().into(),
-            url_origin: "env ROLE_SOURCE_URL".into(),
+            url_origin: "source.sql.url_env".into(),
             query: query.into(),
             statement_timeout: Duration::from_secs_f64(timeout),
         }
@@ -290,7 +290,7 @@ pub(super) mod tests {
         let d = describe(&c);
         assert_eq!(
             d,
-            "SQL source (env ROLE_SOURCE_URL: postgres://db.example.edu:5432/hr)"
+            "SQL source (source.sql.url_env: postgres://db.example.edu:5432/hr)"
         );
         let s = scrub(
             "failed for postgres://sync:s3cr3tpw@db: s3cr3tpw",
