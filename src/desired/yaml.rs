@@ -58,6 +58,18 @@ pub fn parse(
         let Some(email) = b.email(at, &raw_email) else {
             continue;
         };
+        // `ada@x.edu:` or `ada@x.edu: null` is a slip (a list lost in an edit), not "no role":
+        // read as an empty list it would revoke every role she holds.
+        let Some(roles) = roles else {
+            b.problem(
+                at,
+                format!(
+                    "{email}: the key has no value; write [] to list the email with no managed \
+                     role, or [Role, ...]"
+                ),
+            );
+            continue;
+        };
         let mut set = RoleSet::EMPTY;
         for role in &roles {
             if let Some(r) = b.role(at, &email, role) {
@@ -81,8 +93,9 @@ pub fn parse(
     })
 }
 
-/// One `email: [roles]` entry as written; borrowed from the text when it can be.
-type Entry<'t> = (Cow<'t, str>, Vec<Cow<'t, str>>);
+/// One `email: [roles]` entry as written; borrowed from the text when it can be. `None`: the
+/// key has no value (or `null`).
+type Entry<'t> = (Cow<'t, str>, Option<Vec<Cow<'t, str>>>);
 
 /// The file's entries in order, duplicates kept, or serde's error (with its location).
 fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
@@ -99,7 +112,7 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
     let owned = file.users.map(|u| u.0).unwrap_or_default();
     Ok(owned
         .into_iter()
-        .map(|(k, r)| (Cow::Owned(k), r.into_iter().map(Cow::Owned).collect()))
+        .map(|(k, r)| (Cow::Owned(k), r.map(|r| r.into_iter().map(Cow::Owned).collect())))
         .collect())
 }
 
@@ -139,7 +152,7 @@ fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
                 .map(|r| is_plain_role(r.trim()).then(|| Cow::Borrowed(r.trim())))
                 .collect::<Option<Vec<_>>>()?
         };
-        entries.push((Cow::Borrowed(key), roles));
+        entries.push((Cow::Borrowed(key), Some(roles)));
     }
     Some(entries)
 }
@@ -180,8 +193,9 @@ struct RolesFile {
     users: Option<Entries>,
 }
 
-/// The `users` mapping in file order; a plain map would hide a key written twice.
-struct Entries(Vec<(String, Vec<String>)>);
+/// The `users` mapping in file order; a plain map would hide a key written twice. A key
+/// without a value (or `null`) is kept as `None`, to be refused with its line.
+struct Entries(Vec<(String, Option<Vec<String>>)>);
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -194,7 +208,7 @@ impl<'de> Deserialize<'de> for Entries {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some(email) = map.next_key::<String>()? {
-                    let roles: Vec<String> = map.next_value()?;
+                    let roles: Option<Vec<String>> = map.next_value()?;
                     out.push((email, roles));
                 }
                 Ok(Entries(out))
@@ -209,15 +223,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn fast_entries(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+    type Owned = Vec<(String, Option<Vec<String>>)>;
+
+    fn fast_entries(text: &str) -> Option<Owned> {
         parse_common_form(text).map(|e| {
             e.into_iter()
-                .map(|(k, r)| (k.into_owned(), r.into_iter().map(Cow::into_owned).collect()))
+                .map(|(k, r)| {
+                    (
+                        k.into_owned(),
+                        r.map(|r| r.into_iter().map(Cow::into_owned).collect()),
+                    )
+                })
                 .collect()
         })
     }
 
-    fn serde_entries(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+    fn serde_entries(text: &str) -> Option<Owned> {
         serde_yaml::from_str::<RolesFile>(text)
             .ok()
             .map(|f| f.users.map(|u| u.0).unwrap_or_default())
@@ -235,7 +256,7 @@ mod tests {
             ),
             indent in 1..4usize,
             comment in any::<bool>(),
-            odd_line in prop::option::of("(  - Admin|\t|  'q@x.edu': \\[Admin\\]|  a@x.edu: \\[Admin,\\]|---|  b@x.edu: Admin)"),
+            odd_line in prop::option::of("(  - Admin|\t|  'q@x.edu': \\[Admin\\]|  a@x.edu: \\[Admin,\\]|---|  b@x.edu: Admin|  c@x.edu:|  c@x.edu: null|  c@x.edu: ~|  c@x.edu: # none|  mailto:c@x.edu: \\[Admin\\]|  <c@x.edu>: \\[Admin\\]|  c\u{200B}@x.edu: \\[Admin\\]|  c@x.edu : \\[Admin\\])"),
         ) {
             let mut text = String::from("users:\n");
             for (i, (email, roles)) in entries.iter().enumerate() {
@@ -321,6 +342,24 @@ mod tests {
         assert_eq!(p[2].0, Origin::Line(5));
         assert!(p[2].1.contains("listed twice"));
         assert!(p[3].1.contains("did you mean \"Admin\""), "{}", p[3].1);
+    }
+
+    #[test]
+    fn careless_lines_are_errors_with_their_line() {
+        let text = "users:\n  ok@x.edu: [Admin]\n  ada@x.edu:\n  bob@x.edu: null\n  mailto:cy@x.edu: [Admin]\n  <di@x.edu>: [Admin]\n  \"e\u{200B}d@x.edu\": [Admin]\n  \"f@x.edu\\t\": []\n";
+        let p = problems(text);
+        let lines: Vec<Origin> = p.iter().map(|(o, _)| *o).collect();
+        assert_eq!(lines, (3..=8).map(Origin::Line).collect::<Vec<_>>(), "{p:?}");
+        assert!(p[0].1.contains("ada@x.edu: the key has no value"), "{p:?}");
+        assert!(p[1].1.contains("bob@x.edu: the key has no value"), "{p:?}");
+        assert!(p[2].1.contains("scheme \"mailto:\""), "{p:?}");
+        assert!(p[3].1.contains("angle brackets"), "{p:?}");
+        assert!(p[4].1.contains("U+200B ZERO WIDTH SPACE at position 2"), "{p:?}");
+        assert!(p[5].1.contains("U+0009 CHARACTER TABULATION"), "{p:?}");
+        let long = format!("users:\n  {}@x.edu: [Admin]\n", "a".repeat(70_000));
+        let p = problems(&long);
+        assert_eq!(p[0].0, Origin::Line(2));
+        assert!(p[0].1.contains("bytes long") && p[0].1.len() < 300, "{p:?}");
     }
 
     #[test]

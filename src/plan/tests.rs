@@ -3,6 +3,7 @@
 use super::*;
 use crate::current::StudioUser;
 use crate::desired::DesiredState;
+use crate::identity::{emails_to_search, SearchInputs, Verification};
 use proptest::prelude::*;
 
 const ROLES: [&str; 4] = ["Admin", "CaptionEditor", "SubAccountAdmin", "Teacher"];
@@ -20,9 +21,26 @@ fn user(id: u64, email: Option<&str>, roles: &[&str]) -> StudioUser {
     }
 }
 
-/// Reads a tenant the way the client does: holders by role, then a search per desired email
-/// not seen among them, keeping exact matches only.
+/// Reads a tenant the way the client does, in an incremental run with nothing remembered.
 fn read(managed: &ManagedRoles, studio: &[StudioUser], desired: &DesiredState) -> CurrentState {
+    read_with(
+        managed,
+        studio,
+        desired,
+        &HashSet::new(),
+        Verification::Incremental,
+    )
+}
+
+/// Reads a tenant the way `studio::read` does: holders by role, then a search of each email
+/// `identity::emails_to_search` picks, keeping exact matches only.
+fn read_with(
+    managed: &ManagedRoles,
+    studio: &[StudioUser],
+    desired: &DesiredState,
+    ambiguous: &HashSet<String>,
+    verification: Verification,
+) -> CurrentState {
     let mut c = CurrentState::default();
     for u in studio {
         if !managed
@@ -32,10 +50,14 @@ fn read(managed: &ManagedRoles, studio: &[StudioUser], desired: &DesiredState) -
             c.add_user(managed, u);
         }
     }
-    let mut emails: Vec<&String> = desired.users.keys().collect();
-    emails.sort();
-    for email in emails {
-        if !c.knows_email(email) {
+    let searched = emails_to_search(&SearchInputs {
+        desired,
+        listed: &c,
+        ambiguous,
+        verification,
+    });
+    for email in &searched {
+        {
             let found: Vec<StudioUser> = studio
                 .iter()
                 .filter(|u| {
@@ -80,16 +102,18 @@ fn desired(managed: &ManagedRoles, entries: &[(&str, &[&str])]) -> DesiredState 
     }
 }
 
-fn policy(remove_unlisted: bool, protected: &[&str]) -> Policy {
+fn policy_for(m: &ManagedRoles, remove_unlisted: bool, protected: &[&str]) -> Policy {
     Policy {
         remove_unlisted,
         protected: protected.iter().map(|s| s.to_string()).collect(),
+        managed: m.clone(),
     }
 }
 
 const SAFETY: SafetyConfig = SafetyConfig {
     max_removals: 25,
     max_removal_ratio: 0.25,
+    roles: std::collections::BTreeMap::new(),
 };
 
 #[test]
@@ -114,7 +138,7 @@ fn adds_removes_and_reports() {
         ],
     );
     let c = read(&m, &studio, &d);
-    let p = plan(&d, &c, &policy(true, &["boss@x.edu"]));
+    let p = plan(&d, &c, &policy_for(&m, true, &["boss@x.edu"]));
     let acts: Vec<_> = p
         .actions
         .iter()
@@ -153,7 +177,7 @@ fn add_only_never_removes() {
         user(2, Some("b@x.edu"), &["Admin"]),
     ];
     let d = desired(&m, &[("c@x.edu", &["Admin"])]);
-    let p = plan(&d, &read(&m, &studio, &d), &policy(false, &[]));
+    let p = plan(&d, &read(&m, &studio, &d), &policy_for(&m, false, &[]));
     assert_eq!(p.removes(), 0);
     assert!(p.pending.iter().any(|x| x.email == "c@x.edu"));
 }
@@ -169,7 +193,7 @@ fn guards() {
         .collect();
     let entries: Vec<(&str, &[&str])> = keep.iter().map(|(e, r)| (e.as_str(), *r)).collect();
     let d = desired(&m, &entries);
-    let pol = policy(true, &[]);
+    let pol = policy_for(&m, true, &[]);
     let p = plan(&d, &read(&m, &studio, &d), &pol);
     assert_eq!(p.removes(), 2);
     assert_eq!(
@@ -181,7 +205,7 @@ fn guards() {
     let p5 = plan(&d5, &read(&m, &studio, &d5), &pol);
     assert!(matches!(
         check_guards(&p5, &d5, &pol, &SAFETY),
-        Err(GuardTrip::RemovalRatio {
+        Err(GuardTrip::RoleRatio {
             planned: 3,
             current: 8,
             ..
@@ -190,10 +214,15 @@ fn guards() {
     let tight = SafetyConfig {
         max_removals: 1,
         max_removal_ratio: 1.0,
+        roles: Default::default(),
     };
     assert!(matches!(
         check_guards(&p, &d, &pol, &tight),
-        Err(GuardTrip::TooManyRemovals { planned: 2, max: 1 })
+        Err(GuardTrip::RoleRemovals {
+            planned: 2,
+            max: 1,
+            ..
+        })
     ));
     let empty = DesiredState::default();
     let pe = plan(&empty, &read(&m, &studio, &empty), &pol);
@@ -206,7 +235,7 @@ fn guards() {
         check_guards(&pe, &listed_without_roles, &pol, &tight),
         Err(GuardTrip::EmptyDesired)
     );
-    let add_only = policy(false, &[]);
+    let add_only = policy_for(&m, false, &[]);
     let pa = plan(&empty, &read(&m, &studio, &empty), &add_only);
     assert_eq!(
         check_guards(&pa, &empty, &add_only, &tight),
@@ -283,8 +312,9 @@ impl Tenant {
         }
         d
     }
-    fn policy(&self) -> Policy {
+    fn policy(&self, m: &ManagedRoles) -> Policy {
         Policy {
+            managed: m.clone(),
             remove_unlisted: self.remove_unlisted,
             protected: self
                 .protected
@@ -306,7 +336,7 @@ proptest! {
     fn applying_the_plan_converges(t in tenant()) {
         let m = managed(t.managed);
         let d = t.desired(&m);
-        let pol = t.policy();
+        let pol = t.policy(&m);
         let before = t.studio.clone();
         let p = plan(&d, &read(&m, &before, &d), &pol);
         let mut after = before.clone();
@@ -375,7 +405,7 @@ proptest! {
         let m = managed(t.managed);
         let d = t.desired(&m);
         let c = read(&m, &t.studio, &d);
-        let p = plan(&d, &c, &t.policy());
+        let p = plan(&d, &c, &t.policy(&m));
         let unique: HashSet<_> = p.actions.iter().map(|a| (a.user_id, a.role)).collect();
         prop_assert_eq!(unique.len(), p.actions.len(), "two actions for one (user, role)");
         for a in &p.actions {
