@@ -960,16 +960,16 @@ mod tests {
     fn identity_settings_are_checked_with_their_line() {
         let c = load(GOOD).unwrap();
         assert_eq!(c.verify.full_every, Duration::from_secs(24 * 3600));
-        let text = GOOD.replace("[Admin]", "[Admin, Sub, Cap]")
-            + "  exclusive: [[Admin, Sub]]\nsafety:\n  roles:\n    Admin: {max_removals: 2}\n    Cap:\n      max_removal_ratio: 0.5\nverify:\n  full_every: 12h\n";
+        let text = GOOD.replace("[Admin]\n", "[Admin, Sub, Cap]\n  exclusive: [[Admin, Sub]]\n")
+            + "safety:\n  roles:\n    Admin: {max_removals: 2}\n    Cap:\n      max_removal_ratio: 0.5\nverify:\n  full_every: 12h\n";
         let c = load(&text).unwrap();
         assert_eq!(c.roles.managed.conflict(c.roles.managed.all()), Some((0, 1)));
         assert_eq!(c.safety.roles[&0].max_removals, Some(2));
         assert_eq!(c.safety.roles[&2].max_removal_ratio, Some(0.5));
         assert_eq!(c.verify.full_every, Duration::from_secs(12 * 3600));
         for (from, to, line, message) in [
-            ("[[Admin, Sub]]", "[[Admin, Teacher]]", 8, "\"Teacher\" is not in roles.managed"),
-            ("[[Admin, Sub]]", "[[Admin]]", 8, "at least two roles"),
+            ("[[Admin, Sub]]", "[[Admin, Teacher]]", 6, "\"Teacher\" is not in roles.managed"),
+            ("[[Admin, Sub]]", "[[Admin]]", 6, "at least two roles"),
             ("    Admin: {", "    Admn: {", 11, "\"Admn\" is not in roles.managed"),
             ("{max_removals: 2}", "{max_removal: 2}", 11, "unknown field `max_removal`"),
             ("0.5", "1.5", 13, "must be between 0 and 1"),

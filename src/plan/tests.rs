@@ -414,3 +414,295 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn each_role_has_its_own_guard() {
+    // 8 Admins and 60 CaptionEditors; the file lists only the CaptionEditors.
+    let m = managed(2);
+    let mut studio: Vec<_> = (1..=8)
+        .map(|i| user(i, Some(&format!("admin{i}@x.edu")), &["Admin"]))
+        .collect();
+    studio.extend((100..160).map(|i| user(i, Some(&format!("cap{i}@x.edu")), &["CaptionEditor"])));
+    let emails: Vec<String> = (100..160).map(|i| format!("cap{i}@x.edu")).collect();
+    let entries: Vec<(&str, &[&str])> = emails
+        .iter()
+        .map(|e| (e.as_str(), &["CaptionEditor"][..]))
+        .collect();
+    let d = desired(&m, &entries);
+    let pol = policy_for(&m, true, &[]);
+    let p = plan(&d, &read(&m, &studio, &d), &pol);
+    assert_eq!((p.removes(), p.current_grants), (8, 68));
+    let trip = check_guards(&p, &d, &pol, &SAFETY).unwrap_err();
+    assert!(
+        matches!(&trip, GuardTrip::RoleRatio { role, planned: 8, current: 8, .. } if role == "Admin"),
+        "{trip:?}"
+    );
+    assert!(trip.to_string().starts_with("role Admin: 8 of its 8 holders"), "{trip}");
+    // An override for the role: its own limits, named in the message.
+    let mut safety = SAFETY.clone();
+    safety.roles.insert(
+        0,
+        crate::config::RoleLimits {
+            max_removals: Some(3),
+            max_removal_ratio: Some(1.0),
+        },
+    );
+    let trip = check_guards(&p, &d, &pol, &safety).unwrap_err();
+    assert!(
+        trip.to_string().contains("safety.roles.Admin.max_removals (3)"),
+        "{trip}"
+    );
+    safety.roles.get_mut(&0).unwrap().max_removals = Some(8);
+    assert_eq!(check_guards(&p, &d, &pol, &safety), Ok(()));
+}
+
+fn exclusive_managed() -> ManagedRoles {
+    // Admin and SubAccountAdmin exclude each other.
+    managed(3).with_exclusive(vec![RoleSet::single(0).union(RoleSet::single(2))])
+}
+
+#[test]
+fn a_move_between_exclusive_roles_removes_first_in_its_own_phase() {
+    let m = exclusive_managed();
+    let studio = vec![
+        user(1, Some("mover@x.edu"), &["Admin"]),
+        user(2, Some("stay@x.edu"), &["Admin"]),
+        user(3, Some("new@x.edu"), &[]),
+    ];
+    let d = desired(
+        &m,
+        &[
+            ("mover@x.edu", &["SubAccountAdmin"]),
+            ("stay@x.edu", &["Admin", "CaptionEditor"]),
+            ("new@x.edu", &["Admin"]),
+        ],
+    );
+    let pol = policy_for(&m, true, &[]);
+    let p = plan(&d, &read(&m, &studio, &d), &pol);
+    let phases = p.phases(&m);
+    assert_eq!(phases.len(), 2, "{phases:?}");
+    assert_eq!(
+        phases[0],
+        vec![RoleAction {
+            user_id: 1,
+            email: Some("mover@x.edu".into()),
+            role: 0,
+            kind: ActionKind::Remove
+        }]
+    );
+    assert_eq!(phases[1].len(), 3);
+    // Without a move, one phase: no PUT more than the batches need.
+    let d2 = desired(&m, &[("stay@x.edu", &["Admin"]), ("new@x.edu", &["Admin"])]);
+    let p2 = plan(&d2, &read(&m, &studio, &d2), &pol);
+    assert_eq!(p2.phases(&m).len(), 1);
+}
+
+#[test]
+fn an_add_that_a_kept_exclusive_role_forbids_is_not_sent() {
+    let m = exclusive_managed();
+    let studio = vec![user(1, Some("boss@x.edu"), &["Admin"])];
+    let d = desired(&m, &[("boss@x.edu", &["SubAccountAdmin"])]);
+    for pol in [
+        policy_for(&m, true, &["boss@x.edu"]),
+        policy_for(&m, false, &[]),
+    ] {
+        let p = plan(&d, &read(&m, &studio, &d), &pol);
+        assert!(p.actions.is_empty(), "{:?}", p.actions);
+        let x = p
+            .pending
+            .iter()
+            .find(|x| x.reason == PendingReason::Exclusive)
+            .expect("reported");
+        assert!(
+            x.detail.contains("SubAccountAdmin not added: the user holds Admin"),
+            "{}",
+            x.detail
+        );
+    }
+}
+
+// ---- the identity model ------------------------------------------------------------------
+
+/// What Studio reports in one run, computed from the tenant itself (not from `CurrentState`
+/// or the planner): the holders' listing, and a search of each email DESIGN.md says a run
+/// searches. Identity is decided from this alone.
+struct Seen<'a> {
+    studio: &'a [StudioUser],
+    m: &'a ManagedRoles,
+    d: &'a DesiredState,
+    remembered: &'a HashSet<String>,
+    full: bool,
+}
+
+impl Seen<'_> {
+    fn holds_managed(&self, u: &StudioUser) -> bool {
+        !self
+            .m
+            .set_of(u.role_names.iter().map(String::as_str))
+            .is_empty()
+    }
+
+    fn with_email(&self, email: &str) -> Vec<u64> {
+        self.studio
+            .iter()
+            .filter(|u| email_of(u).as_deref() == Some(email))
+            .map(|u| u.id)
+            .collect()
+    }
+
+    /// The accounts this run reports with `email`.
+    fn accounts(&self, email: &str) -> HashSet<u64> {
+        let listed: HashSet<u64> = self
+            .studio
+            .iter()
+            .filter(|u| self.holds_managed(u) && email_of(u).as_deref() == Some(email))
+            .map(|u| u.id)
+            .collect();
+        let searched = self.d.users.get(email).is_some_and(|want| {
+            self.remembered.contains(email)
+                || (listed.is_empty() && !want.is_empty())
+                || (!listed.is_empty() && self.full)
+        });
+        if searched {
+            self.with_email(email).into_iter().collect()
+        } else {
+            listed
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct IdentityCase {
+    tenant: Tenant,
+    remembered: Vec<usize>,
+    full: bool,
+}
+
+fn identity_case() -> impl Strategy<Value = IdentityCase> {
+    (
+        tenant(),
+        prop::collection::vec(0..POOL.len(), 0..3),
+        any::<bool>(),
+    )
+        .prop_map(|(tenant, remembered, full)| IdentityCase {
+            tenant,
+            remembered,
+            full,
+        })
+}
+
+/// Applies phases the way a strict Studio does: an add of a role that excludes one the user
+/// holds is refused. Returns the refusals.
+fn apply_strict(m: &ManagedRoles, studio: &mut [StudioUser], phases: &[Vec<RoleAction>]) -> usize {
+    let mut refused = 0;
+    for phase in phases {
+        for a in phase {
+            let u = studio.iter_mut().find(|u| u.id == a.user_id).unwrap();
+            let role = m.name(a.role).to_string();
+            let held = m.set_of(u.role_names.iter().map(String::as_str));
+            match a.kind {
+                ActionKind::Add if held.iter().any(|h| m.excludes(h, a.role)) => refused += 1,
+                ActionKind::Add => {
+                    if !u.role_names.contains(&role) {
+                        u.role_names.push(role)
+                    }
+                }
+                ActionKind::Remove => u.role_names.retain(|r| *r != role),
+            }
+        }
+    }
+    refused
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The planner, fed by the real read decision, against a model that decides identity only
+    /// from what Studio reports in the run.
+    #[test]
+    fn roles_go_only_to_the_account_the_run_saw_with_the_email(c in identity_case()) {
+        let t = &c.tenant;
+        let m = managed(t.managed);
+        let d = t.desired(&m);
+        let pol = t.policy(&m);
+        let remembered: HashSet<String> = c.remembered.iter().map(|i| POOL[*i].to_string()).collect();
+        let verification = if c.full { Verification::Full } else { Verification::Incremental };
+        let current = read_with(&m, &t.studio, &d, &remembered, verification);
+        let p = plan(&d, &current, &pol);
+        let seen = Seen { studio: &t.studio, m: &m, d: &d, remembered: &remembered, full: c.full };
+        let email_by_id: HashMap<u64, Option<String>> =
+            t.studio.iter().map(|u| (u.id, email_of(u))).collect();
+
+        for a in &p.actions {
+            let email = email_by_id[&a.user_id].clone();
+            prop_assert_eq!(&a.email, &email, "the action names the account's email");
+            let email = email.expect("never an account without email");
+            if let Some(want) = d.users.get(&email) {
+                // A desired email's accounts are touched only when the run saw exactly one.
+                let accounts = seen.accounts(&email);
+                prop_assert_eq!(accounts.len(), 1, "{} touched while the run saw {:?}", email, accounts);
+                prop_assert!(accounts.contains(&a.user_id));
+                if a.kind == ActionKind::Add {
+                    prop_assert!(want.contains(a.role), "added a role the email should not hold");
+                }
+            } else {
+                prop_assert_eq!(a.kind, ActionKind::Remove, "role added to an unlisted email");
+            }
+        }
+        // An email the run saw on several accounts (a holder and a twin, a remembered or a
+        // fully verified one) is reported, whatever it should hold.
+        for email in d.users.keys() {
+            if seen.accounts(email).len() > 1 {
+                prop_assert!(
+                    p.pending.iter().any(|x| &x.email == email && x.reason == PendingReason::Ambiguous),
+                    "{} not reported ambiguous", email
+                );
+            }
+        }
+
+        // Convergence, per the model: an email the run saw on one account gets its roles.
+        let mut after = t.studio.clone();
+        prop_assert_eq!(apply_strict(&m, &mut after, &p.phases(&m)), 0);
+        for (email, want) in &d.users {
+            let accounts = seen.accounts(email);
+            if accounts.len() != 1 {
+                continue;
+            }
+            let id = *accounts.iter().next().unwrap();
+            let u = after.iter().find(|u| u.id == id).unwrap();
+            let has = m.set_of(u.role_names.iter().map(String::as_str));
+            prop_assert!(want.minus(has).is_empty(), "{} lacks a desired role", email);
+            if pol.remove_unlisted && !pol.protected.contains(email) {
+                prop_assert_eq!(has, *want);
+            }
+        }
+    }
+
+    /// With exclusive groups, a strict Studio refuses nothing the phased plan sends, as long
+    /// as no user already held two roles of a group.
+    #[test]
+    fn phased_moves_are_never_refused(t in tenant()) {
+        let m = managed(t.managed).with_exclusive(vec![RoleSet::single(0).union(RoleSet::single(2))]);
+        let mut studio = t.studio.clone();
+        for u in &mut studio {
+            if u.role_names.iter().any(|r| r == "Admin") {
+                u.role_names.retain(|r| r != "SubAccountAdmin");
+            }
+        }
+        let mut d = t.desired(&m);
+        for roles in d.users.values_mut() {
+            if m.conflict(*roles).is_some() {
+                roles.remove(2);
+            }
+        }
+        let pol = t.policy(&m);
+        let p = plan(&d, &read(&m, &studio, &d), &pol);
+        let phases = p.phases(&m);
+        prop_assert!(phases.len() <= 2);
+        prop_assert_eq!(phases.iter().map(Vec::len).sum::<usize>(), p.actions.len());
+        let mut after = studio.clone();
+        prop_assert_eq!(apply_strict(&m, &mut after, &phases), 0, "{:?}", phases);
+        let again = plan(&d, &read(&m, &after, &d), &pol);
+        prop_assert!(again.actions.is_empty(), "not converged in one run: {:?}", again.actions);
+    }
+}
