@@ -39,8 +39,16 @@ pub fn parse(
         Ok(entries) => entries,
         Err(e) => {
             let mut b = DesiredBuilder::new(managed);
-            let origin =
-                crate::yaml_lines::error_line(&e, text).map_or(Origin::Unknown, Origin::Line);
+            let line = crate::yaml_lines::error_line(&e, text);
+            let origin = line.map_or(Origin::Unknown, Origin::Line);
+            // YAML refuses a key over 1024 characters without saying why: say it as the
+            // email rules do (an address has at most 254).
+            if let Some(key) = line.and_then(|l| overlong_key(text, l)) {
+                if let Err(why) = crate::email::check(key) {
+                    b.problem(origin, format!("{} {why}", crate::email::shown(key)));
+                    return b.finish(source);
+                }
+            }
             let message = e.to_string();
             let message = message
                 .rfind(" at line ")
@@ -121,8 +129,10 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
 /// serde_norway holds a whole document as parser events before deserialising it: for a
 /// million grants that is ~400 MB. Admins and `export` write one `email: [Role, ...]` line
 /// per user, which needs nothing of YAML but this. Anything else (block lists, quotes,
-/// anchors, flow mappings, tabs, a word YAML might not read as a plain string) answers `None`
-/// and serde reads the file, so both paths always agree (a property test checks it).
+/// anchors, flow mappings, tabs, a word YAML might not read as a plain string, a key longer
+/// than YAML allows) answers `None` and serde reads the file, so both paths always agree (a
+/// property test checks it). The contract's rules (emails, roles, a key with no value) are
+/// then checked on the entries, whichever reader produced them.
 fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
     // Only spaces count as blank or indent: YAML refuses tabs there, so must this.
     let mut lines = text.lines().filter(|l| {
@@ -142,7 +152,8 @@ fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
         }
         let (key, list) = strip_comment(body)?.split_once(": ")?;
         let list = list.trim_end().strip_prefix('[')?.strip_suffix(']')?;
-        if !is_plain_key(key) {
+        // A key YAML itself would refuse (too long) goes to serde, so both readers agree.
+        if !is_plain_key(key) || key.len() > MAX_YAML_KEY {
             return None;
         }
         let roles = if list.trim().is_empty() {
@@ -155,6 +166,17 @@ fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
         entries.push((Cow::Borrowed(key), Some(roles)));
     }
     Some(entries)
+}
+
+/// YAML's limit on the length of a plain (implicit) key.
+const MAX_YAML_KEY: usize = 1024;
+
+/// The key of line `line` (1-based) when it is longer than YAML allows.
+fn overlong_key(text: &str, line: usize) -> Option<&str> {
+    let body = text.lines().nth(line.checked_sub(1)?)?.trim_start();
+    let key = body.split_once(": ").map_or(body.trim_end_matches(':'), |(k, _)| k);
+    let key = key.trim_matches(|c| c == '"' || c == '\'');
+    (key.len() > MAX_YAML_KEY).then_some(key)
 }
 
 /// A line without its trailing ` # comment`, or `None` if it holds a `#` anywhere else.
@@ -256,6 +278,7 @@ mod tests {
             ),
             indent in 1..4usize,
             comment in any::<bool>(),
+            long_key in any::<bool>(),
             odd_line in prop::option::of("(  - Admin|\t|  'q@x.edu': \\[Admin\\]|  a@x.edu: \\[Admin,\\]|---|  b@x.edu: Admin|  c@x.edu:|  c@x.edu: null|  c@x.edu: ~|  c@x.edu: # none|  mailto:c@x.edu: \\[Admin\\]|  <c@x.edu>: \\[Admin\\]|  c\u{200B}@x.edu: \\[Admin\\]|  c@x.edu : \\[Admin\\])"),
         ) {
             let mut text = String::from("users:\n");
@@ -271,6 +294,9 @@ mod tests {
                         text.push('\n');
                     }
                 }
+            }
+            if long_key {
+                text += &format!("  {}@x.edu: [Admin]\n", "a".repeat(1100));
             }
             if let Some(fast) = fast_entries(&text) {
                 prop_assert_eq!(Some(fast), serde_entries(&text), "{}", text);
