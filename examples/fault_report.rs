@@ -76,9 +76,7 @@ impl Lab {
     }
 
     async fn with_sim(config: SimConfig, users: Vec<SimUser>, knobs: Knobs) -> Lab {
-        let sim = Sim::start(config, users)
-            .await
-            .expect("simulator starts");
+        let sim = Sim::start(config, users).await.expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("token"), TOKEN).expect("token file");
         Lab {
@@ -125,11 +123,6 @@ impl Lab {
             text.push_str(&format!("  {e}: [Admin]\n"));
         }
         std::fs::write(self.dir.path().join("roles.yaml"), text).expect("roles file");
-        std::fs::write(self.config_path(), self.config_text()).expect("config file");
-    }
-
-    fn set_knobs(&mut self, knobs: Knobs) {
-        self.knobs = knobs;
         std::fs::write(self.config_path(), self.config_text()).expect("config file");
     }
 

@@ -120,16 +120,14 @@ impl Applier<'_> {
             .map(<[_]>::to_vec)
             .collect();
         let mut results = stream::iter(batches)
-            .map(|batch| {
-                async move {
-                    if self.shutdown.is_shutdown() {
-                        shared.stop(Stopped::Shutdown);
-                    }
-                    if let Some(why) = shared.stopped() {
-                        return skipped(batch, &why);
-                    }
-                    self.send(batch, shared).await
+            .map(|batch| async move {
+                if self.shutdown.is_shutdown() {
+                    shared.stop(Stopped::Shutdown);
                 }
+                if let Some(why) = shared.stopped() {
+                    return skipped(batch, &why);
+                }
+                self.send(batch, shared).await
             })
             .buffer_unordered(self.concurrency.max(1));
         while let Some(batch) = results.next().await {
@@ -197,7 +195,9 @@ impl Applier<'_> {
                 let o = &outcomes[i];
                 o.action.kind == ActionKind::Add
                     && o.outcome == Outcome::Failed
-                    && o.detail.as_deref().is_some_and(|d| d.starts_with(MISDIRECTED))
+                    && o.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with(MISDIRECTED))
                     && role_held(o)
             })
             .collect();
@@ -250,7 +250,9 @@ impl Applier<'_> {
                     "{MISDIRECTED}: Studio's answer shows user {} with email {}, not {}: the \
                      account's email changed after this run read it",
                     u.id,
-                    u.email.as_deref().map_or("(none)".into(), |e| format!("{e:?}")),
+                    u.email
+                        .as_deref()
+                        .map_or("(none)".into(), |e| format!("{e:?}")),
                     action.email.as_deref().unwrap_or("(none)")
                 );
                 tracing::error!(user_id = u.id, role, "{detail}");
@@ -432,7 +434,8 @@ mod tests {
         assert_eq!(o.outcome, Outcome::Failed);
         let detail = o.detail.unwrap();
         assert!(
-            detail.starts_with(MISDIRECTED) && detail.contains("\"someone.else@x.edu\", not u1@x.edu"),
+            detail.starts_with(MISDIRECTED)
+                && detail.contains("\"someone.else@x.edu\", not u1@x.edu"),
             "{detail}"
         );
     }

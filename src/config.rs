@@ -794,7 +794,10 @@ impl Checker<'_> {
         let full_every = humantime::parse_duration(raw.full_every.trim()).map_err(|e| {
             self.error(
                 &key,
-                format!("{:?} is not a duration such as 24h, 12h or 7d: {e}", raw.full_every),
+                format!(
+                    "{:?} is not a duration such as 24h, 12h or 7d: {e}",
+                    raw.full_every
+                ),
             )
         })?;
         if full_every < Duration::from_secs(1) || full_every > MAX {
@@ -963,15 +966,33 @@ mod tests {
         let text = GOOD.replace("[Admin]\n", "[Admin, Sub, Cap]\n  exclusive: [[Admin, Sub]]\n")
             + "safety:\n  roles:\n    Admin: {max_removals: 2}\n    Cap:\n      max_removal_ratio: 0.5\nverify:\n  full_every: 12h\n";
         let c = load(&text).unwrap();
-        assert_eq!(c.roles.managed.conflict(c.roles.managed.all()), Some((0, 1)));
+        assert_eq!(
+            c.roles.managed.conflict(c.roles.managed.all()),
+            Some((0, 1))
+        );
         assert_eq!(c.safety.roles[&0].max_removals, Some(2));
         assert_eq!(c.safety.roles[&2].max_removal_ratio, Some(0.5));
         assert_eq!(c.verify.full_every, Duration::from_secs(12 * 3600));
         for (from, to, line, message) in [
-            ("[[Admin, Sub]]", "[[Admin, Teacher]]", 6, "\"Teacher\" is not in roles.managed"),
+            (
+                "[[Admin, Sub]]",
+                "[[Admin, Teacher]]",
+                6,
+                "\"Teacher\" is not in roles.managed",
+            ),
             ("[[Admin, Sub]]", "[[Admin]]", 6, "at least two roles"),
-            ("    Admin: {", "    Admn: {", 11, "\"Admn\" is not in roles.managed"),
-            ("{max_removals: 2}", "{max_removal: 2}", 11, "unknown field `max_removal`"),
+            (
+                "    Admin: {",
+                "    Admn: {",
+                11,
+                "\"Admn\" is not in roles.managed",
+            ),
+            (
+                "{max_removals: 2}",
+                "{max_removal: 2}",
+                11,
+                "unknown field `max_removal`",
+            ),
             ("0.5", "1.5", 13, "must be between 0 and 1"),
             ("12h", "soon", 15, "not a duration"),
             ("12h", "0s", 15, "between 1s and 366d"),

@@ -38,9 +38,16 @@ pub enum EmailProblem {
     Scheme(String),
     AngleBrackets,
     /// A whitespace, control or invisible character, with its 1-based position.
-    BadChar { c: char, position: usize },
-    TooLong { bytes: usize },
-    LocalTooLong { bytes: usize },
+    BadChar {
+        c: char,
+        position: usize,
+    },
+    TooLong {
+        bytes: usize,
+    },
+    LocalTooLong {
+        bytes: usize,
+    },
     /// Not `local@dotted.domain`.
     Shape,
 }
@@ -303,9 +310,15 @@ mod tests {
             assert!(e.contains(want), "{raw:?}: {e}");
         }
         let long = format!("{}@x.edu", "a".repeat(70_000));
-        assert!(check(&long).unwrap_err().to_string().contains("70006 bytes"));
+        assert!(check(&long)
+            .unwrap_err()
+            .to_string()
+            .contains("70006 bytes"));
         let local = format!("{}@x.edu", "a".repeat(65));
-        assert!(check(&local).unwrap_err().to_string().contains("65 bytes before the @"));
+        assert!(check(&local)
+            .unwrap_err()
+            .to_string()
+            .contains("65 bytes before the @"));
         assert!(shown(&long).len() < 120, "{}", shown(&long));
     }
 

@@ -165,7 +165,10 @@ mod tests {
         c.add_search(
             &m,
             "twin@x.edu",
-            &[user(2, "twin@x.edu", &["Admin"]), user(1, "TWIN@x.edu", &[])],
+            &[
+                user(2, "twin@x.edu", &["Admin"]),
+                user(1, "TWIN@x.edu", &[]),
+            ],
         );
         c.add_search(&m, "solo@x.edu", &[user(3, "solo@x.edu", &[])]);
         c.add_search(&m, "nobody@x.edu", &[]);

@@ -216,7 +216,11 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
                 let removing = policy.remove_unlisted && !policy.protected.contains(email);
                 // Roles the user keeps after this run: an add that one of them excludes
                 // would be refused by Studio.
-                let kept = if removing { want } else { user.roles.union(want) };
+                let kept = if removing {
+                    want
+                } else {
+                    user.roles.union(want)
+                };
                 let mut add = want.minus(user.roles);
                 for r in add.iter() {
                     if let Some(held) = policy.conflicting(kept, r) {

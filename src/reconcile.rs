@@ -276,10 +276,7 @@ impl Engine {
             None => load_desired(config).await.map_err(|e| e.to_string())?,
         };
         report.record.desired_users = Some(desired.users.len() as i64);
-        let verification = self
-            .verification(verify)
-            .await
-            .map_err(|e| e.to_string())?;
+        let verification = self.verification(verify).await.map_err(|e| e.to_string())?;
         report.record.verification = Some(verification.as_str().into());
         self.history
             .set_verification(report.record.id, verification.as_str())
@@ -306,7 +303,11 @@ impl Engine {
         .await
         .map_err(|e| format!("reading Studio failed: {e}"))?;
         let update = identity::ambiguity_update(&read.current, &read.searched);
-        for (email, ids) in update.remember.iter().filter(|(e, _)| !ambiguous.contains(e)) {
+        for (email, ids) in update
+            .remember
+            .iter()
+            .filter(|(e, _)| !ambiguous.contains(e))
+        {
             tracing::warn!(email = %email, user_ids = ?ids, "several Studio accounts share this email: it is left alone, and searched on every run until one account has it");
         }
         for email in update.forget.iter().filter(|e| ambiguous.contains(*e)) {

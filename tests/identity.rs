@@ -103,11 +103,16 @@ async fn a_renamed_account_never_gets_the_role_of_its_old_email() {
     let log = t.sim.requests();
     assert_adds_reached_the_right_accounts(&log, &desired);
     assert!(
-        log.iter().flat_map(|r| &r.actions).all(|a| a.user_id != 7001 && a.user_id != 7003),
+        log.iter()
+            .flat_map(|r| &r.actions)
+            .all(|a| a.user_id != 7001 && a.user_id != 7003),
         "nothing was sent to the renamed accounts: {log:?}"
     );
     assert_eq!(t.sim.user(7002).unwrap().role_names, ["Admin"]);
-    assert_eq!(t.sim.user(7004).unwrap().role_names, ["Admin", "CaptionEditor"]);
+    assert_eq!(
+        t.sim.user(7004).unwrap().role_names,
+        ["Admin", "CaptionEditor"]
+    );
     assert!(t.sim.user(7001).unwrap().role_names.is_empty());
     let db = t.history().await;
     assert_eq!(
@@ -153,7 +158,10 @@ async fn an_email_that_changes_between_the_read_and_the_put_fails_loudly_and_is_
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stdout}\n{stderr}");
-    assert!(stderr.contains("WRONG ACCOUNT"), "logged as an error: {stderr}");
+    assert!(
+        stderr.contains("WRONG ACCOUNT"),
+        "logged as an error: {stderr}"
+    );
     assert!(stdout.contains("WRONG ACCOUNT"), "{stdout}");
     assert!(
         t.sim.user(1).unwrap().role_names.is_empty(),
@@ -186,7 +194,8 @@ async fn an_ambiguous_email_stays_ambiguous_until_one_account_has_it() {
         let out = t.cli(&["apply"]).await;
         assert_eq!(out.code, 0, "ambiguity is not a failure: {out:?}");
         assert!(
-            out.stdout.contains("ambiguous: Studio users 1, 2 share this email"),
+            out.stdout
+                .contains("ambiguous: Studio users 1, 2 share this email"),
             "run {run}: {out:?}"
         );
     }
@@ -221,7 +230,10 @@ async fn an_ambiguous_email_stays_ambiguous_until_one_account_has_it() {
     studio_admin_edits(&t, 2, json!({"email": "twin.second@school.edu"})).await;
     let out = t.cli(&["apply"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert_eq!(t.sim.user(1).unwrap().role_names, ["Admin", "CaptionEditor"]);
+    assert_eq!(
+        t.sim.user(1).unwrap().role_names,
+        ["Admin", "CaptionEditor"]
+    );
     assert!(t.sim.user(2).unwrap().role_names.is_empty());
     assert_eq!(count(&db, "SELECT COUNT(*) FROM ambiguous_emails").await, 0);
 }
@@ -242,34 +254,50 @@ async fn a_full_verification_finds_a_twin_hidden_behind_a_holder() {
     let rw = sqlx::SqlitePool::connect(&format!("sqlite://{}", db_path.display()))
         .await
         .unwrap();
-    sqlx::query("UPDATE runs SET started_at = '2000-01-01T00:00:00.000Z' WHERE verification = 'full'")
-        .execute(&rw)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE runs SET started_at = '2000-01-01T00:00:00.000Z' WHERE verification = 'full'",
+    )
+    .execute(&rw)
+    .await
+    .unwrap();
     rw.close().await;
     t.write_roles("users:\n  ada@school.edu: [Admin, CaptionEditor]\n");
     let out = t.cli(&["apply"]).await;
     assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("ambiguous: Studio users 1, 2"), "{out:?}");
+    assert!(
+        out.stdout.contains("ambiguous: Studio users 1, 2"),
+        "{out:?}"
+    );
     assert_eq!(t.sim.user(1).unwrap().role_names, ["Admin"], "not acted on");
     let history = t.cli(&["history"]).await;
     let kinds: Vec<&str> = history
         .stdout
         .lines()
         .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
-        .filter_map(|l| l.split_whitespace().find(|w| *w == "full" || *w == "incremental"))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .find(|w| *w == "full" || *w == "incremental")
+        })
         .collect();
     assert_eq!(kinds, ["full", "incremental", "full"], "{history:?}");
     let db = t.history().await;
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM runs WHERE id = 3 AND verification = 'full'").await,
+        count(
+            &db,
+            "SELECT COUNT(*) FROM runs WHERE id = 3 AND verification = 'full'"
+        )
+        .await,
         1
     );
     // `plan --full` asks for one whatever the schedule.
     let plan = t.cli(&["plan", "--full"]).await;
     assert_eq!(plan.code, 0, "{plan:?}");
     assert_eq!(
-        count(&db, "SELECT COUNT(*) FROM runs WHERE id = 4 AND dry_run = 1 AND verification = 'full'").await,
+        count(
+            &db,
+            "SELECT COUNT(*) FROM runs WHERE id = 4 AND dry_run = 1 AND verification = 'full'"
+        )
+        .await,
         1
     );
 }
@@ -279,7 +307,9 @@ async fn each_role_has_its_own_removal_guard() {
     let mut users: Vec<_> = (1..=8)
         .map(|i| user(i, Some(&format!("admin{i}@school.edu")), &["Admin"]))
         .collect();
-    users.extend((100..160).map(|i| user(i, Some(&format!("cap{i}@school.edu")), &["CaptionEditor"])));
+    users.extend(
+        (100..160).map(|i| user(i, Some(&format!("cap{i}@school.edu")), &["CaptionEditor"])),
+    );
     let t = Tenant::start(users).await;
     let opts = Opts {
         max_removals: 25,
@@ -295,7 +325,8 @@ async fn each_role_has_its_own_removal_guard() {
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 3, "{run:?}");
     assert!(
-        run.stdout.contains("role Admin: 8 of its 8 holders would lose it (100%)"),
+        run.stdout
+            .contains("role Admin: 8 of its 8 holders would lose it (100%)"),
         "{run:?}"
     );
     assert_eq!(t.sim.stats().put_roles, 0, "no PUT");
@@ -325,16 +356,43 @@ async fn careless_lines_are_errors_with_their_line_and_nothing_is_sent() {
     t.write_config(&opts);
     let long = format!("{}@school.edu", "a".repeat(70_000));
     let cases: Vec<(String, &str)> = vec![
-        ("  ada@school.edu:\n".into(), "ada@school.edu: the key has no value"),
-        ("  ada@school.edu: null\n".into(), "ada@school.edu: the key has no value"),
-        ("  ada@school.edu: ~\n".into(), "ada@school.edu: the key has no value"),
-        ("  mailto:ada@school.edu: [Admin]\n".into(), "scheme \"mailto:\""),
+        (
+            "  ada@school.edu:\n".into(),
+            "ada@school.edu: the key has no value",
+        ),
+        (
+            "  ada@school.edu: null\n".into(),
+            "ada@school.edu: the key has no value",
+        ),
+        (
+            "  ada@school.edu: ~\n".into(),
+            "ada@school.edu: the key has no value",
+        ),
+        (
+            "  mailto:ada@school.edu: [Admin]\n".into(),
+            "scheme \"mailto:\"",
+        ),
         ("  <ada@school.edu>: [Admin]\n".into(), "angle brackets"),
-        ("  ada\u{200B}@school.edu: [Admin]\n".into(), "U+200B ZERO WIDTH SPACE at position 4"),
-        ("  \"ada@school.edu\\u202e\": [Admin]\n".into(), "U+202E RIGHT-TO-LEFT OVERRIDE"),
-        ("  \"ada @school.edu\": [Admin]\n".into(), "U+0020 SPACE at position 4"),
-        (format!("  {long}: [Admin]\n"), "bytes long; an address may have at most 254"),
-        ("  ada@school.edu: [Admin, SubAccountAdmin]\n".into(), "Admin and SubAccountAdmin are mutually exclusive"),
+        (
+            "  ada\u{200B}@school.edu: [Admin]\n".into(),
+            "U+200B ZERO WIDTH SPACE at position 4",
+        ),
+        (
+            "  \"ada@school.edu\\u202e\": [Admin]\n".into(),
+            "U+202E RIGHT-TO-LEFT OVERRIDE",
+        ),
+        (
+            "  \"ada @school.edu\": [Admin]\n".into(),
+            "U+0020 SPACE at position 4",
+        ),
+        (
+            format!("  {long}: [Admin]\n"),
+            "bytes long; an address may have at most 254",
+        ),
+        (
+            "  ada@school.edu: [Admin, SubAccountAdmin]\n".into(),
+            "Admin and SubAccountAdmin are mutually exclusive",
+        ),
     ];
     for (line, message) in &cases {
         t.write_roles(&format!("users:\n  bob@school.edu: [Admin]\n{line}"));
@@ -431,8 +489,14 @@ async fn a_move_between_exclusive_roles_converges_in_one_run() {
     t.sim.clear_requests();
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 0, "{run:?}");
-    assert!(run.stdout.contains("3 added, 2 removed, 0 failed"), "{run:?}");
-    assert_eq!(t.sim.user(1).unwrap().role_names, ["Teacher", "SubAccountAdmin"]);
+    assert!(
+        run.stdout.contains("3 added, 2 removed, 0 failed"),
+        "{run:?}"
+    );
+    assert_eq!(
+        t.sim.user(1).unwrap().role_names,
+        ["Teacher", "SubAccountAdmin"]
+    );
     assert_eq!(t.sim.user(2).unwrap().role_names, ["Admin"]);
     assert_eq!(t.sim.user(4).unwrap().role_names, ["CaptionEditor"]);
     // The removes went out (and were answered) before the adds; nothing was refused.
@@ -442,7 +506,14 @@ async fn a_move_between_exclusive_roles_converges_in_one_run() {
     assert!(puts.iter().all(|r| r.status == 200));
     assert!(puts[0].actions.iter().all(|a| a.action == "remove"));
     let db = t.history().await;
-    assert_eq!(count(&db, "SELECT COUNT(*) FROM run_actions WHERE outcome = 'failed'").await, 0);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM run_actions WHERE outcome = 'failed'"
+        )
+        .await,
+        0
+    );
     // Converged: the next plan has nothing to do.
     let plan = t.cli(&["plan"]).await;
     assert_eq!(plan.code, 0, "{plan:?}");

@@ -173,7 +173,11 @@ async fn a_pending_email_is_searched_every_run() {
     t.write_roles(&text);
 
     let s = apply(&t).await;
-    assert_eq!(counts(&s), (pages(120) + pages(30), 5 + 2 + 110, 1), "{s:?}");
+    assert_eq!(
+        counts(&s),
+        (pages(120) + pages(30), 5 + 2 + 110, 1),
+        "{s:?}"
+    );
     let db = t.history().await;
     assert_eq!(run_row(&db, 1).await.4, 2, "two pending emails");
 
@@ -230,10 +234,22 @@ async fn a_recreated_account_is_found_by_its_email_and_nothing_goes_to_the_old_i
     let s = apply_args(&t, &["apply", "--full"]).await;
     assert_eq!(counts(&s), (pages(115) + pages(30), 115, 0), "{s:?}");
     let s = apply(&t).await;
-    assert_eq!(counts(&s), (pages(115) + pages(30), 1, 0), "the twin is searched: {s:?}");
+    assert_eq!(
+        counts(&s),
+        (pages(115) + pages(30), 1, 0),
+        "the twin is searched: {s:?}"
+    );
     t.sim.set_email(300, Some("someone.else@x.edu"));
     let s = apply(&t).await;
-    assert_eq!(counts(&s), (pages(115) + pages(30), 1, 0), "resolved by this search: {s:?}");
+    assert_eq!(
+        counts(&s),
+        (pages(115) + pages(30), 1, 0),
+        "resolved by this search: {s:?}"
+    );
     let s = apply(&t).await;
-    assert_eq!(counts(&s), (pages(115) + pages(30), 0, 0), "forgotten: {s:?}");
+    assert_eq!(
+        counts(&s),
+        (pages(115) + pages(30), 0, 0),
+        "forgotten: {s:?}"
+    );
 }

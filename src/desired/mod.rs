@@ -262,6 +262,8 @@ mod tests {
         };
         let got: Vec<_> = e.problems.iter().map(|p| p.origin).collect();
         assert_eq!(got, vec![Origin::Row(3), Origin::Line(9)]);
-        assert!(e.problems[0].message.contains("Admin and Sub are mutually exclusive"));
+        assert!(e.problems[0]
+            .message
+            .contains("Admin and Sub are mutually exclusive"));
     }
 }

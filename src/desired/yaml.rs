@@ -120,7 +120,12 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, serde_yaml::Error> {
     let owned = file.users.map(|u| u.0).unwrap_or_default();
     Ok(owned
         .into_iter()
-        .map(|(k, r)| (Cow::Owned(k), r.map(|r| r.into_iter().map(Cow::Owned).collect())))
+        .map(|(k, r)| {
+            (
+                Cow::Owned(k),
+                r.map(|r| r.into_iter().map(Cow::Owned).collect()),
+            )
+        })
         .collect())
 }
 
@@ -174,7 +179,9 @@ const MAX_YAML_KEY: usize = 1024;
 /// The key of line `line` (1-based) when it is longer than YAML allows.
 fn overlong_key(text: &str, line: usize) -> Option<&str> {
     let body = text.lines().nth(line.checked_sub(1)?)?.trim_start();
-    let key = body.split_once(": ").map_or(body.trim_end_matches(':'), |(k, _)| k);
+    let key = body
+        .split_once(": ")
+        .map_or(body.trim_end_matches(':'), |(k, _)| k);
     let key = key.trim_matches(|c| c == '"' || c == '\'');
     (key.len() > MAX_YAML_KEY).then_some(key)
 }
@@ -375,12 +382,19 @@ mod tests {
         let text = "users:\n  ok@x.edu: [Admin]\n  ada@x.edu:\n  bob@x.edu: null\n  mailto:cy@x.edu: [Admin]\n  <di@x.edu>: [Admin]\n  \"e\u{200B}d@x.edu\": [Admin]\n  \"f@x.edu\\t\": []\n";
         let p = problems(text);
         let lines: Vec<Origin> = p.iter().map(|(o, _)| *o).collect();
-        assert_eq!(lines, (3..=8).map(Origin::Line).collect::<Vec<_>>(), "{p:?}");
+        assert_eq!(
+            lines,
+            (3..=8).map(Origin::Line).collect::<Vec<_>>(),
+            "{p:?}"
+        );
         assert!(p[0].1.contains("ada@x.edu: the key has no value"), "{p:?}");
         assert!(p[1].1.contains("bob@x.edu: the key has no value"), "{p:?}");
         assert!(p[2].1.contains("scheme \"mailto:\""), "{p:?}");
         assert!(p[3].1.contains("angle brackets"), "{p:?}");
-        assert!(p[4].1.contains("U+200B ZERO WIDTH SPACE at position 2"), "{p:?}");
+        assert!(
+            p[4].1.contains("U+200B ZERO WIDTH SPACE at position 2"),
+            "{p:?}"
+        );
         assert!(p[5].1.contains("U+0009 CHARACTER TABULATION"), "{p:?}");
         let long = format!("users:\n  {}@x.edu: [Admin]\n", "a".repeat(70_000));
         let p = problems(&long);

@@ -87,7 +87,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&dir.path().join("h.db")).await.unwrap();
         let update = AmbiguityUpdate {
-            remember: vec![("twin@x.edu".into(), vec![1, 2]), ("b@x.edu".into(), vec![3, 4])],
+            remember: vec![
+                ("twin@x.edu".into(), vec![1, 2]),
+                ("b@x.edu".into(), vec![3, 4]),
+            ],
             forget: vec![],
         };
         h.update_ambiguous(&update).await.unwrap();
@@ -105,11 +108,18 @@ mod tests {
         assert_eq!(h.last_full_verification().await.unwrap(), None);
         let id = h.start_run("manual", false).await.unwrap();
         h.set_verification(id, "full").await.unwrap();
-        assert_eq!(h.last_full_verification().await.unwrap(), None, "still running");
+        assert_eq!(
+            h.last_full_verification().await.unwrap(),
+            None,
+            "still running"
+        );
         let mut r = h.run(id).await.unwrap().unwrap();
         r.status = "succeeded".into();
         h.finish_run(&r).await.unwrap();
         assert!(h.last_full_verification().await.unwrap().is_some());
-        assert_eq!(h.run(id).await.unwrap().unwrap().verification.as_deref(), Some("full"));
+        assert_eq!(
+            h.run(id).await.unwrap().unwrap().verification.as_deref(),
+            Some("full")
+        );
     }
 }

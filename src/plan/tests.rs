@@ -437,7 +437,11 @@ fn each_role_has_its_own_guard() {
         matches!(&trip, GuardTrip::RoleRatio { role, planned: 8, current: 8, .. } if role == "Admin"),
         "{trip:?}"
     );
-    assert!(trip.to_string().starts_with("role Admin: 8 of its 8 holders"), "{trip}");
+    assert!(
+        trip.to_string()
+            .starts_with("role Admin: 8 of its 8 holders"),
+        "{trip}"
+    );
     // An override for the role: its own limits, named in the message.
     let mut safety = SAFETY.clone();
     safety.roles.insert(
@@ -449,7 +453,8 @@ fn each_role_has_its_own_guard() {
     );
     let trip = check_guards(&p, &d, &pol, &safety).unwrap_err();
     assert!(
-        trip.to_string().contains("safety.roles.Admin.max_removals (3)"),
+        trip.to_string()
+            .contains("safety.roles.Admin.max_removals (3)"),
         "{trip}"
     );
     safety.roles.get_mut(&0).unwrap().max_removals = Some(8);
@@ -514,7 +519,8 @@ fn an_add_that_a_kept_exclusive_role_forbids_is_not_sent() {
             .find(|x| x.reason == PendingReason::Exclusive)
             .expect("reported");
         assert!(
-            x.detail.contains("SubAccountAdmin not added: the user holds Admin"),
+            x.detail
+                .contains("SubAccountAdmin not added: the user holds Admin"),
             "{}",
             x.detail
         );

@@ -99,15 +99,19 @@ struct Edit {
 
 mod double_option {
     use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
 
-fn parse_id(raw: &str) -> Result<u64, Response> {
-    raw.trim()
-        .parse()
-        .map_err(|_| error(StatusCode::NOT_FOUND, "user not found"))
+fn parse_id(raw: &str) -> Option<u64> {
+    raw.trim().parse().ok()
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "user not found")
 }
 
 async fn edit_user(
@@ -115,9 +119,8 @@ async fn edit_user(
     Path(user_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let id = match parse_id(&user_id) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Some(id) = parse_id(&user_id) else {
+        return not_found();
     };
     let edit: Edit = match serde_json::from_slice(&body) {
         Ok(e) => e,
@@ -125,7 +128,7 @@ async fn edit_user(
     };
     let mut store = shared.store_mut();
     let Some(mut user) = store.get(id).cloned() else {
-        return error(StatusCode::NOT_FOUND, "user not found");
+        return not_found();
     };
     if let Some(email) = edit.email {
         user.email = email;
@@ -155,9 +158,8 @@ async fn put_user(
         #[serde(default)]
         role_names: Vec<String>,
     }
-    let id = match parse_id(&user_id) {
-        Ok(id) => id,
-        Err(r) => return r,
+    let Some(id) = parse_id(&user_id) else {
+        return not_found();
     };
     let new: New = match serde_json::from_slice(&body) {
         Ok(n) => n,

@@ -92,10 +92,8 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .route("/token", post(oauth::token))
         .route("/authorize", get(oauth::authorize));
     // Behind the tool's back: authenticated, but neither counted nor logged.
-    let admin = super::admin::router().route_layer(middleware::from_fn_with_state(
-        shared.clone(),
-        auth_mw,
-    ));
+    let admin =
+        super::admin::router().route_layer(middleware::from_fn_with_state(shared.clone(), auth_mw));
     Router::new()
         .nest("/api/public/v1", v1)
         .nest("/api/public/oauth", oauth)
@@ -347,9 +345,12 @@ fn exclusivity_violation(
     }
     let mut roles: std::collections::HashMap<u64, Vec<String>> = Default::default();
     for (id, op, role) in parsed {
-        let held = roles
-            .entry(*id)
-            .or_insert_with(|| store.get(*id).map(|u| u.role_names.clone()).unwrap_or_default());
+        let held = roles.entry(*id).or_insert_with(|| {
+            store
+                .get(*id)
+                .map(|u| u.role_names.clone())
+                .unwrap_or_default()
+        });
         match op {
             Op::Remove => held.retain(|r| r != role),
             Op::Add => {

@@ -743,7 +743,10 @@ async fn exclusive_roles_refuse_an_add_unless_the_other_role_goes_first() {
     // Add first: the whole batch is refused, nothing changes.
     let (status, body) = put(&client, &sim, json!({"actions": [other, add, remove]})).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("holds Admin, which excludes SubAccountAdmin"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("holds Admin, which excludes SubAccountAdmin"));
     assert_eq!(sim.user(1).unwrap().role_names, ["Admin"]);
     assert_eq!(sim.user(5).unwrap().role_names, ["Teacher"]);
     // Remove first: accepted.
@@ -788,7 +791,10 @@ async fn edits_behind_the_back_are_not_counted_and_puts_are_logged_with_the_emai
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(sim.user(1).unwrap().email.as_deref(), Some("ann.former@x.edu"));
+    assert_eq!(
+        sim.user(1).unwrap().email.as_deref(),
+        Some("ann.former@x.edu")
+    );
     assert_eq!(sim.users_with_email("ann@x.edu")[0].id, 77);
     assert_eq!(sim.stats().total, 0, "edits are not API requests");
     assert!(sim.requests().is_empty());
@@ -812,7 +818,11 @@ async fn edits_behind_the_back_are_not_counted_and_puts_are_logged_with_the_emai
     let log = sim.requests();
     assert_eq!(log.len(), 3);
     assert_eq!((log[0].status, log[0].method.as_str()), (404, "PUT"));
-    let then: Vec<_> = log[0].actions.iter().map(|a| (a.user_id, a.email_then.as_deref())).collect();
+    let then: Vec<_> = log[0]
+        .actions
+        .iter()
+        .map(|a| (a.user_id, a.email_then.as_deref()))
+        .collect();
     assert_eq!(then, [(1, Some("ann.former@x.edu")), (99, None)]);
     assert_eq!(log[1].actions[0].email_then, None);
     assert_eq!(log[2].query.as_deref(), Some("email=ann@x.edu"));
