@@ -298,7 +298,7 @@ async fn renamed_account() -> Row {
         .count();
     let mut row = lab.row("renamed account", "email moved to a new account");
     row.note = format!(
-        "{} email search, {} PUT: the new account got Admin, {to_old} action sent to the renamed one",
+        "{} email search, {} PUT: the new account got Admin; actions sent to the renamed one: {to_old}",
         s.search_by_email, s.put_roles
     );
     row
