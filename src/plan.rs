@@ -4,8 +4,10 @@
 //! No I/O happens here. [`plan`] is a function of its arguments, so it is tested exhaustively
 //! (property tests below) and `plan` and `apply` agree by construction. Safety lives in two
 //! places on purpose: per-user rules (protected, no email, ambiguous, add-only) shape the plan
-//! itself, while whole-run guards ([`check_guards`]) judge the plan as a whole and abort the
-//! run before anything is sent.
+//! itself, while whole-run guards ([`check_guards`]) judge the plan as a whole, and each
+//! managed role's share of it, and abort the run before anything is sent. A plan also knows
+//! the order its actions must reach Studio in ([`Plan::phases`]): a move between exclusive
+//! roles removes first.
 
 use crate::config::SafetyConfig;
 use crate::current::{CurrentState, EmailMatch};
