@@ -36,7 +36,7 @@ use studio_role_sync::desired::{normalize_email, yaml, DesiredState};
 use studio_role_sync::history::History;
 use studio_role_sync::metrics::Metrics;
 use studio_role_sync::plan::{check_guards, plan, Policy};
-use studio_role_sync::reconcile::{Engine, Trigger};
+use studio_role_sync::reconcile::{Engine, Trigger, VerifyRequest};
 use studio_role_sync::roles::{ManagedRoles, RoleSet};
 use studio_role_sync::shutdown::Shutdown;
 use studio_role_sync::sim::{sample_population, Faults, Sim, SimConfig, SimUser};
@@ -58,7 +58,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "planner,first,steady,drift,ratelimit"
+        default_value = "planner,first,steady,full,drift,ratelimit"
     )]
     scenarios: Vec<String>,
     /// Studio users in the main tenant.
@@ -286,14 +286,16 @@ impl Bound {
 }
 
 /// DESIGN.md's lower bound, from the simulator's state (not from the engine): one listing page
-/// per 50 holders of each managed role (at least one), one search per desired email (with
-/// roles) that is neither a holder's email nor cached, one PUT per `batch` actions of the true
-/// difference.
+/// per 50 holders of each managed role (at least one), one search per desired email that
+/// needs a role added and is no holder's email, per desired email remembered as ambiguous,
+/// and (full verification) per desired email a holder has; one PUT per `batch` actions of the
+/// true difference.
 fn lower_bound(
     sim: &Sim,
     managed: &ManagedRoles,
     desired: &DesiredState,
-    cache: &HashMap<String, u64>,
+    ambiguous: &HashSet<String>,
+    full: bool,
     batch: usize,
 ) -> Bound {
     let mut b = Bound::default();
@@ -309,8 +311,8 @@ fn lower_bound(
     let holder_emails: HashSet<&str> = holds.values().filter_map(|(e, _)| e.as_deref()).collect();
     let mut decided = HashSet::new();
     for (email, want) in &desired.users {
-        if !want.is_empty() && !holder_emails.contains(email.as_str()) && !cache.contains_key(email)
-        {
+        let held = holder_emails.contains(email.as_str());
+        if ambiguous.contains(email) || (!want.is_empty() && !held) || (full && held) {
             b.searches += 1;
         }
         match sim.users_with_email(email).as_slice() {
@@ -406,27 +408,42 @@ impl Measured {
     }
 }
 
-async fn measured_run(name: &str, engine: &Engine, sim: &Sim, limit: f64) -> Measured {
+async fn measured_run(
+    name: &str,
+    engine: &Engine,
+    sim: &Sim,
+    limit: f64,
+    verify: VerifyRequest,
+) -> Measured {
     let managed = &engine.config.roles.managed;
     let roles_file = engine.config.roles_file().expect("yaml source");
     let text = std::fs::read_to_string(roles_file).expect("roles file");
     let desired = yaml::parse("roles.yaml", &text, managed).expect("valid roles");
-    let cache = engine.history.load_cache().await.expect("cache");
+    let ambiguous = engine.history.ambiguous_emails().await.expect("history");
+    // Full when asked, or when none ran yet (the bench's runs are minutes apart, not a day).
+    let full = verify == VerifyRequest::Now
+        || engine
+            .history
+            .last_full_verification()
+            .await
+            .expect("history")
+            .is_none();
     let bound = lower_bound(
         sim,
         managed,
         &desired,
-        &cache,
+        &ambiguous,
+        full,
         engine.config.studio.batch_size,
     );
-    drop((desired, cache, text));
+    drop((desired, ambiguous, text));
     sim.reset_stats();
     let probe = Probe::start();
     let done = std::sync::atomic::AtomicBool::new(false);
     let (report, phases) = tokio::join!(
         async {
             let r = engine
-                .run(Trigger::Manual, false, None, Shutdown::never())
+                .run_verifying(Trigger::Manual, false, None, Shutdown::never(), verify)
                 .await;
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             r
@@ -434,6 +451,11 @@ async fn measured_run(name: &str, engine: &Engine, sim: &Sim, limit: f64) -> Mea
         timeline(sim, &done)
     );
     let report = report.expect("history works");
+    assert_eq!(
+        report.record.verification.as_deref(),
+        Some(if full { "full" } else { "incremental" }),
+        "{name}: the bound assumed the other kind of run"
+    );
     let wall = probe.wall();
     let cpu = probe.cpu();
     let peak_rss = peak_rss_mb();
@@ -680,7 +702,7 @@ async fn main_scenarios(args: &Args, want: &HashSet<&str>, out: &mut Vec<Measure
         .unwrap_or(f64::INFINITY)
         .min(args.client_rps);
 
-    let run = |name: &'static str| {
+    let run = |name: &'static str, verify: VerifyRequest| {
         let engine = &engine;
         let sim = &sim;
         let setup = &setup;
@@ -689,7 +711,7 @@ async fn main_scenarios(args: &Args, want: &HashSet<&str>, out: &mut Vec<Measure
         let sample = args.naive_sample;
         async move {
             let snapshot = (sample > 0).then(|| sim.users());
-            let mut m = measured_run(name, engine, sim, limit).await;
+            let mut m = measured_run(name, engine, sim, limit, verify).await;
             eprintln!(
                 "{name}: {} requests in {:.2} s ({})",
                 m.total, m.wall, m.phases
@@ -707,18 +729,23 @@ async fn main_scenarios(args: &Args, want: &HashSet<&str>, out: &mut Vec<Measure
         }
     };
 
-    if want.contains("first") || want.contains("steady") || want.contains("drift") {
-        let m = run("first run (cold cache)").await;
+    let later = ["steady", "full", "drift"];
+    if want.contains("first") || later.iter().any(|s| want.contains(s)) {
+        let m = run("first run (a full verification)", VerifyRequest::WhenDue).await;
         out.push(m);
     }
     if want.contains("steady") || want.contains("drift") {
-        let m = run("steady state (no change)").await;
+        let m = run("steady state (no change)", VerifyRequest::WhenDue).await;
+        out.push(m);
+    }
+    if want.contains("full") {
+        let m = run("full verification (no change)", VerifyRequest::Now).await;
         out.push(m);
     }
     if want.contains("drift") {
         drift(&sim, &mut w, args.drift_percent, args.grants, dir.path());
         let name: &'static str = "5% drift";
-        let m = run(name).await;
+        let m = run(name, VerifyRequest::WhenDue).await;
         out.push(m);
     }
     engine.history.close().await;
@@ -782,7 +809,7 @@ async fn ratelimit_scenario(args: &Args, out: &mut Vec<Measured>) {
         "rate-limited first run ({} users, {} grants, {} rps, {} ms, concurrency {})",
         args.rl_users, args.rl_grants, args.rl_rps, args.rl_latency_ms, args.rl_concurrency
     );
-    let m = measured_run(&name, &engine, &sim, args.rl_rps).await;
+    let m = measured_run(&name, &engine, &sim, args.rl_rps, VerifyRequest::WhenDue).await;
     eprintln!(
         "{name}: {} requests in {:.2} s ({})",
         m.total, m.wall, m.phases
@@ -865,11 +892,13 @@ fn planner_scenario(grants: usize) -> PlannerResult {
     let policy = Policy {
         remove_unlisted: true,
         protected: HashSet::new(),
+        managed: managed.clone(),
     };
     let the_plan = plan(&desired, &current, &policy);
     let safety = studio_role_sync::config::SafetyConfig {
         max_removals: usize::MAX,
         max_removal_ratio: 1.0,
+        roles: Default::default(),
     };
     check_guards(&the_plan, &desired, &policy, &safety).expect("guards pass");
     let plan_t = (w.elapsed().as_secs_f64(), cpu_seconds() - c);
@@ -1025,7 +1054,7 @@ fn main() {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let mut runs = Vec::new();
     runtime.block_on(async {
-        if ["first", "steady", "drift"]
+        if ["first", "steady", "full", "drift"]
             .iter()
             .any(|s| want.contains(s))
         {

@@ -63,16 +63,20 @@ struct Lab {
 
 impl Lab {
     async fn new(faults: Faults, users: Vec<SimUser>, knobs: Knobs) -> Lab {
-        let sim = Sim::start(
+        Lab::with_sim(
             SimConfig {
                 token: Some(TOKEN.into()),
                 faults,
                 ..SimConfig::default()
             },
             users,
+            knobs,
         )
         .await
-        .expect("simulator starts");
+    }
+
+    async fn with_sim(config: SimConfig, users: Vec<SimUser>, knobs: Knobs) -> Lab {
+        let sim = Sim::start(config, users).await.expect("simulator starts");
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("token"), TOKEN).expect("token file");
         Lab {
@@ -119,11 +123,6 @@ impl Lab {
             text.push_str(&format!("  {e}: [Admin]\n"));
         }
         std::fs::write(self.dir.path().join("roles.yaml"), text).expect("roles file");
-        std::fs::write(self.config_path(), self.config_text()).expect("config file");
-    }
-
-    fn set_knobs(&mut self, knobs: Knobs) {
-        self.knobs = knobs;
         std::fs::write(self.config_path(), self.config_text()).expect("config file");
     }
 
@@ -234,61 +233,73 @@ async fn converging(name: &str, fault: &str, faults: Faults, knobs: Knobs) -> Ro
     lab.row(name, fault)
 }
 
-/// Users 1..=8 want `Admin`; users 100 and 101 hold it unlisted. A first run stopped by the
-/// removal guard teaches the user-id cache the ids of users 1..=8 without applying anything.
-async fn cached_lab() -> Lab {
+/// Users 1..=8 want `Admin`; users 100 and 101 hold it unlisted (two removals). With
+/// `conflict`, user 3 holds `SubAccountAdmin` (not managed here), which Studio's role model
+/// says excludes `Admin`: the simulator refuses (`422`) any batch adding `Admin` to user 3.
+async fn admins_lab(conflict: bool) -> Lab {
     let mut users = people(8);
+    if conflict {
+        users[2].role_names.push("SubAccountAdmin".into());
+    }
     let mut holder = person(100, "old1@example.edu");
     holder.role_names.push("Admin".into());
     users.push(holder.clone());
     holder.id = 101;
     holder.email = Some("old2@example.edu".into());
     users.push(holder);
-    let mut lab = Lab::new(
-        Faults::default(),
-        users,
-        Knobs {
-            max_removals: 1,
-            ..Knobs::default()
+    let mut lab = Lab::with_sim(
+        SimConfig {
+            token: Some(TOKEN.into()),
+            exclusive: vec![vec!["Admin".into(), "SubAccountAdmin".into()]],
+            ..SimConfig::default()
         },
+        users,
+        Knobs::default(),
     )
     .await;
     lab.want_admins(emails(1, 8));
-    let report = apply_once(&lab.config_path()).await;
-    assert_eq!(report.record.status, "aborted", "the guard stops run 1");
-    lab.set_knobs(Knobs::default());
-    lab.sim.reset_stats();
-    lab.started = Instant::now();
     lab
 }
 
 async fn refused_batch() -> Row {
-    let mut lab = cached_lab().await;
-    // User 3's account is replaced by one with another email: its cached id now answers 404.
-    let new_id = lab.sim.recreate_user(3);
-    lab.sim.add_user(person(new_id, "someone-else@example.edu"));
+    let mut lab = admins_lab(true).await;
     lab.apply().await;
     let puts = lab.sim.stats().put_roles;
-    // The account gets its email back; the next run retries the failed action by itself.
-    lab.sim.add_user(person(new_id, "u3@example.edu"));
+    // An admin takes SubAccountAdmin away in Studio; the next run retries by itself.
+    lab.sim.set_roles(3, vec![]);
     lab.apply().await;
-    let mut row = lab.row("refused batch", "1 of 10 actions 404s");
+    let mut row = lab.row("refused batch", "1 of 10 actions 422s");
     row.note = format!(
-        "batch of 10 bisected: {puts} PUTs in run 1, 9 applied + 1 failed (404, partial, exit 4); \
+        "batch of 10 bisected: {puts} PUTs in run 1, 9 applied + 1 failed (422, partial, exit 4); \
          run 2 applied it"
     );
     row
 }
 
-async fn stale_id() -> Row {
-    let mut lab = cached_lab().await;
-    lab.sim.recreate_user(3);
+async fn renamed_account() -> Row {
+    let mut lab = admins_lab(false).await;
+    lab.apply().await;
+    // In Studio, account 3 is renamed and loses Admin; a new account takes its email.
+    lab.sim.set_roles(3, vec![]);
+    lab.sim.set_email(3, Some("u3.former@example.edu"));
+    lab.sim.add_user(person(500, "u3@example.edu"));
+    lab.sim.reset_stats();
+    lab.sim.clear_requests();
+    lab.started = Instant::now();
+    lab.runs.clear();
     lab.apply().await;
     let s = lab.sim.stats();
-    let mut row = lab.row("stale cached id", "user recreated, new id");
+    let to_old = lab
+        .sim
+        .requests()
+        .iter()
+        .flat_map(|r| &r.actions)
+        .filter(|a| a.user_id == 3)
+        .count();
+    let mut row = lab.row("renamed account", "email moved to a new account");
     row.note = format!(
-        "{} PUTs, {} email search: re-resolved and applied in the same run",
-        s.put_roles, s.search_by_email
+        "{} email search, {} PUT: the new account got Admin; actions sent to the renamed one: {to_old}",
+        s.search_by_email, s.put_roles
     );
     row
 }
@@ -543,7 +554,7 @@ async fn report() {
         .await,
     );
     rows.push(refused_batch().await);
-    rows.push(stale_id().await);
+    rows.push(renamed_account().await);
     rows.push(down_from_start().await);
     rows.push(down_mid_apply().await);
     rows.push(kill_9().await);

@@ -6,7 +6,7 @@ use crate::desired;
 use crate::history::History;
 use crate::lock::{InstanceLock, LockError};
 use crate::metrics::Metrics;
-use crate::reconcile::{load_desired, make_client, Engine, Exit, Trigger};
+use crate::reconcile::{load_desired, make_client, Engine, Exit, Trigger, VerifyRequest};
 use crate::report::{self, Format};
 use crate::shutdown::Shutdown;
 use crate::studio::auth::OAuthSettings;
@@ -88,8 +88,8 @@ async fn open_history(
     Ok((history, lock))
 }
 
-/// `plan` (dry run) and `apply`: one run now.
-pub async fn run(config_path: &Path, dry_run: bool) -> Exit {
+/// `plan` (dry run) and `apply`: one run now; a full verification when due, or when `full`.
+pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
     let config = match load_config(config_path) {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
@@ -109,7 +109,17 @@ pub async fn run(config_path: &Path, dry_run: bool) -> Exit {
         Err(e) => return fail(e),
     };
     let report = match engine
-        .run(Trigger::Manual, dry_run, Some(desired), Shutdown::never())
+        .run_verifying(
+            Trigger::Manual,
+            dry_run,
+            Some(desired),
+            Shutdown::never(),
+            if full {
+                VerifyRequest::Now
+            } else {
+                VerifyRequest::WhenDue
+            },
+        )
         .await
     {
         Ok(r) => r,

@@ -3,21 +3,23 @@
 //!
 //! Studio may refuse a whole batch for one bad action (`404` for an unknown user, `422`), so
 //! a refused batch is split in halves and retried until the bad actions are isolated: one
-//! stale user id costs about `2·log2(batch)` extra requests, not the batch. An action refused
-//! with `404` whose user id came from the cache is re-resolved by email once. Studio's answer
+//! stale user id costs about `2·log2(batch)` extra requests, not the batch. Studio's answer
 //! (the updated users) is checked against what was asked: an action it did not take is
-//! `failed`, not `applied`. A circuit breaker stops sending when the server is down, and a
+//! `failed`, not `applied`, and so is an action on a user whose email in the answer is not the
+//! email the action was for (the account's email changed since the read): that is logged as
+//! an error, and a role added that way is removed again at once. A plan comes in phases
+//! (removes that make room in an exclusive group first); a phase is sent only after the one
+//! before it came back. A circuit breaker stops sending when the server is down, and a
 //! shutdown stops sending new batches while the ones in flight finish.
 
 use crate::current::StudioUser;
+use crate::desired::normalize_email;
 use crate::plan::{ActionKind, RoleAction};
 use crate::roles::ManagedRoles;
 use crate::shutdown::Shutdown;
-use crate::studio::read::search_email;
 use crate::studio::{StudioClient, StudioError, WireAction};
 use futures::future::BoxFuture;
 use futures::{stream, FutureExt, StreamExt};
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
@@ -43,7 +45,7 @@ impl Outcome {
 
 #[derive(Clone, Debug)]
 pub struct ActionOutcome {
-    /// The action as finally sent (its user id may have been re-resolved).
+    /// The action as sent.
     pub action: RoleAction,
     pub planned_user_id: u64,
     pub outcome: Outcome,
@@ -65,16 +67,11 @@ pub enum Stopped {
 pub struct ApplyReport {
     pub outcomes: Vec<ActionOutcome>,
     pub stopped: Option<Stopped>,
-    /// Cached emails whose user id turned out wrong, and ids found for them.
-    pub stale_cache: Vec<String>,
-    pub resolved: Vec<(String, u64)>,
 }
 
 pub struct Applier<'a> {
     pub client: &'a StudioClient,
     pub managed: &'a ManagedRoles,
-    /// User ids the read took from the cache: a `404` for one of them is worth a new search.
-    pub from_cache: &'a HashSet<u64>,
     pub batch_size: usize,
     pub concurrency: usize,
     pub shutdown: Shutdown,
@@ -83,53 +80,59 @@ pub struct Applier<'a> {
 struct Shared {
     outage_streak: AtomicU32,
     stopped: Mutex<Option<Stopped>>,
-    stale_cache: Mutex<Vec<String>>,
-    resolved: Mutex<Vec<(String, u64)>>,
 }
 
 impl Applier<'_> {
-    /// Sends every action; `on_batch` sees each batch's outcomes as they come back (the run
-    /// hands them to the history writer). It must not block: the batches in flight are only
-    /// driven while this loop waits on them.
-    pub async fn apply<F>(&self, actions: Vec<RoleAction>, mut on_batch: F) -> ApplyReport
+    /// Sends every action, phase after phase (see [`crate::plan::Plan::phases`]); `on_batch`
+    /// sees each batch's outcomes as they come back (the run hands them to the history
+    /// writer). It must not block: the batches in flight are only driven while this loop
+    /// waits on them.
+    pub async fn apply<F>(&self, phases: Vec<Vec<RoleAction>>, mut on_batch: F) -> ApplyReport
     where
         F: FnMut(&[ActionOutcome]),
     {
         let shared = Shared {
             outage_streak: AtomicU32::new(0),
             stopped: Mutex::new(None),
-            stale_cache: Mutex::new(Vec::new()),
-            resolved: Mutex::new(Vec::new()),
         };
+        let mut outcomes = Vec::new();
+        for actions in phases {
+            self.apply_phase(actions, &shared, &mut on_batch, &mut outcomes)
+                .await;
+        }
+        ApplyReport {
+            outcomes,
+            stopped: shared.stopped(),
+        }
+    }
+
+    async fn apply_phase<F>(
+        &self,
+        actions: Vec<RoleAction>,
+        shared: &Shared,
+        on_batch: &mut F,
+        outcomes: &mut Vec<ActionOutcome>,
+    ) where
+        F: FnMut(&[ActionOutcome]),
+    {
         let batches: Vec<Vec<RoleAction>> = actions
             .chunks(self.batch_size.max(1))
             .map(<[_]>::to_vec)
             .collect();
         let mut results = stream::iter(batches)
-            .map(|batch| {
-                let shared = &shared;
-                async move {
-                    if self.shutdown.is_shutdown() {
-                        shared.stop(Stopped::Shutdown);
-                    }
-                    if let Some(why) = shared.stopped() {
-                        return skipped(batch, &why);
-                    }
-                    self.send(batch, shared, false).await
+            .map(|batch| async move {
+                if self.shutdown.is_shutdown() {
+                    shared.stop(Stopped::Shutdown);
                 }
+                if let Some(why) = shared.stopped() {
+                    return skipped(batch, &why);
+                }
+                self.send(batch, shared).await
             })
             .buffer_unordered(self.concurrency.max(1));
-        let mut outcomes = Vec::new();
         while let Some(batch) = results.next().await {
             on_batch(&batch);
             outcomes.extend(batch);
-        }
-        drop(results);
-        ApplyReport {
-            outcomes,
-            stopped: shared.stopped(),
-            stale_cache: shared.stale_cache.into_inner().unwrap_or_default(),
-            resolved: shared.resolved.into_inner().unwrap_or_default(),
         }
     }
 
@@ -137,7 +140,6 @@ impl Applier<'_> {
         &'s self,
         batch: Vec<RoleAction>,
         shared: &'s Shared,
-        re_resolved: bool,
     ) -> BoxFuture<'s, Vec<ActionOutcome>> {
         async move {
             let wire: Vec<WireAction> = batch
@@ -147,7 +149,10 @@ impl Applier<'_> {
             match self.client.put_roles(&wire).await {
                 Ok(users) => {
                     shared.outage_streak.store(0, Ordering::Relaxed);
-                    batch.into_iter().map(|a| self.verify(a, &users)).collect()
+                    let mut outcomes: Vec<ActionOutcome> =
+                        batch.into_iter().map(|a| self.verify(a, &users)).collect();
+                    self.undo_misdirected_adds(&mut outcomes, &users).await;
+                    outcomes
                 }
                 Err(e) if e.is_fatal() => {
                     shared.stop(Stopped::Auth(e.to_string()));
@@ -157,12 +162,9 @@ impl Applier<'_> {
                     let mut left = batch;
                     let right = left.split_off(left.len() / 2);
                     tracing::debug!(status = e.status(), size = left.len() + right.len(), "batch refused; splitting it");
-                    let (mut a, b) = futures::join!(self.send(left, shared, re_resolved), self.send(right, shared, re_resolved));
+                    let (mut a, b) = futures::join!(self.send(left, shared), self.send(right, shared));
                     a.extend(b);
                     a
-                }
-                Err(e) if e.status() == Some(404) && !re_resolved && self.from_cache.contains(&batch[0].user_id) => {
-                    self.re_resolve(batch.into_iter().next().expect("one action"), shared, e).await
                 }
                 Err(e) => {
                     if e.is_outage() && shared.outage_streak.fetch_add(1, Ordering::Relaxed) + 1 >= BREAKER_THRESHOLD {
@@ -177,61 +179,57 @@ impl Applier<'_> {
         .boxed()
     }
 
-    /// The cached user id is gone (`404`): search the email once and retry with the id found.
-    async fn re_resolve(
-        &self,
-        action: RoleAction,
-        shared: &Shared,
-        error: StudioError,
-    ) -> Vec<ActionOutcome> {
-        let planned = action.user_id;
-        let Some(email) = action.email.clone() else {
-            return failed(vec![action], &error);
+    /// An add that reached an account whose email is not the one intended gave a role to
+    /// the wrong person: it is removed again at once (one PUT for the batch), rather than at
+    /// the next run. Failing to do so is said in the action's detail.
+    async fn undo_misdirected_adds(&self, outcomes: &mut [ActionOutcome], users: &[StudioUser]) {
+        let role_held = |o: &ActionOutcome| {
+            let role = self.managed.name(o.action.role);
+            users
+                .iter()
+                .find(|u| u.id == o.action.user_id)
+                .is_some_and(|u| u.role_names.iter().any(|r| r == role))
         };
-        shared
-            .stale_cache
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(email.clone());
-        let found = match search_email(self.client, &email).await {
-            Ok(found) => found,
-            Err(e) => return failed(vec![action], &e),
+        let undo: Vec<usize> = (0..outcomes.len())
+            .filter(|&i| {
+                let o = &outcomes[i];
+                o.action.kind == ActionKind::Add
+                    && o.outcome == Outcome::Failed
+                    && o.detail
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with(MISDIRECTED))
+                    && role_held(o)
+            })
+            .collect();
+        if undo.is_empty() {
+            return;
+        }
+        let wire: Vec<WireAction> = undo
+            .iter()
+            .map(|&i| WireAction {
+                user_id: outcomes[i].action.user_id,
+                action: ActionKind::Remove.as_str(),
+                role: self.managed.name(outcomes[i].action.role).to_string(),
+            })
+            .collect();
+        let note = match self.client.put_roles(&wire).await {
+            Ok(_) => "; the role was removed from that account again at once".to_string(),
+            Err(e) => format!(
+                "; removing the role from that account again failed ({e}): the next run removes it"
+            ),
         };
-        match found.as_slice() {
-            [user] => {
-                tracing::info!(email = %email, old_id = planned, new_id = user.id, "cached user id was stale; re-resolved by email");
-                shared
-                    .resolved
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((email, user.id));
-                let retried = RoleAction {
-                    user_id: user.id,
-                    ..action
-                };
-                let mut out = self.send(vec![retried], shared, true).await;
-                for o in &mut out {
-                    o.planned_user_id = planned;
-                }
-                out
+        for i in undo {
+            let o = &mut outcomes[i];
+            if let Some(d) = &mut o.detail {
+                d.push_str(&note);
             }
-            others => {
-                let detail = if others.is_empty() {
-                    "user not found (404), and no Studio user has this email any more".to_string()
-                } else {
-                    format!(
-                        "user not found (404), and {} Studio users now share this email",
-                        others.len()
-                    )
-                };
-                vec![ActionOutcome {
-                    planned_user_id: planned,
-                    action,
-                    outcome: Outcome::Failed,
-                    http_status: Some(404),
-                    detail: Some(detail),
-                }]
-            }
+            tracing::error!(
+                email = o.action.email.as_deref().unwrap_or("-"),
+                user_id = o.action.user_id,
+                role = self.managed.name(o.action.role),
+                "{}",
+                o.detail.as_deref().unwrap_or_default()
+            );
         }
     }
 
@@ -247,6 +245,19 @@ impl Applier<'_> {
                         .to_string(),
                 ),
             ),
+            Some(u) if !same_email(u.email.as_deref(), action.email.as_deref()) => {
+                let detail = format!(
+                    "{MISDIRECTED}: Studio's answer shows user {} with email {}, not {}: the \
+                     account's email changed after this run read it",
+                    u.id,
+                    u.email
+                        .as_deref()
+                        .map_or("(none)".into(), |e| format!("{e:?}")),
+                    action.email.as_deref().unwrap_or("(none)")
+                );
+                tracing::error!(user_id = u.id, role, "{detail}");
+                (Outcome::Failed, Some(detail))
+            }
             Some(u) => {
                 let holds = u.role_names.iter().any(|r| r == role);
                 match (action.kind, holds) {
@@ -275,6 +286,17 @@ impl Applier<'_> {
             http_status: Some(200),
             detail,
         }
+    }
+}
+
+/// How the detail of an action that reached the wrong account starts.
+const MISDIRECTED: &str = "WRONG ACCOUNT";
+
+/// Whether Studio's email for a user is the email an action was planned for.
+fn same_email(studio: Option<&str>, intended: Option<&str>) -> bool {
+    match (studio, intended) {
+        (Some(s), Some(i)) => normalize_email(s) == normalize_email(i),
+        _ => false,
     }
 }
 
@@ -367,7 +389,7 @@ mod tests {
         StudioUser {
             id,
             full_name: None,
-            email: None,
+            email: Some(format!("U{id}@X.edu")),
             role_names: roles.iter().map(|r| r.to_string()).collect(),
         }
     }
@@ -376,11 +398,9 @@ mod tests {
     fn verify_fails_an_action_studio_did_not_take() {
         let client = client();
         let managed = ManagedRoles::new(vec!["Admin".into()]);
-        let from_cache = HashSet::new();
         let applier = Applier {
             client: &client,
             managed: &managed,
-            from_cache: &from_cache,
             batch_size: 50,
             concurrency: 1,
             shutdown: Shutdown::never(),
@@ -405,5 +425,18 @@ mod tests {
                 assert!(o.detail.unwrap().contains("Studio answered 200 but"));
             }
         }
+        // The account's email is not the action's: failed, whatever the roles say.
+        let renamed = StudioUser {
+            email: Some("someone.else@x.edu".into()),
+            ..studio_user(1, &["Admin"])
+        };
+        let o = applier.verify(action(1, ActionKind::Add), &[renamed]);
+        assert_eq!(o.outcome, Outcome::Failed);
+        let detail = o.detail.unwrap();
+        assert!(
+            detail.starts_with(MISDIRECTED)
+                && detail.contains("\"someone.else@x.edu\", not u1@x.edu"),
+            "{detail}"
+        );
     }
 }

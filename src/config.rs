@@ -6,11 +6,11 @@
 //! every cross-field rule checked, with the line of the offending key in the message.
 
 use crate::desired::normalize_email;
-use crate::roles::{ManagedRoles, MAX_MANAGED_ROLES};
+use crate::roles::{ManagedRoles, RoleSet, MAX_MANAGED_ROLES};
 use crate::yaml_lines::key_line;
 use secrecy::SecretString;
 use serde::Deserialize;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -38,6 +38,7 @@ pub struct Config {
     pub roles: RolesConfig,
     pub safety: SafetyConfig,
     pub source: SourceConfig,
+    pub verify: VerifyConfig,
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
     pub history: PathBuf,
@@ -90,10 +91,27 @@ pub struct RolesConfig {
     pub protected: HashSet<String>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SafetyConfig {
     pub max_removals: usize,
     pub max_removal_ratio: f64,
+    /// `safety.roles`: limits for one managed role (by index), overriding the two above for
+    /// that role's own guard. Every managed role has a guard; this only changes its limits.
+    pub roles: BTreeMap<usize, RoleLimits>,
+}
+
+/// A per-role override of the removal guard; `None` keeps the overall value.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RoleLimits {
+    pub max_removals: Option<usize>,
+    pub max_removal_ratio: Option<f64>,
+}
+
+/// `verify`: how often a run is a full verification.
+#[derive(Debug, Clone, Copy)]
+pub struct VerifyConfig {
+    /// A run is a full verification when the last one started at least this long ago.
+    pub full_every: Duration,
 }
 
 #[derive(Debug)]
@@ -147,6 +165,8 @@ struct RawConfig {
     #[serde(default)]
     safety: RawSafety,
     source: RawSource,
+    #[serde(default)]
+    verify: RawVerify,
     #[serde(default = "default_schedule")]
     schedule: String,
     #[serde(default)]
@@ -201,6 +221,8 @@ struct RawRoles {
     remove_unlisted: bool,
     #[serde(default)]
     protected: Vec<String>,
+    #[serde(default)]
+    exclusive: Vec<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +232,8 @@ struct RawSafety {
     max_removals: usize,
     #[serde(default = "default_max_ratio")]
     max_removal_ratio: f64,
+    #[serde(default)]
+    roles: BTreeMap<String, RawRoleLimits>,
 }
 
 impl Default for RawSafety {
@@ -217,8 +241,35 @@ impl Default for RawSafety {
         RawSafety {
             max_removals: default_max_removals(),
             max_removal_ratio: default_max_ratio(),
+            roles: BTreeMap::new(),
         }
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoleLimits {
+    max_removals: Option<usize>,
+    max_removal_ratio: Option<f64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    #[serde(default = "default_full_every")]
+    full_every: String,
+}
+
+impl Default for RawVerify {
+    fn default() -> Self {
+        RawVerify {
+            full_every: default_full_every(),
+        }
+    }
+}
+
+fn default_full_every() -> String {
+    "24h".into()
 }
 
 #[derive(Deserialize)]
@@ -424,7 +475,8 @@ impl Checker<'_> {
         };
         let studio = self.studio(raw.studio, &resolve)?;
         let roles = self.roles(raw.roles)?;
-        let safety = self.safety(raw.safety)?;
+        let safety = self.safety(raw.safety, &roles.managed)?;
+        let verify = self.verify(raw.verify)?;
         let source = self.source(raw.source, &resolve)?;
         if let SourceConfig::Sql(sql) = &source {
             // One query that only reads, in the dialect the URL names (desired/sql/statement.rs).
@@ -457,6 +509,7 @@ impl Checker<'_> {
             roles,
             safety,
             source,
+            verify,
             schedule: raw.schedule,
             timezone,
             http: HttpConfig { listen },
@@ -705,23 +758,83 @@ impl Checker<'_> {
             }
             protected.insert(normal);
         }
+        let managed = ManagedRoles::new(raw.managed);
+        let exclusive = self.exclusive(&raw.exclusive, &managed)?;
         Ok(RolesConfig {
-            managed: ManagedRoles::new(raw.managed),
+            managed: managed.with_exclusive(exclusive),
             remove_unlisted: raw.remove_unlisted,
             protected,
         })
     }
 
-    fn safety(&self, raw: RawSafety) -> Result<SafetyConfig, ConfigError> {
-        if !(0.0..=1.0).contains(&raw.max_removal_ratio) {
-            return Err(self.error(
-                &["safety", "max_removal_ratio"],
-                "must be between 0 and 1 (a share of current holders)",
-            ));
+    /// `roles.exclusive`: groups of at least two managed roles, each listed once per group.
+    fn exclusive(
+        &self,
+        raw: &[Vec<String>],
+        managed: &ManagedRoles,
+    ) -> Result<Vec<RoleSet>, ConfigError> {
+        let key = ["roles", "exclusive"];
+        let mut groups = Vec::with_capacity(raw.len());
+        for group in raw {
+            let mut set = RoleSet::EMPTY;
+            for role in group {
+                let Some(i) = managed.index(role) else {
+                    return Err(self.error(
+                        &key,
+                        format!(
+                            "{role:?} is not in roles.managed {managed}: only managed roles can \
+                             be declared exclusive"
+                        ),
+                    ));
+                };
+                if set.contains(i) {
+                    return Err(self.error(&key, format!("{role:?} is listed twice in a group")));
+                }
+                set.insert(i);
+            }
+            if set.len() < 2 {
+                return Err(self.error(
+                    &key,
+                    format!("{group:?}: a group of exclusive roles needs at least two roles"),
+                ));
+            }
+            groups.push(set);
+        }
+        Ok(groups)
+    }
+
+    fn safety(&self, raw: RawSafety, managed: &ManagedRoles) -> Result<SafetyConfig, ConfigError> {
+        let ratio = |key: &[&str], r: f64| {
+            if (0.0..=1.0).contains(&r) {
+                Ok(r)
+            } else {
+                Err(self.error(key, "must be between 0 and 1 (a share of current holders)"))
+            }
+        };
+        ratio(&["safety", "max_removal_ratio"], raw.max_removal_ratio)?;
+        let mut roles = BTreeMap::new();
+        for (name, limits) in raw.roles {
+            let Some(index) = managed.index(&name) else {
+                return Err(self.error(
+                    &["safety", "roles", &name],
+                    format!("{name:?} is not in roles.managed {managed}"),
+                ));
+            };
+            if let Some(r) = limits.max_removal_ratio {
+                ratio(&["safety", "roles", &name, "max_removal_ratio"], r)?;
+            }
+            roles.insert(
+                index,
+                RoleLimits {
+                    max_removals: limits.max_removals,
+                    max_removal_ratio: limits.max_removal_ratio,
+                },
+            );
         }
         Ok(SafetyConfig {
             max_removals: raw.max_removals,
             max_removal_ratio: raw.max_removal_ratio,
+            roles,
         })
     }
 
@@ -748,6 +861,24 @@ impl Checker<'_> {
                 ),
             )),
         }
+    }
+
+    fn verify(&self, raw: RawVerify) -> Result<VerifyConfig, ConfigError> {
+        const MAX: Duration = Duration::from_secs(366 * 24 * 3600);
+        let key = ["verify", "full_every"];
+        let full_every = humantime::parse_duration(raw.full_every.trim()).map_err(|e| {
+            self.error(
+                &key,
+                format!(
+                    "{:?} is not a duration such as 24h, 12h or 7d: {e}",
+                    raw.full_every
+                ),
+            )
+        })?;
+        if full_every < Duration::from_secs(1) || full_every > MAX {
+            return Err(self.error(&key, "must be between 1s and 366d"));
+        }
+        Ok(VerifyConfig { full_every })
     }
 
     fn source(
@@ -976,6 +1107,50 @@ mod tests {
         );
         let e = load(&format!("{GOOD}safety:\n  max_removal_ratio: 2\n")).unwrap_err();
         assert_eq!(e.line, Some(9), "{e}");
+    }
+
+    #[test]
+    fn identity_settings_are_checked_with_their_line() {
+        let c = load(GOOD).unwrap();
+        assert_eq!(c.verify.full_every, Duration::from_secs(24 * 3600));
+        let text = GOOD.replace("[Admin]\n", "[Admin, Sub, Cap]\n  exclusive: [[Admin, Sub]]\n")
+            + "safety:\n  roles:\n    Admin: {max_removals: 2}\n    Cap:\n      max_removal_ratio: 0.5\nverify:\n  full_every: 12h\n";
+        let c = load(&text).unwrap();
+        assert_eq!(
+            c.roles.managed.conflict(c.roles.managed.all()),
+            Some((0, 1))
+        );
+        assert_eq!(c.safety.roles[&0].max_removals, Some(2));
+        assert_eq!(c.safety.roles[&2].max_removal_ratio, Some(0.5));
+        assert_eq!(c.verify.full_every, Duration::from_secs(12 * 3600));
+        for (from, to, line, message) in [
+            (
+                "[[Admin, Sub]]",
+                "[[Admin, Teacher]]",
+                6,
+                "\"Teacher\" is not in roles.managed",
+            ),
+            ("[[Admin, Sub]]", "[[Admin]]", 6, "at least two roles"),
+            (
+                "    Admin: {",
+                "    Admn: {",
+                11,
+                "\"Admn\" is not in roles.managed",
+            ),
+            (
+                "{max_removals: 2}",
+                "{max_removal: 2}",
+                11,
+                "unknown field `max_removal`",
+            ),
+            ("0.5", "1.5", 13, "must be between 0 and 1"),
+            ("12h", "soon", 15, "not a duration"),
+            ("12h", "0s", 15, "between 1s and 366d"),
+        ] {
+            let e = load(&text.replace(from, to)).unwrap_err();
+            assert_eq!(e.line, Some(line), "{to}: {e}");
+            assert!(e.to_string().contains(message), "{to}: {e}");
+        }
     }
 
     #[test]

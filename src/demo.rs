@@ -174,20 +174,20 @@ pub async fn run() -> Exit {
         "plan",
         "2. Preview: read Studio, show what would change (exit 2 = there are changes)",
     );
-    exit_line(crate::app::run(&config, true).await);
+    exit_line(crate::app::run(&config, true, false).await);
     step(
         &config,
         "apply",
         "3. Apply: send the changes in batches, record every action",
     );
-    let applied = crate::app::run(&config, false).await;
+    let applied = crate::app::run(&config, false, false).await;
     exit_line(applied);
     step(
         &config,
         "plan",
         "4. Plan again: Studio now matches, nothing to do (exit 0)",
     );
-    let again = crate::app::run(&config, true).await;
+    let again = crate::app::run(&config, true, false).await;
     exit_line(again);
     step(
         &config,

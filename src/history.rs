@@ -6,8 +6,10 @@
 //! moment leaves the truth behind, and the next process marks its run `interrupted`. WAL mode
 //! and one transaction per write keep the file consistent through `kill -9`.
 //!
-//! The same file keeps two small working tables: the email → user id cache and the newest
-//! OAuth tokens. That is why a new file is created `0600`.
+//! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`)
+//! and the newest OAuth tokens. That is why a new file is created `0600`.
+
+mod identity;
 
 use crate::state_files;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -18,7 +20,6 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 /// Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
 const ROWS_PER_INSERT: usize = 500;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -62,6 +63,8 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub retries: i64,
     pub throttled: i64,
+    /// `incremental` or `full`; `None` before the run read Studio.
+    pub verification: Option<String>,
 }
 
 /// A row of `run_actions`.
@@ -277,7 +280,8 @@ impl History {
     }
 
     const RUN_COLUMNS: &'static str = "id, started_at, finished_at, trigger, dry_run, status, desired_users, adds_planned, \
-        removes_planned, adds_applied, removes_applied, failed, pending, api_requests, error, retries, throttled";
+        removes_planned, adds_applied, removes_applied, failed, pending, api_requests, error, retries, throttled, \
+        verification";
 
     /// The latest runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>, HistoryError> {
@@ -319,43 +323,6 @@ impl History {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))
-    }
-
-    /// The email → user id cache.
-    pub async fn load_cache(&self) -> Result<HashMap<String, u64>, HistoryError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as("SELECT email, user_id FROM user_cache")
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        Ok(rows.into_iter().map(|(e, id)| (e, id as u64)).collect())
-    }
-
-    /// Remembers (or refreshes) the user id of each email.
-    pub async fn save_cache(&self, entries: &[(String, u64)]) -> Result<(), HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let at = now();
-        for chunk in entries.chunks(ROWS_PER_INSERT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("INSERT INTO user_cache (email, user_id, seen_at) ");
-            q.push_values(chunk, |mut row, (email, id)| {
-                row.push_bind(email).push_bind(*id as i64).push_bind(&at);
-            });
-            q.push(" ON CONFLICT (email) DO UPDATE SET user_id = excluded.user_id, seen_at = excluded.seen_at");
-            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
-        }
-        tx.commit().await.map_err(|e| self.err(e))
-    }
-
-    /// Forgets cached ids that turned out wrong (the user was not found).
-    pub async fn forget_cached(&self, emails: &[String]) -> Result<(), HistoryError> {
-        for email in emails {
-            sqlx::query("DELETE FROM user_cache WHERE email = ?")
-                .bind(email)
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
     }
 
     pub async fn load_tokens(&self, client_id: &str) -> Result<Option<StoredTokens>, HistoryError> {

@@ -3,7 +3,9 @@
 //!
 //! A run flows: [`config`] → [`desired`] state → [`studio`] read of the [`current`] state →
 //! [`plan`] (a pure diff, plus safety guards) → [`apply`] (batched, rate-limited) → [`history`]
-//! (SQLite). [`reconcile`] strings one run together; [`daemon`] repeats it on a schedule and on
+//! (SQLite). Which Studio account an email is comes only from what Studio reports during the
+//! run ([`identity`]); what counts as an email is decided once ([`email`]).
+//! [`reconcile`] strings one run together; [`daemon`] repeats it on a schedule and on
 //! edits; [`app`] holds the commands; [`sim`] is an in-process Studio for the demo, tests and
 //! benchmarks. The binary (`main.rs`) only parses the command line.
 
@@ -14,8 +16,10 @@ pub mod current;
 pub mod daemon;
 pub mod demo;
 pub mod desired;
+pub mod email;
 pub mod history;
 pub mod http;
+pub mod identity;
 pub mod input_file;
 pub mod lock;
 pub mod logging;

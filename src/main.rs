@@ -23,9 +23,17 @@ enum Command {
     /// Check the config and the desired state (a SQL source is queried); no request to Studio.
     Validate,
     /// Read Studio and print the changes a run would make; changes nothing (exit 2: changes).
-    Plan,
+    Plan {
+        /// Make it a full verification: search every desired email a holder has.
+        #[arg(long)]
+        full: bool,
+    },
     /// One run now: plan, guard, apply, record.
-    Apply,
+    Apply {
+        /// Make it a full verification: search every desired email a holder has.
+        #[arg(long)]
+        full: bool,
+    },
     /// Run on the schedule and on edits until SIGTERM/SIGINT; serves http.listen.
     Daemon,
     /// Read the run history.
@@ -79,8 +87,8 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Validate => app::validate(&config).await,
-            Command::Plan => app::run(&config, true).await,
-            Command::Apply => app::run(&config, false).await,
+            Command::Plan { full } => app::run(&config, true, full).await,
+            Command::Apply { full } => app::run(&config, false, full).await,
             Command::Daemon => daemon::run(&config).await,
             Command::History { limit, run, format } => {
                 app::history(&config, limit, run, format).await

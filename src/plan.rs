@@ -4,8 +4,10 @@
 //! No I/O happens here. [`plan`] is a function of its arguments, so it is tested exhaustively
 //! (property tests below) and `plan` and `apply` agree by construction. Safety lives in two
 //! places on purpose: per-user rules (protected, no email, ambiguous, add-only) shape the plan
-//! itself, while whole-run guards ([`check_guards`]) judge the plan as a whole and abort the
-//! run before anything is sent.
+//! itself, while whole-run guards ([`check_guards`]) judge the plan as a whole, and each
+//! managed role's share of it, and abort the run before anything is sent. A plan also knows
+//! the order its actions must reach Studio in ([`Plan::phases`]): a move between exclusive
+//! roles removes first.
 
 use crate::config::SafetyConfig;
 use crate::current::{CurrentState, EmailMatch};
@@ -50,6 +52,10 @@ pub enum PendingReason {
     NoEmail,
     /// A protected email would have lost roles.
     Protected,
+    /// The email should get a role that excludes one it holds (`roles.exclusive`), and the
+    /// held role is not removed (protected email, or `remove_unlisted: false`): Studio would
+    /// refuse the add, so it is not sent.
+    Exclusive,
 }
 
 impl PendingReason {
@@ -59,6 +65,7 @@ impl PendingReason {
             PendingReason::Ambiguous => "ambiguous",
             PendingReason::NoEmail => "no_email",
             PendingReason::Protected => "protected",
+            PendingReason::Exclusive => "exclusive",
         }
     }
 }
@@ -78,6 +85,19 @@ pub struct PendingEmail {
 pub struct Policy {
     pub remove_unlisted: bool,
     pub protected: HashSet<String>,
+    /// `roles.managed`, with its exclusive groups (`roles.exclusive`).
+    pub managed: ManagedRoles,
+}
+
+impl Policy {
+    /// A role of `kept` that shares an exclusive group with `role`.
+    fn conflicting(&self, kept: RoleSet, role: usize) -> Option<usize> {
+        self.managed
+            .exclusive_groups()
+            .iter()
+            .filter(|g| g.contains(role))
+            .find_map(|g| g.intersection(kept).iter().find(|&r| r != role))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -87,6 +107,8 @@ pub struct Plan {
     pub pending: Vec<PendingEmail>,
     /// Current managed-role grants (user, role) seen in Studio.
     pub current_grants: usize,
+    /// Current holders of each managed role, by role index: the base of each role's guard.
+    pub current_by_role: Vec<usize>,
 }
 
 impl Plan {
@@ -103,6 +125,42 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// Current holders of managed role `role`.
+    pub fn holders_of(&self, role: usize) -> usize {
+        self.current_by_role.get(role).copied().unwrap_or(0)
+    }
+
+    /// Removes planned of managed role `role`.
+    pub fn removes_of(&self, role: usize) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.role == role && a.kind == ActionKind::Remove)
+            .count()
+    }
+
+    /// The actions in the order they must reach Studio. A user moving between two roles of
+    /// an exclusive group must lose the old role before Studio lets them have the new one, so
+    /// such removes form a first phase that completes before the rest is sent. A plan with no
+    /// move is one phase: it costs no PUT more than the batches need.
+    pub fn phases(&self, managed: &ManagedRoles) -> Vec<Vec<RoleAction>> {
+        let mut added: HashMap<u64, RoleSet> = HashMap::new();
+        for a in self.actions.iter().filter(|a| a.kind == ActionKind::Add) {
+            added.entry(a.user_id).or_default().insert(a.role);
+        }
+        let (first, rest): (Vec<RoleAction>, Vec<RoleAction>) =
+            self.actions.iter().cloned().partition(|a| {
+                a.kind == ActionKind::Remove
+                    && added
+                        .get(&a.user_id)
+                        .is_some_and(|new| new.iter().any(|r| managed.excludes(r, a.role)))
+            });
+        if first.is_empty() {
+            vec![rest]
+        } else {
+            vec![first, rest]
+        }
     }
 
     /// Desired emails not acted on: not in Studio yet, or ambiguous. They are reported, not
@@ -156,14 +214,38 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
                 let Some(user) = current.users.get(id) else {
                     continue;
                 };
-                push_all(
-                    &mut actions,
-                    user.id,
-                    Some(email),
-                    want.minus(user.roles),
-                    ActionKind::Add,
-                );
                 let extra = user.roles.minus(want);
+                let removing = policy.remove_unlisted && !policy.protected.contains(email);
+                // Roles the user keeps after this run: an add that one of them excludes
+                // would be refused by Studio.
+                let kept = if removing {
+                    want
+                } else {
+                    user.roles.union(want)
+                };
+                let mut add = want.minus(user.roles);
+                for r in add.iter() {
+                    if let Some(held) = policy.conflicting(kept, r) {
+                        add.remove(r);
+                        pending.push(PendingEmail {
+                            email: email.clone(),
+                            user_id: Some(user.id),
+                            reason: PendingReason::Exclusive,
+                            detail: format!(
+                                "{} not added: the user holds {}, which excludes it \
+                                 (roles.exclusive), and that role is not removed ({})",
+                                policy.managed.name(r),
+                                policy.managed.name(held),
+                                if policy.remove_unlisted {
+                                    "protected email"
+                                } else {
+                                    "roles.remove_unlisted is false"
+                                }
+                            ),
+                        });
+                    }
+                }
+                push_all(&mut actions, user.id, Some(email), add, ActionKind::Add);
                 if !extra.is_empty() && policy.remove_unlisted {
                     remove_unless_protected(
                         &mut actions,
@@ -208,10 +290,17 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
         (a.role, a.kind, &a.email, a.user_id).cmp(&(b.role, b.kind, &b.email, b.user_id))
     });
     pending.sort_by(|a, b| (a.reason, &a.email).cmp(&(b.reason, &b.email)));
+    let mut current_by_role = vec![0; crate::roles::MAX_MANAGED_ROLES];
+    for u in current.users.values() {
+        for r in u.roles.iter() {
+            current_by_role[r] += 1;
+        }
+    }
     Plan {
         actions,
         pending,
         current_grants: current.grants(),
+        current_by_role,
     }
 }
 
@@ -254,6 +343,22 @@ fn remove_unless_protected(
 #[derive(Clone, Debug, PartialEq)]
 pub enum GuardTrip {
     EmptyDesired,
+    /// One role's guard: more removals of `role` than its limit.
+    RoleRemovals {
+        role: String,
+        planned: usize,
+        max: usize,
+        /// The limit's config key (`safety.max_removals` or `safety.roles.<role>.max_removals`).
+        key: String,
+    },
+    /// One role's guard: more than its share of the role's holders.
+    RoleRatio {
+        role: String,
+        planned: usize,
+        current: usize,
+        max_ratio: f64,
+        key: String,
+    },
     TooManyRemovals {
         planned: usize,
         max: usize,
@@ -272,6 +377,28 @@ impl fmt::Display for GuardTrip {
                 f,
                 "the desired state grants no role while roles.remove_unlisted is true: refusing to \
                  revoke every managed role (an empty file or a failed query looks the same)"
+            ),
+            GuardTrip::RoleRemovals {
+                role,
+                planned,
+                max,
+                key,
+            } => write!(
+                f,
+                "role {role}: {planned} removals planned, more than {key} ({max}) for this role"
+            ),
+            GuardTrip::RoleRatio {
+                role,
+                planned,
+                current,
+                max_ratio,
+                key,
+            } => write!(
+                f,
+                "role {role}: {planned} of its {current} holders would lose it ({:.0}%), more \
+                 than {key} ({:.0}%) for this role",
+                100.0 * *planned as f64 / *current as f64,
+                100.0 * max_ratio
             ),
             GuardTrip::TooManyRemovals { planned, max } => write!(
                 f,
@@ -292,7 +419,9 @@ impl fmt::Display for GuardTrip {
     }
 }
 
-/// Judges a plan as a whole; the first guard that trips is returned.
+/// Judges a plan as a whole; the first guard that trips is returned: the empty-state guard,
+/// then each managed role's own guard (in `roles.managed` order, so the message names the
+/// role), then the overall guards.
 pub fn check_guards(
     plan: &Plan,
     desired: &DesiredState,
@@ -301,6 +430,42 @@ pub fn check_guards(
 ) -> Result<(), GuardTrip> {
     if policy.remove_unlisted && desired.is_empty() {
         return Err(GuardTrip::EmptyDesired);
+    }
+    let managed = &policy.managed;
+    for role in 0..managed.len() {
+        let planned = plan.removes_of(role);
+        if planned == 0 {
+            continue;
+        }
+        let name = managed.name(role);
+        let limits = safety.roles.get(&role).copied().unwrap_or_default();
+        let key = |field: &str, overridden: bool| {
+            if overridden {
+                format!("safety.roles.{name}.{field}")
+            } else {
+                format!("safety.{field}")
+            }
+        };
+        let max = limits.max_removals.unwrap_or(safety.max_removals);
+        if planned > max {
+            return Err(GuardTrip::RoleRemovals {
+                role: name.to_string(),
+                planned,
+                max,
+                key: key("max_removals", limits.max_removals.is_some()),
+            });
+        }
+        let max_ratio = limits.max_removal_ratio.unwrap_or(safety.max_removal_ratio);
+        let current = plan.holders_of(role);
+        if planned as f64 > max_ratio * current as f64 {
+            return Err(GuardTrip::RoleRatio {
+                role: name.to_string(),
+                planned,
+                current,
+                max_ratio,
+                key: key("max_removal_ratio", limits.max_removal_ratio.is_some()),
+            });
+        }
     }
     let removes = plan.removes();
     if removes > safety.max_removals {

@@ -9,6 +9,7 @@ use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
 use crate::config::{AuthConfig, Config, SourceConfig};
 use crate::desired::{self, DesiredError, DesiredState};
 use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
+use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
 use crate::shutdown::Shutdown;
@@ -37,6 +38,16 @@ impl Trigger {
             Trigger::Reload => "reload",
         }
     }
+}
+
+/// Whether a run must be a full verification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VerifyRequest {
+    /// Full when `verify.full_every` has passed since the last full verification (or there
+    /// was none yet): what the daemon and a plain `plan`/`apply` do.
+    WhenDue,
+    /// Full now (`plan --full`, `apply --full`).
+    Now,
 }
 
 /// The contract's exit codes.
@@ -138,11 +149,13 @@ impl Engine {
         Policy {
             remove_unlisted: self.config.roles.remove_unlisted,
             protected: self.config.roles.protected.clone(),
+            managed: self.config.roles.managed.clone(),
         }
     }
 
     /// One run. `desired` is used when given (the daemon's last valid state); otherwise the
-    /// source is loaded. A dry run plans and records but sends nothing.
+    /// source is loaded. A dry run plans and records but sends nothing. It is a full
+    /// verification when one is due.
     pub async fn run(
         &self,
         trigger: Trigger,
@@ -150,11 +163,37 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: Shutdown,
     ) -> Result<RunReport, HistoryError> {
+        self.run_verifying(trigger, dry_run, desired, shutdown, VerifyRequest::WhenDue)
+            .await
+    }
+
+    /// As [`run`](Self::run), saying whether it must be a full verification.
+    pub async fn run_verifying(
+        &self,
+        trigger: Trigger,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: Shutdown,
+        verify: VerifyRequest,
+    ) -> Result<RunReport, HistoryError> {
         let id = self.history.start_run(trigger.as_str(), dry_run).await?;
         let span = tracing::info_span!("run", run_id = id);
-        self.run_recorded(id, trigger, dry_run, desired, shutdown)
+        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify)
             .instrument(span)
             .await
+    }
+
+    /// The kind of run `request` asks for, given when the last full verification ran.
+    async fn verification(&self, request: VerifyRequest) -> Result<Verification, HistoryError> {
+        if request == VerifyRequest::Now {
+            return Ok(Verification::Full);
+        }
+        let every = chrono::Duration::from_std(self.config.verify.full_every)
+            .unwrap_or(chrono::Duration::MAX);
+        Ok(match self.history.last_full_verification().await? {
+            Some(at) if chrono::Utc::now() - at < every => Verification::Incremental,
+            _ => Verification::Full,
+        })
     }
 
     async fn run_recorded(
@@ -164,6 +203,7 @@ impl Engine {
         dry_run: bool,
         desired: Option<DesiredState>,
         shutdown: Shutdown,
+        verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
         let started = Instant::now();
         let before = self.client.counts();
@@ -182,7 +222,7 @@ impl Engine {
             error: None,
         };
         let result = self
-            .plan_and_apply(&mut report, dry_run, desired, shutdown)
+            .plan_and_apply(&mut report, dry_run, desired, shutdown, verify)
             .await;
         if let Err(message) = result {
             tracing::error!(error = %message, "run failed");
@@ -227,6 +267,7 @@ impl Engine {
         dry_run: bool,
         desired: Option<DesiredState>,
         shutdown: Shutdown,
+        verify: VerifyRequest,
     ) -> Result<(), String> {
         let config = &self.config;
         let managed = &config.roles.managed;
@@ -235,31 +276,45 @@ impl Engine {
             None => load_desired(config).await.map_err(|e| e.to_string())?,
         };
         report.record.desired_users = Some(desired.users.len() as i64);
-        let cache = self.history.load_cache().await.map_err(|e| e.to_string())?;
+        let verification = self.verification(verify).await.map_err(|e| e.to_string())?;
+        report.record.verification = Some(verification.as_str().into());
+        self.history
+            .set_verification(report.record.id, verification.as_str())
+            .await
+            .map_err(|e| e.to_string())?;
+        let ambiguous = self
+            .history
+            .ambiguous_emails()
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            verification = verification.as_str(),
+            remembered_ambiguous = ambiguous.len(),
+            "reading Studio"
+        );
         let read = read_current(
             &self.client,
             managed,
             &desired,
-            &cache,
+            &ambiguous,
+            verification,
             config.studio.concurrency,
         )
         .await
         .map_err(|e| format!("reading Studio failed: {e}"))?;
-        let seen: Vec<(String, u64)> = read
-            .current
-            .by_email
+        let update = identity::ambiguity_update(&read.current, &read.searched);
+        for (email, ids) in update
+            .remember
             .iter()
-            .filter_map(|(email, m)| match m {
-                crate::current::EmailMatch::One(id)
-                    if !read.from_cache.contains(id) && cache.get(email) != Some(id) =>
-                {
-                    Some((email.clone(), *id))
-                }
-                _ => None,
-            })
-            .collect();
+            .filter(|(e, _)| !ambiguous.contains(e))
+        {
+            tracing::warn!(email = %email, user_ids = ?ids, "several Studio accounts share this email: it is left alone, and searched on every run until one account has it");
+        }
+        for email in update.forget.iter().filter(|e| ambiguous.contains(*e)) {
+            tracing::info!(email = %email, "a search found one Studio account for this email: no longer ambiguous");
+        }
         self.history
-            .save_cache(&seen)
+            .update_ambiguous(&update)
             .await
             .map_err(|e| e.to_string())?;
 
@@ -309,17 +364,16 @@ impl Engine {
         if let Some(g) = &guard {
             tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
         }
-        let actions = the_plan.actions.clone();
+        let phases = the_plan.phases(managed);
         report.guard = guard;
         report.plan = Some(the_plan);
-        if report.guard.is_some() || dry_run || actions.is_empty() {
+        if report.guard.is_some() || dry_run || phases.iter().all(Vec::is_empty) {
             return Ok(());
         }
 
         let applier = Applier {
             client: &self.client,
             managed,
-            from_cache: &read.from_cache,
             batch_size: config.studio.batch_size,
             concurrency: config.studio.concurrency,
             shutdown,
@@ -338,15 +392,13 @@ impl Engine {
                 }
             }
         };
-        let sending = applier.apply(actions, move |batch| {
+        let sending = applier.apply(phases, move |batch| {
             for o in batch {
                 metrics.action(o.action.kind.as_str(), o.outcome.as_str(), 1);
             }
             let _ = outcomes_tx.send(batch.iter().map(|o| outcome_row(o, managed)).collect());
         });
         let (applied, ()) = tokio::join!(sending, writer);
-        let _ = self.history.forget_cached(&applied.stale_cache).await;
-        let _ = self.history.save_cache(&applied.resolved).await;
         let r = &mut report.record;
         for o in &applied.outcomes {
             match (o.outcome, o.action.kind) {

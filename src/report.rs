@@ -42,6 +42,7 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 PendingReason::Ambiguous => "ambiguous",
                 PendingReason::NoEmail => "no email",
                 PendingReason::Protected => "protected",
+                PendingReason::Exclusive => "exclusive",
             };
             let _ = writeln!(out, "    ~ {:<40} {mark}: {}", p.email, p.detail);
         }
@@ -135,6 +136,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                 "pending",
                 "api_requests",
                 "error",
+                "verification",
             ],
             runs.iter().map(|r| {
                 vec![
@@ -153,6 +155,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                     r.pending.to_string(),
                     r.api_requests.to_string(),
                     r.error.clone().unwrap_or_default(),
+                    r.verification.clone().unwrap_or_default(),
                 ]
             }),
         ),
@@ -172,6 +175,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                     "FAILED",
                     "PENDING",
                     "REQUESTS",
+                    "VERIFY",
                     "ERROR",
                 ],
                 runs.iter().map(|r| {
@@ -189,13 +193,15 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                         r.failed.to_string(),
                         r.pending.to_string(),
                         r.api_requests.to_string(),
+                        r.verification.clone().unwrap_or_else(|| "-".into()),
                         r.error
                             .as_deref()
                             .map(|e| truncate(e, 60))
                             .unwrap_or_default(),
                     ]
                 }),
-            ) + "ADDS and REMOVES are applied/planned. Details of one run: history --run ID\n"
+            ) + "ADDS and REMOVES are applied/planned. VERIFY: full (every desired holder's email searched) \
+                 or incremental. Details of one run: history --run ID\n"
         }
     }
 }

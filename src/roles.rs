@@ -12,9 +12,14 @@ pub const MAX_MANAGED_ROLES: usize = 64;
 
 /// The roles listed in `roles.managed`, in config order. Role names are opaque and
 /// case-sensitive (Studio does not document its role enum).
+///
+/// It also carries `roles.exclusive`: groups of managed roles a Studio user can hold only one
+/// of (Studio's admin levels, caption roles only on non-admins). That is part of the role
+/// model, so every reader of roles (the roles file, SQL rows, the planner) sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ManagedRoles {
     names: Vec<String>,
+    exclusive: Vec<RoleSet>,
 }
 
 impl ManagedRoles {
@@ -22,7 +27,38 @@ impl ManagedRoles {
     /// [`MAX_MANAGED_ROLES`].
     pub fn new(names: Vec<String>) -> Self {
         assert!(names.len() <= MAX_MANAGED_ROLES, "too many managed roles");
-        ManagedRoles { names }
+        ManagedRoles {
+            names,
+            exclusive: Vec::new(),
+        }
+    }
+
+    /// The same roles with groups of mutually exclusive roles (each of at least two roles).
+    pub fn with_exclusive(mut self, groups: Vec<RoleSet>) -> Self {
+        self.exclusive = groups;
+        self
+    }
+
+    /// The groups of `roles.exclusive`.
+    pub fn exclusive_groups(&self) -> &[RoleSet] {
+        &self.exclusive
+    }
+
+    /// Two roles of `set` that one exclusive group forbids together, lowest first.
+    pub fn conflict(&self, set: RoleSet) -> Option<(usize, usize)> {
+        self.exclusive.iter().find_map(|g| {
+            let mut both = g.intersection(set).iter();
+            Some((both.next()?, both.next()?))
+        })
+    }
+
+    /// Whether roles `a` and `b` share an exclusive group.
+    pub fn excludes(&self, a: usize, b: usize) -> bool {
+        a != b
+            && self
+                .exclusive
+                .iter()
+                .any(|g| g.contains(a) && g.contains(b))
     }
 
     /// The index of a managed role, or `None` for a role this config does not manage.
@@ -111,6 +147,10 @@ impl RoleSet {
 
     pub fn union(self, other: RoleSet) -> RoleSet {
         RoleSet(self.0 | other.0)
+    }
+
+    pub fn intersection(self, other: RoleSet) -> RoleSet {
+        RoleSet(self.0 & other.0)
     }
 
     /// Indexes of the roles in the set, lowest first.

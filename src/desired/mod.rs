@@ -12,26 +12,12 @@ use crate::roles::{ManagedRoles, RoleSet};
 use std::collections::HashMap;
 use std::fmt;
 
-/// Emails compare trimmed and case-insensitively; this is the one place that decides how.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
-}
+/// Emails compare trimmed and case-insensitively: the rules live in [`crate::email`].
+pub use crate::email::normalize as normalize_email;
 
-/// A plausible email address: one `@`, a non-empty local part, a dotted domain, no spaces.
-/// Deliberately loose: Studio is the authority on which addresses exist.
+/// A plausible email address, by the rules of [`crate::email::check`].
 pub fn is_email(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else {
-        return false;
-    };
-    !local.is_empty()
-        && !domain.contains('@')
-        && domain.contains('.')
-        && !domain.starts_with('.')
-        && !domain.ends_with('.')
-        && !domain.contains("..")
-        && !email
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+    crate::email::is_valid(email)
 }
 
 /// Normalised email → the managed roles it should hold. An email listed with no roles is
@@ -138,12 +124,12 @@ impl<'a> DesiredBuilder<'a> {
 
     /// Checks and normalises an email; `None` (with a problem recorded) when it is not one.
     pub fn email(&mut self, origin: Origin, raw: &str) -> Option<String> {
-        let email = normalize_email(raw);
-        if is_email(&email) {
-            Some(email)
-        } else {
-            self.problem(origin, format!("{raw:?} is not an email address"));
-            None
+        match crate::email::check(raw) {
+            Ok(email) => Some(email),
+            Err(why) => {
+                self.problem(origin, format!("{} {why}", crate::email::shown(raw)));
+                None
+            }
         }
     }
 
@@ -172,6 +158,7 @@ impl<'a> DesiredBuilder<'a> {
     /// Declares an email once with its roles (the YAML rule: an email is one key).
     /// Returns false, with a problem recorded, when the email was already declared.
     pub fn declare(&mut self, origin: Origin, email: String, roles: RoleSet) -> bool {
+        self.exclusive(origin, &email, roles);
         if self.users.contains_key(&email) {
             self.problem(
                 origin,
@@ -184,8 +171,31 @@ impl<'a> DesiredBuilder<'a> {
     }
 
     /// Adds one grant (the SQL rule: an email has one row per role; repeats are harmless).
-    pub fn grant(&mut self, email: String, role: usize) {
+    /// A grant that makes the email hold two roles of one exclusive group is refused at its
+    /// `origin`.
+    pub fn grant(&mut self, origin: Origin, email: String, role: usize) {
+        let held = self.users.get(&email).copied().unwrap_or_default();
+        let mut with = held;
+        with.insert(role);
+        if self.managed.conflict(with).is_some() && self.managed.conflict(held).is_none() {
+            self.exclusive(origin, &email, with);
+            return;
+        }
         self.users.entry(email).or_default().insert(role);
+    }
+
+    /// Records a problem when `roles` holds two roles of one group of `roles.exclusive`.
+    fn exclusive(&mut self, origin: Origin, email: &str, roles: RoleSet) {
+        if let Some((a, b)) = self.managed.conflict(roles) {
+            let (a, b) = (self.managed.name(a), self.managed.name(b));
+            self.problem(
+                origin,
+                format!(
+                    "{email}: {a} and {b} are mutually exclusive (roles.exclusive): Studio lets \
+                     a user hold only one of them"
+                ),
+            );
+        }
     }
 
     pub fn has_problems(&self) -> bool {
@@ -232,21 +242,28 @@ mod tests {
             normalize_email("  Bob.Smith@MySchool.edu "),
             "bob.smith@myschool.edu"
         );
-        for good in ["a@b.co", "first.last+tag@sub.school.edu"] {
-            assert!(is_email(good), "{good}");
-        }
-        for bad in [
-            "",
-            "alice",
-            "a@b",
-            "@b.co",
-            "a@@b.co",
-            "a b@c.de",
-            "a@.co",
-            "a@b..co",
-            "a@b.co,c@d.ef",
-        ] {
+        assert!(is_email("first.last+tag@sub.school.edu"));
+        for bad in ["", "alice", "a b@c.de", "mailto:a@b.co", "<a@b.co>"] {
             assert!(!is_email(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn exclusive_roles_are_refused_where_they_meet() {
+        let managed = ManagedRoles::new(vec!["Admin".into(), "Sub".into(), "Cap".into()])
+            .with_exclusive(vec![RoleSet::single(0).union(RoleSet::single(1))]);
+        let mut b = DesiredBuilder::new(&managed);
+        b.grant(Origin::Row(1), "a@x.edu".into(), 0);
+        b.grant(Origin::Row(2), "a@x.edu".into(), 2);
+        b.grant(Origin::Row(3), "a@x.edu".into(), 1);
+        b.declare(Origin::Line(9), "b@x.edu".into(), managed.all());
+        let Err(DesiredError::Invalid(e)) = b.finish("s") else {
+            panic!("invalid")
+        };
+        let got: Vec<_> = e.problems.iter().map(|p| p.origin).collect();
+        assert_eq!(got, vec![Origin::Row(3), Origin::Line(9)]);
+        assert!(e.problems[0]
+            .message
+            .contains("Admin and Sub are mutually exclusive"));
     }
 }

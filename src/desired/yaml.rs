@@ -57,8 +57,16 @@ pub fn parse(
         }
         Err(ShapeError::Yaml(e)) => {
             let mut b = DesiredBuilder::new(managed);
-            let origin =
-                crate::yaml_lines::error_line(&e, text).map_or(Origin::Unknown, Origin::Line);
+            let line = crate::yaml_lines::error_line(&e, text);
+            let origin = line.map_or(Origin::Unknown, Origin::Line);
+            // YAML refuses a key over 1024 characters without saying why: say it as the
+            // email rules do (an address has at most 254).
+            if let Some(key) = line.and_then(|l| overlong_key(text, l)) {
+                if let Err(why) = crate::email::check(key) {
+                    b.problem(origin, format!("{} {why}", crate::email::shown(key)));
+                    return b.finish(source);
+                }
+            }
             let message = e.to_string();
             let message = message
                 .rfind(" at line ")
@@ -74,6 +82,18 @@ pub fn parse(
     for (i, (raw_email, roles)) in entries.into_iter().enumerate() {
         let at = Origin::Entry(i);
         let Some(email) = b.email(at, &raw_email) else {
+            continue;
+        };
+        // `ada@x.edu:` or `ada@x.edu: null` is a slip (a list lost in an edit), not "no role":
+        // read as an empty list it would revoke every role she holds.
+        let Some(roles) = roles else {
+            b.problem(
+                at,
+                format!(
+                    "{email}: the key has no value; write [] to list the email with no managed \
+                     role, or [Role, ...]"
+                ),
+            );
             continue;
         };
         let mut set = RoleSet::EMPTY;
@@ -99,8 +119,9 @@ pub fn parse(
     })
 }
 
-/// One `email: [roles]` entry as written; borrowed from the text when it can be.
-type Entry<'t> = (Cow<'t, str>, Vec<Cow<'t, str>>);
+/// One `email: [roles]` entry as written; borrowed from the text when it can be. `None`: the
+/// key has no value (or `null`).
+type Entry<'t> = (Cow<'t, str>, Option<Vec<Cow<'t, str>>>);
 
 /// Why the entries could not be read.
 enum ShapeError {
@@ -127,7 +148,12 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, ShapeError> {
     let owned = file.users.map(|u| u.0).unwrap_or_default();
     Ok(owned
         .into_iter()
-        .map(|(k, r)| (Cow::Owned(k), r.into_iter().map(Cow::Owned).collect()))
+        .map(|(k, r)| {
+            (
+                Cow::Owned(k),
+                r.map(|r| r.into_iter().map(Cow::Owned).collect()),
+            )
+        })
         .collect())
 }
 
@@ -136,8 +162,10 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, ShapeError> {
 /// serde_norway holds a whole document as parser events before deserialising it: for a
 /// million grants that is ~400 MB. Admins and `export` write one `email: [Role, ...]` line
 /// per user, which needs nothing of YAML but this. Anything else (block lists, quotes,
-/// anchors, flow mappings, tabs, a word YAML might not read as a plain string) answers `None`
-/// and serde reads the file, so both paths always agree (a property test checks it).
+/// anchors, flow mappings, tabs, a word YAML might not read as a plain string, a key longer
+/// than YAML allows) answers `None` and serde reads the file, so both paths always agree (a
+/// property test checks it). The contract's rules (emails, roles, a key with no value) are
+/// then checked on the entries, whichever reader produced them.
 fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
     // Only spaces count as blank or indent: YAML refuses tabs there, so must this.
     let mut lines = text.lines().filter(|l| {
@@ -157,7 +185,8 @@ fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
         }
         let (key, list) = strip_comment(body)?.split_once(": ")?;
         let list = list.trim_end().strip_prefix('[')?.strip_suffix(']')?;
-        if !is_plain_key(key) {
+        // A key YAML itself would refuse (too long) goes to serde, so both readers agree.
+        if !is_plain_key(key) || key.len() > MAX_YAML_KEY {
             return None;
         }
         let roles = if list.trim().is_empty() {
@@ -167,9 +196,22 @@ fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
                 .map(|r| is_plain_role(r.trim()).then(|| Cow::Borrowed(r.trim())))
                 .collect::<Option<Vec<_>>>()?
         };
-        entries.push((Cow::Borrowed(key), roles));
+        entries.push((Cow::Borrowed(key), Some(roles)));
     }
     Some(entries)
+}
+
+/// YAML's limit on the length of a plain (implicit) key.
+const MAX_YAML_KEY: usize = 1024;
+
+/// The key of line `line` (1-based) when it is longer than YAML allows.
+fn overlong_key(text: &str, line: usize) -> Option<&str> {
+    let body = text.lines().nth(line.checked_sub(1)?)?.trim_start();
+    let key = body
+        .split_once(": ")
+        .map_or(body.trim_end_matches(':'), |(k, _)| k);
+    let key = key.trim_matches(|c| c == '"' || c == '\'');
+    (key.len() > MAX_YAML_KEY).then_some(key)
 }
 
 /// A line without its trailing ` # comment`, or `None` if it holds a `#` anywhere else.
@@ -208,8 +250,9 @@ struct RolesFile {
     users: Option<Entries>,
 }
 
-/// The `users` mapping in file order; a plain map would hide a key written twice.
-struct Entries(Vec<(String, Vec<String>)>);
+/// The `users` mapping in file order; a plain map would hide a key written twice. A key
+/// without a value (or `null`) is kept as `None`, to be refused with its line.
+struct Entries(Vec<(String, Option<Vec<String>>)>);
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -222,7 +265,7 @@ impl<'de> Deserialize<'de> for Entries {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some(email) = map.next_key::<String>()? {
-                    let roles: Vec<String> = map.next_value()?;
+                    let roles: Option<Vec<String>> = map.next_value()?;
                     out.push((email, roles));
                 }
                 Ok(Entries(out))
@@ -237,15 +280,22 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn fast_entries(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+    type Owned = Vec<(String, Option<Vec<String>>)>;
+
+    fn fast_entries(text: &str) -> Option<Owned> {
         parse_common_form(text).map(|e| {
             e.into_iter()
-                .map(|(k, r)| (k.into_owned(), r.into_iter().map(Cow::into_owned).collect()))
+                .map(|(k, r)| {
+                    (
+                        k.into_owned(),
+                        r.map(|r| r.into_iter().map(Cow::into_owned).collect()),
+                    )
+                })
                 .collect()
         })
     }
 
-    fn serde_entries(text: &str) -> Option<Vec<(String, Vec<String>)>> {
+    fn serde_entries(text: &str) -> Option<Owned> {
         serde_yaml::from_str::<RolesFile>(text)
             .ok()
             .map(|f| f.users.map(|u| u.0).unwrap_or_default())
@@ -263,7 +313,8 @@ mod tests {
             ),
             indent in 1..4usize,
             comment in any::<bool>(),
-            odd_line in prop::option::of("(  - Admin|\t|  'q@x.edu': \\[Admin\\]|  a@x.edu: \\[Admin,\\]|---|  b@x.edu: Admin)"),
+            long_key in any::<bool>(),
+            odd_line in prop::option::of("(  - Admin|\t|  'q@x.edu': \\[Admin\\]|  a@x.edu: \\[Admin,\\]|---|  b@x.edu: Admin|  c@x.edu:|  c@x.edu: null|  c@x.edu: ~|  c@x.edu: # none|  mailto:c@x.edu: \\[Admin\\]|  <c@x.edu>: \\[Admin\\]|  c\u{200B}@x.edu: \\[Admin\\]|  c@x.edu : \\[Admin\\])"),
         ) {
             let mut text = String::from("users:\n");
             for (i, (email, roles)) in entries.iter().enumerate() {
@@ -278,6 +329,9 @@ mod tests {
                         text.push('\n');
                     }
                 }
+            }
+            if long_key {
+                text += &format!("  {}@x.edu: [Admin]\n", "a".repeat(1100));
             }
             if let Some(fast) = fast_entries(&text) {
                 prop_assert_eq!(Some(fast), serde_entries(&text), "{}", text);
@@ -349,6 +403,31 @@ mod tests {
         assert_eq!(p[2].0, Origin::Line(5));
         assert!(p[2].1.contains("listed twice"));
         assert!(p[3].1.contains("did you mean \"Admin\""), "{}", p[3].1);
+    }
+
+    #[test]
+    fn careless_lines_are_errors_with_their_line() {
+        let text = "users:\n  ok@x.edu: [Admin]\n  ada@x.edu:\n  bob@x.edu: null\n  mailto:cy@x.edu: [Admin]\n  <di@x.edu>: [Admin]\n  \"e\u{200B}d@x.edu\": [Admin]\n  \"f@x.edu\\t\": []\n";
+        let p = problems(text);
+        let lines: Vec<Origin> = p.iter().map(|(o, _)| *o).collect();
+        assert_eq!(
+            lines,
+            (3..=8).map(Origin::Line).collect::<Vec<_>>(),
+            "{p:?}"
+        );
+        assert!(p[0].1.contains("ada@x.edu: the key has no value"), "{p:?}");
+        assert!(p[1].1.contains("bob@x.edu: the key has no value"), "{p:?}");
+        assert!(p[2].1.contains("scheme \"mailto:\""), "{p:?}");
+        assert!(p[3].1.contains("angle brackets"), "{p:?}");
+        assert!(
+            p[4].1.contains("U+200B ZERO WIDTH SPACE at position 2"),
+            "{p:?}"
+        );
+        assert!(p[5].1.contains("U+0009 CHARACTER TABULATION"), "{p:?}");
+        let long = format!("users:\n  {}@x.edu: [Admin]\n", "a".repeat(70_000));
+        let p = problems(&long);
+        assert_eq!(p[0].0, Origin::Line(2));
+        assert!(p[0].1.contains("bytes long") && p[0].1.len() < 300, "{p:?}");
     }
 
     #[test]

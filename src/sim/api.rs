@@ -19,6 +19,7 @@ use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::admin::{LoggedActions, SimAction};
 use super::state::email_key;
 use super::{faults, oauth, Shared, SimUser};
 
@@ -90,6 +91,9 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let oauth = Router::new()
         .route("/token", post(oauth::token))
         .route("/authorize", get(oauth::authorize));
+    // Behind the tool's back: authenticated, but neither counted nor logged.
+    let admin =
+        super::admin::router().route_layer(middleware::from_fn_with_state(shared.clone(), auth_mw));
     Router::new()
         .nest("/api/public/v1", v1)
         .nest("/api/public/oauth", oauth)
@@ -98,6 +102,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
             shared.clone(),
             faults::count_mw,
         ))
+        .nest("/sim", admin)
         .with_state(shared)
 }
 
@@ -275,11 +280,35 @@ async fn put_roles(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             Err(e) => return e.into_response(),
         }
     }
-    let updated: Vec<SimUser> = {
+    let (updated, logged): (Vec<SimUser>, Vec<SimAction>) = {
         let mut store = shared.store_mut();
+        let logged: Vec<SimAction> = parsed
+            .iter()
+            .map(|(id, op, role)| SimAction {
+                user_id: *id,
+                action: match op {
+                    Op::Add => "add",
+                    Op::Remove => "remove",
+                }
+                .to_string(),
+                role: role.clone(),
+                email_then: store.get(*id).and_then(|u| u.email.clone()),
+            })
+            .collect();
+        let refuse = |status, message: &str| {
+            let mut response = error(status, message);
+            response
+                .extensions_mut()
+                .insert(LoggedActions(logged.clone()));
+            response
+        };
         if parsed.iter().any(|(id, _, _)| !store.contains(*id)) {
             drop(store);
-            return error(StatusCode::NOT_FOUND, "the user(s) was not found");
+            return refuse(StatusCode::NOT_FOUND, "the user(s) was not found");
+        }
+        if let Some(message) = exclusivity_violation(&shared, &store, &parsed) {
+            drop(store);
+            return refuse(StatusCode::UNPROCESSABLE_ENTITY, &message);
         }
         for (id, op, role) in &parsed {
             match op {
@@ -288,15 +317,60 @@ async fn put_roles(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
             }
         }
         let mut seen = HashSet::new();
-        parsed
+        let updated = parsed
             .iter()
             .filter(|(id, _, _)| seen.insert(*id))
             .filter_map(|(id, _, _)| store.get(*id).cloned())
-            .collect()
+            .collect();
+        (updated, logged)
     };
     shared.control().stats.put_actions += parsed.len() as u64;
-    Json(UsersOut {
+    let mut response = Json(UsersOut {
         users: updated.iter().map(UserOut::from).collect(),
     })
-    .into_response()
+    .into_response();
+    response.extensions_mut().insert(LoggedActions(logged));
+    response
+}
+
+/// The first add of the batch, taken in order, that would give a user two roles of one
+/// exclusive group (the batch is refused as a whole, like any invalid batch).
+fn exclusivity_violation(
+    shared: &Shared,
+    store: &super::state::Store,
+    parsed: &[(u64, Op, String)],
+) -> Option<String> {
+    if shared.exclusive.is_empty() {
+        return None;
+    }
+    let mut roles: std::collections::HashMap<u64, Vec<String>> = Default::default();
+    for (id, op, role) in parsed {
+        let held = roles.entry(*id).or_insert_with(|| {
+            store
+                .get(*id)
+                .map(|u| u.role_names.clone())
+                .unwrap_or_default()
+        });
+        match op {
+            Op::Remove => held.retain(|r| r != role),
+            Op::Add => {
+                let clash = held.iter().find(|h| {
+                    *h != role
+                        && shared
+                            .exclusive
+                            .iter()
+                            .any(|g| g.contains(role) && g.contains(*h))
+                });
+                if let Some(h) = clash {
+                    return Some(format!(
+                        "user {id} holds {h}, which excludes {role}: remove it first"
+                    ));
+                }
+                if !held.contains(role) {
+                    held.push(role.clone());
+                }
+            }
+        }
+    }
+    None
 }

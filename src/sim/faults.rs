@@ -26,6 +26,7 @@ use super::{Faults, Shared, SimStats};
 /// Mutable server-wide control state: stats, fault settings, RNG and rate-limit bucket.
 pub(crate) struct Control {
     pub(crate) stats: SimStats,
+    pub(crate) log: super::admin::RequestLog,
     faults: Faults,
     rng: StdRng,
     bucket: Option<Bucket>,
@@ -92,6 +93,7 @@ impl Control {
     pub(crate) fn new(faults: Faults, seed: u64) -> Control {
         Control {
             stats: SimStats::default(),
+            log: Default::default(),
             bucket: Bucket::new(faults.rate_limit),
             faults,
             rng: StdRng::seed_from_u64(seed),
@@ -214,6 +216,11 @@ pub(crate) async fn count_mw(
     next: Next,
 ) -> Response {
     let kind = classify(req.method(), req.uri().path(), req.uri().query());
+    let (method, path, query) = (
+        req.method().to_string(),
+        req.uri().path().to_string(),
+        req.uri().query().map(str::to_string),
+    );
     {
         let mut control = shared.control();
         let s = &mut control.stats;
@@ -231,10 +238,23 @@ pub(crate) async fn count_mw(
     }
     shared.enter();
     let _guard = InFlight(shared.clone());
-    let response = next.run(req).await;
+    let mut response = next.run(req).await;
     let status = response.status();
+    let actions = response
+        .extensions_mut()
+        .remove::<super::admin::LoggedActions>()
+        .map(|a| a.0)
+        .unwrap_or_default();
     {
         let mut control = shared.control();
+        control.log.push(super::admin::SimRequest {
+            seq: 0,
+            method,
+            path,
+            query,
+            status: status.as_u16(),
+            actions,
+        });
         let s = &mut control.stats;
         if status == StatusCode::TOO_MANY_REQUESTS {
             s.status_429 += 1;

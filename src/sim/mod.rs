@@ -18,13 +18,19 @@
 //! * an OAuth2 token endpoint with single-use rotating refresh tokens and expiring access
 //!   tokens, plus an auto-approving authorize endpoint (`oauth.rs`);
 //! * request statistics (per kind, per status class, peak concurrency) so tests and
-//!   benchmarks can assert how many calls a sync made.
+//!   benchmarks can assert how many calls a sync made, and a request log with the email each
+//!   account had when a `PUT /users/roles` reached it (`admin.rs`);
+//! * Studio's role model when configured ([`SimConfig::exclusive`]): an add that would give a
+//!   user two roles of one exclusive group is refused with `422` (the vendor does not document
+//!   this answer; refusing is the safe model, as a client must not count on Studio fixing it);
+//! * `/sim/users/{id}`: edits behind the tool's back, as a Studio admin makes them (`admin.rs`).
 //!
 //! The [`Sim`] handle is the only way in: it starts the server, lets tests inspect and mutate
 //! the store behind the server's back (as Studio admins do), and stops the server when it is
 //! dropped or [`Sim::stop`] is called. All locks are `std` locks that are never held across an
 //! `.await`.
 
+mod admin;
 mod api;
 mod faults;
 mod oauth;
@@ -43,6 +49,7 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use admin::{SimAction, SimRequest};
 use faults::Control;
 use oauth::OAuthState;
 use state::Store;
@@ -98,6 +105,9 @@ pub struct SimConfig {
     pub faults: Faults,
     /// Seed of the RNG that decides faults, so runs are reproducible.
     pub seed: u64,
+    /// Groups of roles a user can hold only one of (Studio's admin levels, caption roles only
+    /// on non-admins). An add that breaks a group is refused with `422`. Empty: no rule.
+    pub exclusive: Vec<Vec<String>>,
 }
 
 impl Default for SimConfig {
@@ -117,6 +127,7 @@ impl Default for SimConfig {
             oauth: None,
             faults: Faults::default(),
             seed: 1,
+            exclusive: Vec::new(),
         }
     }
 }
@@ -151,6 +162,7 @@ pub struct SimStats {
 pub(crate) struct Shared {
     pub(crate) static_token: Option<String>,
     pub(crate) known_roles: BTreeSet<String>,
+    pub(crate) exclusive: Vec<BTreeSet<String>>,
     store: RwLock<Store>,
     control: Mutex<Control>,
     oauth: Mutex<OAuthState>,
@@ -227,6 +239,11 @@ impl Sim {
         let shared = Arc::new(Shared {
             static_token: config.token.clone(),
             known_roles: config.known_roles.iter().cloned().collect(),
+            exclusive: config
+                .exclusive
+                .iter()
+                .map(|g| g.iter().cloned().collect())
+                .collect(),
             store: RwLock::new(Store::new(users)),
             control: Mutex::new(Control::new(config.faults.clone(), config.seed)),
             oauth: Mutex::new(OAuthState::new(config.oauth.clone())),
@@ -306,6 +323,30 @@ impl Sim {
             Some(new_id) => new_id,
             None => panic!("Sim::recreate_user: no user with id {id}"),
         }
+    }
+
+    /// Changes an account's email behind the API's back (`None` removes it), as an admin in
+    /// the Studio UI would; `PATCH /sim/users/{id}` does the same over HTTP.
+    ///
+    /// # Panics
+    /// If no user has this id.
+    pub fn set_email(&self, id: u64, email: Option<&str>) {
+        let mut store = self.shared.store_mut();
+        let Some(mut user) = store.get(id).cloned() else {
+            panic!("Sim::set_email: no user with id {id}");
+        };
+        user.email = email.map(str::to_string);
+        store.insert(user);
+    }
+
+    /// The API requests answered so far (oldest first; at most the last 200,000).
+    pub fn requests(&self) -> Vec<SimRequest> {
+        self.shared.control().log.all()
+    }
+
+    /// Empties the request log.
+    pub fn clear_requests(&self) {
+        self.shared.control().log.clear();
     }
 
     pub fn stats(&self) -> SimStats {

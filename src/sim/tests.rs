@@ -724,3 +724,109 @@ async fn large_population_pages_quickly() {
     assert!(ids(&body).contains(&1234));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn exclusive_roles_refuse_an_add_unless_the_other_role_goes_first() {
+    let sim = Sim::start(
+        SimConfig {
+            exclusive: vec![vec!["Admin".into(), "SubAccountAdmin".into()]],
+            ..SimConfig::default()
+        },
+        small_population(),
+    )
+    .await
+    .unwrap();
+    let client = Client::new();
+    let add = json!({"user_id": 1, "action": "add", "role": "SubAccountAdmin"});
+    let remove = json!({"user_id": 1, "action": "remove", "role": "Admin"});
+    let other = json!({"user_id": 5, "action": "add", "role": "Admin"});
+    // Add first: the whole batch is refused, nothing changes.
+    let (status, body) = put(&client, &sim, json!({"actions": [other, add, remove]})).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("holds Admin, which excludes SubAccountAdmin"));
+    assert_eq!(sim.user(1).unwrap().role_names, ["Admin"]);
+    assert_eq!(sim.user(5).unwrap().role_names, ["Teacher"]);
+    // Remove first: accepted.
+    let (status, _) = put(&client, &sim, json!({"actions": [remove, add]})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(sim.user(1).unwrap().role_names, ["SubAccountAdmin"]);
+}
+
+#[tokio::test]
+async fn edits_behind_the_back_are_not_counted_and_puts_are_logged_with_the_email_then() {
+    let sim = start().await;
+    let client = Client::new();
+    let url = format!("{}/sim/users/1", sim.base_url());
+    let r = client
+        .patch(&url)
+        .json(&json!({"email": "ann.former@x.edu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "the token is needed");
+    let r = client
+        .patch(&url)
+        .bearer_auth(TOKEN)
+        .json(&json!({"email": "ann.former@x.edu", "role_names": []}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .put(format!("{}/sim/users/77", sim.base_url()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"email": "ann@x.edu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = client
+        .patch(&url)
+        .bearer_auth(TOKEN)
+        .json(&json!({"emial": "typo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        sim.user(1).unwrap().email.as_deref(),
+        Some("ann.former@x.edu")
+    );
+    assert_eq!(sim.users_with_email("ann@x.edu")[0].id, 77);
+    assert_eq!(sim.stats().total, 0, "edits are not API requests");
+    assert!(sim.requests().is_empty());
+
+    let (status, _) = put(
+        &client,
+        &sim,
+        json!({"actions": [{"user_id": 1, "action": "add", "role": "Admin"}, {"user_id": 99, "action": "add", "role": "Admin"}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    sim.set_email(3, None);
+    let (status, _) = put(
+        &client,
+        &sim,
+        json!({"actions": [{"user_id": 3, "action": "remove", "role": "Admin"}]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    get(&client, &api(&sim, "/users/search?email=ann@x.edu")).await;
+    let log = sim.requests();
+    assert_eq!(log.len(), 3);
+    assert_eq!((log[0].status, log[0].method.as_str()), (404, "PUT"));
+    let then: Vec<_> = log[0]
+        .actions
+        .iter()
+        .map(|a| (a.user_id, a.email_then.as_deref()))
+        .collect();
+    assert_eq!(then, [(1, Some("ann.former@x.edu")), (99, None)]);
+    assert_eq!(log[1].actions[0].email_then, None);
+    assert_eq!(log[2].query.as_deref(), Some("email=ann@x.edu"));
+    assert!(log[2].actions.is_empty());
+    sim.clear_requests();
+    assert!(sim.requests().is_empty());
+}

@@ -1,67 +1,50 @@
 //! Reading the current state from Studio with as few requests as the API allows.
 //!
 //! The lower bound of a run is one listing page per 50 holders of each managed role, plus one
-//! email search per desired email whose user id is not known. So: every role's first page goes
-//! out at once, and the remaining pages go out concurrently as soon as the first page tells how
-//! many there are; a desired email is searched only when it is neither a holder's email nor in
-//! the user-id cache. A cached id that is not among the holders holds no managed role (every
-//! holder was listed), so a cache hit needs no request at all.
+//! email search per desired email that [`identity::emails_to_search`] says must be searched
+//! (it needs a role added and no holder has it, it was once found ambiguous, or this is a full
+//! verification). So: every role's first page goes out at once, the remaining pages go out
+//! concurrently as soon as the first page tells how many there are, then the searches.
+//! Nothing comes from a cache: every account the planner can act on was reported by Studio
+//! during this run, with its email.
 
 use super::{StudioClient, StudioError};
 use crate::current::{CurrentState, StudioUser};
 use crate::desired::{normalize_email, DesiredState};
+use crate::identity::{self, SearchInputs, Verification};
 use crate::roles::ManagedRoles;
 use futures::{stream, StreamExt, TryStreamExt};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 /// The current state and how it was obtained.
 #[derive(Debug, Default)]
 pub struct ReadOutcome {
     pub current: CurrentState,
-    /// User ids taken from the cache rather than from Studio this run.
-    pub from_cache: HashSet<u64>,
-    /// Desired emails searched by email this run.
-    pub searched: usize,
+    /// Desired emails searched by email this run, sorted.
+    pub searched: Vec<String>,
 }
 
-/// Reads the holders of every managed role, then resolves the desired emails still unknown.
+/// Reads the holders of every managed role, then searches the desired emails the run must
+/// look up (see [`identity::emails_to_search`]).
 pub async fn read_current(
     client: &StudioClient,
     managed: &ManagedRoles,
     desired: &DesiredState,
-    cache: &HashMap<String, u64>,
+    ambiguous: &HashSet<String>,
+    verification: Verification,
     concurrency: usize,
 ) -> Result<ReadOutcome, StudioError> {
     let mut current = CurrentState::default();
     for user in list_holders(client, managed, concurrency).await? {
         current.add_user(managed, &user);
     }
-
-    let mut from_cache = HashSet::new();
-    let mut to_search = Vec::new();
-    for (email, want) in &desired.users {
-        // An email that should hold nothing and is no holder needs no lookup.
-        if want.is_empty() || current.knows_email(email) {
-            continue;
-        }
-        match cache.get(email) {
-            // The id is no holder (its email would be known): it holds no managed role.
-            Some(&id) if !current.users.contains_key(&id) => {
-                let cached = StudioUser {
-                    id,
-                    full_name: None,
-                    email: Some(email.clone()),
-                    role_names: Vec::new(),
-                };
-                current.add_user(managed, &cached);
-                from_cache.insert(id);
-            }
-            _ => to_search.push(email.clone()),
-        }
-    }
-    to_search.sort();
-    let searched = to_search.len();
-    let results: Vec<(String, Vec<StudioUser>)> = stream::iter(to_search)
+    let searched = identity::emails_to_search(&SearchInputs {
+        desired,
+        listed: &current,
+        ambiguous,
+        verification,
+    });
+    let results: Vec<(String, Vec<StudioUser>)> = stream::iter(searched.iter().cloned())
         .map(|email| async move {
             let found = search_email(client, &email).await?;
             Ok::<_, StudioError>((email, found))
@@ -72,11 +55,7 @@ pub async fn read_current(
     for (email, found) in results {
         current.add_search(managed, &email, &found);
     }
-    Ok(ReadOutcome {
-        current,
-        from_cache,
-        searched,
-    })
+    Ok(ReadOutcome { current, searched })
 }
 
 /// Every user holding at least one managed role (a user holding two appears twice).

@@ -98,7 +98,7 @@ where
                 match b.email(at, e) {
                     Some(email) => match b.role(at, &email, r) {
                         Some(index) => {
-                            b.grant(email, index);
+                            b.grant(at, email, index);
                             true
                         }
                         None => false,
