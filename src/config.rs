@@ -56,6 +56,8 @@ pub struct StudioConfig {
     pub batch_size: usize,
     pub timeout: Duration,
     pub max_retries: u32,
+    /// `ca_file`: a private CA trusted on top of the OS store and the bundled roots.
+    pub extra_roots: crate::studio::tls::ExtraRoots,
 }
 
 /// How the client authenticates. Secrets are `SecretString`: their `Debug` is redacted.
@@ -171,6 +173,8 @@ struct RawStudio {
     timeout_seconds: f64,
     #[serde(default = "default_retries")]
     max_retries: u32,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -480,24 +484,30 @@ impl Checker<'_> {
                 ))
             }
         };
-        if !(raw.requests_per_second > 0.0 && raw.requests_per_second.is_finite()) {
-            return Err(self.error(
-                &["studio", "requests_per_second"],
-                "must be a positive number",
-            ));
-        }
-        if raw.burst == 0 {
-            return Err(self.error(&["studio", "burst"], "must be at least 1"));
-        }
-        if !(1..=256).contains(&raw.concurrency) {
-            return Err(self.error(&["studio", "concurrency"], "must be between 1 and 256"));
-        }
-        if !(1..=1000).contains(&raw.batch_size) {
-            return Err(self.error(&["studio", "batch_size"], "must be between 1 and 1000"));
-        }
-        if !(raw.timeout_seconds > 0.0 && raw.timeout_seconds <= 3600.0) {
-            return Err(self.error(&["studio", "timeout_seconds"], "must be between 0 and 3600"));
-        }
+        let key = |k: &'static str| ["studio", k];
+        in_range(
+            self,
+            &key("requests_per_second"),
+            raw.requests_per_second,
+            0.01,
+            10_000.0,
+        )?;
+        in_range(self, &key("burst"), raw.burst, 1, 10_000)?;
+        in_range(self, &key("concurrency"), raw.concurrency, 1, 256)?;
+        in_range(self, &key("batch_size"), raw.batch_size, 1, 1000)?;
+        in_range(
+            self,
+            &key("timeout_seconds"),
+            raw.timeout_seconds,
+            0.1,
+            3600.0,
+        )?;
+        in_range(self, &key("max_retries"), raw.max_retries, 0, 20)?;
+        let extra_roots = match raw.ca_file {
+            Some(file) if self.secrets => crate::studio::tls::read_ca_file(&resolve(&file))
+                .map_err(|m| self.error(&key("ca_file"), m))?,
+            _ => Default::default(),
+        };
         Ok(StudioConfig {
             base_url,
             auth,
@@ -507,6 +517,7 @@ impl Checker<'_> {
             batch_size: raw.batch_size,
             timeout: Duration::from_secs_f64(raw.timeout_seconds),
             max_retries: raw.max_retries,
+            extra_roots,
         })
     }
 
@@ -555,10 +566,7 @@ impl Checker<'_> {
         )?;
         let redirect_uri = raw
             .redirect_uri
-            .map(|u| {
-                Url::parse(&u)
-                    .map_err(|e| self.error(&k("redirect_uri"), format!("{u:?} is not a URL: {e}")))
-            })
+            .map(|u| self.redirect_uri(&k("redirect_uri"), &u))
             .transpose()?;
         Ok(OAuthConfig {
             client_id: raw.client_id,
@@ -568,6 +576,25 @@ impl Checker<'_> {
             authorize_url,
             redirect_uri,
         })
+    }
+
+    /// Where Studio sends the browser after `auth login`: an https page the admin copies the
+    /// code from, a loopback listener (`http://127.0.0.1:PORT/...`), or the out-of-band URN.
+    fn redirect_uri(&self, key: &[&str], given: &str) -> Result<Url, ConfigError> {
+        let url = Url::parse(given.trim())
+            .map_err(|e| self.error(key, format!("{given:?} is not a URL: {e}")))?;
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if is_loopback(&url) => Ok(url),
+            "urn" if url.as_str() == "urn:ietf:wg:oauth:2.0:oob" => Ok(url),
+            _ => Err(self.error(
+                key,
+                format!(
+                    "{given:?}: use an https:// page (you copy the code from the address bar), or a loopback \
+                     http://127.0.0.1:PORT/ address for the built-in listener (the code must not travel over plain http)"
+                ),
+            )),
+        }
     }
 
     fn https_url(&self, key: &[&str], given: &str) -> Result<Url, ConfigError> {
@@ -663,6 +690,13 @@ impl Checker<'_> {
     }
 
     fn safety(&self, raw: RawSafety) -> Result<SafetyConfig, ConfigError> {
+        in_range(
+            self,
+            &["safety", "max_removals"],
+            raw.max_removals,
+            0,
+            1_000_000_000,
+        )?;
         if !(0.0..=1.0).contains(&raw.max_removal_ratio) {
             return Err(self.error(
                 &["safety", "max_removal_ratio"],
@@ -703,8 +737,15 @@ impl Checker<'_> {
                 if sql.query.trim().is_empty() {
                     return Err(self.error(&k("query"), "must not be empty"));
                 }
-                if sql.statement_timeout_seconds.is_nan() || sql.statement_timeout_seconds <= 0.0 {
-                    return Err(self.error(&k("statement_timeout_seconds"), "must be positive"));
+                if !(sql.statement_timeout_seconds > 0.0 && sql.statement_timeout_seconds <= 3600.0)
+                {
+                    return Err(self.error(
+                        &k("statement_timeout_seconds"),
+                        format!(
+                            "must be more than 0 and at most 3600 (got {})",
+                            sql.statement_timeout_seconds
+                        ),
+                    ));
                 }
                 Ok(SourceConfig::Sql(SqlSourceConfig {
                     url: resolve_sqlite_path(url, resolve),
@@ -715,6 +756,28 @@ impl Checker<'_> {
             }
             _ => Err(self.error(&["source"], "set exactly one of yaml or sql")),
         }
+    }
+}
+
+/// Checks that a config number lies in `min..=max` (NaN and infinities never do), naming the
+/// key and its line otherwise.
+fn in_range<T>(
+    checker: &Checker<'_>,
+    key: &[&str],
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if value >= min && value <= max {
+        Ok(())
+    } else {
+        Err(checker.error(
+            key,
+            format!("must be between {min} and {max} (got {value})"),
+        ))
     }
 }
 

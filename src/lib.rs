@@ -18,6 +18,7 @@ pub mod history;
 pub mod http;
 pub mod lock;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;

@@ -575,19 +575,39 @@ async fn oauth_authorization_code_flow() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = client
-        .get(format!(
-            "{}/api/public/oauth/authorize?client_id=cid&response_type=code&state=xyz&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb",
-            sim.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let authorize = |redirect: &str| {
+        let url = format!(
+            "{}/api/public/oauth/authorize?client_id=cid&response_type=code&state=xyz&redirect_uri={}",
+            sim.base_url(),
+            url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+        );
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap() }
+    };
+    // Like Studio: http and localhost redirect URIs are refused, unless a test allows loopback.
+    for refused in [
+        "http://127.0.0.1:9/cb",
+        "https://localhost/cb",
+        "http://school.edu/cb",
+    ] {
+        assert_eq!(
+            authorize(refused).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{refused}"
+        );
+    }
+    sim.allow_loopback_redirects(true);
+    assert_eq!(
+        authorize("http://127.0.0.1:9/cb").await.status(),
+        StatusCode::FOUND
+    );
+    sim.allow_loopback_redirects(false);
+    let r = authorize("https://app.school.edu/cb").await;
     assert_eq!(r.status(), StatusCode::FOUND);
     let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(location.path(), "/cb");
     let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
-    assert_eq!(params["state"], "xyz");
+    assert!(!params.contains_key("state"), "Studio does not echo state");
     let code = params["code"].clone();
 
     let exchange = |code: String| {
@@ -600,7 +620,7 @@ async fn oauth_authorization_code_flow() {
                 .form(&[
                     ("grant_type", "authorization_code"),
                     ("code", code.as_str()),
-                    ("redirect_uri", "http://127.0.0.1:9/cb"),
+                    ("redirect_uri", "https://app.school.edu/cb"),
                 ])
                 .send()
                 .await
@@ -632,7 +652,7 @@ async fn oauth_authorization_code_flow() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(sim.refresh_count(), 0);
-    assert_eq!(sim.stats().authorize, 1);
+    assert_eq!(sim.stats().authorize, 5);
 }
 
 #[tokio::test]
