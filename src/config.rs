@@ -892,6 +892,79 @@ mod tests {
     }
 
     #[test]
+    fn numbers_out_of_range_name_key_and_line_and_never_panic() {
+        let studio = |line: &str| {
+            GOOD.replace(
+                "  token_env: CONFIG_TEST_TOKEN\n",
+                &format!("  token_env: CONFIG_TEST_TOKEN\n  {line}\n"),
+            )
+        };
+        for line in [
+            "requests_per_second: 1e10",
+            "requests_per_second: .inf",
+            "requests_per_second: .nan",
+            "requests_per_second: 0",
+            "requests_per_second: -1",
+            "requests_per_second: 1e-300",
+            "burst: 0",
+            "burst: 99999999",
+            "concurrency: 0",
+            "batch_size: 5000",
+            "timeout_seconds: .inf",
+            "timeout_seconds: 0",
+            "timeout_seconds: .nan",
+            "max_retries: 1000",
+        ] {
+            let e = load(&studio(line)).unwrap_err();
+            let key = line.split(':').next().unwrap();
+            assert_eq!(e.line, Some(4), "{line}: {e}");
+            assert!(e.message.contains(&format!("studio.{key}")), "{line}: {e}");
+        }
+        // Too large for the type at all: serde names the line.
+        let e = load(&studio("concurrency: 99999999999999999999999")).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        for ratio in [".nan", ".inf", "-0.1"] {
+            let e = load(&format!("{GOOD}safety:\n  max_removal_ratio: {ratio}\n")).unwrap_err();
+            assert_eq!(e.line, Some(9), "{ratio}: {e}");
+        }
+        let e = load(&format!("{GOOD}safety:\n  max_removals: 9999999999999\n")).unwrap_err();
+        assert!(e.message.contains("safety.max_removals"), "{e}");
+        let sql = |timeout: &str| {
+            GOOD.replace(
+                "  yaml: roles.yaml\n",
+                &format!("  sql:\n    url_env: CONFIG_TEST_TOKEN\n    query: SELECT email, role FROM g\n    statement_timeout_seconds: {timeout}\n"),
+            )
+        };
+        for timeout in [".inf", ".nan", "0", "1e9"] {
+            let e = load(&sql(timeout)).unwrap_err();
+            assert_eq!(e.line, Some(10), "{timeout}: {e}");
+            assert!(e.message.contains("statement_timeout_seconds"), "{e}");
+        }
+        assert!(load(&studio("requests_per_second: 0.5")).is_ok());
+    }
+
+    #[test]
+    fn redirect_uris_keep_the_code_off_plain_http() {
+        let oauth = |redirect: &str| {
+            std::env::set_var("CONFIG_TEST_SECRET", "s");
+            GOOD.replace(
+                "  token_env: CONFIG_TEST_TOKEN\n",
+                &format!("  oauth:\n    client_id: c\n    client_secret_env: CONFIG_TEST_SECRET\n    redirect_uri: {redirect}\n"),
+            )
+        };
+        for ok in [
+            "https://www.school.edu/srs",
+            "http://127.0.0.1:8765/callback",
+            "urn:ietf:wg:oauth:2.0:oob",
+        ] {
+            assert!(load(&oauth(ok)).is_ok(), "{ok}");
+        }
+        let e = load(&oauth("http://www.school.edu/cb")).unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("studio.oauth.redirect_uri"), "{e}");
+    }
+
+    #[test]
     fn relative_sqlite_files_resolve_from_the_config_folder() {
         use secrecy::ExposeSecret;
         let text = GOOD.replace(

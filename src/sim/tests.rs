@@ -744,3 +744,113 @@ async fn large_population_pages_quickly() {
     assert!(ids(&body).contains(&1234));
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn ping_and_apidocs() {
+    let sim = start().await;
+    let client = Client::new();
+    let r = client.get(api(&sim, "/ping")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = client
+        .get(api(&sim, "/ping"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "pong");
+    let docs = format!("{}/api/public/apidocs", sim.base_url());
+    let (status, doc) = get(&client, &docs).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        doc["paths"]["/users/search"]["get"]["parameters"][0]["enum"],
+        json!([
+            "Admin",
+            "SubAccountAdmin",
+            "CaptionEditor",
+            "Teacher",
+            "Student"
+        ])
+    );
+    sim.set_apidocs(None);
+    assert_eq!(get(&client, &docs).await.0, StatusCode::NOT_FOUND);
+    let s = sim.stats();
+    assert_eq!((s.ping, s.apidocs), (2, 2));
+}
+
+#[tokio::test]
+async fn hostile_answers_and_canvas_style_throttling() {
+    let sim = start().await;
+    let client = Client::new();
+    let mut statuses = Vec::new();
+    for which in 0..hostile::count() {
+        if which == hostile::HUGE {
+            continue;
+        }
+        sim.set_faults(Faults {
+            hostile_rate: 1.0,
+            hostile_answer: Some(which),
+            ..Faults::default()
+        });
+        let r = client
+            .get(api(&sim, "/users/search?role=Admin"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        statuses.push((r.status().as_u16(), retry_after));
+    }
+    assert_eq!(statuses[0], (429, Some("inf".to_string())));
+    assert_eq!(statuses[3], (429, Some("1e308".to_string())));
+    assert_eq!(statuses[10].0, 502);
+    assert_eq!(statuses[11].0, 200);
+    assert_eq!(statuses[hostile::CANVAS_403].0, 403);
+    // The huge body streams lazily and counts what was sent.
+    sim.set_faults(Faults {
+        hostile_rate: 1.0,
+        hostile_answer: Some(hostile::HUGE),
+        ..Faults::default()
+    });
+    let mut r = client
+        .get(api(&sim, "/users/search?role=Admin"))
+        .send()
+        .await
+        .unwrap();
+    let mut read = 0;
+    while read < 1024 * 1024 {
+        read += r.chunk().await.unwrap().unwrap().len();
+    }
+    drop(r);
+    assert!(sim.stats().hostile_body_bytes >= 1024 * 1024);
+    assert_eq!(sim.stats().hostile, hostile::count() as u64);
+    // The rate limit can answer like Canvas LMS.
+    sim.set_faults(Faults {
+        rate_limit: Some(1.0),
+        throttle_with_403: true,
+        ..Faults::default()
+    });
+    let mut forbidden = None;
+    for _ in 0..3 {
+        let r = client
+            .get(api(&sim, "/users/1"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::FORBIDDEN {
+            forbidden = Some((
+                r.headers()["x-rate-limit-remaining"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+                r.text().await.unwrap(),
+            ));
+        }
+    }
+    let (remaining, body) = forbidden.expect("throttled with 403");
+    assert_eq!(remaining, "0.0");
+    assert!(body.contains("Rate Limit Exceeded"));
+}

@@ -443,8 +443,9 @@ impl StudioClient {
             Ok(r) => r,
             Err(e) => {
                 inner.metrics.request(name, None);
-                // A request that cannot be built fails the same way every time.
-                return Ok(if e.is_builder() {
+                // A request that cannot be built, or a certificate that is not trusted, fails
+                // the same way every time.
+                return Ok(if e.is_builder() || tls::is_certificate_error(&e) {
                     Attempt::Fatal(unreachable(&e))
                 } else {
                     Attempt::Transient {

@@ -458,6 +458,9 @@ impl OAuth {
                     self.metrics.request(Endpoint::Token.as_str(), None);
                     last_error =
                         format!("cannot reach the token endpoint: {}", super::describe(&e));
+                    if super::tls::is_certificate_error(&e) {
+                        break;
+                    }
                     continue;
                 }
             };

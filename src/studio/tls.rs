@@ -119,6 +119,13 @@ fn chain(e: &dyn std::error::Error) -> String {
     message
 }
 
+/// A connection that failed because the server's certificate is not trusted (or not valid):
+/// trying again cannot help.
+pub fn is_certificate_error(e: &reqwest::Error) -> bool {
+    let text = chain(e).to_ascii_lowercase();
+    text.contains("invalid peer certificate") || text.contains("certificate verify")
+}
+
 /// Adds what to do to a connection error that is a certificate problem.
 pub fn explain(message: String) -> String {
     let lower = message.to_ascii_lowercase();

@@ -14,7 +14,7 @@ pub const MAX_PLAUSIBLE_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Largest body of an API answer read into memory: a page is 50 users, a `PUT` answer at most
 /// `batch_size` (1000) users; real answers are far below this.
-pub const MAX_API_BODY: usize = 16 * 1024 * 1024;
+pub const MAX_API_BODY: usize = 8 * 1024 * 1024;
 /// Largest body of a token endpoint answer.
 pub const MAX_TOKEN_BODY: usize = 64 * 1024;
 /// Largest part of an error body kept (only its start is ever shown).
