@@ -349,6 +349,36 @@ async fn a_fingerprint_from_an_older_version_never_sends_the_daemon_back_to_a_sp
 }
 
 #[tokio::test]
+async fn a_spent_seed_left_in_an_admins_environment_falls_back_to_the_stored_chain() {
+    let t = Tenant::start_with(
+        oauth_sim(Duration::from_secs(3600), Faults::default()),
+        population(4),
+    )
+    .await;
+    t.write_config(&oauth_opts(SEEDED));
+    t.write_roles(&roles_for_all(4));
+    // The daemon was re-seeded with a new token and runs on its chain; an admin's shell still
+    // holds the old seed, which was spent long ago.
+    let first = t.cli_env(&["apply"], &env()).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    let db = History::open(&t.history_path()).await.unwrap();
+    let stored = db.load_tokens("srs-client").await.unwrap().unwrap();
+    use secrecy::ExposeSecret;
+    let other_seed = studio_role_sync::studio::auth::fingerprint(&secrecy::SecretString::from(
+        "the-new-seed".to_string(),
+    ));
+    store_tokens(&db, stored.refresh_token.expose_secret(), None, &other_seed).await;
+    db.close().await;
+    let run = t.cli_env(&["plan"], &env()).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.sim.invalid_grants(), 1, "the old seed was tried once");
+    assert!(
+        run.stderr.contains("refused the configured OAuth seed"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_refresh_lease_left_by_a_crashed_process_lapses() {
     let t = Tenant::start_with(
         oauth_sim(Duration::from_secs(3600), Faults::default()),

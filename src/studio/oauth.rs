@@ -367,14 +367,18 @@ impl OAuth {
                     tried_stored.push(refresh.clone());
                     // Another process (an older version without the lease, or one whose lease
                     // lapsed) may have rotated the token meanwhile: take what the store holds.
+                    // A refused seed (an old one left in an admin's environment) also falls
+                    // back to the stored chain rather than locking this process out.
                     if let Some(stored) = self.load().await? {
                         let fresh = !tried_stored
                             .iter()
                             .any(|t| t.expose_secret() == stored.refresh_token.expose_secret());
-                        let ours =
-                            !state.seed_pending || stored.seed_fingerprint == state.fingerprint;
-                        if fresh && ours {
-                            tracing::info!("the OAuth refresh token was rotated by another process; using the newest one");
+                        if fresh && tried_stored.len() < 4 {
+                            if from_seed && stored.seed_fingerprint != state.fingerprint {
+                                tracing::warn!("Studio refused the configured OAuth seed token (spent or revoked); using the stored token");
+                            } else {
+                                tracing::info!("the OAuth refresh token was rotated by another process; using the newest one");
+                            }
                             state.seed_pending = false;
                             state.refresh = Some(stored.refresh_token);
                             state.fingerprint = stored.seed_fingerprint;
