@@ -3,8 +3,11 @@
 //! Everything that crosses the network to Studio goes through [`StudioClient::send`], which
 //! owns the cross-cutting rules once: the shared pace ([`pace`]), the bound on requests in
 //! flight, authentication and its refresh on `401` ([`auth`]), retries with backoff and jitter
-//! for `429`, `5xx`, timeouts and broken connections, and the counting of every request for
-//! the run record and the metrics. The endpoint methods below are thin.
+//! for `429` (and Canvas-style `403 Rate Limit Exceeded`), `5xx`, timeouts and broken
+//! connections, the bounds on what arrives (bodies, `Retry-After`, page counts: see
+//! [`untrusted`]), and the counting of every request for the run record and the metrics. The
+//! endpoint methods below are thin. Whom the client trusts is [`tls`]'s; OAuth is [`oauth`]'s,
+//! its token storage [`tokens`]'s; `validate --online` is [`online`]'s.
 
 pub mod auth;
 pub mod oauth;
