@@ -205,7 +205,7 @@ check(not bad, f"{len(docs)} YAML files parse with no duplicate keys", ", ".join
 CONFIG_KEYS = {
     "": {"studio", "roles", "safety", "source", "schedule", "timezone", "history", "http", "log"},
     "studio": {"base_url", "token_env", "token_file", "oauth", "requests_per_second", "burst",
-               "concurrency", "batch_size", "timeout_seconds", "max_retries"},
+               "concurrency", "batch_size", "timeout_seconds", "max_retries", "ca_file"},
     "studio.oauth": {"client_id", "client_secret_env", "client_secret_file", "refresh_token_env",
                      "refresh_token_file", "token_url", "authorize_url", "redirect_uri"},
     "roles": {"managed", "remove_unlisted", "protected"},

@@ -452,6 +452,134 @@ async fn too_slow() -> Row {
     lab.row("timeouts", "latency 1.5 s > timeout 0.3 s")
 }
 
+/// Every answer hostile for one run (absurd `Retry-After`, HTML, `null`, wrong types, deep
+/// nesting, a 1 GiB body, Canvas 403s), then Studio behaves.
+async fn hostile_then_behaves() -> Row {
+    let mut lab = Lab::new(
+        Faults {
+            hostile_rate: 1.0,
+            ..Faults::default()
+        },
+        people(20),
+        Knobs {
+            max_retries: 3,
+            ..Knobs::default()
+        },
+    )
+    .await;
+    lab.want_admins(emails(1, 20));
+    lab.apply().await;
+    let hostile = lab.sim.stats();
+    lab.sim.set_faults(Faults::default());
+    lab.apply().await;
+    let mut row = lab.row("all answers hostile, then not", "100% hostile in run 1");
+    row.note = format!(
+        "run 1: {} hostile answers ({} MiB of 1 GiB bodies sent before the client stopped reading), \
+         no crash, recorded failed: {}; run 2 converged",
+        hostile.hostile,
+        hostile.hostile_body_bytes / (1024 * 1024),
+        lab.runs[0].record.error.clone().unwrap_or_default()
+    );
+    row
+}
+
+/// A daemon and two admins' processes (separate history connections and OAuth clients, as
+/// separate processes have) sharing one history and one refresh-token lineage, with 2 s access
+/// tokens that a refresh revokes (as Doorkeeper does), for 15 s.
+async fn shared_oauth_lineage() -> Row {
+    use studio_role_sync::sim::SimOAuth;
+    let sim = Sim::start(
+        SimConfig {
+            token: None,
+            oauth: Some(SimOAuth {
+                client_id: "report".into(),
+                client_secret: "report-secret".into(),
+                refresh_token: "report-seed".into(),
+                access_ttl: Duration::from_secs(2),
+            }),
+            faults: Faults {
+                latency: Duration::from_millis(10),
+                ..Faults::default()
+            },
+            ..SimConfig::default()
+        },
+        people(60),
+    )
+    .await
+    .expect("simulator starts");
+    sim.revoke_access_on_refresh(true);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let write =
+        |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    write("secret", "report-secret");
+    write("seed", "report-seed");
+    let mut roles = String::from("users:\n");
+    for e in emails(1, 30) {
+        roles.push_str(&format!("  {e}: [Admin]\n"));
+    }
+    write("roles.yaml", &roles);
+    let config = format!(
+        "studio:\n  base_url: {}\n  oauth:\n    client_id: report\n    client_secret_file: secret\n    \
+         refresh_token_file: seed\n  requests_per_second: 100\n  concurrency: 4\n\
+         roles:\n  managed: [Admin]\nsafety:\n  max_removals: 100\n  max_removal_ratio: 1.0\n\
+         source:\n  yaml: roles.yaml\nhistory: state/history.db\n",
+        sim.base_url()
+    );
+    write("studio-role-sync.yaml", &config);
+    let path = dir.path().join("studio-role-sync.yaml");
+    let started = Instant::now();
+    let until = started + Duration::from_secs(15);
+    // One process: its own history connection and client; runs until `until`.
+    let process = |dry_run: bool| {
+        let path = path.clone();
+        async move {
+            let config = Arc::new(Config::load(&path).expect("valid config"));
+            let history = History::open(&config.history).await.expect("history");
+            let engine = Engine::new(config, history.clone(), Metrics::new())
+                .await
+                .expect("client");
+            let mut statuses = Vec::new();
+            while Instant::now() < until {
+                let report = engine
+                    .run(Trigger::Schedule, dry_run, None, Shutdown::never())
+                    .await
+                    .expect("history writes");
+                statuses.push(report.record.status);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            history.close().await;
+            statuses
+        }
+    };
+    let (daemon, admin1, admin2) = tokio::join!(process(false), process(true), process(true));
+    let all: Vec<&String> = daemon.iter().chain(&admin1).chain(&admin2).collect();
+    let failed = all.iter().filter(|s| s.as_str() != "succeeded").count();
+    let s = sim.stats();
+    let holders = sim.holders("Admin").len();
+    Row {
+        name: "OAuth shared by 3 clients".into(),
+        fault: "2 s tokens; a refresh revokes older access tokens".into(),
+        statuses: format!(
+            "{} runs, {} not succeeded",
+            all.len(),
+            failed
+        ),
+        converged: holders == 30,
+        retries: 0,
+        seconds: started.elapsed().as_secs_f64(),
+        note: format!(
+            "{} daemon runs and {} dry runs of two admins' processes (each client with its own history connection) in 15 s; {} refreshes, {} refused \
+             (invalid_grant), {} requests answered 401",
+            daemon.len(),
+            admin1.len() + admin2.len(),
+            sim.refresh_count(),
+            sim.invalid_grants(),
+            s.status_401
+        ),
+        stats: s,
+    }
+}
+
 fn child_apply(config: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(apply_once(Path::new(config)));
@@ -553,6 +681,31 @@ async fn report() {
         )
         .await,
     );
+    rows.push(
+        converging(
+            "hostile answers",
+            "20% hostile (absurd Retry-After, HTML, null, wrong types, 1 GiB body, 403)",
+            Faults {
+                hostile_rate: 0.20,
+                ..Faults::default()
+            },
+            k.clone(),
+        )
+        .await,
+    );
+    rows.push(
+        converging(
+            "Canvas-style 403",
+            "server 20 req/s, throttles with 403",
+            Faults {
+                rate_limit: Some(20.0),
+                throttle_with_403: true,
+                ..Faults::default()
+            },
+            k.clone(),
+        )
+        .await,
+    );
     rows.push(refused_batch().await);
     rows.push(renamed_account().await);
     rows.push(down_from_start().await);
@@ -560,14 +713,16 @@ async fn report() {
     rows.push(kill_9().await);
     rows.push(malformed_all().await);
     rows.push(too_slow().await);
+    rows.push(hostile_then_behaves().await);
+    rows.push(shared_oauth_lineage().await);
 
     println!("Scenarios marked * use: {scenarios}.\n");
     println!(
-        "| scenario | fault | runs (status) | converged | requests | 429 (share) | 5xx | retries | seconds |"
+        "| scenario | fault | runs (status) | converged | requests | 429 (share) | 5xx | other 4xx | retries | seconds |"
     );
-    println!("|---|---|---|---|---:|---:|---:|---:|---:|");
+    println!("|---|---|---|---|---:|---:|---:|---:|---:|---:|");
     for (i, r) in rows.iter().enumerate() {
-        let star = if i < 8 { " *" } else { "" };
+        let star = if i < 10 { " *" } else { "" };
         let s = &r.stats;
         let share = if s.total == 0 {
             0.0
@@ -575,7 +730,7 @@ async fn report() {
             100.0 * s.status_429 as f64 / s.total as f64
         };
         println!(
-            "| {}{star} | {} | {} | {} | {} | {} ({share:.1}%) | {} | {} | {:.1} |",
+            "| {}{star} | {} | {} | {} | {} | {} ({share:.1}%) | {} | {} | {} | {:.1} |",
             r.name,
             r.fault,
             r.statuses,
@@ -583,6 +738,7 @@ async fn report() {
             s.total,
             s.status_429,
             s.status_5xx,
+            s.status_4xx_other,
             r.retries,
             r.seconds,
         );

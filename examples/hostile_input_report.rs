@@ -110,7 +110,10 @@ fn write_case(dir: &Path, case: &Case) -> u64 {
 /// (`VmHWM`, which starts afresh at exec) goes to stdout for the parent.
 fn child(dir: &Path) -> ! {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let code = runtime.block_on(studio_role_sync::app::validate(&dir.join("config.yaml")));
+    let code = runtime.block_on(studio_role_sync::app::validate(
+        &dir.join("config.yaml"),
+        false,
+    ));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm = status
         .lines()

@@ -26,8 +26,9 @@ fn fail(message: impl std::fmt::Display) -> Exit {
     Exit::Error
 }
 
-/// `validate`: config and desired state, without a request to Studio.
-pub async fn validate(config_path: &Path) -> Exit {
+/// `validate`: config and desired state, without a request to Studio; with `online`, then
+/// the tenant itself (reachability, TLS, token, managed roles).
+pub async fn validate(config_path: &Path, online: bool) -> Exit {
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -58,10 +59,90 @@ pub async fn validate(config_path: &Path) -> Exit {
                      every run will be refused by the safety guard (exit 3)"
                 );
             }
-            Exit::Success
+            if online {
+                validate_online(&config).await
+            } else {
+                Exit::Success
+            }
         }
         Err(e) => fail(e),
     }
+}
+
+/// `validate --online`: ping the tenant and check `roles.managed` against it.
+async fn validate_online(config: &Config) -> Exit {
+    use crate::studio::online::{self, RoleCheck};
+    crate::logging::init(config.log.format, "warn");
+    let (history, _lock) = match open_history(config, false).await {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let client = match make_client(config, &history, &Metrics::new()).await {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let base = config.studio.base_url.as_str().trim_end_matches('/');
+    let report = match online::check(&client, &config.roles.managed).await {
+        Ok(r) => r,
+        Err(e) => return fail(format!("Studio {base}: {e}")),
+    };
+    history.close().await;
+    println!(
+        "Studio {base}: ok (reachable, {}token accepted; ping {} ms)",
+        if config.studio.base_url.scheme() == "https" {
+            "TLS verified, "
+        } else {
+            ""
+        },
+        report.ping.as_millis()
+    );
+    let managed = config.roles.managed.names().join(", ");
+    let unknown = report.roles.unknown();
+    match &report.roles {
+        RoleCheck::Listed { values, .. } if unknown.is_empty() => println!(
+            "roles.managed [{managed}]: ok (all among the {} role values the tenant's API schema lists)",
+            values.len()
+        ),
+        RoleCheck::Probed { note, .. } if unknown.is_empty() => println!(
+            "note: {note}; each managed role was tried with one listing instead\nroles.managed [{managed}]: ok (Studio accepted each)"
+        ),
+        _ => {}
+    }
+    if unknown.is_empty() {
+        return Exit::Success;
+    }
+    let line = crate::config::read(&config.path)
+        .ok()
+        .and_then(|text| crate::yaml_lines::key_line(&text, &["roles", "managed"]))
+        .map(|l| format!(":{l}"))
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    match &report.roles {
+        RoleCheck::Listed { values, unknown } => {
+            for (role, near) in unknown {
+                let hint = near
+                    .as_ref()
+                    .map(|n| format!(" (role names are case-sensitive: did you mean {n:?}?)"))
+                    .unwrap_or_default();
+                problems.push(format!("{role:?} does not exist in this tenant{hint}"));
+            }
+            let listed: Vec<&str> = values.iter().map(String::as_str).take(50).collect();
+            problems.push(format!("the tenant's roles are: {}", listed.join(", ")));
+        }
+        RoleCheck::Probed { note, unknown } => {
+            println!("note: {note}; each managed role was tried with one listing instead");
+            for role in unknown {
+                problems.push(format!(
+                    "{role:?} does not exist in this tenant (Studio answered 422 to a listing of it)"
+                ));
+            }
+        }
+    }
+    fail(format!(
+        "{}{line}: roles.managed: {}",
+        config.path.display(),
+        problems.join("; ")
+    ))
 }
 
 /// Opens the history; takes the instance lock when `exclusive`, else takes it only if free.
@@ -223,12 +304,16 @@ pub async fn export(config_path: &Path) -> Exit {
     }
 }
 
+/// How long `auth login` waits for the code.
+const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// `auth login`: the one-time OAuth authorization-code bootstrap.
 ///
-/// Prints the authorize URL; the code comes back to a listener on a loopback `redirect_uri`,
-/// or is pasted on standard input when the redirect URI is not loopback.
+/// Prints the authorize URL; the code comes back as the address (or code) the person pastes,
+/// or, with a loopback `redirect_uri`, to the listener, whichever comes first.
 pub async fn auth_login(config_path: &Path) -> Exit {
     use crate::config::AuthConfig;
+    use crate::login::{self, Redirect};
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return code,
@@ -245,7 +330,7 @@ pub async fn auth_login(config_path: &Path) -> Exit {
     };
     let manager = match crate::studio::auth::OAuth::new(
         OAuthSettings::from(&**oauth),
-        history.clone(),
+        Arc::new(history.clone()),
         Metrics::new(),
     )
     .await
@@ -253,57 +338,80 @@ pub async fn auth_login(config_path: &Path) -> Exit {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
+    let http = match crate::studio::tls::http_client(&crate::reconcile::client_settings(&config)) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
     let redirect = oauth
         .redirect_uri
         .clone()
-        .unwrap_or_else(|| url::Url::parse("urn:ietf:wg:oauth:2.0:oob").expect("static"));
-    let state: String = {
-        use rand::Rng;
-        rand::rng()
-            .sample_iter(rand::distr::Alphanumeric)
-            .take(24)
-            .map(char::from)
-            .collect()
-    };
-    let mut authorize = oauth.authorize_url.clone();
-    authorize
-        .query_pairs_mut()
-        .append_pair("client_id", &oauth.client_id)
-        .append_pair("response_type", "code")
-        .append_pair("redirect_uri", redirect.as_str())
-        .append_pair("state", &state);
-    let loopback = redirect.scheme() == "http"
-        && matches!(
-            redirect.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]")
-        );
+        .unwrap_or_else(|| url::Url::parse(login::OUT_OF_BAND).expect("static"));
+    let state = login::new_state();
+    let authorize = login::authorize_url(&oauth.authorize_url, &oauth.client_id, &redirect, &state);
     println!("Open this URL in a browser, signed in to Studio as an admin, and approve access:\n\n  {authorize}\n");
-    let code = if loopback {
-        let port = redirect.port_or_known_default().unwrap_or(80);
-        let host = if redirect.host_str() == Some("[::1]") {
-            "[::1]"
-        } else {
-            "127.0.0.1"
-        };
-        println!("Waiting for Studio to redirect to {redirect} ...");
-        match catch_redirect(&format!("{host}:{port}"), &state).await {
-            Ok(code) => code,
-            Err(e) => return fail(e),
+    let pasted = {
+        let state = state.clone();
+        async move {
+            use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+            // Bounded: a paste is one short line.
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin().take(1024 * 1024));
+            loop {
+                let mut line = String::new();
+                let read = match stdin.read_line(&mut line).await {
+                    Ok(0) | Err(_) => None,
+                    Ok(_) => Some(line),
+                };
+                match read {
+                    // No terminal (or input closed): only the listener can answer.
+                    None => std::future::pending::<()>().await,
+                    Some(line) if line.trim().is_empty() => continue,
+                    Some(line) => match login::code_from_paste(&line, &state) {
+                        Ok(code) => return Ok(code),
+                        Err(e) => {
+                            eprintln!("{e}; paste again:");
+                            continue;
+                        }
+                    },
+                }
+            }
         }
-    } else {
-        println!("Then paste the code Studio shows (or the `code` parameter of the page it redirects to):");
-        let mut line = String::new();
-        if std::io::stdin().read_line(&mut line).is_err() || line.trim().is_empty() {
-            return fail("no code given");
-        }
-        line.trim().to_string()
     };
-    let http = reqwest::Client::new();
+    let wait = async {
+        match login::redirect_kind(&redirect) {
+            Redirect::Loopback { addr, path } => {
+                println!(
+                "Waiting for Studio to redirect to {redirect} ...\n(If the browser runs on another machine, paste the address it ends on here and press Enter.)"
+            );
+                tokio::select! {
+                    r = login::listen(addr, &path, state.clone()) => r,
+                    r = pasted => r,
+                }
+            }
+            Redirect::Paste => {
+                println!(
+                "After you approve, Studio sends the browser to {redirect}.\n\
+                 Copy the whole address from the browser's address bar (or just the value of code=), paste it here and press Enter:"
+            );
+                pasted.await
+            }
+        }
+    };
+    // Authorization codes live minutes; a login left open does not wait forever.
+    let code = match tokio::time::timeout(LOGIN_WAIT, wait).await {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return fail(e),
+        Err(_) => {
+            return fail(format!(
+                "no authorization code within {} minutes; run `auth login` again",
+                LOGIN_WAIT.as_secs() / 60
+            ))
+        }
+    };
     match manager.exchange_code(&http, &code, redirect.as_str()).await {
         Ok(()) => {
             println!(
-                "Tokens stored in {} (table oauth_tokens). The daemon refreshes them from now on; \
-                 keep that file private and backed up.",
+                "Tokens stored in {} (table oauth_tokens). Every process using this history refreshes them \
+                 from now on; keep that file private and backed up.",
                 config.history.display()
             );
             history.close().await;
@@ -311,50 +419,4 @@ pub async fn auth_login(config_path: &Path) -> Exit {
         }
         Err(e) => fail(e),
     }
-}
-
-/// Serves one request on the loopback redirect URI and returns its `code`.
-async fn catch_redirect(addr: &str, state: &str) -> Result<String, String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-    let wait = async {
-        loop {
-            let (mut socket, _) = listener.accept().await.map_err(|e| e.to_string())?;
-            let mut buf = vec![0u8; 8192];
-            let n = socket.read(&mut buf).await.map_err(|e| e.to_string())?;
-            let request = String::from_utf8_lossy(&buf[..n]).to_string();
-            let target = request.split_whitespace().nth(1).unwrap_or("/").to_string();
-            let url =
-                url::Url::parse(&format!("http://localhost{target}")).map_err(|e| e.to_string())?;
-            let param = |k: &str| {
-                url.query_pairs()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.into_owned())
-            };
-            let (body, result) = match (param("code"), param("state"), param("error")) {
-                (_, _, Some(err)) => (
-                    "Studio refused the authorization. You can close this window.",
-                    Err(format!("Studio answered error={err}")),
-                ),
-                (Some(code), Some(s), None) if s == state => (
-                    "studio-role-sync is authorized. You can close this window.",
-                    Ok(code),
-                ),
-                (Some(_), _, None) => ("State mismatch: ignored.", Err(String::new())),
-                _ => ("Waiting for the authorization code.", Err(String::new())),
-            };
-            let response = format!("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
-            let _ = socket.write_all(response.as_bytes()).await;
-            match result {
-                Ok(code) => return Ok(code),
-                Err(e) if !e.is_empty() => return Err(e),
-                Err(_) => continue,
-            }
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(600), wait)
-        .await
-        .map_err(|_| "no redirect within 10 minutes".to_string())?
 }

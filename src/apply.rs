@@ -364,6 +364,7 @@ mod tests {
             concurrency: 1,
             timeout: Duration::from_secs(1),
             max_retries: 0,
+            extra_roots: Default::default(),
         };
         StudioClient::new(
             &settings,

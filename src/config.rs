@@ -57,6 +57,8 @@ pub struct StudioConfig {
     pub batch_size: usize,
     pub timeout: Duration,
     pub max_retries: u32,
+    /// `ca_file`: a private CA trusted on top of the OS store and the bundled roots.
+    pub extra_roots: crate::studio::tls::ExtraRoots,
 }
 
 /// How the client authenticates. Secrets are `SecretString`: their `Debug` is redacted.
@@ -198,6 +200,8 @@ struct RawStudio {
     timeout_seconds: f64,
     #[serde(default = "default_retries")]
     max_retries: u32,
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -555,24 +559,30 @@ impl Checker<'_> {
                 ))
             }
         };
-        if !(raw.requests_per_second > 0.0 && raw.requests_per_second.is_finite()) {
-            return Err(self.error(
-                &["studio", "requests_per_second"],
-                "must be a positive number",
-            ));
-        }
-        if raw.burst == 0 {
-            return Err(self.error(&["studio", "burst"], "must be at least 1"));
-        }
-        if !(1..=256).contains(&raw.concurrency) {
-            return Err(self.error(&["studio", "concurrency"], "must be between 1 and 256"));
-        }
-        if !(1..=1000).contains(&raw.batch_size) {
-            return Err(self.error(&["studio", "batch_size"], "must be between 1 and 1000"));
-        }
-        if !(raw.timeout_seconds > 0.0 && raw.timeout_seconds <= 3600.0) {
-            return Err(self.error(&["studio", "timeout_seconds"], "must be between 0 and 3600"));
-        }
+        let key = |k: &'static str| ["studio", k];
+        in_range(
+            self,
+            &key("requests_per_second"),
+            raw.requests_per_second,
+            0.01,
+            10_000.0,
+        )?;
+        in_range(self, &key("burst"), raw.burst, 1, 10_000)?;
+        in_range(self, &key("concurrency"), raw.concurrency, 1, 256)?;
+        in_range(self, &key("batch_size"), raw.batch_size, 1, 1000)?;
+        in_range(
+            self,
+            &key("timeout_seconds"),
+            raw.timeout_seconds,
+            0.1,
+            3600.0,
+        )?;
+        in_range(self, &key("max_retries"), raw.max_retries, 0, 20)?;
+        let extra_roots = match raw.ca_file {
+            Some(file) if self.secrets => crate::studio::tls::read_ca_file(&resolve(&file))
+                .map_err(|m| self.error(&key("ca_file"), m))?,
+            _ => Default::default(),
+        };
         Ok(StudioConfig {
             base_url,
             auth,
@@ -582,6 +592,7 @@ impl Checker<'_> {
             batch_size: raw.batch_size,
             timeout: Duration::from_secs_f64(raw.timeout_seconds),
             max_retries: raw.max_retries,
+            extra_roots,
         })
     }
 
@@ -630,12 +641,7 @@ impl Checker<'_> {
         )?;
         let redirect_uri = raw
             .redirect_uri
-            .map(|u| {
-                Url::parse(&u).map_err(|e| {
-                    let u = without_userinfo(&u);
-                    self.error(&k("redirect_uri"), format!("{u:?} is not a URL: {e}"))
-                })
-            })
+            .map(|u| self.redirect_uri(&k("redirect_uri"), &u))
             .transpose()?;
         Ok(OAuthConfig {
             client_id: raw.client_id,
@@ -645,6 +651,35 @@ impl Checker<'_> {
             authorize_url,
             redirect_uri,
         })
+    }
+
+    /// Where Studio sends the browser after `auth login`: an https page the admin copies the
+    /// code from, a loopback listener (`http://127.0.0.1:PORT/...`), or the out-of-band URN.
+    fn redirect_uri(&self, key: &[&str], given: &str) -> Result<Url, ConfigError> {
+        // Messages show the URL without any user name or password written in it.
+        let written = given.trim();
+        let shown = without_userinfo(written);
+        let given = shown.as_str();
+        let url = Url::parse(written)
+            .map_err(|e| self.error(key, format!("{given:?} is not a URL: {e}")))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(self.error(
+                key,
+                format!("{given:?}: a user name or password in the redirect URI is refused"),
+            ));
+        }
+        match url.scheme() {
+            "https" => Ok(url),
+            "http" if is_loopback(&url) => Ok(url),
+            "urn" if url.as_str() == "urn:ietf:wg:oauth:2.0:oob" => Ok(url),
+            _ => Err(self.error(
+                key,
+                format!(
+                    "{given:?}: use an https:// page (you copy the code from the address bar), or a loopback \
+                     http://127.0.0.1:PORT/ address for the built-in listener (the code must not travel over plain http)"
+                ),
+            )),
+        }
     }
 
     fn https_url(&self, key: &[&str], given: &str) -> Result<Url, ConfigError> {
@@ -811,6 +846,13 @@ impl Checker<'_> {
                 Err(self.error(key, "must be between 0 and 1 (a share of current holders)"))
             }
         };
+        in_range(
+            self,
+            &["safety", "max_removals"],
+            raw.max_removals,
+            0,
+            1_000_000_000,
+        )?;
         ratio(&["safety", "max_removal_ratio"], raw.max_removal_ratio)?;
         let mut roles = BTreeMap::new();
         for (name, limits) in raw.roles {
@@ -917,8 +959,15 @@ impl Checker<'_> {
                 if sql.query.trim().is_empty() {
                     return Err(self.error(&k("query"), "must not be empty"));
                 }
-                if sql.statement_timeout_seconds.is_nan() || sql.statement_timeout_seconds <= 0.0 {
-                    return Err(self.error(&k("statement_timeout_seconds"), "must be positive"));
+                if !(sql.statement_timeout_seconds > 0.0 && sql.statement_timeout_seconds <= 3600.0)
+                {
+                    return Err(self.error(
+                        &k("statement_timeout_seconds"),
+                        format!(
+                            "must be more than 0 and at most 3600 (got {})",
+                            sql.statement_timeout_seconds
+                        ),
+                    ));
                 }
                 Ok(SourceConfig::Sql(SqlSourceConfig {
                     url: resolve_sqlite_path(url, resolve),
@@ -929,6 +978,28 @@ impl Checker<'_> {
             }
             _ => Err(self.error(&["source"], "set exactly one of yaml or sql")),
         }
+    }
+}
+
+/// Checks that a config number lies in `min..=max` (NaN and infinities never do), naming the
+/// key and its line otherwise.
+fn in_range<T>(
+    checker: &Checker<'_>,
+    key: &[&str],
+    value: T,
+    min: T,
+    max: T,
+) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display + Copy,
+{
+    if value >= min && value <= max {
+        Ok(())
+    } else {
+        Err(checker.error(
+            key,
+            format!("must be between {min} and {max} (got {value})"),
+        ))
     }
 }
 
@@ -1151,6 +1222,79 @@ mod tests {
             assert_eq!(e.line, Some(line), "{to}: {e}");
             assert!(e.to_string().contains(message), "{to}: {e}");
         }
+    }
+
+    #[test]
+    fn numbers_out_of_range_name_key_and_line_and_never_panic() {
+        let studio = |line: &str| {
+            GOOD.replace(
+                "  token_env: CONFIG_TEST_TOKEN\n",
+                &format!("  token_env: CONFIG_TEST_TOKEN\n  {line}\n"),
+            )
+        };
+        for line in [
+            "requests_per_second: 1e10",
+            "requests_per_second: .inf",
+            "requests_per_second: .nan",
+            "requests_per_second: 0",
+            "requests_per_second: -1",
+            "requests_per_second: 1e-300",
+            "burst: 0",
+            "burst: 99999999",
+            "concurrency: 0",
+            "batch_size: 5000",
+            "timeout_seconds: .inf",
+            "timeout_seconds: 0",
+            "timeout_seconds: .nan",
+            "max_retries: 1000",
+        ] {
+            let e = load(&studio(line)).unwrap_err();
+            let key = line.split(':').next().unwrap();
+            assert_eq!(e.line, Some(4), "{line}: {e}");
+            assert!(e.message.contains(&format!("studio.{key}")), "{line}: {e}");
+        }
+        // Too large for the type at all: serde names the line.
+        let e = load(&studio("concurrency: 99999999999999999999999")).unwrap_err();
+        assert_eq!(e.line, Some(4), "{e}");
+        for ratio in [".nan", ".inf", "-0.1"] {
+            let e = load(&format!("{GOOD}safety:\n  max_removal_ratio: {ratio}\n")).unwrap_err();
+            assert_eq!(e.line, Some(9), "{ratio}: {e}");
+        }
+        let e = load(&format!("{GOOD}safety:\n  max_removals: 9999999999999\n")).unwrap_err();
+        assert!(e.message.contains("safety.max_removals"), "{e}");
+        let sql = |timeout: &str| {
+            GOOD.replace(
+                "  yaml: roles.yaml\n",
+                &format!("  sql:\n    url_env: CONFIG_TEST_TOKEN\n    query: SELECT email, role FROM g\n    statement_timeout_seconds: {timeout}\n"),
+            )
+        };
+        for timeout in [".inf", ".nan", "0", "1e9"] {
+            let e = load(&sql(timeout)).unwrap_err();
+            assert_eq!(e.line, Some(10), "{timeout}: {e}");
+            assert!(e.message.contains("statement_timeout_seconds"), "{e}");
+        }
+        assert!(load(&studio("requests_per_second: 0.5")).is_ok());
+    }
+
+    #[test]
+    fn redirect_uris_keep_the_code_off_plain_http() {
+        let oauth = |redirect: &str| {
+            std::env::set_var("CONFIG_TEST_SECRET", "s");
+            GOOD.replace(
+                "  token_env: CONFIG_TEST_TOKEN\n",
+                &format!("  oauth:\n    client_id: c\n    client_secret_env: CONFIG_TEST_SECRET\n    redirect_uri: {redirect}\n"),
+            )
+        };
+        for ok in [
+            "https://www.school.edu/srs",
+            "http://127.0.0.1:8765/callback",
+            "urn:ietf:wg:oauth:2.0:oob",
+        ] {
+            assert!(load(&oauth(ok)).is_ok(), "{ok}");
+        }
+        let e = load(&oauth("http://www.school.edu/cb")).unwrap_err();
+        assert_eq!(e.line, Some(6), "{e}");
+        assert!(e.message.contains("studio.oauth.redirect_uri"), "{e}");
     }
 
     #[test]

@@ -164,7 +164,7 @@ pub async fn run() -> Exit {
         "validate",
         "1. Check the config and the roles file (no request to Studio)",
     );
-    let code = crate::app::validate(&config).await;
+    let code = crate::app::validate(&config, false).await;
     exit_line(code);
     if code != Exit::Success {
         return code;

@@ -10,10 +10,11 @@
 //! and the newest OAuth tokens. That is why a new file is created `0600`.
 
 mod identity;
+mod tokens;
 
 use crate::state_files;
-use chrono::{DateTime, SecondsFormat, Utc};
-use secrecy::{ExposeSecret, SecretString};
+pub use crate::studio::tokens::StoredTokens;
+use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
@@ -24,6 +25,44 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Opens the pool. Switching a new file to WAL needs a moment alone with it, and SQLite
+/// answers "database is locked" at once (no busy wait) when another process is opening it
+/// too: try again a few times.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        let result = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await;
+        match result {
+            Err(e) if attempt < 10 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Applies the migrations. Two processes opening a new (or older) file at once (a daemon
+/// starting while an admin runs `plan`) race: SQLite migrations take no lock, so the loser
+/// fails on a migration the winner has just committed. Each migration commits with its record,
+/// so trying again a few times sees it applied and goes on.
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "migration failed; another process may be migrating, trying again");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("history database {}: {message}", path.display())]
@@ -91,14 +130,6 @@ pub struct PendingRow {
     pub detail: Option<String>,
 }
 
-/// The OAuth tokens as stored.
-pub struct StoredTokens {
-    pub refresh_token: SecretString,
-    pub access_token: Option<SecretString>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub seed_fingerprint: String,
-}
-
 impl History {
     /// Opens (creating it and its folder if missing) and migrates the history database.
     pub async fn open(path: &Path) -> Result<History, HistoryError> {
@@ -123,13 +154,10 @@ impl History {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
+        let pool = connect(options)
             .await
             .map_err(|e| err(format!("cannot open: {e}")))?;
-        MIGRATOR
-            .run(&pool)
+        migrate(&pool)
             .await
             .map_err(|e| err(format!("cannot migrate: {e}")))?;
         // SQLite gives its -wal/-shm the database's mode; checked in case they predate it.
@@ -161,6 +189,24 @@ impl History {
              error = COALESCE(error, 'the process stopped before the run finished') WHERE status = 'running'",
         )
         .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(r.rows_affected())
+    }
+
+    /// Records this process's runs still `running` as `failed` with `error`: for a run whose
+    /// task panicked, so it is not left `running` until the next start.
+    pub async fn fail_running_runs_of_this_process(
+        &self,
+        error: &str,
+    ) -> Result<u64, HistoryError> {
+        let r = sqlx::query(
+            "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE status = 'running' AND pid = ?",
+        )
+        .bind(now())
+        .bind(error)
+        .bind(std::process::id() as i64)
         .execute(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
@@ -323,48 +369,6 @@ impl History {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))
-    }
-
-    pub async fn load_tokens(&self, client_id: &str) -> Result<Option<StoredTokens>, HistoryError> {
-        let row: Option<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
-            "SELECT refresh_token, access_token, expires_at, seed_fingerprint FROM oauth_tokens WHERE client_id = ?",
-        )
-        .bind(client_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(row.map(|(refresh, access, expires, seed)| StoredTokens {
-            refresh_token: SecretString::from(refresh),
-            access_token: access.map(SecretString::from),
-            expires_at: expires
-                .and_then(|e| DateTime::parse_from_rfc3339(&e).ok())
-                .map(|e| e.with_timezone(&Utc)),
-            seed_fingerprint: seed,
-        }))
-    }
-
-    /// Stores the newest tokens; returns once they are committed to disk.
-    pub async fn save_tokens(
-        &self,
-        client_id: &str,
-        tokens: &StoredTokens,
-    ) -> Result<(), HistoryError> {
-        sqlx::query(
-            "INSERT INTO oauth_tokens (client_id, refresh_token, access_token, expires_at, seed_fingerprint, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET refresh_token = excluded.refresh_token, \
-             access_token = excluded.access_token, expires_at = excluded.expires_at, \
-             seed_fingerprint = excluded.seed_fingerprint, updated_at = excluded.updated_at",
-        )
-        .bind(client_id)
-        .bind(tokens.refresh_token.expose_secret())
-        .bind(tokens.access_token.as_ref().map(|t| t.expose_secret().to_string()))
-        .bind(tokens.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)))
-        .bind(&tokens.seed_fingerprint)
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(())
     }
 
     pub async fn close(&self) {

@@ -23,6 +23,7 @@ pub mod identity;
 pub mod input_file;
 pub mod lock;
 pub mod logging;
+pub mod login;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;

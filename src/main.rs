@@ -20,8 +20,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Check the config and the desired state (a SQL source is queried); no request to Studio.
-    Validate,
+    /// Check the config and the desired state (a SQL source is queried); no request to Studio
+    /// unless --online.
+    Validate {
+        /// Also check the tenant: reachability, TLS, the token (GET /api/public/v1/ping), and
+        /// that every role in roles.managed exists there.
+        #[arg(long)]
+        online: bool,
+    },
     /// Read Studio and print the changes a run would make; changes nothing (exit 2: changes).
     Plan {
         /// Make it a full verification: search every desired email a holder has.
@@ -86,7 +92,7 @@ fn main() -> std::process::ExitCode {
     let config = cli.config;
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Validate => app::validate(&config).await,
+            Command::Validate { online } => app::validate(&config, online).await,
             Command::Plan { full } => app::run(&config, true, full).await,
             Command::Apply { full } => app::run(&config, false, full).await,
             Command::Daemon => daemon::run(&config).await,

@@ -105,19 +105,29 @@ pub async fn make_client(
             Auth::Static(Arc::new(StaticToken::new(token.clone(), file.clone())))
         }
         AuthConfig::OAuth(o) => Auth::OAuth(Arc::new(
-            OAuth::new(OAuthSettings::from(&**o), history.clone(), metrics.clone()).await?,
+            OAuth::new(
+                OAuthSettings::from(&**o),
+                Arc::new(history.clone()),
+                metrics.clone(),
+            )
+            .await?,
         )),
     };
+    StudioClient::new(&client_settings(config), auth, metrics.clone())
+}
+
+/// The client settings of `studio:` in a config.
+pub fn client_settings(config: &Config) -> ClientSettings {
     let s = &config.studio;
-    let settings = ClientSettings {
+    ClientSettings {
         base_url: s.base_url.clone(),
         requests_per_second: s.requests_per_second,
         burst: s.burst,
         concurrency: s.concurrency,
         timeout: s.timeout,
         max_retries: s.max_retries,
-    };
-    StudioClient::new(&settings, auth, metrics.clone())
+        extra_roots: s.extra_roots.clone(),
+    }
 }
 
 /// Loads the desired state from the configured source.

@@ -315,7 +315,8 @@ impl Daemon {
             }
         }
         let engine = self.engine.as_ref().expect("set above");
-        match engine.run(trigger, false, desired, shutdown).await {
+        let run = run_catching_panics(&self.history, engine.run(trigger, false, desired, shutdown));
+        match run.await {
             Ok(report) => {
                 let r = &report.record;
                 notify_systemd(&[sd_notify::NotifyState::Status(&format!(
@@ -330,9 +331,11 @@ impl Daemon {
                     })
                 });
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record the run");
-                self.failed_without_run(format!("cannot record the run: {e}"));
+            Err(message) => {
+                tracing::error!(error = %message, "the run did not finish");
+                // After a panic the client's state is suspect: the next run builds a new one.
+                self.engine = None;
+                self.failed_without_run(message);
             }
         }
     }
@@ -410,5 +413,64 @@ impl Daemon {
                 ConfigReload::Invalid
             }
         }
+    }
+}
+
+/// Runs one run, turning a panic in it (a bug) into a recorded failure: the run row becomes
+/// `failed` with the panic's message, and the daemon goes on with the next run instead of
+/// dying with the run left `running`.
+async fn run_catching_panics(
+    history: &History,
+    run: impl std::future::Future<
+        Output = Result<crate::reconcile::RunReport, crate::history::HistoryError>,
+    >,
+) -> Result<crate::reconcile::RunReport, String> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(run).catch_unwind().await {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(e)) => Err(format!("cannot record the run: {e}")),
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            let message =
+                format!("the run stopped on an internal error (a bug; please report it): {what}");
+            tracing::error!(error = %message, "run panicked");
+            if let Err(e) = history.fail_running_runs_of_this_process(&message).await {
+                tracing::error!(error = %e, "cannot record the panicked run as failed");
+            }
+            Err(message)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_run_is_recorded_failed_and_the_daemon_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = History::open(&dir.path().join("history.db")).await.unwrap();
+        let h = history.clone();
+        let result = run_catching_panics(&history, async move {
+            let id = h.start_run("schedule", false).await?;
+            if id > 0 {
+                panic!("index out of bounds in run {id}");
+            }
+            unreachable!()
+        })
+        .await;
+        let message = result.unwrap_err();
+        assert!(
+            message.contains("index out of bounds in run 1"),
+            "{message}"
+        );
+        let run = history.run(1).await.unwrap().unwrap();
+        assert_eq!(run.status, "failed");
+        assert!(run.error.unwrap().contains("internal error"));
+        assert!(run.finished_at.is_some());
     }
 }

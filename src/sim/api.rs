@@ -79,6 +79,7 @@ struct UsersOut<'a> {
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let v1 = Router::new()
+        .route("/ping", get(ping))
         .route("/users/search", get(search))
         .route("/users/roles", put(put_roles))
         .route("/users/{user_id}", get(get_user))
@@ -97,6 +98,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .nest("/api/public/v1", v1)
         .nest("/api/public/oauth", oauth)
+        .route("/api/public/apidocs", get(apidocs))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(
             shared.clone(),
@@ -104,6 +106,57 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         ))
         .nest("/sim", admin)
         .with_state(shared)
+}
+
+async fn ping() -> &'static str {
+    "pong"
+}
+
+async fn apidocs(State(shared): State<Arc<Shared>>) -> Response {
+    let doc = shared
+        .apidocs
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match doc {
+        Some(doc) => Json(doc).into_response(),
+        None => error(StatusCode::NOT_FOUND, "not found"),
+    }
+}
+
+/// A Swagger 2.0 description of the user API, in the shape a Rails app's generated docs have:
+/// the `role` parameter of the search lists the tenant's roles as its `enum`.
+pub(crate) fn swagger(known_roles: &[String]) -> Value {
+    json!({
+        "swagger": "2.0",
+        "info": {"title": "Canvas Studio public API", "version": "v1"},
+        "basePath": "/api/public/v1",
+        "paths": {
+            "/users/search": {"get": {
+                "summary": "Search users by role and/or email",
+                "parameters": [
+                    {"name": "role", "in": "query", "type": "string", "enum": known_roles},
+                    {"name": "email", "in": "query", "type": "string"},
+                    {"name": "page", "in": "query", "type": "integer"},
+                    {"name": "per_page", "in": "query", "type": "integer", "maximum": 50}
+                ]
+            }},
+            "/users/roles": {"put": {
+                "summary": "Add or remove roles",
+                "parameters": [{"name": "body", "in": "body", "schema": {"$ref": "#/definitions/RoleActions"}}]
+            }}
+        },
+        "definitions": {
+            "RoleActions": {"type": "object", "properties": {"actions": {"type": "array", "items": {
+                "type": "object",
+                "properties": {
+                    "user_id": {"type": "integer"},
+                    "action": {"type": "string", "enum": ["add", "remove"]},
+                    "role": {"type": "string", "enum": known_roles}
+                }
+            }}}}
+        }
+    })
 }
 
 async fn not_found() -> Response {

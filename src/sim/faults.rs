@@ -69,6 +69,7 @@ impl Bucket {
 /// What to do with a request before the handler runs.
 enum Admission {
     RateLimited(u64),
+    Hostile(usize),
     Proceed {
         latency: Duration,
         error: Option<StatusCode>,
@@ -120,6 +121,14 @@ impl Control {
                 return Admission::RateLimited(secs);
             }
         }
+        if self.chance(self.faults.hostile_rate) {
+            self.stats.hostile += 1;
+            let which = match self.faults.hostile_answer {
+                Some(which) => which,
+                None => self.rng.random_range(0..super::hostile::count()),
+            };
+            return Admission::Hostile(which);
+        }
         let error = if self.chance(self.faults.error_rate) {
             let codes = [
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -160,6 +169,8 @@ enum Kind {
     PutRoles,
     Token,
     Authorize,
+    Ping,
+    ApiDocs,
     Other,
 }
 
@@ -196,6 +207,8 @@ fn classify(method: &Method, path: &str, query: Option<&str>) -> Kind {
     match path {
         "/api/public/oauth/token" => Kind::Token,
         "/api/public/oauth/authorize" => Kind::Authorize,
+        "/api/public/v1/ping" => Kind::Ping,
+        "/api/public/apidocs" => Kind::ApiDocs,
         _ => Kind::Other,
     }
 }
@@ -233,6 +246,8 @@ pub(crate) async fn count_mw(
             Kind::PutRoles => s.put_roles += 1,
             Kind::Token => s.token += 1,
             Kind::Authorize => s.authorize += 1,
+            Kind::Ping => s.ping += 1,
+            Kind::ApiDocs => s.apidocs += 1,
             Kind::Other => {}
         }
     }
@@ -278,13 +293,22 @@ pub(crate) async fn fault_mw(
     let admission = shared.control().admit();
     match admission {
         Admission::RateLimited(secs) => {
-            let mut response =
-                super::api::error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+            let canvas = shared.control().faults.throttle_with_403;
+            let mut response = if canvas {
+                let mut r =
+                    (StatusCode::FORBIDDEN, "403 Forbidden (Rate Limit Exceeded)").into_response();
+                r.headers_mut()
+                    .insert("x-rate-limit-remaining", HeaderValue::from_static("0.0"));
+                r
+            } else {
+                super::api::error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded")
+            };
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             return response;
         }
+        Admission::Hostile(which) => return super::hostile::answer(&shared, which),
         Admission::Proceed { latency, error } => {
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;

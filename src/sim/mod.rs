@@ -16,7 +16,11 @@
 //!   connection or a malformed 200 body. Faults use a seeded RNG so runs are reproducible
 //!   (`faults.rs`);
 //! * an OAuth2 token endpoint with single-use rotating refresh tokens and expiring access
-//!   tokens, plus an auto-approving authorize endpoint (`oauth.rs`);
+//!   tokens, plus an auto-approving authorize endpoint that, like Studio's, refuses `http` and
+//!   `localhost` redirect URIs and does not echo `state` (`oauth.rs`);
+//! * hostile answers (absurd `Retry-After`, HTML, `null`, wrong JSON types, a huge body), a
+//!   Canvas-style `403` rate limit, `GET /ping` and the API schema `GET /api/public/apidocs`
+//!   (`hostile.rs`, `faults.rs`, `api.rs`), and serving over HTTPS (`tls.rs`);
 //! * request statistics (per kind, per status class, peak concurrency) so tests and
 //!   benchmarks can assert how many calls a sync made, and a request log with the email each
 //!   account had when a `PUT /users/roles` reached it (`admin.rs`);
@@ -33,10 +37,12 @@
 mod admin;
 mod api;
 mod faults;
+pub mod hostile;
 mod oauth;
 mod state;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -79,6 +85,14 @@ pub struct Faults {
     pub drop_rate: f64,
     /// Share of successful requests answered `200` with a body that is not valid JSON.
     pub malformed_rate: f64,
+    /// Share of API requests answered, before the handler, with a hostile answer (see
+    /// `hostile.rs`): absurd `Retry-After`, HTML, `null`, wrong JSON types, a huge body.
+    pub hostile_rate: f64,
+    /// Always this hostile answer (an index into the list of `hostile.rs`), not a random one.
+    pub hostile_answer: Option<usize>,
+    /// The rate limit answers like Canvas LMS: `403 Forbidden (Rate Limit Exceeded)` with
+    /// `X-Rate-Limit-Remaining: 0.0`, instead of `429`.
+    pub throttle_with_403: bool,
 }
 
 /// OAuth2 settings of the simulated developer key.
@@ -153,6 +167,15 @@ pub struct SimStats {
     pub status_4xx_other: u64,
     pub dropped: u64,
     pub malformed: u64,
+    /// Hostile answers sent, and the bytes of huge bodies actually sent (the client stops
+    /// reading a body that exceeds its bound).
+    pub hostile: u64,
+    pub hostile_body_bytes: u64,
+    /// TLS handshakes that failed (HTTPS only): e.g. a client that does not trust the CA.
+    pub tls_handshake_failures: u64,
+    /// `GET /ping` and `GET /api/public/apidocs`.
+    pub ping: u64,
+    pub apidocs: u64,
     pub total: u64,
     /// Highest number of requests being handled at once.
     pub max_in_flight: u64,
@@ -166,6 +189,7 @@ pub(crate) struct Shared {
     store: RwLock<Store>,
     control: Mutex<Control>,
     oauth: Mutex<OAuthState>,
+    apidocs: Mutex<Option<serde_json::Value>>,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
 }
@@ -202,6 +226,7 @@ impl Shared {
 pub struct Sim {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    https: bool,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -231,6 +256,26 @@ impl Sim {
         config: SimConfig,
         users: Vec<SimUser>,
     ) -> std::io::Result<Sim> {
+        Self::start_inner(addr, config, users, None).await
+    }
+
+    /// Starts a simulator on `127.0.0.1` with a free port, served over HTTPS with `identity`
+    /// (see [`Sim::base_url`]).
+    pub async fn start_tls(
+        config: SimConfig,
+        users: Vec<SimUser>,
+        identity: tls::TlsIdentity,
+    ) -> std::io::Result<Sim> {
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0);
+        Self::start_inner(addr, config, users, Some(identity)).await
+    }
+
+    async fn start_inner(
+        addr: SocketAddr,
+        config: SimConfig,
+        users: Vec<SimUser>,
+        identity: Option<tls::TlsIdentity>,
+    ) -> std::io::Result<Sim> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let mut addr = listener.local_addr()?;
         if addr.ip().is_unspecified() {
@@ -247,32 +292,36 @@ impl Sim {
             store: RwLock::new(Store::new(users)),
             control: Mutex::new(Control::new(config.faults.clone(), config.seed)),
             oauth: Mutex::new(OAuthState::new(config.oauth.clone())),
+            apidocs: Mutex::new(Some(api::swagger(&config.known_roles))),
             in_flight: AtomicU64::new(0),
             max_in_flight: AtomicU64::new(0),
         });
         let app = api::router(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-                // A send or a dropped sender both mean "stop".
-                let _ = rx.await;
-            });
-            if let Err(e) = server.await {
-                tracing::warn!(error = %e, "studio simulator stopped with an error");
-            }
-        });
-        tracing::debug!(%addr, "studio simulator listening");
+        let https = identity.is_some();
+        let task = match identity {
+            None => spawn_server(listener, app, rx),
+            Some(identity) => spawn_server(
+                tls::TlsListener::new(listener, &identity, shared.clone())?,
+                app,
+                rx,
+            ),
+        };
+        tracing::debug!(%addr, https, "studio simulator listening");
         Ok(Sim {
             shared,
             addr,
+            https,
             shutdown: Some(tx),
             task: Some(task),
         })
     }
 
-    /// `http://127.0.0.1:PORT`, without trailing slash and without the `/api` path.
+    /// `http://127.0.0.1:PORT` (`https://` when served over TLS), without trailing slash and
+    /// without the `/api` path.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -383,6 +432,39 @@ impl Sim {
         self.shared.oauth().refresh_count
     }
 
+    /// Refresh grants refused with `invalid_grant` (a spent, revoked or unknown token).
+    pub fn invalid_grants(&self) -> u64 {
+        self.shared.oauth().invalid_grants
+    }
+
+    /// Like Doorkeeper (the Rails OAuth server): a refresh revokes the access tokens issued
+    /// before it, so a process still holding one gets `401`. Off by default.
+    pub fn revoke_access_on_refresh(&self, revoke: bool) {
+        self.shared.oauth().revoke_on_refresh = revoke;
+    }
+
+    /// Accept `http` loopback redirect URIs at the authorize step (Studio does not; off by
+    /// default), for the `auth login` loopback listener.
+    pub fn allow_loopback_redirects(&self, allow: bool) {
+        self.shared.oauth().loopback_redirects = allow;
+    }
+
+    /// The `expires_in` the token endpoint answers (any JSON, absurd values included);
+    /// `None`: the configured access token lifetime.
+    pub fn set_token_expires_in(&self, value: Option<serde_json::Value>) {
+        self.shared.oauth().expires_in = value;
+    }
+
+    /// The document `GET /api/public/apidocs` serves; `None`: `404`. By default a Swagger 2.0
+    /// document whose `role` parameter lists the known roles as its `enum`.
+    pub fn set_apidocs(&self, doc: Option<serde_json::Value>) {
+        *self
+            .shared
+            .apidocs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = doc;
+    }
+
     /// Stops accepting connections, lets requests in progress finish (up to 5 s), and returns.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -397,6 +479,23 @@ impl Sim {
             }
         }
     }
+}
+
+/// Serves `app` on `listener` until `stop` fires (or its sender is dropped).
+fn spawn_server<L>(listener: L, app: axum::Router, stop: oneshot::Receiver<()>) -> JoinHandle<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    tokio::spawn(async move {
+        let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+            // A send or a dropped sender both mean "stop".
+            let _ = stop.await;
+        });
+        if let Err(e) = server.await {
+            tracing::warn!(error = %e, "studio simulator stopped with an error");
+        }
+    })
 }
 
 impl Drop for Sim {

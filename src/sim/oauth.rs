@@ -4,7 +4,10 @@
 //! at a time, each refresh grant replaces it (single use, rotation), and access tokens expire
 //! after a configurable time with millisecond precision (tests use TTLs like 1.5 s). The
 //! authorize endpoint approves every request at once, so the authorization-code flow can run
-//! without a browser. Without `SimConfig::oauth`, both endpoints answer 404.
+//! without a browser; like Studio's it refuses `http` and `localhost` redirect URIs (unless a
+//! test allows loopback ones) and does not echo `state`. Optionally a refresh revokes the
+//! access tokens issued before it (as Doorkeeper does), and `expires_in` can be any JSON
+//! value, absurd ones included. Without `SimConfig::oauth`, both endpoints answer 404.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -26,6 +29,10 @@ pub(crate) struct OAuthState {
     access: HashMap<String, Instant>,
     codes: HashSet<String>,
     pub(crate) refresh_count: u64,
+    pub(crate) invalid_grants: u64,
+    pub(crate) revoke_on_refresh: bool,
+    pub(crate) loopback_redirects: bool,
+    pub(crate) expires_in: Option<serde_json::Value>,
     seq: u64,
 }
 
@@ -37,6 +44,10 @@ impl OAuthState {
             access: HashMap::new(),
             codes: HashSet::new(),
             refresh_count: 0,
+            invalid_grants: 0,
+            revoke_on_refresh: false,
+            loopback_redirects: false,
+            expires_in: None,
             seq: 0,
         }
     }
@@ -65,6 +76,9 @@ impl OAuthState {
     /// Issues a new access token and a new refresh token that replaces the current one.
     fn issue_tokens(&mut self, config: &SimOAuth) -> serde_json::Value {
         let now = Instant::now();
+        if self.revoke_on_refresh {
+            self.access.clear();
+        }
         self.access.retain(|_, expiry| *expiry > now);
         let access = self.fresh("sim-access");
         let refresh = self.fresh("sim-refresh");
@@ -73,7 +87,7 @@ impl OAuthState {
         json!({
             "access_token": access,
             "token_type": "Bearer",
-            "expires_in": config.access_ttl.as_secs().max(1),
+            "expires_in": self.expires_in.clone().unwrap_or_else(|| json!(config.access_ttl.as_secs().max(1))),
             "refresh_token": refresh,
         })
     }
@@ -167,6 +181,7 @@ pub(crate) async fn token(
                 return oauth_json(StatusCode::BAD_REQUEST, json!({"error": "invalid_request"}));
             };
             if state.refresh_token.as_deref() != Some(given.as_str()) {
+                state.invalid_grants += 1;
                 return invalid_grant();
             }
             state.refresh_count += 1;
@@ -212,15 +227,25 @@ pub(crate) async fn authorize(
     else {
         return error(StatusCode::BAD_REQUEST, "invalid_request");
     };
+    // Studio refuses `http` and `localhost` redirect URIs.
+    let local = match redirect.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => true,
+    };
+    let allowed = if state.loopback_redirects {
+        redirect.scheme() == "https" || (redirect.scheme() == "http" && local)
+    } else {
+        redirect.scheme() == "https" && !local
+    };
+    if !allowed {
+        return error(StatusCode::BAD_REQUEST, "invalid redirect_uri");
+    }
     let code = state.issue_code();
     drop(state);
-    {
-        let mut pairs = redirect.query_pairs_mut();
-        pairs.append_pair("code", &code);
-        if let Some(s) = params.get("state") {
-            pairs.append_pair("state", s);
-        }
-    }
+    // Like Studio, `state` is not echoed.
+    redirect.query_pairs_mut().append_pair("code", &code);
     let location =
         HeaderValue::from_str(redirect.as_str()).unwrap_or_else(|_| HeaderValue::from_static("/"));
     (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()

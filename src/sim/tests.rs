@@ -575,19 +575,39 @@ async fn oauth_authorization_code_flow() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let r = client
-        .get(format!(
-            "{}/api/public/oauth/authorize?client_id=cid&response_type=code&state=xyz&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb",
-            sim.base_url()
-        ))
-        .send()
-        .await
-        .unwrap();
+    let authorize = |redirect: &str| {
+        let url = format!(
+            "{}/api/public/oauth/authorize?client_id=cid&response_type=code&state=xyz&redirect_uri={}",
+            sim.base_url(),
+            url::form_urlencoded::byte_serialize(redirect.as_bytes()).collect::<String>()
+        );
+        let client = client.clone();
+        async move { client.get(url).send().await.unwrap() }
+    };
+    // Like Studio: http and localhost redirect URIs are refused, unless a test allows loopback.
+    for refused in [
+        "http://127.0.0.1:9/cb",
+        "https://localhost/cb",
+        "http://school.edu/cb",
+    ] {
+        assert_eq!(
+            authorize(refused).await.status(),
+            StatusCode::BAD_REQUEST,
+            "{refused}"
+        );
+    }
+    sim.allow_loopback_redirects(true);
+    assert_eq!(
+        authorize("http://127.0.0.1:9/cb").await.status(),
+        StatusCode::FOUND
+    );
+    sim.allow_loopback_redirects(false);
+    let r = authorize("https://app.school.edu/cb").await;
     assert_eq!(r.status(), StatusCode::FOUND);
     let location = url::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
     assert_eq!(location.path(), "/cb");
     let params: std::collections::HashMap<_, _> = location.query_pairs().into_owned().collect();
-    assert_eq!(params["state"], "xyz");
+    assert!(!params.contains_key("state"), "Studio does not echo state");
     let code = params["code"].clone();
 
     let exchange = |code: String| {
@@ -600,7 +620,7 @@ async fn oauth_authorization_code_flow() {
                 .form(&[
                     ("grant_type", "authorization_code"),
                     ("code", code.as_str()),
-                    ("redirect_uri", "http://127.0.0.1:9/cb"),
+                    ("redirect_uri", "https://app.school.edu/cb"),
                 ])
                 .send()
                 .await
@@ -632,7 +652,7 @@ async fn oauth_authorization_code_flow() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(sim.refresh_count(), 0);
-    assert_eq!(sim.stats().authorize, 1);
+    assert_eq!(sim.stats().authorize, 5);
 }
 
 #[tokio::test]
@@ -829,4 +849,114 @@ async fn edits_behind_the_back_are_not_counted_and_puts_are_logged_with_the_emai
     assert!(log[2].actions.is_empty());
     sim.clear_requests();
     assert!(sim.requests().is_empty());
+}
+
+#[tokio::test]
+async fn ping_and_apidocs() {
+    let sim = start().await;
+    let client = Client::new();
+    let r = client.get(api(&sim, "/ping")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = client
+        .get(api(&sim, "/ping"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "pong");
+    let docs = format!("{}/api/public/apidocs", sim.base_url());
+    let (status, doc) = get(&client, &docs).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        doc["paths"]["/users/search"]["get"]["parameters"][0]["enum"],
+        json!([
+            "Admin",
+            "SubAccountAdmin",
+            "CaptionEditor",
+            "Teacher",
+            "Student"
+        ])
+    );
+    sim.set_apidocs(None);
+    assert_eq!(get(&client, &docs).await.0, StatusCode::NOT_FOUND);
+    let s = sim.stats();
+    assert_eq!((s.ping, s.apidocs), (2, 2));
+}
+
+#[tokio::test]
+async fn hostile_answers_and_canvas_style_throttling() {
+    let sim = start().await;
+    let client = Client::new();
+    let mut statuses = Vec::new();
+    for which in 0..hostile::count() {
+        if which == hostile::HUGE {
+            continue;
+        }
+        sim.set_faults(Faults {
+            hostile_rate: 1.0,
+            hostile_answer: Some(which),
+            ..Faults::default()
+        });
+        let r = client
+            .get(api(&sim, "/users/search?role=Admin"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let retry_after = r
+            .headers()
+            .get("retry-after")
+            .map(|v| v.to_str().unwrap().to_string());
+        statuses.push((r.status().as_u16(), retry_after));
+    }
+    assert_eq!(statuses[0], (429, Some("inf".to_string())));
+    assert_eq!(statuses[3], (429, Some("1e308".to_string())));
+    assert_eq!(statuses[10].0, 502);
+    assert_eq!(statuses[11].0, 200);
+    assert_eq!(statuses[hostile::CANVAS_403].0, 403);
+    // The huge body streams lazily and counts what was sent.
+    sim.set_faults(Faults {
+        hostile_rate: 1.0,
+        hostile_answer: Some(hostile::HUGE),
+        ..Faults::default()
+    });
+    let mut r = client
+        .get(api(&sim, "/users/search?role=Admin"))
+        .send()
+        .await
+        .unwrap();
+    let mut read = 0;
+    while read < 1024 * 1024 {
+        read += r.chunk().await.unwrap().unwrap().len();
+    }
+    drop(r);
+    assert!(sim.stats().hostile_body_bytes >= 1024 * 1024);
+    assert_eq!(sim.stats().hostile, hostile::count() as u64);
+    // The rate limit can answer like Canvas LMS.
+    sim.set_faults(Faults {
+        rate_limit: Some(1.0),
+        throttle_with_403: true,
+        ..Faults::default()
+    });
+    let mut forbidden = None;
+    for _ in 0..3 {
+        let r = client
+            .get(api(&sim, "/users/1"))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == StatusCode::FORBIDDEN {
+            forbidden = Some((
+                r.headers()["x-rate-limit-remaining"]
+                    .to_str()
+                    .unwrap()
+                    .to_string(),
+                r.text().await.unwrap(),
+            ));
+        }
+    }
+    let (remaining, body) = forbidden.expect("throttled with 403");
+    assert_eq!(remaining, "0.0");
+    assert!(body.contains("Rate Limit Exceeded"));
 }

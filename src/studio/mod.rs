@@ -3,12 +3,20 @@
 //! Everything that crosses the network to Studio goes through [`StudioClient::send`], which
 //! owns the cross-cutting rules once: the shared pace ([`pace`]), the bound on requests in
 //! flight, authentication and its refresh on `401` ([`auth`]), retries with backoff and jitter
-//! for `429`, `5xx`, timeouts and broken connections, and the counting of every request for
-//! the run record and the metrics. The endpoint methods below are thin.
+//! for `429` (and Canvas-style `403 Rate Limit Exceeded`), `5xx`, timeouts and broken
+//! connections, the bounds on what arrives (bodies, `Retry-After`, page counts: see
+//! [`untrusted`]), and the counting of every request for the run record and the metrics. The
+//! endpoint methods below are thin. Whom the client trusts is [`tls`]'s; OAuth is [`oauth`]'s,
+//! its token storage [`tokens`]'s; `validate --online` is [`online`]'s.
 
 pub mod auth;
+pub mod oauth;
+pub mod online;
 pub mod pace;
 pub mod read;
+pub mod tls;
+pub mod tokens;
+pub mod untrusted;
 
 use crate::current::StudioUser;
 use crate::metrics::Metrics;
@@ -20,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use untrusted::{read_body, Body};
 use url::Url;
 
 /// The largest page Studio serves.
@@ -33,6 +42,8 @@ pub enum Endpoint {
     GetUser,
     PutRoles,
     Token,
+    Ping,
+    ApiDocs,
 }
 
 impl Endpoint {
@@ -43,6 +54,8 @@ impl Endpoint {
             Endpoint::GetUser => "get_user",
             Endpoint::PutRoles => "put_roles",
             Endpoint::Token => "token",
+            Endpoint::Ping => "ping",
+            Endpoint::ApiDocs => "apidocs",
         }
     }
 }
@@ -112,10 +125,16 @@ pub struct ClientSettings {
     pub concurrency: usize,
     pub timeout: Duration,
     pub max_retries: u32,
+    /// Extra trusted roots (`studio.ca_file`), on top of the OS store and the bundled roots.
+    pub extra_roots: tls::ExtraRoots,
 }
 
 /// Retries granted to `429` answers on top of `max_retries`: being told to wait is not a fault.
 const EXTRA_RETRIES_FOR_429: u32 = 30;
+/// New tokens tried for one request after `401`s: another process sharing the token lineage
+/// may rotate it (revoking the one in hand) between a retry and its answer, but a token that
+/// keeps being refused is a credential problem, not a race.
+const MAX_REAUTHENTICATIONS: u32 = 3;
 /// The longest `Retry-After` of a `5xx` answer that is waited for before a retry.
 const MAX_5XX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
@@ -212,17 +231,7 @@ impl StudioClient {
         auth: Auth,
         metrics: Metrics,
     ) -> Result<StudioClient, StudioError> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("studio-role-sync/", env!("CARGO_PKG_VERSION")))
-            .pool_max_idle_per_host(settings.concurrency.max(1))
-            .build()
-            .map_err(|e| StudioError::Unreachable {
-                endpoint: "client",
-                attempts: 0,
-                message: e.to_string(),
-            })?;
+        let http = tls::http_client(settings)?;
         let mut api = settings.base_url.clone();
         api.set_path(&format!(
             "{}/api/public/v1/",
@@ -259,6 +268,18 @@ impl StudioClient {
         &self.inner.http
     }
 
+    /// `path` under the API root (`…/api/public/v1/`); `../x` reaches `…/api/public/x`.
+    pub fn api_url(&self, path: &str) -> Result<Url, StudioError> {
+        self.inner
+            .api
+            .join(path)
+            .map_err(|e| StudioError::Unreachable {
+                endpoint: "client",
+                attempts: 0,
+                message: format!("cannot build the URL of {path}: {e}"),
+            })
+    }
+
     /// One page of `GET /users/search` for a role.
     pub async fn users_with_role(&self, role: &str, page: u32) -> Result<UsersPage, StudioError> {
         let page_s = page.to_string();
@@ -284,9 +305,21 @@ impl StudioClient {
         let page: Page = self
             .send(endpoint, |http| http.get(url.clone()).query(query))
             .await?;
+        let last_page = page.meta.and_then(|m| m.last_page).unwrap_or(1).max(1);
+        // A hostile or broken `last_page` must not become millions of requests.
+        if last_page > untrusted::MAX_PAGES {
+            return Err(StudioError::Malformed {
+                endpoint: endpoint.as_str(),
+                attempts: 1,
+                message: format!(
+                    "meta.last_page is {last_page}, more than the {} pages this tool follows",
+                    untrusted::MAX_PAGES
+                ),
+            });
+        }
         Ok(UsersPage {
             users: page.users,
-            last_page: page.meta.and_then(|m| m.last_page).unwrap_or(1).max(1),
+            last_page,
         })
     }
 
@@ -307,27 +340,47 @@ impl StudioClient {
         T: serde::de::DeserializeOwned,
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     {
+        self.send_with(endpoint, build, |bytes| {
+            serde_json::from_slice::<T>(bytes).map_err(|e| e.to_string())
+        })
+        .await
+    }
+
+    /// As [`send`](Self::send), with the answer's body (at most [`untrusted::MAX_API_BODY`]
+    /// bytes) decoded by `decode`; a decoding error is a malformed answer, retried.
+    pub async fn send_with<T, F, D>(
+        &self,
+        endpoint: Endpoint,
+        build: F,
+        decode: D,
+    ) -> Result<T, StudioError>
+    where
+        F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        D: Fn(&[u8]) -> Result<T, String>,
+    {
         let inner = &*self.inner;
         let name = endpoint.as_str();
         let mut failures = 0u32;
         let mut throttles = 0u32;
-        let mut reauthenticated = false;
+        let mut reauthentications = 0u32;
         loop {
             let attempts = failures + throttles + 1;
-            match self.attempt(name, &build, attempts).await? {
+            match self.attempt(name, &build, &decode, attempts).await? {
                 Attempt::Done(value) => {
                     inner.pace.succeeded();
                     return Ok(value);
                 }
                 Attempt::Fatal(error) => return Err(error),
                 Attempt::Rejected(token) => {
-                    if reauthenticated || !inner.auth.rejected(&token).await {
+                    if reauthentications >= MAX_REAUTHENTICATIONS
+                        || !inner.auth.rejected(&token).await
+                    {
                         return Err(StudioError::Unauthorized {
                             endpoint: name,
                             hint: inner.auth.hint(),
                         });
                     }
-                    reauthenticated = true;
+                    reauthentications += 1;
                 }
                 Attempt::Throttled {
                     retry_after,
@@ -363,15 +416,16 @@ impl StudioClient {
     }
 
     /// One try of a request: waits for a slot and the pace, sends, reads and classifies.
-    async fn attempt<T, F>(
+    async fn attempt<T, F, D>(
         &self,
         name: &'static str,
         build: &F,
+        decode: &D,
         attempts: u32,
     ) -> Result<Attempt<T>, StudioError>
     where
-        T: serde::de::DeserializeOwned,
         F: Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+        D: Fn(&[u8]) -> Result<T, String>,
     {
         let inner = &*self.inner;
         let _slot = inner
@@ -392,8 +446,9 @@ impl StudioClient {
             Ok(r) => r,
             Err(e) => {
                 inner.metrics.request(name, None);
-                // A request that cannot be built fails the same way every time.
-                return Ok(if e.is_builder() {
+                // A request that cannot be built, or a certificate that is not trusted, fails
+                // the same way every time.
+                return Ok(if e.is_builder() || tls::is_certificate_error(&e) {
                     Attempt::Fatal(unreachable(&e))
                 } else {
                     Attempt::Transient {
@@ -406,23 +461,37 @@ impl StudioClient {
         let status = response.status().as_u16();
         inner.metrics.request(name, Some(status));
         let retry_after = retry_after(&response);
-        let body = response.bytes().await.map(Vec::from);
-        let status_error = |body: Result<Vec<u8>, reqwest::Error>| StudioError::Status {
+        let rate_limit_spent = rate_limit_spent(&response);
+        let limit = if (200..300).contains(&status) {
+            untrusted::MAX_API_BODY
+        } else {
+            untrusted::MAX_ERROR_BODY
+        };
+        let body = read_body(response, limit).await;
+        let status_error = |body: &Result<Body, reqwest::Error>| StudioError::Status {
             endpoint: name,
             status,
-            message: body.map(|b| error_message(&b)).unwrap_or_default(),
+            message: body
+                .as_ref()
+                .map(|b| error_message(&b.bytes))
+                .unwrap_or_default(),
+        };
+        let malformed = |message: String| Attempt::Transient {
+            error: StudioError::Malformed {
+                endpoint: name,
+                attempts,
+                message,
+            },
+            floor: Duration::ZERO,
         };
         Ok(match (status, body) {
-            (200..=299, Ok(bytes)) => match serde_json::from_slice::<T>(&bytes) {
+            (200..=299, Ok(body)) if body.truncated => malformed(format!(
+                "the answer is larger than {} MiB",
+                untrusted::MAX_API_BODY / (1024 * 1024)
+            )),
+            (200..=299, Ok(body)) => match decode(&body.bytes) {
                 Ok(value) => Attempt::Done(value),
-                Err(e) => Attempt::Transient {
-                    error: StudioError::Malformed {
-                        endpoint: name,
-                        attempts,
-                        message: e.to_string(),
-                    },
-                    floor: Duration::ZERO,
-                },
+                Err(message) => malformed(message),
             },
             (200..=299, Err(e)) => Attempt::Transient {
                 error: unreachable(&e),
@@ -433,12 +502,17 @@ impl StudioClient {
                 retry_after,
                 sent_at,
             },
+            // Canvas LMS throttles with `403 Rate Limit Exceeded`; Studio may do the same.
+            (403, body) if rate_limit_spent || says_rate_limited(&body) => Attempt::Throttled {
+                retry_after,
+                sent_at,
+            },
             // A `503` may say when to come back; wait at least that (bounded).
             (408 | 500..=599, body) => Attempt::Transient {
-                error: status_error(body),
+                error: status_error(&body),
                 floor: retry_after.unwrap_or_default().min(MAX_5XX_RETRY_AFTER),
             },
-            (_, body) => Attempt::Fatal(status_error(body)),
+            (_, body) => Attempt::Fatal(status_error(&body)),
         })
     }
 
@@ -484,27 +558,52 @@ fn retry_after(response: &reqwest::Response) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
         .ok()?;
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| *s >= 0.0)
-        .map(Duration::from_secs_f64)
+    untrusted::retry_after(value, std::time::SystemTime::now())
 }
 
-/// The `error` of a JSON error body, or the start of the body.
+/// `X-Rate-Limit-Remaining: 0` (Canvas LMS sends it, as a float, with its `403`s).
+fn rate_limit_spent(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get("x-rate-limit-remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .is_some_and(|left| left <= 0.0)
+}
+
+/// A `403` body that says it is a rate limit (Canvas: "403 Forbidden (Rate Limit Exceeded)").
+fn says_rate_limited(body: &Result<Body, reqwest::Error>) -> bool {
+    body.as_ref().is_ok_and(|b| {
+        String::from_utf8_lossy(&b.bytes[..b.bytes.len().min(4096)])
+            .to_ascii_lowercase()
+            .contains("rate limit exceeded")
+    })
+}
+
+/// The `error` of a JSON error body, or the start of the body (an HTML page, say), as one
+/// short line.
 fn error_message(body: &[u8]) -> String {
-    match serde_json::from_slice::<ErrorBody>(body) {
+    let text = match serde_json::from_slice::<ErrorBody>(body) {
         Ok(ErrorBody {
             error: serde_json::Value::String(s),
         }) => s,
         Ok(ErrorBody { error }) => error.to_string(),
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-    }
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(600)]).into_owned(),
+    };
+    let line: String = text
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    line
 }
 
-/// A reqwest error without its URL's query (it holds emails) and with its cause chain.
-fn describe(e: &reqwest::Error) -> String {
+/// A reqwest error without its URL's query (it holds emails) and with its cause chain; a
+/// certificate problem says how to trust a private CA.
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
@@ -521,5 +620,5 @@ fn describe(e: &reqwest::Error) -> String {
         message.push_str(&s.to_string());
         source = s.source();
     }
-    message
+    tls::explain(message)
 }

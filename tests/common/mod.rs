@@ -95,6 +95,11 @@ impl Tenant {
 
     pub async fn start_with(config: SimConfig, users: Vec<SimUser>) -> Tenant {
         let sim = Sim::start(config, users).await.expect("simulator starts");
+        Tenant::with_sim(sim)
+    }
+
+    /// A tenant folder (token file, default config) for a simulator already started.
+    pub fn with_sim(sim: Sim) -> Tenant {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("token"), TOKEN).unwrap();
         let t = Tenant { sim, dir };
