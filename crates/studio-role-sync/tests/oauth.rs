@@ -8,7 +8,7 @@ mod common;
 use common::{count, user, Opts, Tenant};
 use sqlx::Row;
 use std::time::{Duration, Instant};
-use studio_role_sync::sim::{Faults, SimConfig, SimOAuth};
+use studio_sim::{Faults, SimConfig, SimOAuth};
 
 const CLIENT_SECRET: &str = "client-secret-c0ffee";
 const SEED: &str = "seed-refresh-token-beef";
@@ -43,7 +43,7 @@ fn env() -> Vec<(&'static str, &'static str)> {
     ]
 }
 
-fn population(n: u64) -> Vec<studio_role_sync::sim::SimUser> {
+fn population(n: u64) -> Vec<studio_sim::SimUser> {
     (1..=n)
         .map(|i| {
             user(
@@ -136,11 +136,13 @@ async fn store_tokens(history: &History, refresh: &str, access: Option<&str>, fi
 }
 
 fn seed_fingerprint() -> String {
-    studio_role_sync::studio::auth::fingerprint(&secrecy::SecretString::from(SEED.to_string()))
+    studio_role_sync_engine::studio::auth::fingerprint(&secrecy::SecretString::from(
+        SEED.to_string(),
+    ))
 }
 
-use studio_role_sync::history::{History, StoredTokens};
-use studio_role_sync::studio::tokens::TokenStore;
+use studio_role_sync_engine::history::{History, StoredTokens};
+use studio_role_sync_engine::studio::tokens::TokenStore;
 
 #[tokio::test]
 async fn concurrent_401s_cause_one_refresh() {
@@ -159,9 +161,9 @@ async fn concurrent_401s_cause_one_refresh() {
         &seed_fingerprint(),
     )
     .await;
-    let config = studio_role_sync::config::Config::load(&t.config_path()).unwrap();
-    let metrics = studio_role_sync::metrics::Metrics::new();
-    let client = studio_role_sync::reconcile::make_client(&config, &history, &metrics)
+    let config = studio_role_sync_engine::config::Config::load(&t.config_path()).unwrap();
+    let metrics = studio_role_sync_engine::metrics::Metrics::new();
+    let client = studio_role_sync_engine::reconcile::make_client(&config, &history, &metrics)
         .await
         .unwrap();
     let pages = futures::future::join_all((0..8).map(|_| client.users_with_role("Admin", 1))).await;
@@ -364,9 +366,9 @@ async fn a_spent_seed_left_in_an_admins_environment_falls_back_to_the_stored_cha
     let db = History::open(&t.history_path()).await.unwrap();
     let stored = db.load_tokens("srs-client").await.unwrap().unwrap();
     use secrecy::ExposeSecret;
-    let other_seed = studio_role_sync::studio::auth::fingerprint(&secrecy::SecretString::from(
-        "the-new-seed".to_string(),
-    ));
+    let other_seed = studio_role_sync_engine::studio::auth::fingerprint(
+        &secrecy::SecretString::from("the-new-seed".to_string()),
+    );
     store_tokens(&db, stored.refresh_token.expose_secret(), None, &other_seed).await;
     db.close().await;
     let run = t.cli_env(&["plan"], &env()).await;
@@ -415,10 +417,12 @@ struct RotatedBehindItsBack {
     done: std::sync::atomic::AtomicBool,
 }
 
-type StoreResult<'a, T> =
-    futures::future::BoxFuture<'a, Result<T, studio_role_sync::studio::tokens::TokenStoreError>>;
+type StoreResult<'a, T> = futures::future::BoxFuture<
+    'a,
+    Result<T, studio_role_sync_engine::studio::tokens::TokenStoreError>,
+>;
 
-impl studio_role_sync::studio::tokens::TokenStore for RotatedBehindItsBack {
+impl studio_role_sync_engine::studio::tokens::TokenStore for RotatedBehindItsBack {
     fn load<'a>(&'a self, client_id: &'a str) -> StoreResult<'a, Option<StoredTokens>> {
         use std::sync::atomic::Ordering::SeqCst;
         Box::pin(async move {
@@ -482,7 +486,7 @@ impl studio_role_sync::studio::tokens::TokenStore for RotatedBehindItsBack {
 
 #[tokio::test]
 async fn on_invalid_grant_the_store_is_read_again_and_a_token_rotated_elsewhere_is_used() {
-    use studio_role_sync::studio::auth::{Auth, OAuth, OAuthSettings};
+    use studio_role_sync_engine::studio::auth::{Auth, OAuth, OAuthSettings};
     let t = Tenant::start_with(
         oauth_sim(Duration::from_secs(3600), Faults::default()),
         population(4),
@@ -505,11 +509,15 @@ async fn on_invalid_grant_the_store_is_read_again_and_a_token_rotated_elsewhere_
         seed: None,
     };
     let store: std::sync::Arc<dyn TokenStore> = store;
-    let oauth = OAuth::new(settings, store, studio_role_sync::metrics::Metrics::new())
-        .await
-        .unwrap();
-    let client = studio_role_sync::studio::StudioClient::new(
-        &studio_role_sync::studio::ClientSettings {
+    let oauth = OAuth::new(
+        settings,
+        store,
+        studio_role_sync_engine::metrics::Metrics::new(),
+    )
+    .await
+    .unwrap();
+    let client = studio_role_sync_engine::studio::StudioClient::new(
+        &studio_role_sync_engine::studio::ClientSettings {
             base_url: t.sim.base_url().parse().unwrap(),
             requests_per_second: 100.0,
             burst: 10,
@@ -519,7 +527,7 @@ async fn on_invalid_grant_the_store_is_read_again_and_a_token_rotated_elsewhere_
             extra_roots: Default::default(),
         },
         Auth::OAuth(std::sync::Arc::new(oauth)),
-        studio_role_sync::metrics::Metrics::new(),
+        studio_role_sync_engine::metrics::Metrics::new(),
     )
     .unwrap();
     let page = client.users_with_role("Admin", 1).await;

@@ -9,7 +9,7 @@
 mod common;
 
 use common::{count, run_row, user, Opts, Tenant};
-use studio_role_sync::sim::{SimStats, SimUser};
+use studio_sim::{SimStats, SimUser};
 
 /// Listing pages for `holders` holders of one role.
 fn pages(holders: usize) -> u64 {

@@ -14,12 +14,12 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use studio_role_sync::config::Config;
-use studio_role_sync::history::History;
-use studio_role_sync::metrics::Metrics;
-use studio_role_sync::reconcile::{Engine, RunReport, Trigger};
-use studio_role_sync::shutdown::Shutdown;
-use studio_role_sync::sim::{Faults, Sim, SimConfig, SimStats, SimUser};
+use studio_role_sync_engine::config::Config;
+use studio_role_sync_engine::history::History;
+use studio_role_sync_engine::metrics::Metrics;
+use studio_role_sync_engine::reconcile::{Engine, RunReport, Trigger};
+use studio_role_sync_engine::shutdown::Shutdown;
+use studio_sim::{Faults, Sim, SimConfig, SimStats, SimUser};
 
 const TOKEN: &str = "fault-report-token";
 
@@ -487,7 +487,7 @@ async fn hostile_then_behaves() -> Row {
 /// separate processes have) sharing one history and one refresh-token lineage, with 2 s access
 /// tokens that a refresh revokes (as Doorkeeper does), for 15 s.
 async fn shared_oauth_lineage() -> Row {
-    use studio_role_sync::sim::SimOAuth;
+    use studio_sim::SimOAuth;
     let sim = Sim::start(
         SimConfig {
             token: None,

@@ -4,13 +4,13 @@
 //! Pure formatting: every function takes data and returns text, so the commands stay thin and
 //! the output is easy to test.
 
-use crate::apply::Outcome;
-use crate::history::{ActionRow, PendingRow, RunRecord};
-use crate::plan::{ActionKind, GuardTrip, PendingReason, Plan};
-use crate::reconcile::RunReport;
-use crate::roles::ManagedRoles;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use studio_role_sync_engine::apply::Outcome;
+use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord};
+use studio_role_sync_engine::plan::{ActionKind, GuardTrip, PendingReason, Plan};
+use studio_role_sync_engine::reconcile::RunReport;
+use studio_role_sync_engine::roles::ManagedRoles;
 
 /// The plan, grouped by role, in the style of `terraform plan`.
 pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip>) -> String {
@@ -309,7 +309,7 @@ pub fn render_run_detail(
 /// The current holders of the managed roles as a roles file `validate` accepts. Holders
 /// without an email cannot be written (they are listed in a comment).
 pub fn render_export(
-    holders: &[crate::current::StudioUser],
+    holders: &[studio_role_sync_engine::current::StudioUser],
     managed: &ManagedRoles,
     base_url: &str,
 ) -> String {
@@ -320,7 +320,7 @@ pub fn render_export(
         match u
             .email
             .as_deref()
-            .map(crate::desired::normalize_email)
+            .map(studio_role_sync_engine::desired::normalize_email)
             .filter(|e| !e.is_empty())
         {
             Some(e) => {
@@ -342,7 +342,7 @@ pub fn render_export(
     let _ = writeln!(
         out,
         "# exported by studio-role-sync at {}.",
-        crate::history::now()
+        studio_role_sync_engine::history::now()
     );
     if !no_email.is_empty() {
         no_email.sort_unstable();
@@ -448,11 +448,13 @@ mod tests {
     #[test]
     fn export_round_trips_through_validation() {
         let managed = ManagedRoles::new(vec!["Admin".into(), "CaptionEditor".into()]);
-        let u = |id, email: Option<&str>, roles: &[&str]| crate::current::StudioUser {
-            id,
-            full_name: None,
-            email: email.map(Into::into),
-            role_names: roles.iter().map(|r| r.to_string()).collect(),
+        let u = |id, email: Option<&str>, roles: &[&str]| {
+            studio_role_sync_engine::current::StudioUser {
+                id,
+                full_name: None,
+                email: email.map(Into::into),
+                role_names: roles.iter().map(|r| r.to_string()).collect(),
+            }
         };
         let text = render_export(
             &[
@@ -464,7 +466,7 @@ mod tests {
             "https://x",
         );
         assert!(text.contains("users 2"), "{text}");
-        let d = crate::desired::yaml::parse("export", &text, &managed).unwrap();
+        let d = studio_role_sync_engine::desired::yaml::parse("export", &text, &managed).unwrap();
         assert_eq!(d.users["b@x.edu"].len(), 2);
     }
 }

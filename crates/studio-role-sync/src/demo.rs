@@ -4,10 +4,10 @@
 //! roles file to a temporary folder, and runs the real commands against it (validate, plan,
 //! apply, plan again, history) exactly as an admin would type them, printing each step.
 
-use crate::reconcile::Exit;
 use crate::report::Format;
-use crate::sim::{Sim, SimConfig, SimUser};
 use std::path::Path;
+use studio_role_sync_engine::reconcile::Exit;
+use studio_sim::{Sim, SimConfig, SimUser};
 
 const TOKEN: &str = "demo-token";
 

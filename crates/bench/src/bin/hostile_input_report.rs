@@ -5,9 +5,10 @@
 //! ```
 //!
 //! Each input case writes a config and a roles file into a temporary folder and runs the
-//! `validate` command (`app::validate`, the code path of `studio-role-sync validate`) in a
-//! child process: this same executable, re-run with `--case DIR`, so that its wall time and
-//! peak memory (`VmHWM`, which starts afresh at exec) are its own. A child that runs over 120 s is killed
+//! `validate` code path (the engine's `Config::load` and `load_desired`, as
+//! `studio-role-sync validate` calls them) in a child process: this same executable, re-run
+//! with `--case DIR`, so that its wall time and peak memory (`VmHWM`, which starts afresh at
+//! exec) are its own. A child that runs over 120 s is killed
 //! and reported as such. The HTTP case serves the daemon's endpoints in this process
 //! (`http::serve`, default limits), holds 250 half-sent requests open, and times `/healthz`
 //! and the server closing them. Nothing leaves the machine.
@@ -106,21 +107,38 @@ fn write_case(dir: &Path, case: &Case) -> u64 {
     }
 }
 
+/// What `studio-role-sync validate` does, without its printing: load the config, then the
+/// desired state; an error is printed as the command prints it, with exit code 1.
+async fn validate(config: &Path) -> i32 {
+    use studio_role_sync_engine::{config::Config, reconcile::load_desired};
+    let loaded = match Config::load(config) {
+        Ok(config) => load_desired(&config)
+            .await
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match loaded {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
 /// Child: `validate` on the folder's config; the exit code is the command's. Its peak memory
 /// (`VmHWM`, which starts afresh at exec) goes to stdout for the parent.
 fn child(dir: &Path) -> ! {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let code = runtime.block_on(studio_role_sync::app::validate(
-        &dir.join("config.yaml"),
-        false,
-    ));
+    let code = runtime.block_on(validate(&dir.join("config.yaml")));
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let hwm = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .unwrap_or("0 kB");
     eprintln!("peak {}", hwm.trim());
-    std::process::exit(code as i32)
+    std::process::exit(code)
 }
 
 struct Measured {
@@ -191,12 +209,12 @@ fn measure(dir: &Path) -> Measured {
 
 /// 250 half-sent requests against the daemon's endpoints with the default limits.
 fn http_case() -> String {
-    use studio_role_sync::http::{serve, HttpState};
+    use studio_role_sync_engine::http::{serve, HttpState};
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let state = HttpState {
             readiness: Default::default(),
-            metrics: studio_role_sync::metrics::Metrics::new(),
+            metrics: studio_role_sync_engine::metrics::Metrics::new(),
         };
         let (addr, _task) = serve(
             "127.0.0.1:0".parse().unwrap(),

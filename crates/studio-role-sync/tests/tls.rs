@@ -12,8 +12,8 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use std::time::Duration;
-use studio_role_sync::sim::tls::TlsIdentity;
-use studio_role_sync::sim::{Sim, SimConfig, SimOAuth, SimUser};
+use studio_sim::tls::TlsIdentity;
+use studio_sim::{Sim, SimConfig, SimOAuth, SimUser};
 
 /// A private CA (its certificate, PEM) and a server identity for 127.0.0.1 it signed.
 fn private_ca() -> (String, TlsIdentity) {

@@ -24,7 +24,7 @@ const ROWS_PER_INSERT: usize = 500;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 /// Opens the pool. Switching a new file to WAL needs a moment alone with it, and SQLite
 /// answers "database is locked" at once (no busy wait) when another process is opening it

@@ -8,8 +8,8 @@ mod common;
 
 use common::{count, user, Opts, Tenant, TOKEN};
 use std::time::Instant;
-use studio_role_sync::sim::hostile;
-use studio_role_sync::sim::{Faults, SimConfig, SimUser};
+use studio_sim::hostile;
+use studio_sim::{Faults, SimConfig, SimUser};
 
 fn people(n: u64) -> Vec<SimUser> {
     (1..=n)

@@ -9,12 +9,10 @@
 //! edits; [`app`] holds the commands; [`sim`] is an in-process Studio for the demo, tests and
 //! benchmarks. The binary (`main.rs`) only parses the command line.
 
-pub mod app;
 pub mod apply;
 pub mod config;
 pub mod current;
 pub mod daemon;
-pub mod demo;
 pub mod desired;
 pub mod email;
 pub mod history;
@@ -23,14 +21,11 @@ pub mod identity;
 pub mod input_file;
 pub mod lock;
 pub mod logging;
-pub mod login;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
-pub mod report;
 pub mod roles;
 pub mod shutdown;
-pub mod sim;
 pub mod state_files;
 pub mod studio;
 pub mod yaml_guard;

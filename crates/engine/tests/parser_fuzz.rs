@@ -7,9 +7,9 @@
 
 use proptest::prelude::*;
 use std::path::Path;
-use studio_role_sync::config::Config;
-use studio_role_sync::desired::{yaml, DesiredError, Origin};
-use studio_role_sync::roles::ManagedRoles;
+use studio_role_sync_engine::config::Config;
+use studio_role_sync_engine::desired::{yaml, DesiredError, Origin};
+use studio_role_sync_engine::roles::ManagedRoles;
 
 const CONFIG: &str = "\
 studio:

@@ -6,7 +6,7 @@ mod common;
 use common::{count, run_row, user, Opts, Tenant, TOKEN};
 
 /// A small institution with each awkward case real tenants have.
-fn institution() -> Vec<studio_role_sync::sim::SimUser> {
+fn institution() -> Vec<studio_sim::SimUser> {
     vec![
         user(1, Some("ada@school.edu"), &["Admin"]),
         user(2, Some("Grace@School.edu"), &["Admin", "Teacher"]),
@@ -458,7 +458,7 @@ async fn a_run_left_running_is_marked_interrupted_by_the_next_apply() {
     t.write_config(&safe_opts());
     t.write_roles(ROLES);
     {
-        let h = studio_role_sync::history::History::open(&t.history_path())
+        let h = studio_role_sync_engine::history::History::open(&t.history_path())
             .await
             .unwrap();
         h.start_run("schedule", false).await.unwrap();
@@ -474,7 +474,8 @@ async fn a_run_left_running_is_marked_interrupted_by_the_next_apply() {
 #[tokio::test]
 async fn the_example_config_and_roles_file_validate() {
     let dir = tempfile::tempdir().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // The workspace root, two folders above this crate.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     for f in ["studio-role-sync.yaml", "roles.yaml"] {
         std::fs::copy(root.join("config").join(f), dir.path().join(f)).unwrap();
     }
@@ -498,15 +499,15 @@ async fn the_example_config_and_roles_file_validate() {
 
 #[tokio::test]
 async fn a_rewritten_token_file_is_picked_up_without_a_restart() {
-    use studio_role_sync::studio::StudioError;
+    use studio_role_sync_engine::studio::StudioError;
     let t = Tenant::start(institution()).await;
     std::fs::write(t.path("token"), "old-revoked-token").unwrap();
-    let config = studio_role_sync::config::Config::load(&t.config_path()).unwrap();
-    let history = studio_role_sync::history::History::open(&t.history_path())
+    let config = studio_role_sync_engine::config::Config::load(&t.config_path()).unwrap();
+    let history = studio_role_sync_engine::history::History::open(&t.history_path())
         .await
         .unwrap();
-    let metrics = studio_role_sync::metrics::Metrics::new();
-    let client = studio_role_sync::reconcile::make_client(&config, &history, &metrics)
+    let metrics = studio_role_sync_engine::metrics::Metrics::new();
+    let client = studio_role_sync_engine::reconcile::make_client(&config, &history, &metrics)
         .await
         .unwrap();
 

@@ -9,7 +9,7 @@ use common::{count, run_row, user, Opts, Tenant, TOKEN};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
-use studio_role_sync::sim::{SimConfig, SimRequest};
+use studio_sim::{SimConfig, SimRequest};
 
 /// `PATCH /sim/users/{id}`: an edit in the Studio UI.
 async fn studio_admin_edits(t: &Tenant, id: u64, edit: serde_json::Value) {
@@ -134,7 +134,7 @@ async fn an_email_that_changes_between_the_read_and_the_put_fails_loudly_and_is_
     t.write_roles("users:\n  ada@school.edu: [Admin]\n");
     // Every request waits 400 ms in the simulator before it is handled: time to rename the
     // account once the PUT has arrived and before Studio applies it.
-    t.sim.set_faults(studio_role_sync::sim::Faults {
+    t.sim.set_faults(studio_sim::Faults {
         latency: Duration::from_millis(400),
         ..Default::default()
     });

@@ -8,7 +8,7 @@ mod common;
 
 use common::{count, run_row, user, Opts, Tenant, TOKEN};
 use std::time::{Duration, Instant};
-use studio_role_sync::sim::{Faults, SimConfig, SimUser};
+use studio_sim::{Faults, SimConfig, SimUser};
 
 /// `n` users `u{i}@example.edu` (ids 1..=n) holding no role.
 fn people(n: u64) -> Vec<SimUser> {
@@ -325,7 +325,7 @@ async fn kill_9_during_apply_then_the_next_run_marks_it_interrupted_and_converge
 
     {
         // The file opens cleanly, and the dead run is still `running`.
-        let history = studio_role_sync::history::History::open(&t.history_path())
+        let history = studio_role_sync_engine::history::History::open(&t.history_path())
             .await
             .expect("history opens after kill -9");
         let run = history.run(1).await.unwrap().unwrap();

@@ -17,7 +17,7 @@ use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
-use studio_role_sync::sim::SimUser;
+use studio_sim::SimUser;
 
 const PG_ENV: &str = "STUDIO_ROLE_SYNC_TEST_POSTGRES_URL";
 const MYSQL_ENV: &str = "STUDIO_ROLE_SYNC_TEST_MYSQL_URL";

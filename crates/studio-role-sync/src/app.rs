@@ -1,17 +1,19 @@
 //! The commands, as a library: each takes plain arguments, prints for a person, and returns
 //! the contract's exit code. `main.rs` only maps the command line onto these.
 
-use crate::config::{Config, SourceConfig};
-use crate::desired;
-use crate::history::History;
-use crate::lock::{InstanceLock, LockError};
-use crate::metrics::Metrics;
-use crate::reconcile::{load_desired, make_client, Engine, Exit, Trigger, VerifyRequest};
 use crate::report::{self, Format};
-use crate::shutdown::Shutdown;
-use crate::studio::auth::OAuthSettings;
 use std::path::Path;
 use std::sync::Arc;
+use studio_role_sync_engine::config::{Config, SourceConfig};
+use studio_role_sync_engine::desired;
+use studio_role_sync_engine::history::History;
+use studio_role_sync_engine::lock::{InstanceLock, LockError};
+use studio_role_sync_engine::metrics::Metrics;
+use studio_role_sync_engine::reconcile::{
+    load_desired, make_client, Engine, Exit, Trigger, VerifyRequest,
+};
+use studio_role_sync_engine::shutdown::Shutdown;
+use studio_role_sync_engine::studio::auth::OAuthSettings;
 
 /// Loads the config, printing the error (with file and line) when it is bad.
 pub fn load_config(path: &Path) -> Result<Config, Exit> {
@@ -71,8 +73,8 @@ pub async fn validate(config_path: &Path, online: bool) -> Exit {
 
 /// `validate --online`: ping the tenant and check `roles.managed` against it.
 async fn validate_online(config: &Config) -> Exit {
-    use crate::studio::online::{self, RoleCheck};
-    crate::logging::init(config.log.format, "warn");
+    use studio_role_sync_engine::studio::online::{self, RoleCheck};
+    studio_role_sync_engine::logging::init(config.log.format, "warn");
     let (history, _lock) = match open_history(config, false).await {
         Ok(h) => h,
         Err(code) => return code,
@@ -111,9 +113,11 @@ async fn validate_online(config: &Config) -> Exit {
     if unknown.is_empty() {
         return Exit::Success;
     }
-    let line = crate::config::read(&config.path)
+    let line = studio_role_sync_engine::config::read(&config.path)
         .ok()
-        .and_then(|text| crate::yaml_lines::key_line(&text, &["roles", "managed"]))
+        .and_then(|text| {
+            studio_role_sync_engine::yaml_lines::key_line(&text, &["roles", "managed"])
+        })
         .map(|l| format!(":{l}"))
         .unwrap_or_default();
     let mut problems = Vec::new();
@@ -175,7 +179,7 @@ pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
         Ok(c) => Arc::new(c),
         Err(code) => return code,
     };
-    crate::logging::init(config.log.format, "warn");
+    studio_role_sync_engine::logging::init(config.log.format, "warn");
     let (history, _lock) = match open_history(&config, !dry_run).await {
         Ok(h) => h,
         Err(code) => return code,
@@ -232,7 +236,7 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    crate::logging::init(config.log.format, "warn");
+    studio_role_sync_engine::logging::init(config.log.format, "warn");
     if !config.history.exists() {
         return fail(format!(
             "no history yet at {} (no run has been recorded)",
@@ -273,7 +277,7 @@ pub async fn export(config_path: &Path) -> Exit {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::logging::init(config.log.format, "warn");
+    studio_role_sync_engine::logging::init(config.log.format, "warn");
     let (history, _lock) = match open_history(&config, false).await {
         Ok(h) => h,
         Err(code) => return code,
@@ -282,7 +286,7 @@ pub async fn export(config_path: &Path) -> Exit {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    match crate::studio::read::list_holders(
+    match studio_role_sync_engine::studio::read::list_holders(
         &client,
         &config.roles.managed,
         config.studio.concurrency,
@@ -312,13 +316,13 @@ const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// Prints the authorize URL; the code comes back as the address (or code) the person pastes,
 /// or, with a loopback `redirect_uri`, to the listener, whichever comes first.
 pub async fn auth_login(config_path: &Path) -> Exit {
-    use crate::config::AuthConfig;
     use crate::login::{self, Redirect};
+    use studio_role_sync_engine::config::AuthConfig;
     let config = match load_config(config_path) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    crate::logging::init(config.log.format, "warn");
+    studio_role_sync_engine::logging::init(config.log.format, "warn");
     let AuthConfig::OAuth(oauth) = &config.studio.auth else {
         return fail(
             "auth login needs studio.oauth in the config (this config uses a static token)",
@@ -328,7 +332,7 @@ pub async fn auth_login(config_path: &Path) -> Exit {
         Ok(h) => h,
         Err(code) => return code,
     };
-    let manager = match crate::studio::auth::OAuth::new(
+    let manager = match studio_role_sync_engine::studio::auth::OAuth::new(
         OAuthSettings::from(&**oauth),
         Arc::new(history.clone()),
         Metrics::new(),
@@ -338,7 +342,9 @@ pub async fn auth_login(config_path: &Path) -> Exit {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
-    let http = match crate::studio::tls::http_client(&crate::reconcile::client_settings(&config)) {
+    let http = match studio_role_sync_engine::studio::tls::http_client(
+        &studio_role_sync_engine::reconcile::client_settings(&config),
+    ) {
         Ok(h) => h,
         Err(e) => return fail(e),
     };

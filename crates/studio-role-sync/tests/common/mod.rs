@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
 use std::path::PathBuf;
 use std::process::Output;
-use studio_role_sync::sim::{Sim, SimConfig, SimUser};
+use studio_sim::{Sim, SimConfig, SimUser};
 
 pub const TOKEN: &str = "test-token-5ecret";
 

@@ -1,11 +1,16 @@
 //! The `studio-role-sync` command line: parse, then call the library.
 
 use clap::{CommandFactory, Parser, Subcommand};
+use report::Format;
 use std::path::PathBuf;
-use studio_role_sync::config::DEFAULT_CONFIG_PATH;
-use studio_role_sync::reconcile::Exit;
-use studio_role_sync::report::Format;
-use studio_role_sync::{app, daemon, demo};
+use studio_role_sync_engine::config::DEFAULT_CONFIG_PATH;
+use studio_role_sync_engine::daemon;
+use studio_role_sync_engine::reconcile::Exit;
+
+mod app;
+mod demo;
+mod login;
+mod report;
 
 /// Keeps the roles of Canvas Studio users equal to what your institution declares.
 #[derive(Parser)]

@@ -11,7 +11,7 @@ use sqlx::{Row, SqlitePool};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use studio_role_sync::sim::{Faults, SimUser};
+use studio_sim::{Faults, SimUser};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Child;
 
