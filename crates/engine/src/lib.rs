@@ -1,13 +1,13 @@
-//! studio-role-sync keeps the roles of Canvas Studio users equal to what an institution
-//! declares in a YAML file or a SQL table.
+//! The engine of studio-role-sync, which keeps the roles of Canvas Studio users equal to what
+//! an institution declares in a YAML file or a SQL table. It knows no command line: it prints
+//! nothing and has no exit codes; the `studio-role-sync` binary does that.
 //!
 //! A run flows: [`config`] → [`desired`] state → [`studio`] read of the [`current`] state →
 //! [`plan`] (a pure diff, plus safety guards) → [`apply`] (batched, rate-limited) → [`history`]
 //! (SQLite). Which Studio account an email is comes only from what Studio reports during the
 //! run ([`identity`]); what counts as an email is decided once ([`email`]).
 //! [`reconcile`] strings one run together; [`daemon`] repeats it on a schedule and on
-//! edits; [`app`] holds the commands; [`sim`] is an in-process Studio for the demo, tests and
-//! benchmarks. The binary (`main.rs`) only parses the command line.
+//! edits.
 
 pub mod apply;
 pub mod config;
@@ -20,7 +20,6 @@ pub mod http;
 pub mod identity;
 pub mod input_file;
 pub mod lock;
-pub mod logging;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;

@@ -50,16 +50,6 @@ pub enum VerifyRequest {
     Now,
 }
 
-/// The contract's exit codes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Exit {
-    Success = 0,
-    Error = 1,
-    Changes = 2,
-    Aborted = 3,
-    Partial = 4,
-}
-
 /// Everything a run needs that outlives it: config, history, client, metrics.
 pub struct Engine {
     pub config: Arc<Config>,
@@ -68,7 +58,7 @@ pub struct Engine {
     pub metrics: Metrics,
 }
 
-/// How a run ended, for the caller to print and to exit with.
+/// How a run ended: what the caller prints, and what its exit code is made from.
 #[derive(Debug)]
 pub struct RunReport {
     pub record: RunRecord,
@@ -76,22 +66,6 @@ pub struct RunReport {
     pub guard: Option<GuardTrip>,
     pub outcomes: Vec<ActionOutcome>,
     pub error: Option<String>,
-}
-
-impl RunReport {
-    pub fn exit(&self) -> Exit {
-        if self.error.is_some() {
-            Exit::Error
-        } else if self.guard.is_some() {
-            Exit::Aborted
-        } else if self.record.failed > 0 {
-            Exit::Partial
-        } else if self.record.dry_run && self.plan.as_ref().is_some_and(|p| !p.is_empty()) {
-            Exit::Changes
-        } else {
-            Exit::Success
-        }
-    }
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).

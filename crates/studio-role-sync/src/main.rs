@@ -1,16 +1,21 @@
-//! The `studio-role-sync` command line: parse, then call the library.
+//! The `studio-role-sync` command line: parse, then run the command.
+//!
+//! The engine (`studio-role-sync-engine`) does the work and knows no command line; this
+//! binary owns what a person or a shell meets: the commands ([`commands`]), what they print
+//! ([`render`]), logging ([`logging`]) and the exit codes ([`exit`]). `demo` and its
+//! simulator are compiled in only with the default `demo` feature.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use report::Format;
+use exit::Exit;
+use render::Format;
 use std::path::PathBuf;
 use studio_role_sync_engine::config::DEFAULT_CONFIG_PATH;
-use studio_role_sync_engine::daemon;
-use studio_role_sync_engine::reconcile::Exit;
 
-mod app;
-mod demo;
+mod commands;
+mod exit;
+mod logging;
 mod login;
-mod report;
+mod render;
 
 /// Keeps the roles of Canvas Studio users equal to what your institution declares.
 #[derive(Parser)]
@@ -61,6 +66,7 @@ enum Command {
     /// Print the current holders of the managed roles as a roles file.
     Export,
     /// Run validate, plan, apply and history against a built-in Studio simulator.
+    #[cfg(feature = "demo")]
     Demo,
     /// OAuth: authorize this tool once (authorization-code flow) and store its tokens.
     Auth {
@@ -91,24 +97,25 @@ fn main() -> std::process::ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            return std::process::ExitCode::from(Exit::Error as u8);
+            return Exit::Error.into();
         }
     };
     let config = cli.config;
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Validate { online } => app::validate(&config, online).await,
-            Command::Plan { full } => app::run(&config, true, full).await,
-            Command::Apply { full } => app::run(&config, false, full).await,
-            Command::Daemon => daemon::run(&config).await,
+            Command::Validate { online } => commands::validate(&config, online).await,
+            Command::Plan { full } => commands::run(&config, true, full).await,
+            Command::Apply { full } => commands::run(&config, false, full).await,
+            Command::Daemon => commands::daemon(&config).await,
             Command::History { limit, run, format } => {
-                app::history(&config, limit, run, format).await
+                commands::history(&config, limit, run, format).await
             }
-            Command::Export => app::export(&config).await,
-            Command::Demo => demo::run().await,
+            Command::Export => commands::export(&config).await,
+            #[cfg(feature = "demo")]
+            Command::Demo => commands::demo().await,
             Command::Auth {
                 command: AuthCommand::Login,
-            } => app::auth_login(&config).await,
+            } => commands::auth_login(&config).await,
             Command::Completions { shell } => {
                 clap_complete::generate(
                     shell,
@@ -130,5 +137,5 @@ fn main() -> std::process::ExitCode {
         }
     });
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    std::process::ExitCode::from(code as u8)
+    code.into()
 }

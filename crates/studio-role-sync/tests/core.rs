@@ -544,11 +544,11 @@ async fn completions_and_man_page_come_from_the_command_line_definition() {
     assert!(man.status.success());
     let man = String::from_utf8_lossy(&man.stdout);
     assert!(man.contains(".TH studio-role-sync 1"), "{man}");
-    for command in [
-        "validate", "plan", "apply", "daemon", "history", "export", "demo",
-    ] {
+    for command in ["validate", "plan", "apply", "daemon", "history", "export"] {
         assert!(man.contains(command), "man page lacks {command}");
     }
+    // `demo` exists only in a build with the simulator (the default `demo` feature).
+    assert_eq!(man.contains("demo"), cfg!(feature = "demo"), "{man}");
     let bash = run(&["completions", "bash"]).await;
     assert!(bash.status.success());
     let bash = String::from_utf8_lossy(&bash.stdout);
@@ -556,4 +556,26 @@ async fn completions_and_man_page_come_from_the_command_line_definition() {
         bash.contains("complete -F") && bash.contains("--format"),
         "{bash}"
     );
+}
+
+/// The README's first command: the whole tool against the built-in simulator.
+#[cfg(feature = "demo")]
+#[tokio::test]
+async fn demo_converges_the_simulated_tenant() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+        .arg("demo")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for needle in [
+        "+ edsger@demo.edu",
+        "- alan@demo.edu",
+        "Plan: 2 to add, 1 to remove, 2 pending.",
+        "No changes. Studio's managed roles match the desired state.",
+        "(exit code 2)",
+    ] {
+        assert!(stdout.contains(needle), "{needle}: {stdout}");
+    }
 }

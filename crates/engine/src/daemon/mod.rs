@@ -21,7 +21,7 @@ use crate::history::History;
 use crate::http::{HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
-use crate::reconcile::{load_desired, Engine, Exit, Trigger};
+use crate::reconcile::{load_desired, Engine, Trigger};
 use crate::shutdown::{spawn_signal_handler, Shutdown, ShutdownSignal};
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
@@ -38,31 +38,36 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for open HTTP connections.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 
-pub async fn run(config_path: &Path) -> Exit {
-    let (config, text) = match Config::load_with_text(config_path) {
-        Ok((c, text)) => (Arc::new(c), text),
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Exit::Error;
-        }
-    };
-    crate::logging::init(config.log.format, &config.log.level);
-    let _lock = match InstanceLock::acquire(&config.history) {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            return Exit::Error;
-        }
-    };
-    let history = match History::open(&config.history).await {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("error: {e}");
-            return Exit::Error;
-        }
-    };
+/// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Lock(#[from] crate::lock::LockError),
+    #[error("{0}")]
+    History(#[from] crate::history::HistoryError),
+    #[error("cannot listen on {listen}: {source}")]
+    Listen {
+        listen: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot start the scheduler for {schedule:?}: {source}")]
+    Schedule {
+        schedule: String,
+        source: tokio_cron_scheduler::JobSchedulerError,
+    },
+}
+
+/// Runs the daemon with `config` (read from `config_path` as `config_text`) until SIGTERM or
+/// SIGINT. The caller loaded the config and set up logging; this takes the instance lock,
+/// opens the history and serves.
+pub async fn run(
+    config: Config,
+    config_path: &Path,
+    config_text: String,
+) -> Result<(), DaemonError> {
+    let config = Arc::new(config);
+    let _lock = InstanceLock::acquire(&config.history)?;
+    let history = History::open(&config.history).await?;
     match history.mark_interrupted().await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
@@ -71,10 +76,10 @@ pub async fn run(config_path: &Path) -> Exit {
         ),
         Err(e) => tracing::error!("{e}"),
     }
-    let mut daemon = Daemon::new(config, config_path.to_path_buf(), text, history);
-    let code = daemon.serve().await;
+    let mut daemon = Daemon::new(config, config_path.to_path_buf(), config_text, history);
+    let served = daemon.serve().await;
     daemon.history.close().await;
-    code
+    served
 }
 
 /// What re-reading the config file found.
@@ -147,7 +152,7 @@ impl Daemon {
             .set_config_valid(r.invalid_config.is_none() && r.invalid_desired.is_none());
     }
 
-    async fn serve(&mut self) -> Exit {
+    async fn serve(&mut self) -> Result<(), DaemonError> {
         let (signal, shutdown) = ShutdownSignal::new();
         spawn_signal_handler(signal);
 
@@ -162,10 +167,11 @@ impl Daemon {
         .await
         {
             Ok((_, h)) => h,
-            Err(e) => {
-                tracing::error!(listen = %self.config.http.listen, error = %e, "cannot serve http.listen");
-                eprintln!("error: cannot listen on {}: {e}", self.config.http.listen);
-                return Exit::Error;
+            Err(source) => {
+                return Err(DaemonError::Listen {
+                    listen: self.config.http.listen,
+                    source,
+                })
             }
         };
 
@@ -181,9 +187,11 @@ impl Daemon {
         };
         match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
             Ok(s) => triggers.scheduler = Some(s),
-            Err(e) => {
-                tracing::error!(schedule = %self.config.schedule, error = %e, "cannot start the scheduler");
-                return Exit::Error;
+            Err(source) => {
+                return Err(DaemonError::Schedule {
+                    schedule: self.config.schedule.clone(),
+                    source,
+                })
             }
         }
         match FileWatch::start(tx.clone()) {
@@ -247,7 +255,7 @@ impl Daemon {
             );
         }
         tracing::info!("daemon stopped");
-        Exit::Success
+        Ok(())
     }
 
     /// Reloads inputs as needed, then runs once with the last valid config and desired state.

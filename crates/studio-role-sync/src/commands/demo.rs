@@ -4,9 +4,9 @@
 //! roles file to a temporary folder, and runs the real commands against it (validate, plan,
 //! apply, plan again, history) exactly as an admin would type them, printing each step.
 
-use crate::report::Format;
+use crate::exit::Exit;
+use crate::render::Format;
 use std::path::Path;
-use studio_role_sync_engine::reconcile::Exit;
 use studio_sim::{Sim, SimConfig, SimUser};
 
 const TOKEN: &str = "demo-token";
@@ -116,7 +116,7 @@ fn exit_line(code: Exit) {
     println!("(exit code {})", code as i32);
 }
 
-pub async fn run() -> Exit {
+pub async fn demo() -> Exit {
     let sim = match Sim::start(
         SimConfig {
             token: Some(TOKEN.into()),
@@ -164,7 +164,7 @@ pub async fn run() -> Exit {
         "validate",
         "1. Check the config and the roles file (no request to Studio)",
     );
-    let code = crate::app::validate(&config, false).await;
+    let code = super::validate(&config, false).await;
     exit_line(code);
     if code != Exit::Success {
         return code;
@@ -174,33 +174,33 @@ pub async fn run() -> Exit {
         "plan",
         "2. Preview: read Studio, show what would change (exit 2 = there are changes)",
     );
-    exit_line(crate::app::run(&config, true, false).await);
+    exit_line(super::run(&config, true, false).await);
     step(
         &config,
         "apply",
         "3. Apply: send the changes in batches, record every action",
     );
-    let applied = crate::app::run(&config, false, false).await;
+    let applied = super::run(&config, false, false).await;
     exit_line(applied);
     step(
         &config,
         "plan",
         "4. Plan again: Studio now matches, nothing to do (exit 0)",
     );
-    let again = crate::app::run(&config, true, false).await;
+    let again = super::run(&config, true, false).await;
     exit_line(again);
     step(
         &config,
         "history",
         "5. The run history (also plain SQLite: sqlite3 state/history.db 'select * from runs')",
     );
-    exit_line(crate::app::history(&config, 10, None, Format::Table).await);
+    exit_line(super::history(&config, 10, None, Format::Table).await);
     step(
         &config,
         "history --run 2",
         "6. One run in detail: every action and every email left alone",
     );
-    exit_line(crate::app::history(&config, 10, Some(2), Format::Table).await);
+    exit_line(super::history(&config, 10, Some(2), Format::Table).await);
 
     let stats = sim.stats();
     println!(

@@ -4,7 +4,7 @@
 //! (`RUST_LOG`); the daemon logs at the configured level. Every line inside a run carries the
 //! run id through the `run` span opened in `reconcile`.
 
-use crate::config::LogFormat;
+use studio_role_sync_engine::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 /// Installs the global subscriber once; later calls are ignored.

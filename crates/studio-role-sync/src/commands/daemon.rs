@@ -1,0 +1,26 @@
+//! `daemon`: loads the config, sets up logging at its level, and hands over to the engine's
+//! daemon until SIGTERM/SIGINT. A daemon that cannot start (the lock is held, the history
+//! cannot be opened, `http.listen` is taken) says why in the log and on stderr, and exits 1.
+
+use crate::exit::Exit;
+use std::path::Path;
+use studio_role_sync_engine::config::Config;
+
+pub async fn daemon(config_path: &Path) -> Exit {
+    let (config, text) = match Config::load_with_text(config_path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Exit::Error;
+        }
+    };
+    crate::logging::init(config.log.format, &config.log.level);
+    match studio_role_sync_engine::daemon::run(config, config_path, text).await {
+        Ok(()) => Exit::Success,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("error: {e}");
+            Exit::Error
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `history`: the runs, or one run's actions and pending emails, as a table, JSON or CSV. It
+//! reads the history without the Studio token (the config's secrets are not read), so an
+//! admin without access to the token can still see what happened.
+
+use super::fail;
+use crate::exit::Exit;
+use crate::render::{self, Format};
+use std::path::Path;
+use studio_role_sync_engine::config::Config;
+use studio_role_sync_engine::history::History;
+
+/// `history`: the runs, or one run's actions and pending emails.
+pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: Format) -> Exit {
+    let config = match Config::load_without_secrets(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    crate::logging::init(config.log.format, "warn");
+    if !config.history.exists() {
+        return fail(format!(
+            "no history yet at {} (no run has been recorded)",
+            config.history.display()
+        ));
+    }
+    let history = match History::open(&config.history).await {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let text = match run {
+        None => history
+            .runs(limit)
+            .await
+            .map(|runs| render::render_runs(&runs, format)),
+        Some(id) => match history.run(id).await {
+            Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
+            Ok(Some(r)) => match (history.actions(id).await, history.pending(id).await) {
+                (Ok(a), Ok(p)) => Ok(render::render_run_detail(&r, &a, &p, format)),
+                (Err(e), _) | (_, Err(e)) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+    };
+    history.close().await;
+    match text {
+        Ok(t) => {
+            print!("{t}");
+            Exit::Success
+        }
+        Err(e) => fail(e),
+    }
+}

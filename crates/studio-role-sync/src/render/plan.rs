@@ -1,0 +1,105 @@
+//! The plan as a diff in the style of `terraform plan`, and the end of an `apply`: what was
+//! done and where to look. Both are read by a person deciding whether to go on, so the plan
+//! is grouped by role and the outcome names the failed actions and the command for details.
+
+use std::fmt::Write;
+use studio_role_sync_engine::apply::Outcome;
+use studio_role_sync_engine::plan::{ActionKind, GuardTrip, PendingReason, Plan};
+use studio_role_sync_engine::reconcile::RunReport;
+use studio_role_sync_engine::roles::ManagedRoles;
+
+/// The plan, grouped by role, in the style of `terraform plan`.
+pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip>) -> String {
+    let mut out = String::new();
+    if plan.is_empty() {
+        out.push_str("No changes. Studio's managed roles match the desired state.\n");
+    } else {
+        let _ = writeln!(out, "Studio role changes:");
+        let mut current_role = None;
+        for a in &plan.actions {
+            if current_role != Some(a.role) {
+                current_role = Some(a.role);
+                let _ = writeln!(out, "\n  role {}", managed.name(a.role));
+            }
+            let sign = match a.kind {
+                ActionKind::Add => '+',
+                ActionKind::Remove => '-',
+            };
+            let email = a.email.as_deref().unwrap_or("(no email)");
+            let _ = writeln!(out, "    {sign} {email:<40} user {}", a.user_id);
+        }
+    }
+    let reported: Vec<_> = plan.pending.iter().collect();
+    if !reported.is_empty() {
+        let _ = writeln!(out, "\nLeft alone this run:");
+        for p in reported {
+            let mark = match p.reason {
+                PendingReason::NotInStudio => "pending",
+                PendingReason::Ambiguous => "ambiguous",
+                PendingReason::NoEmail => "no email",
+                PendingReason::Protected => "protected",
+                PendingReason::Exclusive => "exclusive",
+            };
+            let _ = writeln!(out, "    ~ {:<40} {mark}: {}", p.email, p.detail);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nPlan: {} to add, {} to remove, {} pending.",
+        plan.adds(),
+        plan.removes(),
+        plan.pending_emails()
+    );
+    if let Some(g) = guard {
+        let _ = writeln!(
+            out,
+            "\nSafety guard: {g}.\nA run would abort before sending anything (exit 3)."
+        );
+    }
+    out
+}
+
+/// The end of an `apply`: what was done, and where to look.
+pub fn render_run(report: &RunReport) -> String {
+    let r = &report.record;
+    let mut out = String::new();
+    if let Some(e) = &report.error {
+        let _ = writeln!(out, "Run {} failed: {e}", r.id);
+    } else if let Some(g) = &report.guard {
+        let _ = writeln!(
+            out,
+            "Run {} aborted by a safety guard, nothing was sent: {g}",
+            r.id
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "Run {} {}: {} added, {} removed, {} failed, {} pending ({} API requests).",
+            r.id, r.status, r.adds_applied, r.removes_applied, r.failed, r.pending, r.api_requests
+        );
+    }
+    let failures: Vec<_> = report
+        .outcomes
+        .iter()
+        .filter(|o| o.outcome == Outcome::Failed)
+        .collect();
+    for o in failures.iter().take(20) {
+        let _ = writeln!(
+            out,
+            "  failed: {} {} user {} ({}): {}",
+            o.action.kind.as_str(),
+            o.action.email.as_deref().unwrap_or("-"),
+            o.action.user_id,
+            o.http_status
+                .map_or("no answer".to_string(), |s| s.to_string()),
+            o.detail.as_deref().unwrap_or("")
+        );
+    }
+    if failures.len() > 20 {
+        let _ = writeln!(out, "  ... and {} more failed actions", failures.len() - 20);
+    }
+    if r.failed > 0 || report.error.is_some() {
+        let _ = writeln!(out, "Details: studio-role-sync history --run {}", r.id);
+    }
+    out
+}
