@@ -46,6 +46,15 @@ impl Kind {
             Kind::Sqlite => "sqlite",
         }
     }
+
+    /// Whether the binary under test reads this database (its feature of the same name).
+    fn built_in(self) -> bool {
+        match self {
+            Kind::Postgres => cfg!(feature = "postgres"),
+            Kind::MySql => cfg!(feature = "mysql"),
+            Kind::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
 }
 
 fn server_url(var: &str) -> Option<String> {
@@ -53,13 +62,20 @@ fn server_url(var: &str) -> Option<String> {
 }
 
 /// One test: `body` on a fresh single-threaded runtime (as `#[tokio::test]` does), ignored
-/// with the reason when the server it `needs` has no URL, failed instead under `CI=true`.
+/// with the reason when the server it `needs` has no URL, failed instead under `CI=true`
+/// (and ignored when the binary cannot read that database at all: a build without its feature).
 fn trial<F, Fut>(name: String, needs: Option<Kind>, body: F) -> Trial
 where
     F: FnOnce() -> Fut + Send + 'static,
     Fut: Future<Output = ()>,
 {
     Trial::ignorable_test(name, move || {
+        if let Some(kind) = needs.filter(|k| !k.built_in()) {
+            return Ok(Completion::ignored_with(format!(
+                "the binary was built without the `{}` feature",
+                kind.name()
+            )));
+        }
         if let Some((var, server)) = needs.and_then(Kind::server) {
             if server_url(var).is_none() {
                 let reason = format!("set {var} to run against {server}");
@@ -115,8 +131,8 @@ fn main() -> std::process::ExitCode {
     );
     single!(trials;
         unreachable_server_fails_the_run_without_the_password: None,
-        unsupported_scheme_and_missing_sqlite_file: None,
-        url_file_sqlite: None,
+        unsupported_scheme_and_missing_sqlite_file: Some(Kind::Sqlite),
+        url_file_sqlite: Some(Kind::Sqlite),
         mysql_wrong_password_and_read_only_user: Some(Kind::MySql),
         postgres_missing_database_and_unknown_user: Some(Kind::Postgres),
         postgres_read_only_account: Some(Kind::Postgres),

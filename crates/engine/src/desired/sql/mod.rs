@@ -14,14 +14,25 @@
 //!   a server-side limit set a little later is the backstop if this process dies.
 //!
 //! One file per database (`postgres`, `mysql`, `sqlite`) holds its session set-up and its
-//! cancel; [`rows`] turns the streamed rows into the desired state. The connection URL is a
+//! cancel, each compiled in with the engine feature of that name (all three by default; the
+//! history's own SQLite is always there). A URL naming a database left out of the build is a
+//! config error that says so; [`rows`] turns the streamed rows into the desired state. The connection URL is a
 //! secret (it holds a password): messages show it only without its credentials, and database
 //! errors are scrubbed of it.
 
+// A build with no database reader at all keeps the shared machinery below unused.
+#![cfg_attr(
+    not(any(feature = "postgres", feature = "mysql", feature = "sqlite")),
+    allow(dead_code, unused_variables)
+)]
+
 mod deadline;
+#[cfg(feature = "mysql")]
 mod mysql;
+#[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 pub mod statement;
 
@@ -59,6 +70,41 @@ impl Database {
             _ => None,
         }
     }
+
+    /// The engine feature that compiles this database's reader in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Database::Postgres => "postgres",
+            Database::MySql => "mysql",
+            Database::Sqlite => "sqlite",
+        }
+    }
+
+    /// Whether this build reads this database (its feature was on).
+    pub fn is_built_in(self) -> bool {
+        match self {
+            Database::Postgres => cfg!(feature = "postgres"),
+            Database::MySql => cfg!(feature = "mysql"),
+            Database::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
+
+    /// The refusal of a URL whose database this build does not read.
+    fn not_built_in(self) -> String {
+        format!(
+            "this build of studio-role-sync cannot read {} (it was built without the `{}` feature)",
+            self.name(),
+            self.feature()
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Database::Postgres => "PostgreSQL",
+            Database::MySql => "MySQL/MariaDB",
+            Database::Sqlite => "SQLite",
+        }
+    }
 }
 
 /// Checks the configured query for the database the URL names, for the config loader: the
@@ -66,6 +112,7 @@ impl Database {
 /// for commands that never query) is not this check's to report: the read says so.
 pub fn check_query(url: &str, query: &str) -> Result<(), String> {
     match Database::from_url(url) {
+        Some(db) if !db.is_built_in() => Err(db.not_built_in()),
         Some(db) => statement::check(db, query).map_err(|r| r.0),
         None => Ok(()),
     }
@@ -135,9 +182,14 @@ async fn read(config: &SqlSourceConfig, b: &mut DesiredBuilder<'_>) -> Result<u6
     // The config loader refused a bad query already; this is the check next to the send.
     statement::check(db, &config.query).map_err(ReadError::Refused)?;
     match db {
+        #[cfg(feature = "postgres")]
         Database::Postgres => postgres::read(config, b).await,
+        #[cfg(feature = "mysql")]
         Database::MySql => mysql::read(config, b).await,
+        #[cfg(feature = "sqlite")]
         Database::Sqlite => sqlite::read(config, b).await,
+        #[allow(unreachable_patterns)]
+        db => Err(ReadError::Setup(db.not_built_in())),
     }
 }
 
@@ -230,7 +282,9 @@ fn query_message(e: &sqlx::Error) -> String {
     }
 }
 
-/// Connects and learns the session's id, within [`CONNECT_ALLOWANCE`].
+/// Connects and learns the session's id, within [`CONNECT_ALLOWANCE`] (a server's session;
+/// a SQLite file has none).
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 async fn within_connect_allowance<T>(
     connect: impl std::future::Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, ReadError> {
