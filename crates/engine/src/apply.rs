@@ -12,11 +12,11 @@
 //! before it came back. A circuit breaker stops sending when the server is down, and a
 //! shutdown stops sending new batches while the ones in flight finish.
 
-use crate::current::StudioUser;
-use crate::desired::normalize_email;
+use crate::email;
 use crate::plan::{ActionKind, RoleAction};
 use crate::roles::ManagedRoles;
 use crate::shutdown::Shutdown;
+use crate::studio::StudioUser;
 use crate::studio::{StudioClient, StudioError, WireAction};
 use futures::future::BoxFuture;
 use futures::{stream, FutureExt, StreamExt};
@@ -295,7 +295,7 @@ const MISDIRECTED: &str = "WRONG ACCOUNT";
 /// Whether Studio's email for a user is the email an action was planned for.
 fn same_email(studio: Option<&str>, intended: Option<&str>) -> bool {
     match (studio, intended) {
-        (Some(s), Some(i)) => normalize_email(s) == normalize_email(i),
+        (Some(s), Some(i)) => email::normalize(s) == email::normalize(i),
         _ => false,
     }
 }
@@ -351,25 +351,31 @@ fn skipped(batch: Vec<RoleAction>, why: &Stopped) -> Vec<ActionOutcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{AuthConfig, StudioConfig};
     use crate::metrics::Metrics;
     use crate::studio::auth::Auth;
-    use crate::studio::ClientSettings;
     use std::time::Duration;
 
     fn client() -> StudioClient {
-        let settings = ClientSettings {
+        let token = || "t".to_string().into();
+        let studio = StudioConfig {
             base_url: "http://127.0.0.1:9".parse().unwrap(),
+            auth: AuthConfig::Token {
+                token: token(),
+                file: None,
+            },
             requests_per_second: 10.0,
             burst: 1,
             concurrency: 1,
+            batch_size: 50,
             timeout: Duration::from_secs(1),
             max_retries: 0,
             extra_roots: Default::default(),
         };
         StudioClient::new(
-            &settings,
+            &studio,
             Auth::Static(std::sync::Arc::new(crate::studio::auth::StaticToken::new(
-                "t".to_string().into(),
+                token(),
                 None,
             ))),
             Metrics::new(),

@@ -5,21 +5,10 @@
 //! the planner and its property tests never see HTTP. Only managed roles are kept: every other
 //! role a user holds is invisible from here on, and so can never be touched.
 
-use crate::desired::normalize_email;
+use crate::email;
 use crate::roles::{ManagedRoles, RoleSet};
+use crate::studio::StudioUser;
 use std::collections::HashMap;
-
-/// A Studio user as the client reads it from the API.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct StudioUser {
-    pub id: u64,
-    #[serde(default)]
-    pub full_name: Option<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub role_names: Vec<String>,
-}
 
 /// A Studio user as the planner sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,7 +53,7 @@ impl CurrentState {
         let email = user
             .email
             .as_deref()
-            .map(normalize_email)
+            .map(email::normalize)
             .filter(|e| !e.is_empty());
         let roles = managed.set_of(user.role_names.iter().map(String::as_str));
         if let Some(e) = &email {

@@ -327,6 +327,18 @@ mod tests {
     }
 
     #[test]
+    fn emails() {
+        assert_eq!(
+            normalize("  Bob.Smith@MySchool.edu "),
+            "bob.smith@myschool.edu"
+        );
+        assert!(is_valid("first.last+tag@sub.school.edu"));
+        for bad in ["", "alice", "a b@c.de", "mailto:a@b.co", "<a@b.co>"] {
+            assert!(!is_valid(bad), "{bad}");
+        }
+    }
+
+    #[test]
     fn positions_count_leading_spaces() {
         assert_eq!(
             check("  a\u{200B}@x.edu"),

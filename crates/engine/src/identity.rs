@@ -107,8 +107,8 @@ pub fn ambiguity_update(current: &CurrentState, searched: &[String]) -> Ambiguit
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::current::StudioUser;
     use crate::roles::{ManagedRoles, RoleSet};
+    use crate::studio::StudioUser;
 
     fn user(id: u64, email: &str, roles: &[&str]) -> StudioUser {
         StudioUser {

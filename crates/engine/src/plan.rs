@@ -9,10 +9,10 @@
 //! the order its actions must reach Studio in ([`Plan::phases`]): a move between exclusive
 //! roles removes first.
 
-use crate::config::SafetyConfig;
 use crate::current::{CurrentState, EmailMatch};
 use crate::desired::DesiredState;
 use crate::roles::{ManagedRoles, RoleSet};
+use crate::safety::SafetyLimits;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 
@@ -426,7 +426,7 @@ pub fn check_guards(
     plan: &Plan,
     desired: &DesiredState,
     policy: &Policy,
-    safety: &SafetyConfig,
+    safety: &SafetyLimits,
 ) -> Result<(), GuardTrip> {
     if policy.remove_unlisted && desired.is_empty() {
         return Err(GuardTrip::EmptyDesired);

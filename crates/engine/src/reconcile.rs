@@ -6,16 +6,16 @@
 //! [`RunReport`] and one mapping to a status and an exit code.
 
 use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
-use crate::config::{AuthConfig, Config, SourceConfig};
+use crate::config::{Config, SourceConfig};
 use crate::desired::{self, DesiredError, DesiredState};
 use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
+use crate::read::read_current;
 use crate::shutdown::Shutdown;
-use crate::studio::auth::{Auth, OAuth, OAuthSettings, StaticToken};
-use crate::studio::read::read_current;
-use crate::studio::{ClientSettings, StudioClient, StudioError};
+use crate::studio::auth::Auth;
+use crate::studio::{StudioClient, StudioError};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -74,34 +74,8 @@ pub async fn make_client(
     history: &History,
     metrics: &Metrics,
 ) -> Result<StudioClient, StudioError> {
-    let auth = match &config.studio.auth {
-        AuthConfig::Token { token, file } => {
-            Auth::Static(Arc::new(StaticToken::new(token.clone(), file.clone())))
-        }
-        AuthConfig::OAuth(o) => Auth::OAuth(Arc::new(
-            OAuth::new(
-                OAuthSettings::from(&**o),
-                Arc::new(history.clone()),
-                metrics.clone(),
-            )
-            .await?,
-        )),
-    };
-    StudioClient::new(&client_settings(config), auth, metrics.clone())
-}
-
-/// The client settings of `studio:` in a config.
-pub fn client_settings(config: &Config) -> ClientSettings {
-    let s = &config.studio;
-    ClientSettings {
-        base_url: s.base_url.clone(),
-        requests_per_second: s.requests_per_second,
-        burst: s.burst,
-        concurrency: s.concurrency,
-        timeout: s.timeout,
-        max_retries: s.max_retries,
-        extra_roots: s.extra_roots.clone(),
-    }
+    let auth = Auth::from_config(&config.studio.auth, Arc::new(history.clone()), metrics).await?;
+    StudioClient::new(&config.studio, auth, metrics.clone())
 }
 
 /// Loads the desired state from the configured source.

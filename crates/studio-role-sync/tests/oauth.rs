@@ -486,7 +486,8 @@ impl studio_role_sync_engine::studio::tokens::TokenStore for RotatedBehindItsBac
 
 #[tokio::test]
 async fn on_invalid_grant_the_store_is_read_again_and_a_token_rotated_elsewhere_is_used() {
-    use studio_role_sync_engine::studio::auth::{Auth, OAuth, OAuthSettings};
+    use studio_role_sync_engine::config::{AuthConfig, OAuthConfig, StudioConfig};
+    use studio_role_sync_engine::studio::auth::{Auth, OAuth};
     let t = Tenant::start_with(
         oauth_sim(Duration::from_secs(3600), Faults::default()),
         population(4),
@@ -500,34 +501,38 @@ async fn on_invalid_grant_the_store_is_read_again_and_a_token_rotated_elsewhere_
         leased: Default::default(),
         done: Default::default(),
     });
-    let settings = OAuthSettings {
+    let token_url: url::Url = format!("{}/api/public/oauth/token", t.sim.base_url())
+        .parse()
+        .unwrap();
+    let oauth = OAuthConfig {
         client_id: "srs-client".into(),
         client_secret: CLIENT_SECRET.to_string().into(),
-        token_url: format!("{}/api/public/oauth/token", t.sim.base_url())
-            .parse()
-            .unwrap(),
-        seed: None,
+        seed_refresh_token: None,
+        authorize_url: token_url.join("authorize").unwrap(),
+        token_url,
+        redirect_uri: None,
     };
     let store: std::sync::Arc<dyn TokenStore> = store;
-    let oauth = OAuth::new(
-        settings,
-        store,
-        studio_role_sync_engine::metrics::Metrics::new(),
-    )
-    .await
-    .unwrap();
-    let client = studio_role_sync_engine::studio::StudioClient::new(
-        &studio_role_sync_engine::studio::ClientSettings {
-            base_url: t.sim.base_url().parse().unwrap(),
-            requests_per_second: 100.0,
-            burst: 10,
-            concurrency: 2,
-            timeout: Duration::from_secs(5),
-            max_retries: 1,
-            extra_roots: Default::default(),
+    let metrics = studio_role_sync_engine::metrics::Metrics::new();
+    let oauth = OAuth::new(&oauth, store, metrics.clone()).await.unwrap();
+    let studio = StudioConfig {
+        base_url: t.sim.base_url().parse().unwrap(),
+        auth: AuthConfig::Token {
+            token: "unused: the client is given OAuth below".to_string().into(),
+            file: None,
         },
+        requests_per_second: 100.0,
+        burst: 10,
+        concurrency: 2,
+        batch_size: 50,
+        timeout: Duration::from_secs(5),
+        max_retries: 1,
+        extra_roots: Default::default(),
+    };
+    let client = studio_role_sync_engine::studio::StudioClient::new(
+        &studio,
         Auth::OAuth(std::sync::Arc::new(oauth)),
-        studio_role_sync_engine::metrics::Metrics::new(),
+        metrics,
     )
     .unwrap();
     let page = client.users_with_role("Admin", 1).await;

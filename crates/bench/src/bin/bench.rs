@@ -31,14 +31,16 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::current::{CurrentState, StudioUser};
-use studio_role_sync_engine::desired::{normalize_email, yaml, DesiredState};
+use studio_role_sync_engine::current::CurrentState;
+use studio_role_sync_engine::desired::{yaml, DesiredState};
+use studio_role_sync_engine::email::normalize as normalize_email;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::{check_guards, plan, Policy};
 use studio_role_sync_engine::reconcile::{Engine, Trigger, VerifyRequest};
 use studio_role_sync_engine::roles::{ManagedRoles, RoleSet};
 use studio_role_sync_engine::shutdown::Shutdown;
+use studio_role_sync_engine::studio::StudioUser;
 use studio_sim::{sample_population, Faults, Sim, SimConfig, SimUser};
 
 const TOKEN: &str = "bench-token";
@@ -895,7 +897,7 @@ fn planner_scenario(grants: usize) -> PlannerResult {
         managed: managed.clone(),
     };
     let the_plan = plan(&desired, &current, &policy);
-    let safety = studio_role_sync_engine::config::SafetyConfig {
+    let safety = studio_role_sync_engine::safety::SafetyLimits {
         max_removals: usize::MAX,
         max_removal_ratio: 1.0,
         roles: Default::default(),

@@ -12,14 +12,6 @@ use crate::roles::{ManagedRoles, RoleSet};
 use std::collections::HashMap;
 use std::fmt;
 
-/// Emails compare trimmed and case-insensitively: the rules live in [`crate::email`].
-pub use crate::email::normalize as normalize_email;
-
-/// A plausible email address, by the rules of [`crate::email::check`].
-pub fn is_email(email: &str) -> bool {
-    crate::email::is_valid(email)
-}
-
 /// Normalised email → the managed roles it should hold. An email listed with no roles is
 /// present with an empty set: it is known, and holds nothing managed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -235,18 +227,6 @@ impl<'a> DesiredBuilder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn emails() {
-        assert_eq!(
-            normalize_email("  Bob.Smith@MySchool.edu "),
-            "bob.smith@myschool.edu"
-        );
-        assert!(is_email("first.last+tag@sub.school.edu"));
-        for bad in ["", "alice", "a b@c.de", "mailto:a@b.co", "<a@b.co>"] {
-            assert!(!is_email(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn exclusive_roles_are_refused_where_they_meet() {

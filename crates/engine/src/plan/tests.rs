@@ -1,9 +1,9 @@
 //! Planner tests: examples for each safety rule, and properties over random tenants.
 
 use super::*;
-use crate::current::StudioUser;
 use crate::desired::DesiredState;
 use crate::identity::{emails_to_search, SearchInputs, Verification};
+use crate::studio::StudioUser;
 use proptest::prelude::*;
 
 const ROLES: [&str; 4] = ["Admin", "CaptionEditor", "SubAccountAdmin", "Teacher"];
@@ -61,10 +61,7 @@ fn read_with(
             let found: Vec<StudioUser> = studio
                 .iter()
                 .filter(|u| {
-                    u.email
-                        .as_deref()
-                        .map(crate::desired::normalize_email)
-                        .as_deref()
+                    u.email.as_deref().map(crate::email::normalize).as_deref()
                         == Some(email.as_str())
                 })
                 .cloned()
@@ -110,7 +107,7 @@ fn policy_for(m: &ManagedRoles, remove_unlisted: bool, protected: &[&str]) -> Po
     }
 }
 
-const SAFETY: SafetyConfig = SafetyConfig {
+const SAFETY: SafetyLimits = SafetyLimits {
     max_removals: 25,
     max_removal_ratio: 0.25,
     roles: std::collections::BTreeMap::new(),
@@ -211,7 +208,7 @@ fn guards() {
             ..
         })
     ));
-    let tight = SafetyConfig {
+    let tight = SafetyLimits {
         max_removals: 1,
         max_removal_ratio: 1.0,
         roles: Default::default(),
@@ -326,7 +323,7 @@ impl Tenant {
 }
 
 fn email_of(u: &StudioUser) -> Option<String> {
-    u.email.as_deref().map(crate::desired::normalize_email)
+    u.email.as_deref().map(crate::email::normalize)
 }
 
 proptest! {
@@ -446,7 +443,7 @@ fn each_role_has_its_own_guard() {
     let mut safety = SAFETY.clone();
     safety.roles.insert(
         0,
-        crate::config::RoleLimits {
+        crate::safety::RoleLimits {
             max_removals: Some(3),
             max_removal_ratio: Some(1.0),
         },

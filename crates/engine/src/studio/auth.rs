@@ -6,9 +6,12 @@
 //!
 //! Secrets stay in `SecretString` from the config to the `Authorization` header.
 
-pub use super::oauth::{OAuth, OAuthSettings};
+pub use super::oauth::OAuth;
 pub use super::tokens::fingerprint;
+use super::tokens::TokenStore;
 use super::StudioError;
+use crate::config::AuthConfig;
+use crate::metrics::Metrics;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -79,6 +82,23 @@ impl StaticToken {
 }
 
 impl Auth {
+    /// The authentication `studio:` configures: a static token, or OAuth whose tokens live in
+    /// `store` (the history, shared by every process of the installation).
+    pub async fn from_config(
+        auth: &AuthConfig,
+        store: Arc<dyn TokenStore>,
+        metrics: &Metrics,
+    ) -> Result<Auth, StudioError> {
+        Ok(match auth {
+            AuthConfig::Token { token, file } => {
+                Auth::Static(Arc::new(StaticToken::new(token.clone(), file.clone())))
+            }
+            AuthConfig::OAuth(oauth) => {
+                Auth::OAuth(Arc::new(OAuth::new(oauth, store, metrics.clone()).await?))
+            }
+        })
+    }
+
     pub async fn access_token(&self, http: &reqwest::Client) -> Result<Token, StudioError> {
         match self {
             Auth::Static(t) => Ok(t.get()),

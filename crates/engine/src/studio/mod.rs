@@ -9,21 +9,23 @@
 //! endpoint methods below are thin. Whom the client trusts is [`tls`]'s; OAuth is [`oauth`]'s,
 //! its token storage [`tokens`]'s; `validate --online` is [`online`]'s.
 
+mod api;
 pub mod auth;
 pub mod oauth;
 pub mod online;
 pub mod pace;
-pub mod read;
 pub mod tls;
 pub mod tokens;
 pub mod untrusted;
 
-use crate::current::StudioUser;
+use crate::config::StudioConfig;
 use crate::metrics::Metrics;
+use api::{ErrorBody, Page, PutAnswer, PutBody};
+pub use api::{StudioUser, UsersPage, WireAction};
 use auth::Auth;
 use pace::Pace;
 use rand::Rng;
-use serde::{Deserialize, Serialize};
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,19 +118,6 @@ impl StudioError {
     }
 }
 
-/// Client settings from `studio:` in the config.
-#[derive(Clone, Debug)]
-pub struct ClientSettings {
-    pub base_url: Url,
-    pub requests_per_second: f64,
-    pub burst: u32,
-    pub concurrency: usize,
-    pub timeout: Duration,
-    pub max_retries: u32,
-    /// Extra trusted roots (`studio.ca_file`), on top of the OS store and the bundled roots.
-    pub extra_roots: tls::ExtraRoots,
-}
-
 /// Retries granted to `429` answers on top of `max_retries`: being told to wait is not a fault.
 const EXTRA_RETRIES_FOR_429: u32 = 30;
 /// New tokens tried for one request after `401`s: another process sharing the token lineage
@@ -180,59 +169,16 @@ impl RequestCounts {
     }
 }
 
-#[derive(Debug, Deserialize)]
-struct Page {
-    users: Vec<StudioUser>,
-    #[serde(default)]
-    meta: Option<PageMeta>,
-}
-
-#[derive(Debug, Deserialize)]
-struct PageMeta {
-    #[serde(default)]
-    last_page: Option<u32>,
-}
-
-/// One users page and the number of the last page.
-#[derive(Debug)]
-pub struct UsersPage {
-    pub users: Vec<StudioUser>,
-    pub last_page: u32,
-}
-
-/// One action of `PUT /users/roles`, as sent.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct WireAction {
-    pub user_id: u64,
-    pub action: &'static str,
-    pub role: String,
-}
-
-#[derive(Serialize)]
-struct PutBody<'a> {
-    actions: &'a [WireAction],
-}
-
-#[derive(Deserialize)]
-struct PutAnswer {
-    #[serde(default)]
-    users: Vec<StudioUser>,
-}
-
-/// What Studio sent in an error body, if it was the documented `{"error": "..."}`.
-#[derive(Deserialize)]
-struct ErrorBody {
-    error: serde_json::Value,
-}
-
 impl StudioClient {
+    /// The client `studio:` configures, authenticating with `auth` (see
+    /// [`Auth::from_config`]).
     pub fn new(
-        settings: &ClientSettings,
+        studio: &StudioConfig,
         auth: Auth,
         metrics: Metrics,
     ) -> Result<StudioClient, StudioError> {
-        let http = tls::http_client(settings)?;
-        let mut api = settings.base_url.clone();
+        let http = tls::http_client(studio)?;
+        let mut api = studio.base_url.clone();
         api.set_path(&format!(
             "{}/api/public/v1/",
             api.path().trim_end_matches('/')
@@ -242,9 +188,9 @@ impl StudioClient {
                 http,
                 api,
                 auth,
-                pace: Pace::new(settings.requests_per_second, settings.burst),
-                in_flight: Semaphore::new(settings.concurrency.max(1)),
-                max_retries: settings.max_retries,
+                pace: Pace::new(studio.requests_per_second, studio.burst),
+                in_flight: Semaphore::new(studio.concurrency.max(1)),
+                max_retries: studio.max_retries,
                 metrics,
                 counters: Counters::default(),
             }),

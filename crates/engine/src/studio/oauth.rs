@@ -45,28 +45,8 @@ const LEASE_SLACK: Duration = Duration::from_secs(5);
 /// How often a process waiting for the lease looks at the store again.
 const LEASE_POLL: Duration = Duration::from_millis(100);
 
-/// The parts of `studio.oauth` a refresh needs.
-#[derive(Clone)]
-pub struct OAuthSettings {
-    pub client_id: String,
-    pub client_secret: SecretString,
-    pub token_url: url::Url,
-    pub seed: Option<SecretString>,
-}
-
-impl From<&OAuthConfig> for OAuthSettings {
-    fn from(c: &OAuthConfig) -> Self {
-        OAuthSettings {
-            client_id: c.client_id.clone(),
-            client_secret: c.client_secret.clone(),
-            token_url: c.token_url.clone(),
-            seed: c.seed_refresh_token.clone(),
-        }
-    }
-}
-
 pub struct OAuth {
-    config: OAuthSettings,
+    config: OAuthConfig,
     store: Arc<dyn TokenStore>,
     metrics: Metrics,
     /// This process's name on the refresh lease.
@@ -130,12 +110,12 @@ enum Refused {
 impl OAuth {
     /// Sets up OAuth from the stored tokens, or the seed when there are none (or a new seed).
     pub async fn new(
-        config: OAuthSettings,
+        config: &OAuthConfig,
         store: Arc<dyn TokenStore>,
         metrics: Metrics,
     ) -> Result<OAuth, StudioError> {
         let seed_fp = config
-            .seed
+            .seed_refresh_token
             .as_ref()
             .map(super::tokens::fingerprint)
             .unwrap_or_default();
@@ -152,7 +132,7 @@ impl OAuth {
             refused: Vec::new(),
             generation: 1,
         };
-        match (&config.seed, stored) {
+        match (&config.seed_refresh_token, stored) {
             (None, Some(s)) => adopt_stored(&mut state, s),
             (None, None) => {}
             (Some(_), None) => state.seed_pending = true,
@@ -179,7 +159,7 @@ impl OAuth {
         }
         let owner = format!("pid {} {:08x}", std::process::id(), rand::random::<u32>());
         Ok(OAuth {
-            config,
+            config: config.clone(),
             store,
             metrics,
             owner,
@@ -341,7 +321,7 @@ impl OAuth {
         let mut tried_stored = Vec::<SecretString>::new();
         loop {
             let (refresh, from_seed) = if state.seed_pending {
-                (self.config.seed.clone(), true)
+                (self.config.seed_refresh_token.clone(), true)
             } else {
                 (state.refresh.clone(), false)
             };
@@ -385,7 +365,10 @@ impl OAuth {
                             continue;
                         }
                     }
-                    if state.seed_fallback && !tried_seed && self.config.seed.is_some() {
+                    if state.seed_fallback
+                        && !tried_seed
+                        && self.config.seed_refresh_token.is_some()
+                    {
                         tracing::warn!(
                             "Studio refused the stored OAuth token; trying the configured seed"
                         );

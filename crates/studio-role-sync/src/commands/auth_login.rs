@@ -7,7 +7,7 @@ use crate::exit::Exit;
 use std::path::Path;
 use std::sync::Arc;
 use studio_role_sync_engine::metrics::Metrics;
-use studio_role_sync_engine::studio::auth::OAuthSettings;
+use studio_role_sync_engine::studio::auth::OAuth;
 
 /// How long `auth login` waits for the code.
 const LOGIN_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
@@ -33,19 +33,11 @@ pub async fn auth_login(config_path: &Path) -> Exit {
         Ok(h) => h,
         Err(code) => return code,
     };
-    let manager = match studio_role_sync_engine::studio::auth::OAuth::new(
-        OAuthSettings::from(&**oauth),
-        Arc::new(history.clone()),
-        Metrics::new(),
-    )
-    .await
-    {
+    let manager = match OAuth::new(oauth, Arc::new(history.clone()), Metrics::new()).await {
         Ok(m) => m,
         Err(e) => return fail(e),
     };
-    let http = match studio_role_sync_engine::studio::tls::http_client(
-        &studio_role_sync_engine::reconcile::client_settings(&config),
-    ) {
+    let http = match studio_role_sync_engine::studio::tls::http_client(&config.studio) {
         Ok(h) => h,
         Err(e) => return fail(e),
     };

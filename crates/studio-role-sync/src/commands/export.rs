@@ -23,7 +23,7 @@ pub async fn export(config_path: &Path) -> Exit {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    match studio_role_sync_engine::studio::read::list_holders(
+    match studio_role_sync_engine::read::list_holders(
         &client,
         &config.roles.managed,
         config.studio.concurrency,

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use studio_role_sync_engine::current::StudioUser;
 use studio_role_sync_engine::roles::ManagedRoles;
+use studio_role_sync_engine::studio::StudioUser;
 
 /// The current holders of the managed roles as a roles file `validate` accepts. Holders
 /// without an email cannot be written (they are listed in a comment).
@@ -17,7 +17,7 @@ pub fn render_export(holders: &[StudioUser], managed: &ManagedRoles, base_url: &
         match u
             .email
             .as_deref()
-            .map(studio_role_sync_engine::desired::normalize_email)
+            .map(studio_role_sync_engine::email::normalize)
             .filter(|e| !e.is_empty())
         {
             Some(e) => {

@@ -3,8 +3,8 @@
 //!
 //! The source is opened per run and closed after it, and it can neither write to nor hang the
 //! database it reads, at three levels:
-//! - [`statement`]: before anything is sent, the query is parsed in the database's dialect and
-//!   must be exactly one query that only reads (no DDL, no DML, no `INTO OUTFILE`, no `COPY`,
+//! - [`sql_query`](crate::sql_query): before anything is sent, the query is parsed in the
+//!   database's dialect and must be exactly one query that only reads (no DDL, no DML, no `INTO OUTFILE`, no `COPY`,
 //!   no locking read, no function that sleeps, touches files or other sessions). The config
 //!   loader runs the same check, so a bad query is a config error with its line.
 //! - the session: PostgreSQL and MySQL/MariaDB run it in a `READ ONLY` transaction; a SQLite
@@ -34,13 +34,14 @@ mod postgres;
 mod rows;
 #[cfg(feature = "sqlite")]
 mod sqlite;
-pub mod statement;
 
 pub use rows::MAX_BAD_ROWS;
 
 use super::{DesiredBuilder, DesiredError, DesiredState};
 use crate::config::SqlSourceConfig;
 use crate::roles::ManagedRoles;
+pub use crate::sql_query::Database;
+use crate::sql_query::{self, Refusal};
 use deadline::Cancelled;
 use secrecy::ExposeSecret;
 use std::time::Duration;
@@ -49,73 +50,6 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqlReadStats {
     pub rows: u64,
-}
-
-/// The databases the source reads, picked by the URL's scheme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Database {
-    Postgres,
-    MySql,
-    Sqlite,
-}
-
-impl Database {
-    /// `postgres://`/`postgresql://`, `mysql://`/`mariadb://`, `sqlite:`; `None` otherwise.
-    pub fn from_url(url: &str) -> Option<Database> {
-        let scheme = url.split(':').next().unwrap_or_default();
-        match scheme.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" => Some(Database::Postgres),
-            "mysql" | "mariadb" => Some(Database::MySql),
-            "sqlite" => Some(Database::Sqlite),
-            _ => None,
-        }
-    }
-
-    /// The engine feature that compiles this database's reader in.
-    pub fn feature(self) -> &'static str {
-        match self {
-            Database::Postgres => "postgres",
-            Database::MySql => "mysql",
-            Database::Sqlite => "sqlite",
-        }
-    }
-
-    /// Whether this build reads this database (its feature was on).
-    pub fn is_built_in(self) -> bool {
-        match self {
-            Database::Postgres => cfg!(feature = "postgres"),
-            Database::MySql => cfg!(feature = "mysql"),
-            Database::Sqlite => cfg!(feature = "sqlite"),
-        }
-    }
-
-    /// The refusal of a URL whose database this build does not read.
-    fn not_built_in(self) -> String {
-        format!(
-            "this build of studio-role-sync cannot read {} (it was built without the `{}` feature)",
-            self.name(),
-            self.feature()
-        )
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Database::Postgres => "PostgreSQL",
-            Database::MySql => "MySQL/MariaDB",
-            Database::Sqlite => "SQLite",
-        }
-    }
-}
-
-/// Checks the configured query for the database the URL names, for the config loader: the
-/// refusal, or nothing when the query may be sent. An unsupported scheme (or a URL not read,
-/// for commands that never query) is not this check's to report: the read says so.
-pub fn check_query(url: &str, query: &str) -> Result<(), String> {
-    match Database::from_url(url) {
-        Some(db) if !db.is_built_in() => Err(db.not_built_in()),
-        Some(db) => statement::check(db, query).map_err(|r| r.0),
-        None => Ok(()),
-    }
 }
 
 /// Time allowed to connect, log in and learn the session's id.
@@ -180,7 +114,7 @@ async fn read(config: &SqlSourceConfig, b: &mut DesiredBuilder<'_>) -> Result<u6
         )));
     };
     // The config loader refused a bad query already; this is the check next to the send.
-    statement::check(db, &config.query).map_err(ReadError::Refused)?;
+    sql_query::check(db, &config.query).map_err(ReadError::Refused)?;
     match db {
         #[cfg(feature = "postgres")]
         Database::Postgres => postgres::read(config, b).await,
@@ -197,7 +131,7 @@ enum ReadError {
     /// Not the database's answer: a bad URL scheme, a missing SQLite file, no answer.
     Setup(String),
     /// The query is not one the source sends.
-    Refused(statement::Refusal),
+    Refused(Refusal),
     /// Connecting or logging in failed.
     Connect(sqlx::Error),
     /// The session set-up or the query failed.
@@ -358,32 +292,5 @@ pub(super) mod tests {
         let url = "mysql://sync:p%40ss%2Fword@db/hr";
         let s = scrub("denied: p@ss/word and p%40ss%2Fword", url);
         assert_eq!(s, "denied: <password> and <password>");
-    }
-
-    #[test]
-    fn the_url_scheme_picks_the_database() {
-        for (url, db) in [
-            ("postgres://h/d", Some(Database::Postgres)),
-            ("PostgreSQL://h/d", Some(Database::Postgres)),
-            ("mysql://h/d", Some(Database::MySql)),
-            ("mariadb://h/d", Some(Database::MySql)),
-            ("sqlite:///x.db", Some(Database::Sqlite)),
-            ("sqlite:x.db", Some(Database::Sqlite)),
-            ("oracle://h/d", None),
-            ("", None),
-        ] {
-            assert_eq!(Database::from_url(url), db, "{url}");
-        }
-        // The config loader's check: refusals for a known database, silence otherwise.
-        let e = check_query("mysql://h/d", "DROP TABLE grants").unwrap_err();
-        assert!(
-            e.starts_with("a DROP statement is refused: the query must be one SELECT"),
-            "{e}"
-        );
-        assert_eq!(check_query("", "DROP TABLE grants"), Ok(()));
-        assert_eq!(
-            check_query("postgres://h/d", "SELECT email, role FROM g"),
-            Ok(())
-        );
     }
 }

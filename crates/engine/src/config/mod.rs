@@ -5,8 +5,12 @@
 //! paths resolved against the config file's folder, secrets read into `secrecy` types, and
 //! every cross-field rule checked, with the line of the offending key in the message.
 
-use crate::desired::normalize_email;
+mod ca_file;
+
+pub use ca_file::ExtraRoots;
+
 use crate::roles::{ManagedRoles, RoleSet, MAX_MANAGED_ROLES};
+use crate::safety::{RoleLimits, SafetyLimits};
 use crate::yaml_lines::key_line;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -36,7 +40,8 @@ pub struct Config {
     pub dir: PathBuf,
     pub studio: StudioConfig,
     pub roles: RolesConfig,
-    pub safety: SafetyConfig,
+    /// `safety:`, the limits of the planner's whole-run guards.
+    pub safety: SafetyLimits,
     pub source: SourceConfig,
     pub verify: VerifyConfig,
     pub schedule: String,
@@ -58,7 +63,7 @@ pub struct StudioConfig {
     pub timeout: Duration,
     pub max_retries: u32,
     /// `ca_file`: a private CA trusted on top of the OS store and the bundled roots.
-    pub extra_roots: crate::studio::tls::ExtraRoots,
+    pub extra_roots: ExtraRoots,
 }
 
 /// How the client authenticates. Secrets are `SecretString`: their `Debug` is redacted.
@@ -73,7 +78,7 @@ pub enum AuthConfig {
     OAuth(Box<OAuthConfig>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct OAuthConfig {
     pub client_id: String,
     pub client_secret: SecretString,
@@ -91,22 +96,6 @@ pub struct RolesConfig {
     pub remove_unlisted: bool,
     /// Normalised emails whose roles are never removed.
     pub protected: HashSet<String>,
-}
-
-#[derive(Debug, Clone)]
-pub struct SafetyConfig {
-    pub max_removals: usize,
-    pub max_removal_ratio: f64,
-    /// `safety.roles`: limits for one managed role (by index), overriding the two above for
-    /// that role's own guard. Every managed role has a guard; this only changes its limits.
-    pub roles: BTreeMap<usize, RoleLimits>,
-}
-
-/// A per-role override of the removal guard; `None` keeps the overall value.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct RoleLimits {
-    pub max_removals: Option<usize>,
-    pub max_removal_ratio: Option<f64>,
 }
 
 /// `verify`: how often a run is a full verification.
@@ -485,7 +474,7 @@ impl Checker<'_> {
         if let SourceConfig::Sql(sql) = &source {
             // One query that only reads, in the dialect the URL names (desired/sql/statement.rs).
             use secrecy::ExposeSecret;
-            crate::desired::sql::check_query(sql.url.expose_secret(), &sql.query)
+            crate::sql_query::check_query(sql.url.expose_secret(), &sql.query)
                 .map_err(|m| self.error(&["source", "sql", "query"], m))?;
         }
         check_schedule(&raw.schedule).map_err(|m| self.error(&["schedule"], m))?;
@@ -579,7 +568,7 @@ impl Checker<'_> {
         )?;
         in_range(self, &key("max_retries"), raw.max_retries, 0, 20)?;
         let extra_roots = match raw.ca_file {
-            Some(file) if self.secrets => crate::studio::tls::read_ca_file(&resolve(&file))
+            Some(file) if self.secrets => ca_file::read_ca_file(&resolve(&file))
                 .map_err(|m| self.error(&key("ca_file"), m))?,
             _ => Default::default(),
         };
@@ -784,8 +773,8 @@ impl Checker<'_> {
         }
         let mut protected = HashSet::new();
         for email in &raw.protected {
-            let normal = normalize_email(email);
-            if !crate::desired::is_email(&normal) {
+            let normal = crate::email::normalize(email);
+            if !crate::email::is_valid(&normal) {
                 return Err(self.error(
                     &["roles", "protected"],
                     format!("{email:?} is not an email"),
@@ -838,7 +827,7 @@ impl Checker<'_> {
         Ok(groups)
     }
 
-    fn safety(&self, raw: RawSafety, managed: &ManagedRoles) -> Result<SafetyConfig, ConfigError> {
+    fn safety(&self, raw: RawSafety, managed: &ManagedRoles) -> Result<SafetyLimits, ConfigError> {
         let ratio = |key: &[&str], r: f64| {
             if (0.0..=1.0).contains(&r) {
                 Ok(r)
@@ -873,7 +862,7 @@ impl Checker<'_> {
                 },
             );
         }
-        Ok(SafetyConfig {
+        Ok(SafetyLimits {
             max_removals: raw.max_removals,
             max_removal_ratio: raw.max_removal_ratio,
             roles,

@@ -8,9 +8,11 @@
 //! Nothing comes from a cache: every account the planner can act on was reported by Studio
 //! during this run, with its email.
 
-use super::{StudioClient, StudioError};
-use crate::current::{CurrentState, StudioUser};
-use crate::desired::{normalize_email, DesiredState};
+use crate::current::CurrentState;
+use crate::desired::DesiredState;
+use crate::studio::StudioUser;
+use crate::studio::{StudioClient, StudioError, UsersPage};
+
 use crate::identity::{self, SearchInputs, Verification};
 use crate::roles::ManagedRoles;
 use futures::{stream, StreamExt, TryStreamExt};
@@ -64,7 +66,7 @@ pub async fn list_holders(
     managed: &ManagedRoles,
     concurrency: usize,
 ) -> Result<Vec<StudioUser>, StudioError> {
-    let firsts: Vec<(&str, super::UsersPage)> = stream::iter(managed.names())
+    let firsts: Vec<(&str, UsersPage)> = stream::iter(managed.names())
         .map(|role| async move {
             Ok::<_, StudioError>((role.as_str(), client.users_with_role(role, 1).await?))
         })
@@ -94,13 +96,13 @@ pub async fn search_email(
     client: &StudioClient,
     email: &str,
 ) -> Result<Vec<StudioUser>, StudioError> {
-    let wanted = normalize_email(email);
+    let wanted = crate::email::normalize(email);
     let mut found = Vec::new();
     let mut page = 1;
     loop {
         let answer = client.users_with_email(&wanted, page).await?;
         found.extend(answer.users.into_iter().filter(|u| {
-            u.email.as_deref().map(normalize_email).as_deref() == Some(wanted.as_str())
+            u.email.as_deref().map(crate::email::normalize).as_deref() == Some(wanted.as_str())
         }));
         if page >= answer.last_page {
             return Ok(found);

@@ -1,5 +1,8 @@
 //! Which SQL the source sends: one query that only reads, checked with a real SQL parser
 //! (`sqlparser`, in the dialect of the URL's database) before anything reaches the database.
+//! The config loader checks it (a bad query is a config error with its line) and the SQL
+//! source checks it again next to the send (`desired/sql`); so it is its own module, which
+//! depends on neither.
 //!
 //! A read-only transaction is not enough on its own: MySQL/MariaDB commit it implicitly before
 //! DDL (`DROP TABLE` drops), some statements write outside the database (`SELECT … INTO
@@ -20,7 +23,6 @@
 //! view or a function can do whatever its owner may. The boundary is a database account that
 //! may only `SELECT` (docs/sql-source.md).
 
-use super::Database;
 use sqlparser::ast::{
     Expr, ObjectName, Query, Select, Spanned, Statement, TableFactor, Visit, Visitor,
 };
@@ -28,6 +30,73 @@ use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect, SQLiteDialect
 use sqlparser::parser::{Parser, ParserError};
 use sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace};
 use std::ops::ControlFlow;
+
+/// The databases the source reads, picked by the URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Database {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl Database {
+    /// `postgres://`/`postgresql://`, `mysql://`/`mariadb://`, `sqlite:`; `None` otherwise.
+    pub fn from_url(url: &str) -> Option<Database> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Some(Database::Postgres),
+            "mysql" | "mariadb" => Some(Database::MySql),
+            "sqlite" => Some(Database::Sqlite),
+            _ => None,
+        }
+    }
+
+    /// The engine feature that compiles this database's reader in.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Database::Postgres => "postgres",
+            Database::MySql => "mysql",
+            Database::Sqlite => "sqlite",
+        }
+    }
+
+    /// Whether this build reads this database (its feature was on).
+    pub fn is_built_in(self) -> bool {
+        match self {
+            Database::Postgres => cfg!(feature = "postgres"),
+            Database::MySql => cfg!(feature = "mysql"),
+            Database::Sqlite => cfg!(feature = "sqlite"),
+        }
+    }
+
+    /// The refusal of a URL whose database this build does not read.
+    pub(crate) fn not_built_in(self) -> String {
+        format!(
+            "this build of studio-role-sync cannot read {} (it was built without the `{}` feature)",
+            self.name(),
+            self.feature()
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Database::Postgres => "PostgreSQL",
+            Database::MySql => "MySQL/MariaDB",
+            Database::Sqlite => "SQLite",
+        }
+    }
+}
+
+/// Checks the configured query for the database the URL names, for the config loader: the
+/// refusal, or nothing when the query may be sent. An unsupported scheme (or a URL not read,
+/// for commands that never query) is not this check's to report: the read says so.
+pub fn check_query(url: &str, query: &str) -> Result<(), String> {
+    match Database::from_url(url) {
+        Some(db) if !db.is_built_in() => Err(db.not_built_in()),
+        Some(db) => check(db, query).map_err(|r| r.0),
+        None => Ok(()),
+    }
+}
 
 /// Why a query is refused: a sentence for the admin, without the config key (the caller
 /// names `source.sql.query` and its line).
@@ -455,6 +524,33 @@ fn refused_function(name: &ObjectName) -> ControlFlow<Refusal> {
 mod tests {
     use super::*;
     use Database::{MySql, Postgres, Sqlite};
+
+    #[test]
+    fn the_url_scheme_picks_the_database() {
+        for (url, db) in [
+            ("postgres://h/d", Some(Database::Postgres)),
+            ("PostgreSQL://h/d", Some(Database::Postgres)),
+            ("mysql://h/d", Some(Database::MySql)),
+            ("mariadb://h/d", Some(Database::MySql)),
+            ("sqlite:///x.db", Some(Database::Sqlite)),
+            ("sqlite:x.db", Some(Database::Sqlite)),
+            ("oracle://h/d", None),
+            ("", None),
+        ] {
+            assert_eq!(Database::from_url(url), db, "{url}");
+        }
+        // The config loader's check: refusals for a known database, silence otherwise.
+        let e = check_query("mysql://h/d", "DROP TABLE grants").unwrap_err();
+        assert!(
+            e.starts_with("a DROP statement is refused: the query must be one SELECT"),
+            "{e}"
+        );
+        assert_eq!(check_query("", "DROP TABLE grants"), Ok(()));
+        assert_eq!(
+            check_query("postgres://h/d", "SELECT email, role FROM g"),
+            Ok(())
+        );
+    }
 
     const ALL: [Database; 3] = [Postgres, MySql, Sqlite];
 
