@@ -10,6 +10,7 @@
 //! and the newest OAuth tokens. That is why a new file is created `0600`.
 
 mod identity;
+pub mod notify;
 mod tokens;
 
 use crate::state_files;

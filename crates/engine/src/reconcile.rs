@@ -11,7 +11,8 @@ use crate::desired::{self, DesiredError, DesiredState};
 use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
-use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
+use crate::notify::Notifier;
+use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy, RoleAction};
 use crate::read::read_current;
 use crate::shutdown::Shutdown;
 use crate::studio::auth::Auth;
@@ -56,6 +57,8 @@ pub struct Engine {
     pub history: History,
     pub client: StudioClient,
     pub metrics: Metrics,
+    /// Sends messages on the transitions of the runs it makes (`notify:`); `None` when off.
+    pub notifier: Option<Notifier>,
 }
 
 /// How a run ended: what the caller prints, and what its exit code is made from.
@@ -66,6 +69,13 @@ pub struct RunReport {
     pub guard: Option<GuardTrip>,
     pub outcomes: Vec<ActionOutcome>,
     pub error: Option<String>,
+    /// Planned changes that were also applied in the previous runs (`flapping.after_runs`):
+    /// something in Studio keeps undoing them.
+    pub flapping: Vec<RoleAction>,
+    /// True when those were left alone (`flapping.reapply: false`) rather than applied again.
+    pub flapping_left_alone: bool,
+    /// The run failed because Studio refused the credentials.
+    pub auth_failed: bool,
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
@@ -95,11 +105,13 @@ impl Engine {
         metrics: Metrics,
     ) -> Result<Engine, StudioError> {
         let client = make_client(&config, &history, &metrics).await?;
+        let notifier = Notifier::new(config.clone(), metrics.clone());
         Ok(Engine {
             config,
             history,
             client,
             metrics,
+            notifier,
         })
     }
 
@@ -178,6 +190,9 @@ impl Engine {
             guard: None,
             outcomes: Vec::new(),
             error: None,
+            flapping: Vec::new(),
+            flapping_left_alone: false,
+            auth_failed: false,
         };
         let result = self
             .plan_and_apply(&mut report, dry_run, desired, shutdown, verify)
@@ -205,6 +220,13 @@ impl Engine {
             seconds,
             report.record.pending as usize,
         );
+        if !dry_run && report.plan.is_some() {
+            self.metrics.set_flapping(report.flapping.len());
+        }
+        // After the run is recorded; the sending itself happens in the background.
+        if let Some(notifier) = &self.notifier {
+            notifier.after_run(&self.history, &report).await;
+        }
         tracing::info!(
             status = %report.record.status,
             adds = report.record.adds_applied,
@@ -259,7 +281,10 @@ impl Engine {
             config.studio.concurrency,
         )
         .await
-        .map_err(|e| format!("reading Studio failed: {e}"))?;
+        .map_err(|e| {
+            report.auth_failed = is_auth(&e);
+            format!("reading Studio failed: {e}")
+        })?;
         let update = identity::ambiguity_update(&read.current, &read.searched);
         for (email, ids) in update
             .remember
@@ -277,7 +302,16 @@ impl Engine {
             .map_err(|e| e.to_string())?;
 
         let policy = self.policy();
-        let the_plan = plan(&desired, &read.current, &policy);
+        let mut the_plan = plan(&desired, &read.current, &policy);
+        let flapping = self
+            .find_flapping(report.record.id, &the_plan)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Left alone, a flapping change is not part of the plan: not sent, not guarded.
+        let left_alone = !flapping.is_empty() && !config.flapping.reapply;
+        if left_alone {
+            the_plan.actions.retain(|a| !flapping.contains(a));
+        }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
         let r = &mut report.record;
         r.adds_planned = the_plan.adds() as i64;
@@ -288,20 +322,32 @@ impl Engine {
             Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
             None => ("planned", None),
         };
-        let rows: Vec<ActionRow> = the_plan
+        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| ActionRow {
+            email: a.email.clone(),
+            user_id: a.user_id as i64,
+            role: managed.name(a.role).to_string(),
+            action: a.kind.as_str().into(),
+            outcome: outcome.into(),
+            http_status: None,
+            detail,
+            planned_user_id: a.user_id as i64,
+        };
+        let mut rows: Vec<ActionRow> = the_plan
             .actions
             .iter()
-            .map(|a| ActionRow {
-                email: a.email.clone(),
-                user_id: a.user_id as i64,
-                role: managed.name(a.role).to_string(),
-                action: a.kind.as_str().into(),
-                outcome: outcome.into(),
-                http_status: None,
-                detail: detail.clone(),
-                planned_user_id: a.user_id as i64,
-            })
+            .map(|a| row(a, outcome, detail.clone()))
             .collect();
+        if left_alone {
+            let why = format!(
+                "left alone: flapping (applied in {} consecutive runs; flapping.reapply: false)",
+                config.flapping.after_runs
+            );
+            rows.extend(
+                flapping
+                    .iter()
+                    .map(|a| row(a, "skipped", Some(why.clone()))),
+            );
+        }
         let pending: Vec<PendingRow> = the_plan
             .pending
             .iter()
@@ -319,6 +365,28 @@ impl Engine {
         for p in &the_plan.pending {
             tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
         }
+        if !flapping.is_empty() {
+            let keys: Vec<_> = flapping
+                .iter()
+                .map(|a| crate::flapping::key(a, managed))
+                .collect();
+            self.history
+                .mark_flapping(report.record.id, &keys)
+                .await
+                .map_err(|e| e.to_string())?;
+            for a in &flapping {
+                tracing::warn!(
+                    email = a.email.as_deref().unwrap_or("-"),
+                    role = managed.name(a.role),
+                    action = a.kind.as_str(),
+                    runs = config.flapping.after_runs,
+                    left_alone,
+                    "flapping: this change was made in every recent run and something in Studio keeps undoing it (Canvas admin inheritance?)"
+                );
+            }
+        }
+        report.flapping = flapping;
+        report.flapping_left_alone = left_alone;
         if let Some(g) = &guard {
             tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
         }
@@ -369,7 +437,10 @@ impl Engine {
         report.outcomes = applied.outcomes;
         match applied.stopped {
             Some(Stopped::Outage(why)) => Err(format!("Studio is failing: {why}")),
-            Some(Stopped::Auth(why)) => Err(why),
+            Some(Stopped::Auth(why)) => {
+                report.auth_failed = true;
+                Err(why)
+            }
             Some(Stopped::Shutdown) => {
                 report.record.status = "interrupted".into();
                 Ok(())
@@ -377,6 +448,35 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+impl Engine {
+    /// The planned actions that were also applied in each of the previous
+    /// `flapping.after_runs - 1` runs that sent changes.
+    async fn find_flapping(
+        &self,
+        run_id: i64,
+        plan: &Plan,
+    ) -> Result<Vec<RoleAction>, HistoryError> {
+        if plan.actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let previous = self.config.flapping.after_runs.saturating_sub(1).max(1);
+        Ok(
+            match self.history.repeated_actions(run_id, previous).await? {
+                Some(repeated) => {
+                    crate::flapping::flapping(&plan.actions, &repeated, &self.config.roles.managed)
+                }
+                None => Vec::new(),
+            },
+        )
+    }
+}
+
+/// Whether Studio refused the credentials (401, or no token could be had).
+fn is_auth(e: &StudioError) -> bool {
+    // A 403 is left out: Studio (behind Canvas) also answers 403 when throttling.
+    matches!(e, StudioError::Unauthorized { .. } | StudioError::Auth(_))
 }
 
 fn outcome_row(o: &ActionOutcome, managed: &crate::roles::ManagedRoles) -> ActionRow {

@@ -6,8 +6,12 @@
 //! every cross-field rule checked, with the line of the offending key in the message.
 
 mod ca_file;
+mod flapping;
+mod notify;
 
 pub use ca_file::ExtraRoots;
+pub use flapping::FlappingConfig;
+pub use notify::{EmailConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 
 use crate::roles::{ManagedRoles, RoleSet, MAX_MANAGED_ROLES};
 use crate::safety::{RoleLimits, SafetyLimits};
@@ -49,6 +53,10 @@ pub struct Config {
     pub history: PathBuf,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// `notify:` where messages about the daemon's health go (`config/notify.rs`).
+    pub notify: NotifyConfig,
+    /// `flapping:` when a repeated change is reported as a fight (`config/flapping.rs`).
+    pub flapping: FlappingConfig,
 }
 
 #[derive(Debug)]
@@ -168,6 +176,10 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    notify: Option<notify::RawNotify>,
+    #[serde(default)]
+    flapping: flapping::RawFlapping,
 }
 
 #[derive(Deserialize)]
@@ -494,6 +506,8 @@ impl Checker<'_> {
             )
         })?;
         check_log_level(&raw.log.level).map_err(|m| self.error(&["log", "level"], m))?;
+        let notify = self.notify(raw.notify, &resolve)?;
+        let flapping = self.flapping(raw.flapping)?;
         Ok(Config {
             path: self.path.to_path_buf(),
             history: resolve(&raw.history),
@@ -510,6 +524,8 @@ impl Checker<'_> {
                 format: raw.log.format,
                 level: raw.log.level,
             },
+            notify,
+            flapping,
         })
     }
 

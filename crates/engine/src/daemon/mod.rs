@@ -37,6 +37,8 @@ use watch::FileWatch;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for open HTTP connections.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
+/// How long a shutdown waits for notifications still being delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +245,14 @@ impl Daemon {
             }
         }
         tracing::info!("shutting down: no new runs");
+        if let Some(n) = self.engine.as_ref().and_then(|e| e.notifier.as_ref()) {
+            if !n.flush(NOTIFY_GRACE).await {
+                tracing::warn!(
+                    "notifications still being delivered after {} s were abandoned",
+                    NOTIFY_GRACE.as_secs()
+                );
+            }
+        }
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
         drop(triggers.watcher.take());
         if let Some(mut s) = triggers.scheduler.take() {
