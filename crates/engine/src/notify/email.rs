@@ -10,6 +10,7 @@ use crate::config::EmailConfig;
 use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::Tls;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 use std::fmt::Write;
@@ -28,12 +29,7 @@ impl Email {
         let url = Url::parse(config.smtp_url.expose_secret())
             .map_err(|_| "notify.email: the SMTP URL is not a URL".to_string())?;
         let host = url.host_str().unwrap_or_default().to_string();
-        let loopback = match url.host() {
-            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-            None => false,
-        };
+        let loopback = is_loopback_host(&host);
         // lettre wants a bare IPv6 address, without the URL's brackets.
         let host = host
             .trim_start_matches('[')
@@ -42,7 +38,9 @@ impl Email {
         let smtp_err = |e: lettre::transport::smtp::Error| format!("SMTP setup: {e}");
         let mut builder = match url.scheme() {
             "smtps" => AsyncSmtpTransport::<Tokio1Executor>::relay(&host).map_err(smtp_err)?,
-            "smtp" if loopback => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host),
+            "smtp" if loopback => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&host).tls(Tls::None)
+            }
             "smtp" => {
                 AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&host).map_err(smtp_err)?
             }
@@ -97,6 +95,16 @@ impl Email {
     }
 }
 
+/// `localhost` or a loopback address. `smtp:` is not a scheme the URL parser knows, so it
+/// leaves the host as text: parsed here.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 pub(super) fn subject(notice: &Notice) -> String {
     let title = super::Event::parse(notice.event)
         .map_or_else(|| super::Event::Recovered.title(), |e| e.title());
@@ -132,4 +140,17 @@ pub(super) fn text(notice: &Notice) -> String {
         notice.run_id
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loopback_hosts() {
+        for h in ["127.0.0.1", "localhost", "[::1]", "127.1.2.3"] {
+            assert!(super::is_loopback_host(h), "{h}");
+        }
+        for h in ["mail.example.com", "10.0.0.1", "[2001:db8::1]"] {
+            assert!(!super::is_loopback_host(h), "{h}");
+        }
+    }
 }
