@@ -14,7 +14,7 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy, RoleAction};
 use crate::read::read_current;
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
 use std::sync::Arc;
@@ -131,7 +131,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
     ) -> Result<RunReport, HistoryError> {
         self.run_verifying(trigger, dry_run, desired, shutdown, VerifyRequest::WhenDue)
             .await
@@ -143,7 +143,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
         let id = self.history.start_run(trigger.as_str(), dry_run).await?;
@@ -172,7 +172,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
         let started = Instant::now();
@@ -246,7 +246,7 @@ impl Engine {
         report: &mut RunReport,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<(), String> {
         let config = &self.config;

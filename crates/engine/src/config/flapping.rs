@@ -4,7 +4,8 @@
 //! Kept apart from `safety` because it changes nothing by default: it only decides what is
 //! *reported* (and, with `reapply: false`, what is left alone).
 
-use super::{in_range, Checker, ConfigError};
+use super::checker::Checker;
+use super::ConfigError;
 use serde::Deserialize;
 
 /// The same change applied in this many consecutive runs is flapping (the default).
@@ -56,7 +57,7 @@ fn yes() -> bool {
 impl Checker<'_> {
     pub(super) fn flapping(&self, raw: RawFlapping) -> Result<FlappingConfig, ConfigError> {
         // Two runs is the least that can show a repeat; a hundred is weeks of a daemon.
-        in_range(self, &["flapping", "after_runs"], raw.after_runs, 2, 100)?;
+        self.in_range(&["flapping", "after_runs"], raw.after_runs, 2, 100)?;
         Ok(FlappingConfig {
             after_runs: raw.after_runs,
             reapply: raw.reapply,

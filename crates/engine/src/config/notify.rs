@@ -5,7 +5,9 @@
 //! webhook, as the contract says, and treated as a secret all the same), are held as
 //! `SecretString`, and no message here ever echoes them: errors name the key, never the value.
 
-use super::{in_range, is_loopback, Checker, ConfigError};
+use super::checker::Checker;
+use super::urls::is_loopback;
+use super::ConfigError;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -112,14 +114,13 @@ impl Checker<'_> {
                 ..NotifyConfig::default()
             });
         };
-        in_range(
-            self,
+        self.in_range(
             &["notify", "timeout_seconds"],
             raw.timeout_seconds,
             0.1,
             120.0,
         )?;
-        in_range(self, &["notify", "retries"], raw.retries, 0, 10)?;
+        self.in_range(&["notify", "retries"], raw.retries, 0, 10)?;
         let webhook = raw.webhook.map(|w| self.webhook(w, resolve)).transpose()?;
         let email = raw.email.map(|e| self.email(e, resolve)).transpose()?;
         if webhook.is_none() && email.is_none() {
@@ -156,7 +157,7 @@ impl Checker<'_> {
                 ))
             }
         };
-        if self.secrets {
+        if self.reads_secrets() {
             check_webhook_url(url.expose_secret()).map_err(|m| self.error(&key, m))?;
         }
         Ok(WebhookConfig {
@@ -187,7 +188,7 @@ impl Checker<'_> {
                 ))
             }
         };
-        if self.secrets {
+        if self.reads_secrets() {
             check_smtp_url(smtp_url.expose_secret()).map_err(|m| self.error(&key, m))?;
         }
         let address = |key: &[&str], a: &str| {
