@@ -268,6 +268,62 @@ mod tests {
     }
 
     #[test]
+    fn sections_load_with_their_defaults_and_name_key_and_line() {
+        use super::super::tests::{load, load_with_env, GOOD};
+        let c = load(GOOD).unwrap();
+        assert!(!c.notify.is_enabled());
+        assert_eq!((c.flapping.after_runs, c.flapping.reapply), (3, true));
+
+        let text = format!(
+            "{GOOD}notify:\n  webhook:\n    url_env: HOOK\n    format: slack\n  email:\n    smtp_url_env: SMTP\n    from: srs@x.edu\n    to: [a@x.edu]\nflapping:\n  after_runs: 4\n  reapply: false\n"
+        );
+        let hook = "https://hooks.slack.com/services/T0/B0/hunter2";
+        let smtp = "smtps://u:hunter2@mail.x.edu";
+        let c = load_with_env(&text, &[("HOOK", hook), ("SMTP", smtp)]).unwrap();
+        let w = c.notify.webhook.as_ref().unwrap();
+        assert_eq!(w.format, WebhookFormat::Slack);
+        assert_eq!(c.notify.email.as_ref().unwrap().to, ["a@x.edu"]);
+        assert_eq!((c.flapping.after_runs, c.flapping.reapply), (4, false));
+        assert!(
+            !format!("{c:?}").contains("hunter2"),
+            "Debug shows no secret"
+        );
+
+        // A plain-http webhook off loopback: named by key and line, the URL not shown.
+        let plain = "http://hooks.example.com/hunter2";
+        let e = load_with_env(&text, &[("HOOK", plain), ("SMTP", smtp)]).unwrap_err();
+        assert_eq!(e.line, Some(10), "{e}");
+        assert!(
+            e.to_string().contains("notify.webhook.url_env") && !e.to_string().contains("hunter2"),
+            "{e}"
+        );
+        // The SMTP URL's variable unset.
+        let e = load_with_env(&text, &[("HOOK", hook)]).unwrap_err();
+        assert!(e.to_string().contains("notify.email.smtp_url_env"), "{e}");
+        // Out of range, unknown key.
+        let e = load_with_env(
+            &text.replace("after_runs: 4", "after_runs: 1"),
+            &[("HOOK", hook), ("SMTP", smtp)],
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("flapping.after_runs: must be between 2 and 100"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{GOOD}notify:\n  webhok:\n    url: https://x.edu/\n"
+        ))
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `webhok`"), "{e}");
+        let e = load(&format!("{GOOD}notify:\n  retries: 3\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("set `webhook`, `email` or both"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn smtp_urls() {
         assert!(check_smtp_url("smtp://mail.example.com:587").is_ok());
         assert!(check_smtp_url("smtps://u:p@mail.example.com").is_ok());
