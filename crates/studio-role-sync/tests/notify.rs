@@ -471,6 +471,16 @@ async fn a_role_regranted_in_three_runs_is_flapping() {
     assert_eq!(flapping, expected);
     let flagged: i64 = common::count(&db, "SELECT flapping FROM runs WHERE id = 3").await;
     assert_eq!(flagged, 1);
+    let shown = t.cli(&["history", "--run", "3"]).await;
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(
+        shown.stdout.contains("Flapping in this run")
+            && shown
+                .stdout
+                .lines()
+                .any(|l| l.contains("remove") && l.contains("canvasadmin@school.edu")),
+        "{shown:?}"
+    );
 
     wait_for("the flapping webhook", || async {
         (!hook.events().is_empty()).then_some(())

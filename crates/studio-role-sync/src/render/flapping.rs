@@ -42,3 +42,23 @@ pub fn render_flapping(report: &RunReport, config: &Config) -> String {
     );
     out
 }
+
+/// The flapping actions of a recorded run (`history --run ID`), as `(email, role, action)`.
+pub fn render_flapping_rows(rows: &[(Option<String>, String, String)]) -> String {
+    let mut out = String::new();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nFlapping in this run (made in every recent run, undone in Studio each time):"
+    );
+    for (email, role, action) in rows {
+        let _ = writeln!(
+            out,
+            "    ! {action:<6} {:<38} role {role}",
+            email.as_deref().unwrap_or("(no email)")
+        );
+    }
+    out
+}
