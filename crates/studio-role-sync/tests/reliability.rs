@@ -1,7 +1,7 @@
 //! Reliability: the daemon against a misbehaving Studio (the simulator's fault injection), over
 //! real HTTP, with the real binary and a real SQLite history.
 //!
-//! Each test is one fault from RELIABILITY.md; `cargo run --release --example fault_report`
+//! Each test is one fault from RELIABILITY.md; `cargo run -p bench --release --bin fault_report`
 //! prints the figures for all of them.
 
 mod common;
