@@ -518,25 +518,28 @@ async fn a_role_regranted_in_three_runs_is_flapping() {
     assert!(plan.stdout.contains("Canvas LMS admin"), "{plan:?}");
 }
 
-/// With `flapping.reapply: false`, the third run leaves the change alone (recorded skipped,
-/// flapping) and later runs keep leaving it alone.
+/// With `flapping.reapply: false`, a flapping change is left alone (recorded skipped,
+/// flapping) and later runs keep leaving it alone. One-shot `apply` notifies too, once, and
+/// has delivered the message by the time it exits.
 async fn leave_alone_keeps_a_flapping_change_unsent() {
+    let hook = Receiver::start().await;
     let t = Tenant::start(vec![
         user(1, Some("alice@school.edu"), &["Admin"]),
         user(2, Some("canvasadmin@school.edu"), &["Admin"]),
     ])
     .await;
     t.write_config(&Opts {
-        extra: "flapping:\n  after_runs: 2\n  reapply: false\n".into(),
+        extra: "flapping:\n  after_runs: 2\n  reapply: false\nnotify:\n  webhook:\n    url_env: TEST_WEBHOOK_URL\n".into(),
         ..Opts::default()
     });
     t.write_roles(&admins(&["alice@school.edu"]));
     let regrant = || canvas_gives_admin_back(&t, 2);
-    let first = t.cli(&["apply"]).await;
+    let envs = [("TEST_WEBHOOK_URL", hook.url.as_str())];
+    let first = t.cli_env(&["apply"], &envs).await;
     assert_eq!(first.code, 0, "{first:?}");
     for _ in 0..2 {
         regrant().await;
-        let run = t.cli(&["apply"]).await;
+        let run = t.cli_env(&["apply"], &envs).await;
         assert_eq!(run.code, 0, "{run:?}");
         assert!(
             run.stdout.contains("left alone: flapping.reapply is false"),
@@ -546,7 +549,19 @@ async fn leave_alone_keeps_a_flapping_change_unsent() {
             t.holders("Admin"),
             ["alice@school.edu", "canvasadmin@school.edu"]
         );
+        // Delivered before `apply` exited; the second flapping run sends nothing more.
+        assert_eq!(hook.events(), ["flapping"]);
     }
+    let body = &hook.bodies()[0];
+    assert_eq!(
+        (body["run_id"].as_i64(), body["trigger"].as_str()),
+        (Some(2), Some("manual")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("left alone"),
+        "{body}"
+    );
     let db = t.history().await;
     let rows: Vec<(i64, String, i64)> =
         sqlx::query_as("SELECT run_id, outcome, flapping FROM run_actions ORDER BY run_id")
