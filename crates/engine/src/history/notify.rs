@@ -32,8 +32,11 @@ impl History {
         before_run: i64,
         runs: u32,
     ) -> Result<Option<HashSet<ActionKey>>, HistoryError> {
+        // Newest first along the primary key, stopping after `runs` matches. The unary `+`
+        // keeps SQLite off the `runs_status` index, which would read every run of those
+        // statuses and sort them: linear in the history's length instead of constant.
         let recent: Vec<(i64,)> = sqlx::query_as(
-            "SELECT id FROM runs WHERE id < ? AND dry_run = 0 AND status IN ('succeeded', 'partial') \
+            "SELECT id FROM runs WHERE id < ? AND +dry_run = 0 AND +status IN ('succeeded', 'partial') \
              ORDER BY id DESC LIMIT ?",
         )
         .bind(before_run)
