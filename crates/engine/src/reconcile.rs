@@ -8,11 +8,12 @@
 use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
 use crate::config::{Config, SourceConfig};
 use crate::desired::{self, DesiredError, DesiredState};
-use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
+use crate::history::{ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
 use crate::read::read_current;
+use crate::recheck::Backoff;
 use crate::shutdown::Shutdown;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
@@ -312,8 +313,13 @@ impl Engine {
                 detail: Some(p.detail.clone()),
             })
             .collect();
+        let update = PendingUpdate {
+            rows: &pending,
+            searched: &read.searched,
+            backoff: Backoff::default(),
+        };
         self.history
-            .record_plan(report.record.id, &rows, &pending)
+            .record_plan(report.record.id, &rows, &update)
             .await
             .map_err(|e| e.to_string())?;
         for p in &the_plan.pending {
