@@ -6,8 +6,12 @@
 //! every cross-field rule checked, with the line of the offending key in the message.
 
 mod ca_file;
+mod history;
+mod pending;
 
 pub use ca_file::ExtraRoots;
+pub use history::RetentionConfig;
+pub use pending::PendingConfig;
 
 use crate::roles::{ManagedRoles, RoleSet, MAX_MANAGED_ROLES};
 use crate::safety::{RoleLimits, SafetyLimits};
@@ -47,6 +51,10 @@ pub struct Config {
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
     pub history: PathBuf,
+    /// `history.keep_*`: how long runs are kept (`history` written as a mapping).
+    pub retention: RetentionConfig,
+    /// `pending`: the back-off of emails Studio does not know yet.
+    pub pending: PendingConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
 }
@@ -162,8 +170,10 @@ struct RawConfig {
     schedule: String,
     #[serde(default)]
     timezone: Option<String>,
-    #[serde(default = "default_history")]
-    history: PathBuf,
+    #[serde(default)]
+    history: history::RawHistory,
+    #[serde(default)]
+    pending: pending::RawPending,
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
@@ -319,9 +329,6 @@ impl Default for RawLog {
 
 fn default_schedule() -> String {
     "0 */15 * * * *".into()
-}
-fn default_history() -> PathBuf {
-    "state/history.db".into()
 }
 fn default_rps() -> f64 {
     5.0
@@ -494,9 +501,17 @@ impl Checker<'_> {
             )
         })?;
         check_log_level(&raw.log.level).map_err(|m| self.error(&["log", "level"], m))?;
+        let (history, retention) = history::check(raw.history).map_err(|(k, m)| match k {
+            "" => self.error(&["history"], m),
+            k => self.error(&["history", k], m),
+        })?;
+        let pending =
+            pending::check(raw.pending).map_err(|(k, m)| self.error(&["pending", k], m))?;
         Ok(Config {
             path: self.path.to_path_buf(),
-            history: resolve(&raw.history),
+            history: resolve(&history),
+            retention,
+            pending,
             dir,
             studio,
             roles,
