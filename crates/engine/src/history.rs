@@ -17,10 +17,12 @@ mod clock;
 mod identity;
 mod interrupted;
 mod pending;
+mod retention;
 mod tokens;
 
 pub use clock::Clock;
 pub use pending::{PendingNow, PendingUpdate};
+pub use retention::Pruned;
 
 use crate::state_files;
 pub use crate::studio::tokens::StoredTokens;
