@@ -154,6 +154,15 @@ impl History {
         Ok(ids.len() as u64)
     }
 
+    /// Folds the WAL back into the file (what an idle daemon's file looks like on disk).
+    pub async fn checkpoint(&self) -> Result<(), HistoryError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// The file's size in bytes as SQLite sees it (pages in use and free), and its free pages.
     pub async fn size(&self) -> Result<(u64, u64), HistoryError> {
         let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
