@@ -18,7 +18,7 @@ use crate::studio::{StudioClient, StudioError, UsersPage};
 
 use crate::identity::{self, SearchInputs, Verification};
 use crate::roles::ManagedRoles;
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use futures::{stream, StreamExt, TryStreamExt};
 use std::collections::HashSet;
 
@@ -55,12 +55,11 @@ pub struct ReadInputs<'a> {
 pub async fn read_current(
     client: &StudioClient,
     inputs: &ReadInputs<'_>,
-    shutdown: &Shutdown,
+    shutdown: &CancellationToken,
 ) -> Result<ReadOutcome, ReadError> {
-    let mut stop = shutdown.clone();
     tokio::select! {
         biased;
-        _ = stop.recv() => Err(ReadError::Stopped),
+        _ = shutdown.cancelled() => Err(ReadError::Stopped),
         read = read_all(client, inputs) => Ok(read?),
     }
 }

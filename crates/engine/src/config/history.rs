@@ -11,6 +11,8 @@
 //!   keep_changes: forever   # runs that changed, failed, aborted or were interrupted
 //! ```
 
+use super::checker::Checker;
+use super::ConfigError;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -68,9 +70,21 @@ impl Default for RetentionConfig {
     }
 }
 
-/// Checks `history`: its path (not yet resolved) and retention; an error is (the key under
-/// `history`, or "" for `history` itself, and the message).
-pub(super) fn check(raw: RawHistory) -> Result<(PathBuf, RetentionConfig), (&'static str, String)> {
+impl Checker<'_> {
+    /// Checks `history`: its path (not yet resolved) and its retention.
+    pub(super) fn history(
+        &self,
+        raw: RawHistory,
+    ) -> Result<(PathBuf, RetentionConfig), ConfigError> {
+        check(raw).map_err(|(k, m)| match k {
+            "" => self.error(&["history"], m),
+            k => self.error(&["history", k], m),
+        })
+    }
+}
+
+/// An error is (the key under `history`, or "" for `history` itself, and the message).
+fn check(raw: RawHistory) -> Result<(PathBuf, RetentionConfig), (&'static str, String)> {
     let m: RawHistoryMapping = match raw.0 {
         serde_yaml::Value::String(p) if !p.trim().is_empty() => {
             return Ok((p.into(), RetentionConfig::default()))
@@ -128,7 +142,7 @@ mod tests {
         Config::parse(
             Path::new("/etc/srs/c.yaml"),
             &format!("{BASE}{extra}"),
-            false,
+            None,
         )
     }
 

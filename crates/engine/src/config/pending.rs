@@ -4,6 +4,8 @@
 //! ranges. `recheck_max` is the promise made to users: a person who appears in Studio gets
 //! their role within `recheck_max` plus one schedule slot.
 
+use super::checker::Checker;
+use super::ConfigError;
 use crate::recheck::Backoff;
 use serde::Deserialize;
 use std::time::Duration;
@@ -63,8 +65,14 @@ impl PendingConfig {
     }
 }
 
+impl Checker<'_> {
+    pub(super) fn pending(&self, raw: RawPending) -> Result<PendingConfig, ConfigError> {
+        check(raw).map_err(|(k, m)| self.error(&["pending", k], m))
+    }
+}
+
 /// Checks `pending`; an error is (the key, what is wrong).
-pub(super) fn check(raw: RawPending) -> Result<PendingConfig, (&'static str, String)> {
+fn check(raw: RawPending) -> Result<PendingConfig, (&'static str, String)> {
     const MAX: Duration = Duration::from_secs(30 * 24 * 3600);
     let parse = |key: &'static str, text: &str| {
         let d = humantime::parse_duration(text.trim()).map_err(|e| {
