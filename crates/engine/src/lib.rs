@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod notify;
 pub mod plan;
 pub mod read;
+pub mod recheck;
 pub mod reconcile;
 pub mod roles;
 pub mod safety;

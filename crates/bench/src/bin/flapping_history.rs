@@ -10,7 +10,7 @@
 
 use clap::Parser;
 use std::time::{Duration, Instant};
-use studio_role_sync_engine::history::{ActionRow, History, RunRecord};
+use studio_role_sync_engine::history::{ActionRow, History, PendingUpdate, RunRecord};
 
 #[derive(Parser)]
 struct Args {
@@ -55,7 +55,10 @@ async fn main() {
         for k in 1..args.actions as i64 {
             rows.push(row(2 + (i * 7 + k * 13) % 10_000, "add"));
         }
-        history.record_plan(id, &rows, &[]).await.unwrap();
+        history
+            .record_plan(id, &rows, &PendingUpdate::default())
+            .await
+            .unwrap();
         history
             .finish_run(&RunRecord {
                 id,
