@@ -8,14 +8,16 @@
 use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
 use crate::config::{Config, SourceConfig};
 use crate::desired::{self, DesiredError, DesiredState};
-use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
+use crate::history::{ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
-use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
-use crate::read::read_current;
+use crate::notify::Notifier;
+use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy, RoleAction};
+use crate::read::{read_current, ReadError, ReadInputs};
 use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -56,6 +58,8 @@ pub struct Engine {
     pub history: History,
     pub client: StudioClient,
     pub metrics: Metrics,
+    /// Sends messages on the transitions of the runs it makes (`notify:`); `None` when off.
+    pub notifier: Option<Notifier>,
 }
 
 /// How a run ended: what the caller prints, and what its exit code is made from.
@@ -66,6 +70,13 @@ pub struct RunReport {
     pub guard: Option<GuardTrip>,
     pub outcomes: Vec<ActionOutcome>,
     pub error: Option<String>,
+    /// Planned changes that were also applied in the previous runs (`flapping.after_runs`):
+    /// something in Studio keeps undoing them.
+    pub flapping: Vec<RoleAction>,
+    /// True when those were left alone (`flapping.reapply: false`) rather than applied again.
+    pub flapping_left_alone: bool,
+    /// The run failed because Studio refused the credentials.
+    pub auth_failed: bool,
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
@@ -95,11 +106,13 @@ impl Engine {
         metrics: Metrics,
     ) -> Result<Engine, StudioError> {
         let client = make_client(&config, &history, &metrics).await?;
+        let notifier = Notifier::new(config.clone(), metrics.clone());
         Ok(Engine {
             config,
             history,
             client,
             metrics,
+            notifier,
         })
     }
 
@@ -149,7 +162,7 @@ impl Engine {
         let every = chrono::Duration::from_std(self.config.verify.full_every)
             .unwrap_or(chrono::Duration::MAX);
         Ok(match self.history.last_full_verification().await? {
-            Some(at) if chrono::Utc::now() - at < every => Verification::Incremental,
+            Some(at) if self.history.clock().now() - at < every => Verification::Incremental,
             _ => Verification::Full,
         })
     }
@@ -178,9 +191,12 @@ impl Engine {
             guard: None,
             outcomes: Vec::new(),
             error: None,
+            flapping: Vec::new(),
+            flapping_left_alone: false,
+            auth_failed: false,
         };
         let result = self
-            .plan_and_apply(&mut report, dry_run, desired, shutdown, verify)
+            .plan_and_apply(&mut report, trigger, dry_run, desired, shutdown, verify)
             .await;
         if let Err(message) = result {
             tracing::error!(error = %message, "run failed");
@@ -205,6 +221,13 @@ impl Engine {
             seconds,
             report.record.pending as usize,
         );
+        if !dry_run && report.plan.is_some() {
+            self.metrics.set_flapping(report.flapping.len());
+        }
+        // After the run is recorded; the sending itself happens in the background.
+        if let Some(notifier) = &self.notifier {
+            notifier.after_run(&self.history, &report).await;
+        }
         tracing::info!(
             status = %report.record.status,
             adds = report.record.adds_applied,
@@ -222,6 +245,7 @@ impl Engine {
     async fn plan_and_apply(
         &self,
         report: &mut RunReport,
+        trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
         shutdown: CancellationToken,
@@ -250,16 +274,42 @@ impl Engine {
             remembered_ambiguous = ambiguous.len(),
             "reading Studio"
         );
-        let read = read_current(
-            &self.client,
+        // A manual run (an admin's `plan` or `apply`) and a full verification search every
+        // pending email; a scheduled one leaves out those whose back-off has not run out.
+        let resting = if trigger == Trigger::Manual || verification == Verification::Full {
+            HashSet::new()
+        } else {
+            self.history
+                .resting_emails()
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let inputs = ReadInputs {
             managed,
-            &desired,
-            &ambiguous,
+            desired: &desired,
+            ambiguous: &ambiguous,
+            resting: &resting,
             verification,
-            config.studio.concurrency,
-        )
-        .await
-        .map_err(|e| format!("reading Studio failed: {e}"))?;
+            concurrency: config.studio.concurrency,
+        };
+        let read = match read_current(&self.client, &inputs, &shutdown).await {
+            Ok(read) => read,
+            Err(ReadError::Stopped) => {
+                report.record.status = "interrupted".into();
+                return Err(ReadError::Stopped.to_string());
+            }
+            Err(ReadError::Studio(e)) => {
+                report.auth_failed = is_auth(&e);
+                return Err(format!("reading Studio failed: {e}"));
+            }
+        };
+        if !resting.is_empty() {
+            tracing::info!(
+                resting = resting.len(),
+                searched = read.searched.len(),
+                "pending emails waiting out their back-off were not searched"
+            );
+        }
         let update = identity::ambiguity_update(&read.current, &read.searched);
         for (email, ids) in update
             .remember
@@ -277,7 +327,16 @@ impl Engine {
             .map_err(|e| e.to_string())?;
 
         let policy = self.policy();
-        let the_plan = plan(&desired, &read.current, &policy);
+        let mut the_plan = plan(&desired, &read.current, &policy);
+        let flapping = self
+            .find_flapping(report.record.id, &the_plan)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Left alone, a flapping change is not part of the plan: not sent, not guarded.
+        let left_alone = !flapping.is_empty() && !config.flapping.reapply;
+        if left_alone {
+            the_plan.actions.retain(|a| !flapping.contains(a));
+        }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
         let r = &mut report.record;
         r.adds_planned = the_plan.adds() as i64;
@@ -288,20 +347,32 @@ impl Engine {
             Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
             None => ("planned", None),
         };
-        let rows: Vec<ActionRow> = the_plan
+        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| ActionRow {
+            email: a.email.clone(),
+            user_id: a.user_id as i64,
+            role: managed.name(a.role).to_string(),
+            action: a.kind.as_str().into(),
+            outcome: outcome.into(),
+            http_status: None,
+            detail,
+            planned_user_id: a.user_id as i64,
+        };
+        let mut rows: Vec<ActionRow> = the_plan
             .actions
             .iter()
-            .map(|a| ActionRow {
-                email: a.email.clone(),
-                user_id: a.user_id as i64,
-                role: managed.name(a.role).to_string(),
-                action: a.kind.as_str().into(),
-                outcome: outcome.into(),
-                http_status: None,
-                detail: detail.clone(),
-                planned_user_id: a.user_id as i64,
-            })
+            .map(|a| row(a, outcome, detail.clone()))
             .collect();
+        if left_alone {
+            let why = format!(
+                "left alone: flapping (applied in {} consecutive runs; flapping.reapply: false)",
+                config.flapping.after_runs
+            );
+            rows.extend(
+                flapping
+                    .iter()
+                    .map(|a| row(a, "skipped", Some(why.clone()))),
+            );
+        }
         let pending: Vec<PendingRow> = the_plan
             .pending
             .iter()
@@ -312,13 +383,40 @@ impl Engine {
                 detail: Some(p.detail.clone()),
             })
             .collect();
+        let update = PendingUpdate {
+            rows: &pending,
+            searched: &read.searched,
+            backoff: config.pending.backoff(),
+        };
         self.history
-            .record_plan(report.record.id, &rows, &pending)
+            .record_plan(report.record.id, &rows, &update)
             .await
             .map_err(|e| e.to_string())?;
         for p in &the_plan.pending {
             tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
         }
+        if !flapping.is_empty() {
+            let keys: Vec<_> = flapping
+                .iter()
+                .map(|a| crate::flapping::key(a, managed))
+                .collect();
+            self.history
+                .mark_flapping(report.record.id, &keys)
+                .await
+                .map_err(|e| e.to_string())?;
+            for a in &flapping {
+                tracing::warn!(
+                    email = a.email.as_deref().unwrap_or("-"),
+                    role = managed.name(a.role),
+                    action = a.kind.as_str(),
+                    runs = config.flapping.after_runs,
+                    left_alone,
+                    "flapping: this change was made in every recent run and something in Studio keeps undoing it (Canvas admin inheritance?)"
+                );
+            }
+        }
+        report.flapping = flapping;
+        report.flapping_left_alone = left_alone;
         if let Some(g) = &guard {
             tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
         }
@@ -369,7 +467,10 @@ impl Engine {
         report.outcomes = applied.outcomes;
         match applied.stopped {
             Some(Stopped::Outage(why)) => Err(format!("Studio is failing: {why}")),
-            Some(Stopped::Auth(why)) => Err(why),
+            Some(Stopped::Auth(why)) => {
+                report.auth_failed = true;
+                Err(why)
+            }
             Some(Stopped::Shutdown) => {
                 report.record.status = "interrupted".into();
                 Ok(())
@@ -377,6 +478,35 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+impl Engine {
+    /// The planned actions that were also applied in each of the previous
+    /// `flapping.after_runs - 1` runs that sent changes.
+    async fn find_flapping(
+        &self,
+        run_id: i64,
+        plan: &Plan,
+    ) -> Result<Vec<RoleAction>, HistoryError> {
+        if plan.actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let previous = self.config.flapping.after_runs.saturating_sub(1).max(1);
+        Ok(
+            match self.history.repeated_actions(run_id, previous).await? {
+                Some(repeated) => {
+                    crate::flapping::flapping(&plan.actions, &repeated, &self.config.roles.managed)
+                }
+                None => Vec::new(),
+            },
+        )
+    }
+}
+
+/// Whether Studio refused the credentials (401, or no token could be had).
+fn is_auth(e: &StudioError) -> bool {
+    // A 403 is left out: Studio (behind Canvas) also answers 403 when throttling.
+    matches!(e, StudioError::Unauthorized { .. } | StudioError::Auth(_))
 }
 
 fn outcome_row(o: &ActionOutcome, managed: &crate::roles::ManagedRoles) -> ActionRow {
@@ -392,14 +522,15 @@ fn outcome_row(o: &ActionOutcome, managed: &crate::roles::ManagedRoles) -> Actio
     }
 }
 
-/// The one mapping from how a run ended to its recorded status.
+/// The one mapping from how a run ended to its recorded status. A shutdown wins: the run
+/// did not fail, it was stopped (its error says where).
 fn status_of(report: &RunReport) -> &'static str {
-    if report.error.is_some() {
+    if report.record.status == "interrupted" {
+        "interrupted"
+    } else if report.error.is_some() {
         "failed"
     } else if report.guard.is_some() {
         "aborted"
-    } else if report.record.status == "interrupted" {
-        "interrupted"
     } else if report.record.failed > 0 {
         "partial"
     } else {

@@ -11,8 +11,12 @@
 
 mod ca_file;
 mod checker;
+mod flapping;
+mod history;
 mod log;
+mod notify;
 mod oauth;
+mod pending;
 mod roles;
 mod safety;
 mod schedule;
@@ -27,8 +31,12 @@ mod verify;
 mod tests;
 
 pub use ca_file::ExtraRoots;
+pub use flapping::FlappingConfig;
+pub use history::RetentionConfig;
 pub use log::{check_log_level, LogConfig, LogFormat};
+pub use notify::{EmailConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 pub use oauth::OAuthConfig;
+pub use pending::PendingConfig;
 pub use roles::RolesConfig;
 pub use schedule::{check_schedule, parse_schedule};
 pub use secrets::{process_env, Env};
@@ -68,8 +76,16 @@ pub struct Config {
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
     pub history: PathBuf,
+    /// `history.keep_*`: how long runs are kept (`history` written as a mapping).
+    pub retention: RetentionConfig,
+    /// `pending`: the back-off of emails Studio does not know yet.
+    pub pending: PendingConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// `notify:` where messages about the daemon's health go (`notify.rs`).
+    pub notify: NotifyConfig,
+    /// `flapping:` when a repeated change is reported as a fight (`flapping.rs`).
+    pub flapping: FlappingConfig,
 }
 
 /// `http`: where the metrics and health endpoints listen.
@@ -93,12 +109,18 @@ struct RawConfig {
     schedule: String,
     #[serde(default)]
     timezone: Option<String>,
-    #[serde(default = "default_history")]
-    history: PathBuf,
+    #[serde(default)]
+    history: history::RawHistory,
+    #[serde(default)]
+    pending: pending::RawPending,
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
     log: log::RawLog,
+    #[serde(default)]
+    notify: Option<notify::RawNotify>,
+    #[serde(default)]
+    flapping: flapping::RawFlapping,
 }
 
 #[derive(Deserialize)]
@@ -114,10 +136,6 @@ impl Default for RawHttp {
             listen: default_listen(),
         }
     }
-}
-
-fn default_history() -> PathBuf {
-    "state/history.db".into()
 }
 
 fn default_listen() -> String {
@@ -212,9 +230,15 @@ impl Checker<'_> {
             )
         })?;
         let log = self.log(raw.log)?;
+        let notify = self.notify(raw.notify, &resolve)?;
+        let flapping = self.flapping(raw.flapping)?;
+        let (history, retention) = self.history(raw.history)?;
+        let pending = self.pending(raw.pending)?;
         Ok(Config {
             path: self.path.to_path_buf(),
-            history: resolve(&raw.history),
+            history: resolve(&history),
+            retention,
+            pending,
             dir,
             studio,
             roles,
@@ -225,6 +249,8 @@ impl Checker<'_> {
             timezone,
             http: HttpConfig { listen },
             log,
+            notify,
+            flapping,
         })
     }
 }

@@ -37,6 +37,8 @@ use watch::FileWatch;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for open HTTP connections.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
+/// How long a shutdown waits for notifications still being delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
 #[derive(Debug, thiserror::Error)]
@@ -243,6 +245,14 @@ impl Daemon {
             }
         }
         tracing::info!("shutting down: no new runs");
+        if let Some(n) = self.engine.as_ref().and_then(|e| e.notifier.as_ref()) {
+            if !n.flush(NOTIFY_GRACE).await {
+                tracing::warn!(
+                    "notifications still being delivered after {} s were abandoned",
+                    NOTIFY_GRACE.as_secs()
+                );
+            }
+        }
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
         drop(triggers.watcher.take());
         if let Some(mut s) = triggers.scheduler.take() {
@@ -350,6 +360,17 @@ impl Daemon {
                 self.engine = None;
                 self.failed_without_run(message);
             }
+        }
+        // Retention after each run: cheap when there is nothing to fold (history/retention.rs).
+        match self.history.prune(&self.config.retention).await {
+            Ok(p) if p.noop_runs + p.change_runs > 0 => tracing::info!(
+                noop_runs = p.noop_runs,
+                change_runs = p.change_runs,
+                spans = p.spans,
+                "old runs pruned (history.keep_noop_runs, history.keep_changes)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the history"),
         }
     }
 

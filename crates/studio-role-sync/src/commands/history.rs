@@ -34,7 +34,15 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
         Some(id) => match history.run(id).await {
             Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
             Ok(Some(r)) => match (history.actions(id).await, history.pending(id).await) {
-                (Ok(a), Ok(p)) => Ok(render::render_run_detail(&r, &a, &p, format)),
+                (Ok(a), Ok(p)) => {
+                    let mut text = render::render_run_detail(&r, &a, &p, format);
+                    // JSON and CSV readers find it in `run_actions.flapping`.
+                    if format == Format::Table {
+                        let flapping = history.flapping_actions(id).await.unwrap_or_default();
+                        text.push_str(&render::flapping::render_flapping_rows(&flapping));
+                    }
+                    Ok(text)
+                }
                 (Err(e), _) | (_, Err(e)) => Err(e),
             },
             Err(e) => Err(e),

@@ -54,6 +54,7 @@ pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
             "{}",
             render::render_plan(plan, &config.roles.managed, report.guard.as_ref())
         );
+        print!("{}", render::render_flapping(&report, &config));
     }
     if !dry_run || report.error.is_some() {
         let text = render::render_run(&report);
@@ -62,6 +63,13 @@ pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
             eprint!("error: {text}");
         } else {
             print!("{text}");
+        }
+    }
+    // A one-shot `apply` notifies like the daemon (the transitions live in the history, so
+    // whichever process sees one sends it once); it waits for the delivery before exiting.
+    if let Some(notifier) = &engine.notifier {
+        if !notifier.flush(notifier.longest_delivery()).await {
+            tracing::warn!("notifications still being delivered at exit were abandoned");
         }
     }
     history.close().await;

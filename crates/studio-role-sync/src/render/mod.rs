@@ -1,5 +1,5 @@
 //! What people read, rendered from the engine's data: the plan and a run's outcome
-//! ([`plan`]), the history as a table, JSON or CSV ([`history`]), and the current holders as a
+//! ([`plan`]) with its [`flapping`] changes, the history as a table, JSON or CSV ([`history`]), and the current holders as a
 //! roles file ([`export`]).
 //!
 //! Pure formatting: every function takes data and returns text, so the commands stay thin and
@@ -7,10 +7,12 @@
 //! `csv` ([`table`]); only the layout choices are ours.
 
 pub mod export;
+pub mod flapping;
 pub mod history;
 pub mod plan;
 mod table;
 
 pub use export::render_export;
+pub use flapping::render_flapping;
 pub use history::{render_run_detail, render_runs, Format};
 pub use plan::{render_plan, render_run};
