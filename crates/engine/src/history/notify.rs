@@ -50,6 +50,19 @@ impl History {
         let (Some(&(newest,)), Some(&(oldest,))) = (recent.first(), recent.last()) else {
             return Ok(None);
         };
+        // Retention folds old no-op runs away (`history.keep_noop_runs`): a quiet run deleted
+        // between two of these would make them look consecutive. Every id from the oldest up
+        // to this run must still be there.
+        let (present,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM runs WHERE id >= ? AND id < ?")
+                .bind(oldest)
+                .bind(before_run)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        if present != before_run - oldest {
+            return Ok(None);
+        }
         // `run_actions_key` starts with run_id: this reads the actions of those runs only.
         let rows: Vec<(i64, String, String)> = sqlx::query_as(
             "SELECT user_id, role, action FROM run_actions \
@@ -152,5 +165,77 @@ impl History {
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{ActionRow, PendingUpdate, RunRecord};
+
+    async fn run(h: &History, dry_run: bool, status: &str, applied: &[i64]) -> i64 {
+        let id = h.start_run("schedule", dry_run).await.unwrap();
+        let rows: Vec<ActionRow> = applied
+            .iter()
+            .map(|&user_id| ActionRow {
+                email: Some(format!("u{user_id}@x.edu")),
+                user_id,
+                role: "Admin".into(),
+                action: "remove".into(),
+                outcome: if status == "aborted" {
+                    "skipped"
+                } else {
+                    "applied"
+                }
+                .into(),
+                http_status: None,
+                detail: None,
+                planned_user_id: user_id,
+            })
+            .collect();
+        h.record_plan(id, &rows, &PendingUpdate::default())
+            .await
+            .unwrap();
+        h.finish_run(&RunRecord {
+            id,
+            status: status.into(),
+            dry_run,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        id
+    }
+
+    #[tokio::test]
+    async fn streaks_skip_dry_and_aborted_runs_and_break_on_a_quiet_or_pruned_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&dir.path().join("h.db")).await.unwrap();
+        let key = (7, "Admin".to_string(), "remove".to_string());
+        run(&h, false, "succeeded", &[7, 8]).await;
+        assert_eq!(
+            h.repeated_actions(2, 2).await.unwrap(),
+            None,
+            "too few runs"
+        );
+        run(&h, true, "succeeded", &[]).await; // a `plan`
+        run(&h, false, "aborted", &[7]).await; // a guard: sent nothing
+        let third = run(&h, false, "succeeded", &[7]).await;
+        let repeated = h.repeated_actions(third + 1, 2).await.unwrap().unwrap();
+        assert_eq!(repeated, [key.clone()].into());
+        // A quiet run in between breaks the streak.
+        let quiet = run(&h, false, "succeeded", &[]).await;
+        assert_eq!(
+            h.repeated_actions(quiet + 1, 2).await.unwrap(),
+            Some(HashSet::new())
+        );
+        // A run folded away by retention: the remaining ones are not consecutive.
+        sqlx::query("DELETE FROM runs WHERE id = ?")
+            .bind(quiet)
+            .execute(&h.pool)
+            .await
+            .ok();
+        let after = run(&h, false, "succeeded", &[7]).await;
+        assert_eq!(h.repeated_actions(after, 2).await.unwrap(), None);
     }
 }
