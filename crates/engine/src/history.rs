@@ -7,10 +7,14 @@
 //! and one transaction per write keep the file consistent through `kill -9`.
 //!
 //! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`)
-//! and the newest OAuth tokens. That is why a new file is created `0600`.
+//! and the newest OAuth tokens. That is why a new file is created `0600`. Approvals and run
+//! requests (`approvals.rs`) are how people reach the daemon through it.
 
+mod approvals;
 mod identity;
 mod tokens;
+
+pub use approvals::{ApprovalRow, ApproveError};
 
 use crate::state_files;
 pub use crate::studio::tokens::StoredTokens;

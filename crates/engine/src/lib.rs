@@ -10,6 +10,7 @@
 //! edits.
 
 pub mod apply;
+pub mod approval;
 pub mod config;
 pub mod current;
 pub mod daemon;
@@ -26,6 +27,7 @@ pub mod read;
 pub mod reconcile;
 pub mod roles;
 pub mod safety;
+pub mod saved_plan;
 pub mod shutdown;
 pub mod sql_query;
 pub mod state_files;

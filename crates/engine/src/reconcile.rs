@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
+mod consent;
+
+pub use consent::{ApprovalUse, Consent, SavedPlanConsent};
+
 /// What started a run, as recorded in `runs.trigger`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
@@ -66,6 +70,10 @@ pub struct RunReport {
     pub guard: Option<GuardTrip>,
     pub outcomes: Vec<ActionOutcome>,
     pub error: Option<String>,
+    /// The approval or saved plan this run used, if any.
+    pub approval: Option<ApprovalUse>,
+    /// The digest of the plan (`sha256:...`), once planned.
+    pub digest: Option<String>,
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
@@ -125,7 +133,8 @@ impl Engine {
             .await
     }
 
-    /// As [`run`](Self::run), saying whether it must be a full verification.
+    /// As [`run`](Self::run), saying whether it must be a full verification. Pending
+    /// approvals may lift a removal guard.
     pub async fn run_verifying(
         &self,
         trigger: Trigger,
@@ -134,9 +143,31 @@ impl Engine {
         shutdown: Shutdown,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
+        self.run_with_consent(
+            trigger,
+            dry_run,
+            desired,
+            shutdown,
+            verify,
+            Consent::Approvals,
+        )
+        .await
+    }
+
+    /// As [`run_verifying`](Self::run_verifying), saying what may lift a removal guard (a
+    /// saved plan for `apply FILE`). A dry run consumes no approval.
+    pub async fn run_with_consent(
+        &self,
+        trigger: Trigger,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: Shutdown,
+        verify: VerifyRequest,
+        consent: Consent,
+    ) -> Result<RunReport, HistoryError> {
         let id = self.history.start_run(trigger.as_str(), dry_run).await?;
         let span = tracing::info_span!("run", run_id = id);
-        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify)
+        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify, consent)
             .instrument(span)
             .await
     }
@@ -154,6 +185,7 @@ impl Engine {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_recorded(
         &self,
         id: i64,
@@ -162,6 +194,7 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: Shutdown,
         verify: VerifyRequest,
+        consent: Consent,
     ) -> Result<RunReport, HistoryError> {
         let started = Instant::now();
         let before = self.client.counts();
@@ -178,9 +211,11 @@ impl Engine {
             guard: None,
             outcomes: Vec::new(),
             error: None,
+            approval: None,
+            digest: None,
         };
         let result = self
-            .plan_and_apply(&mut report, dry_run, desired, shutdown, verify)
+            .plan_and_apply(&mut report, dry_run, desired, shutdown, verify, consent)
             .await;
         if let Err(message) = result {
             tracing::error!(error = %message, "run failed");
@@ -226,6 +261,7 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: Shutdown,
         verify: VerifyRequest,
+        consent: Consent,
     ) -> Result<(), String> {
         let config = &self.config;
         let managed = &config.roles.managed;
@@ -279,12 +315,37 @@ impl Engine {
         let policy = self.policy();
         let the_plan = plan(&desired, &read.current, &policy);
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
+        let planned = crate::approval::planned_actions(&the_plan, managed);
+        let digest = crate::approval::digest(&planned);
+        let guard = if dry_run {
+            guard
+        } else {
+            let decision = self
+                .consent(report.record.id, &planned, &digest, guard, &consent)
+                .await?;
+            report.approval = decision.used;
+            decision.guard
+        };
+        self.history
+            .set_run_plan(
+                report.record.id,
+                &digest,
+                guard.as_ref().map(GuardTrip::kind),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        report.digest = Some(digest);
         let r = &mut report.record;
         r.adds_planned = the_plan.adds() as i64;
         r.removes_planned = the_plan.removes() as i64;
         r.pending = the_plan.pending_emails() as i64;
         // Recorded before anything is sent; a tripped guard means none of it will be.
         let (outcome, detail) = match &guard {
+            // The differences are in the run's error; one line per action is enough here.
+            Some(GuardTrip::PlanChanged { .. }) => (
+                "skipped",
+                Some("not sent: the plan changed since it was approved".to_string()),
+            ),
             Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
             None => ("planned", None),
         };
@@ -320,7 +381,11 @@ impl Engine {
             tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
         }
         if let Some(g) = &guard {
-            tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+            if g.approvable() && !dry_run {
+                tracing::warn!(guard = %g, "safety guard tripped: nothing sent; if these changes are right, let exactly them through with: studio-role-sync approve {}", report.record.id);
+            } else {
+                tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+            }
         }
         let phases = the_plan.phases(managed);
         report.guard = guard;
