@@ -201,7 +201,7 @@ mod tests {
         ] {
             assert_ne!(digest(&[x.clone(), changed]), base);
         }
-        assert_ne!(digest(&[x.clone()]), base);
+        assert_ne!(digest(std::slice::from_ref(&x)), base);
         assert_ne!(digest(&[]), base);
     }
 
