@@ -13,7 +13,7 @@ use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
 use crate::read::read_current;
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
 use std::sync::Arc;
@@ -127,7 +127,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
     ) -> Result<RunReport, HistoryError> {
         self.run_verifying(trigger, dry_run, desired, shutdown, VerifyRequest::WhenDue)
             .await
@@ -140,7 +140,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
         self.run_with_consent(
@@ -161,7 +161,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
         consent: Consent,
     ) -> Result<RunReport, HistoryError> {
@@ -192,7 +192,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
         consent: Consent,
     ) -> Result<RunReport, HistoryError> {
@@ -259,7 +259,7 @@ impl Engine {
         report: &mut RunReport,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
         consent: Consent,
     ) -> Result<(), String> {

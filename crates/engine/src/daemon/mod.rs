@@ -24,7 +24,7 @@ use crate::http::{HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{load_desired, Engine, Trigger};
-use crate::shutdown::{spawn_signal_handler, Shutdown, ShutdownSignal};
+use crate::shutdown::{spawn_signal_handler, CancellationToken};
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -155,17 +155,18 @@ impl Daemon {
     }
 
     async fn serve(&mut self) -> Result<(), DaemonError> {
-        let (signal, shutdown) = ShutdownSignal::new();
-        spawn_signal_handler(signal);
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone());
 
         let http_state = HttpState {
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
         };
-        let mut http_shutdown = shutdown.clone();
-        let http = match crate::http::serve(self.config.http.listen, http_state, async move {
-            http_shutdown.recv().await
-        })
+        let http = match crate::http::serve(
+            self.config.http.listen,
+            http_state,
+            shutdown.clone().cancelled_owned(),
+        )
         .await
         {
             Ok((_, h)) => h,
@@ -212,11 +213,10 @@ impl Daemon {
         spawn_watchdog(shutdown.clone());
         tracing::info!(schedule = %self.config.schedule, timezone = %self.config.timezone, "daemon started");
 
-        let mut stop = shutdown.clone();
         loop {
             let trigger = tokio::select! {
                 biased;
-                _ = stop.recv() => break,
+                _ = shutdown.cancelled() => break,
                 t = rx.recv() => match t { Some(t) => t, None => break },
             };
             busy.store(true, Ordering::SeqCst);
@@ -225,7 +225,7 @@ impl Daemon {
                 tokio::pin!(run);
                 tokio::select! {
                     _ = &mut run => true,
-                    _ = stop.recv() => {
+                    _ = shutdown.cancelled() => {
                         tracing::info!("shutting down: letting the batch in flight finish");
                         tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await.is_ok()
                     }
@@ -242,7 +242,7 @@ impl Daemon {
                 }
                 break;
             }
-            if shutdown.is_shutdown() {
+            if shutdown.is_cancelled() {
                 break;
             }
         }
@@ -263,7 +263,12 @@ impl Daemon {
     }
 
     /// Reloads inputs as needed, then runs once with the last valid config and desired state.
-    async fn one_run(&mut self, trigger: Trigger, shutdown: Shutdown, triggers: &mut Triggers) {
+    async fn one_run(
+        &mut self,
+        trigger: Trigger,
+        shutdown: CancellationToken,
+        triggers: &mut Triggers,
+    ) {
         if trigger != Trigger::Startup {
             self.reload_config(triggers).await;
         }

@@ -9,7 +9,7 @@
 
 use crate::history::History;
 use crate::reconcile::Trigger;
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -29,7 +29,7 @@ fn ask(tx: &mpsc::Sender<Trigger>, why: &str) {
 }
 
 /// SIGHUP asks for a run now. Without a handler SIGHUP would end the process.
-pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, mut shutdown: Shutdown) {
+pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -41,7 +41,7 @@ pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, mut shutdown: Shutdown) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = shutdown.recv() => return,
+                _ = shutdown.cancelled() => return,
                 got = hup.recv() => {
                     if got.is_none() {
                         return;
@@ -55,7 +55,7 @@ pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, mut shutdown: Shutdown) {
 
 /// Polls the history for run requests (`trigger`) and approvals newer than the last one seen.
 /// Waiting requests are taken at start: the startup run serves them.
-pub fn spawn_poller(history: History, tx: mpsc::Sender<Trigger>, mut shutdown: Shutdown) {
+pub fn spawn_poller(history: History, tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
     tokio::spawn(async move {
         let mut seen_approval: Option<i64> = None;
         let mut failing = false;
@@ -91,7 +91,7 @@ pub fn spawn_poller(history: History, tx: mpsc::Sender<Trigger>, mut shutdown: S
                 Err(_) => {}
             }
             tokio::select! {
-                _ = shutdown.recv() => return,
+                _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(POLL) => {}
             }
         }

@@ -15,7 +15,7 @@ use studio_role_sync_engine::reconcile::{
     load_desired, Consent, Engine, SavedPlanConsent, Trigger, VerifyRequest,
 };
 use studio_role_sync_engine::saved_plan::{self, SavedPlan};
-use studio_role_sync_engine::shutdown::Shutdown;
+use studio_role_sync_engine::shutdown::CancellationToken;
 
 /// `plan` (dry run) and `apply`: one run now; a full verification when due, or when `full`.
 pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
@@ -87,7 +87,7 @@ async fn run_saving(
             Trigger::Manual,
             dry_run,
             Some(desired),
-            Shutdown::never(),
+            CancellationToken::new(),
             if full {
                 VerifyRequest::Now
             } else {
