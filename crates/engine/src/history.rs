@@ -6,21 +6,34 @@
 //! moment leaves the truth behind, and the next process marks its run `interrupted`. WAL mode
 //! and one transaction per write keep the file consistent through `kill -9`.
 //!
-//! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`)
+//! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`),
+//! the emails left alone as spans of runs (`pending.rs`, read through the `run_pending` view)
 //! and the newest OAuth tokens. That is why a new file is created `0600`. Approvals and run
 //! requests (`approvals.rs`) are how people reach the daemon through it.
+//!
+//! Times come from a [`Clock`]: the system clock, or a manual one that a benchmark drives
+//! through a simulated year.
 
 mod approvals;
+mod clock;
 mod identity;
+mod interrupted;
+mod pending;
+mod retention;
 mod tokens;
 
 pub use approvals::{ApprovalRow, ApproveError};
+pub use clock::Clock;
+pub use pending::{PendingNow, PendingUpdate};
+pub use retention::Pruned;
 
 use crate::state_files;
 pub use crate::studio::tokens::StoredTokens;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 /// Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
@@ -84,6 +97,7 @@ pub fn now() -> String {
 pub struct History {
     pool: SqlitePool,
     path: PathBuf,
+    clock: Clock,
 }
 
 /// A row of `runs`.
@@ -157,6 +171,9 @@ impl History {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
+            // Takes effect on a new file (set before its first table); an older file keeps
+            // its mode until one VACUUM (docs/operations.md).
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .foreign_keys(true);
         let pool = connect(options)
             .await
@@ -171,7 +188,23 @@ impl History {
         Ok(History {
             pool,
             path: path.to_path_buf(),
+            clock: Clock::system(),
         })
+    }
+
+    /// The same history, timed by `clock` (a benchmark's simulated time).
+    pub fn with_clock(mut self, clock: Clock) -> History {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now by this history's clock, as the history writes times.
+    pub fn now(&self) -> String {
+        self.clock.now_text()
     }
 
     pub fn path(&self) -> &Path {
@@ -185,41 +218,9 @@ impl History {
         }
     }
 
-    /// Marks runs left `running` by a process that died. Call only while holding the
-    /// single-instance lock: otherwise a live run could be marked.
-    pub async fn mark_interrupted(&self) -> Result<u64, HistoryError> {
-        let r = sqlx::query(
-            "UPDATE runs SET status = 'interrupted', finished_at = ?, \
-             error = COALESCE(error, 'the process stopped before the run finished') WHERE status = 'running'",
-        )
-        .bind(now())
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(r.rows_affected())
-    }
-
-    /// Records this process's runs still `running` as `failed` with `error`: for a run whose
-    /// task panicked, so it is not left `running` until the next start.
-    pub async fn fail_running_runs_of_this_process(
-        &self,
-        error: &str,
-    ) -> Result<u64, HistoryError> {
-        let r = sqlx::query(
-            "UPDATE runs SET status = 'failed', finished_at = ?, error = ? WHERE status = 'running' AND pid = ?",
-        )
-        .bind(now())
-        .bind(error)
-        .bind(std::process::id() as i64)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
-        Ok(r.rows_affected())
-    }
-
     pub async fn start_run(&self, trigger: &str, dry_run: bool) -> Result<i64, HistoryError> {
         let r = sqlx::query("INSERT INTO runs (started_at, trigger, dry_run, status, pid) VALUES (?, ?, ?, 'running', ?)")
-            .bind(now())
+            .bind(self.now())
             .bind(trigger)
             .bind(dry_run)
             .bind(std::process::id() as i64)
@@ -229,15 +230,22 @@ impl History {
         Ok(r.last_insert_rowid())
     }
 
-    /// Records the planned actions and the pending emails of a run, in one transaction.
+    /// Records the planned actions and the pending emails of a run, in one transaction: the
+    /// actions as rows, the pending emails as changes to their spans (`pending.rs`).
     pub async fn record_plan(
         &self,
         run_id: i64,
         actions: &[ActionRow],
-        pending: &[PendingRow],
+        pending: &PendingUpdate<'_>,
     ) -> Result<(), HistoryError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let at = now();
+        // A write first, so the transaction holds the write lock before it reads the spans.
+        sqlx::query("UPDATE runs SET plan_recorded = 1 WHERE id = ?")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let at = self.now();
         // Many rows per statement: a 20,000-action plan is 40 statements, not 20,000.
         for chunk in actions.chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
@@ -257,19 +265,9 @@ impl History {
             });
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
-        for chunk in pending.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO run_pending (run_id, email, reason, user_id, detail) ",
-            );
-            q.push_values(chunk, |mut row, p| {
-                row.push_bind(run_id)
-                    .push_bind(&p.email)
-                    .push_bind(&p.reason)
-                    .push_bind(p.user_id)
-                    .push_bind(&p.detail);
-            });
-            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
-        }
+        pending::record(&mut tx, run_id, &self.clock, pending)
+            .await
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
     }
 
@@ -280,7 +278,7 @@ impl History {
         outcomes: &[ActionRow],
     ) -> Result<(), HistoryError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let at = now();
+        let at = self.now();
         for a in outcomes {
             sqlx::query(
                 "UPDATE run_actions SET user_id = ?, outcome = ?, http_status = ?, detail = ?, updated_at = ? \
@@ -309,7 +307,7 @@ impl History {
              adds_applied = ?, removes_applied = ?, failed = ?, pending = ?, api_requests = ?, error = ?, \
              retries = ?, throttled = ? WHERE id = ?",
         )
-        .bind(run.finished_at.clone().unwrap_or_else(now))
+        .bind(run.finished_at.clone().unwrap_or_else(|| self.now()))
         .bind(&run.status)
         .bind(run.desired_users)
         .bind(run.adds_planned)
@@ -405,7 +403,7 @@ mod tests {
             detail: None,
             planned_user_id: 7,
         };
-        h.record_plan(id, std::slice::from_ref(&row), &[])
+        h.record_plan(id, std::slice::from_ref(&row), &PendingUpdate::default())
             .await
             .unwrap();
         let done = ActionRow {

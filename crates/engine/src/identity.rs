@@ -44,12 +44,16 @@ pub struct SearchInputs<'a> {
     pub listed: &'a CurrentState,
     /// Emails found shared by several accounts in an earlier run and not resolved since.
     pub ambiguous: &'a HashSet<String>,
+    /// `not_in_studio` emails still waiting out their back-off (`recheck`): not searched,
+    /// unless this is a full verification. Empty for a manual run.
+    pub resting: &'a HashSet<String>,
     pub verification: Verification,
 }
 
 /// The desired emails this run must search by email, sorted: DESIGN.md's lower bound.
 /// - an email no holder has, that should hold a role: it needs an add, and only a search can
-///   say which account has the email now;
+///   say which account has the email now (unless it rests: searched before, not found, and
+///   its back-off has not run out; a full verification searches it all the same);
 /// - an email remembered as ambiguous, whatever it should hold: no holder shortcut may hide a
 ///   second account;
 /// - in a full verification, an email a holder has.
@@ -60,9 +64,10 @@ pub fn emails_to_search(inputs: &SearchInputs<'_>) -> Vec<String> {
         .iter()
         .filter(|(email, want)| {
             let held = inputs.listed.knows_email(email);
+            let full = inputs.verification == Verification::Full;
             inputs.ambiguous.contains(*email)
-                || (!held && !want.is_empty())
-                || (held && inputs.verification == Verification::Full)
+                || (!held && !want.is_empty() && (full || !inputs.resting.contains(*email)))
+                || (held && full)
         })
         .map(|(email, _)| email.clone())
         .collect();
@@ -140,16 +145,24 @@ mod tests {
         let ambiguous: HashSet<String> = ["twin@x.edu".to_string(), "gone@x.edu".to_string()]
             .into_iter()
             .collect();
+        let resting = HashSet::new();
         let mut inputs = SearchInputs {
             desired: &desired,
             listed: &listed,
             ambiguous: &ambiguous,
+            resting: &resting,
             verification: Verification::Incremental,
         };
         assert_eq!(
             emails_to_search(&inputs),
             ["gone@x.edu", "new@x.edu", "twin@x.edu"]
         );
+        // Resting: left out of an incremental run; an ambiguous email never rests.
+        let resting: HashSet<String> = ["new@x.edu".to_string(), "twin@x.edu".to_string()]
+            .into_iter()
+            .collect();
+        inputs.resting = &resting;
+        assert_eq!(emails_to_search(&inputs), ["gone@x.edu", "twin@x.edu"]);
         inputs.verification = Verification::Full;
         assert_eq!(
             emails_to_search(&inputs),

@@ -24,6 +24,7 @@ pub mod lock;
 pub mod metrics;
 pub mod plan;
 pub mod read;
+pub mod recheck;
 pub mod reconcile;
 pub mod roles;
 pub mod safety;

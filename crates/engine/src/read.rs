@@ -7,6 +7,9 @@
 //! concurrently as soon as the first page tells how many there are, then the searches.
 //! Nothing comes from a cache: every account the planner can act on was reported by Studio
 //! during this run, with its email.
+//!
+//! A read can be hundreds of requests long, so it watches the shutdown signal: when it comes,
+//! the requests in flight are dropped (a read changes nothing in Studio) and no more go out.
 
 use crate::current::CurrentState;
 use crate::desired::DesiredState;
@@ -15,6 +18,7 @@ use crate::studio::{StudioClient, StudioError, UsersPage};
 
 use crate::identity::{self, SearchInputs, Verification};
 use crate::roles::ManagedRoles;
+use crate::shutdown::CancellationToken;
 use futures::{stream, StreamExt, TryStreamExt};
 use std::collections::HashSet;
 
@@ -26,25 +30,55 @@ pub struct ReadOutcome {
     pub searched: Vec<String>,
 }
 
+/// Why a read did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Studio(#[from] StudioError),
+    #[error("stopped by a shutdown while reading Studio; nothing was sent")]
+    Stopped,
+}
+
+/// What a read needs to know besides the client: see [`SearchInputs`].
+pub struct ReadInputs<'a> {
+    pub managed: &'a ManagedRoles,
+    pub desired: &'a DesiredState,
+    pub ambiguous: &'a HashSet<String>,
+    /// `not_in_studio` emails whose back-off has not run out (see `recheck`).
+    pub resting: &'a HashSet<String>,
+    pub verification: Verification,
+    pub concurrency: usize,
+}
+
 /// Reads the holders of every managed role, then searches the desired emails the run must
-/// look up (see [`identity::emails_to_search`]).
+/// look up (see [`identity::emails_to_search`]); stops at once on `shutdown`.
 pub async fn read_current(
     client: &StudioClient,
-    managed: &ManagedRoles,
-    desired: &DesiredState,
-    ambiguous: &HashSet<String>,
-    verification: Verification,
-    concurrency: usize,
+    inputs: &ReadInputs<'_>,
+    shutdown: &CancellationToken,
+) -> Result<ReadOutcome, ReadError> {
+    tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Err(ReadError::Stopped),
+        read = read_all(client, inputs) => Ok(read?),
+    }
+}
+
+async fn read_all(
+    client: &StudioClient,
+    inputs: &ReadInputs<'_>,
 ) -> Result<ReadOutcome, StudioError> {
+    let (managed, concurrency) = (inputs.managed, inputs.concurrency);
     let mut current = CurrentState::default();
     for user in list_holders(client, managed, concurrency).await? {
         current.add_user(managed, &user);
     }
     let searched = identity::emails_to_search(&SearchInputs {
-        desired,
+        desired: inputs.desired,
         listed: &current,
-        ambiguous,
-        verification,
+        ambiguous: inputs.ambiguous,
+        resting: inputs.resting,
+        verification: inputs.verification,
     });
     let results: Vec<(String, Vec<StudioUser>)> = stream::iter(searched.iter().cloned())
         .map(|email| async move {

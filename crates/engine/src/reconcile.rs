@@ -8,14 +8,15 @@
 use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
 use crate::config::{Config, SourceConfig};
 use crate::desired::{self, DesiredError, DesiredState};
-use crate::history::{ActionRow, History, HistoryError, PendingRow, RunRecord};
+use crate::history::{ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
-use crate::read::read_current;
+use crate::read::{read_current, ReadError, ReadInputs};
 use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -180,7 +181,7 @@ impl Engine {
         let every = chrono::Duration::from_std(self.config.verify.full_every)
             .unwrap_or(chrono::Duration::MAX);
         Ok(match self.history.last_full_verification().await? {
-            Some(at) if chrono::Utc::now() - at < every => Verification::Incremental,
+            Some(at) if self.history.clock().now() - at < every => Verification::Incremental,
             _ => Verification::Full,
         })
     }
@@ -215,7 +216,15 @@ impl Engine {
             digest: None,
         };
         let result = self
-            .plan_and_apply(&mut report, dry_run, desired, shutdown, verify, consent)
+            .plan_and_apply(
+                &mut report,
+                trigger,
+                dry_run,
+                desired,
+                shutdown,
+                verify,
+                consent,
+            )
             .await;
         if let Err(message) = result {
             tracing::error!(error = %message, "run failed");
@@ -257,6 +266,7 @@ impl Engine {
     async fn plan_and_apply(
         &self,
         report: &mut RunReport,
+        trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
         shutdown: CancellationToken,
@@ -286,16 +296,39 @@ impl Engine {
             remembered_ambiguous = ambiguous.len(),
             "reading Studio"
         );
-        let read = read_current(
-            &self.client,
+        // A manual run (an admin's `plan` or `apply`) and a full verification search every
+        // pending email; a scheduled one leaves out those whose back-off has not run out.
+        let resting = if trigger == Trigger::Manual || verification == Verification::Full {
+            HashSet::new()
+        } else {
+            self.history
+                .resting_emails()
+                .await
+                .map_err(|e| e.to_string())?
+        };
+        let inputs = ReadInputs {
             managed,
-            &desired,
-            &ambiguous,
+            desired: &desired,
+            ambiguous: &ambiguous,
+            resting: &resting,
             verification,
-            config.studio.concurrency,
-        )
-        .await
-        .map_err(|e| format!("reading Studio failed: {e}"))?;
+            concurrency: config.studio.concurrency,
+        };
+        let read = match read_current(&self.client, &inputs, &shutdown).await {
+            Ok(read) => read,
+            Err(ReadError::Stopped) => {
+                report.record.status = "interrupted".into();
+                return Err(ReadError::Stopped.to_string());
+            }
+            Err(e) => return Err(format!("reading Studio failed: {e}")),
+        };
+        if !resting.is_empty() {
+            tracing::info!(
+                resting = resting.len(),
+                searched = read.searched.len(),
+                "pending emails waiting out their back-off were not searched"
+            );
+        }
         let update = identity::ambiguity_update(&read.current, &read.searched);
         for (email, ids) in update
             .remember
@@ -373,8 +406,13 @@ impl Engine {
                 detail: Some(p.detail.clone()),
             })
             .collect();
+        let update = PendingUpdate {
+            rows: &pending,
+            searched: &read.searched,
+            backoff: config.pending.backoff(),
+        };
         self.history
-            .record_plan(report.record.id, &rows, &pending)
+            .record_plan(report.record.id, &rows, &update)
             .await
             .map_err(|e| e.to_string())?;
         for p in &the_plan.pending {
@@ -457,14 +495,15 @@ fn outcome_row(o: &ActionOutcome, managed: &crate::roles::ManagedRoles) -> Actio
     }
 }
 
-/// The one mapping from how a run ended to its recorded status.
+/// The one mapping from how a run ended to its recorded status. A shutdown wins: the run
+/// did not fail, it was stopped (its error says where).
 fn status_of(report: &RunReport) -> &'static str {
-    if report.error.is_some() {
+    if report.record.status == "interrupted" {
+        "interrupted"
+    } else if report.error.is_some() {
         "failed"
     } else if report.guard.is_some() {
         "aborted"
-    } else if report.record.status == "interrupted" {
-        "interrupted"
     } else if report.record.failed > 0 {
         "partial"
     } else {

@@ -1,4 +1,4 @@
-//! The performance benchmark: `cargo run --release --bin bench [-- --help]`.
+//! The performance benchmark: `cargo run -p bench --release --bin bench [-- --help]`.
 //!
 //! Everything runs in this process: the Studio simulator (over real HTTP on 127.0.0.1, with
 //! injected latency and an optional server rate limit), the real `Engine` (config, roles file,

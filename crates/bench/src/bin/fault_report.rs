@@ -1,7 +1,7 @@
 //! The reliability figures in RELIABILITY.md, from one command:
 //!
 //! ```text
-//! cargo run --release --example fault_report
+//! cargo run -p bench --release --bin fault_report
 //! ```
 //!
 //! Each scenario starts the Studio simulator in this process with one fault injected, then runs

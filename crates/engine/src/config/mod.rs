@@ -11,8 +11,10 @@
 
 mod ca_file;
 mod checker;
+mod history;
 mod log;
 mod oauth;
+mod pending;
 mod roles;
 mod safety;
 mod schedule;
@@ -27,8 +29,10 @@ mod verify;
 mod tests;
 
 pub use ca_file::ExtraRoots;
+pub use history::RetentionConfig;
 pub use log::{check_log_level, LogConfig, LogFormat};
 pub use oauth::OAuthConfig;
+pub use pending::PendingConfig;
 pub use roles::RolesConfig;
 pub use schedule::{check_schedule, parse_schedule};
 pub use secrets::{process_env, Env};
@@ -68,6 +72,10 @@ pub struct Config {
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
     pub history: PathBuf,
+    /// `history.keep_*`: how long runs are kept (`history` written as a mapping).
+    pub retention: RetentionConfig,
+    /// `pending`: the back-off of emails Studio does not know yet.
+    pub pending: PendingConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
 }
@@ -93,8 +101,10 @@ struct RawConfig {
     schedule: String,
     #[serde(default)]
     timezone: Option<String>,
-    #[serde(default = "default_history")]
-    history: PathBuf,
+    #[serde(default)]
+    history: history::RawHistory,
+    #[serde(default)]
+    pending: pending::RawPending,
     #[serde(default)]
     http: RawHttp,
     #[serde(default)]
@@ -114,10 +124,6 @@ impl Default for RawHttp {
             listen: default_listen(),
         }
     }
-}
-
-fn default_history() -> PathBuf {
-    "state/history.db".into()
 }
 
 fn default_listen() -> String {
@@ -212,9 +218,13 @@ impl Checker<'_> {
             )
         })?;
         let log = self.log(raw.log)?;
+        let (history, retention) = self.history(raw.history)?;
+        let pending = self.pending(raw.pending)?;
         Ok(Config {
             path: self.path.to_path_buf(),
-            history: resolve(&raw.history),
+            history: resolve(&history),
+            retention,
+            pending,
             dir,
             studio,
             roles,

@@ -355,6 +355,17 @@ impl Daemon {
                 self.failed_without_run(message);
             }
         }
+        // Retention after each run: cheap when there is nothing to fold (history/retention.rs).
+        match self.history.prune(&self.config.retention).await {
+            Ok(p) if p.noop_runs + p.change_runs > 0 => tracing::info!(
+                noop_runs = p.noop_runs,
+                change_runs = p.change_runs,
+                spans = p.spans,
+                "old runs pruned (history.keep_noop_runs, history.keep_changes)"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot prune the history"),
+        }
     }
 
     fn readiness_now(&self) -> Readiness {

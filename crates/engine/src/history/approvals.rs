@@ -374,7 +374,9 @@ mod tests {
             detail: None,
             planned_user_id: 7,
         };
-        h.record_plan(id, &[row], &[]).await.unwrap();
+        h.record_plan(id, &[row], &crate::history::PendingUpdate::default())
+            .await
+            .unwrap();
         let digest = approval::digest(&h.planned_actions(id).await.unwrap());
         h.set_run_plan(id, &digest, Some(guard)).await.unwrap();
         let mut r: RunRecord = h.run(id).await.unwrap().unwrap();
@@ -427,5 +429,52 @@ mod tests {
         assert_eq!(h.take_run_requests().await.unwrap(), 1);
         assert!(h.run_request_taken(r).await.unwrap());
         assert_eq!(h.approvals_of_runs(&[id]).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_approvals_consistent() {
+        use crate::config::RetentionConfig;
+        use crate::history::Clock;
+        use chrono::TimeZone;
+        let dir = tempfile::tempdir().unwrap();
+        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = Clock::manual(start);
+        let h = History::open(&dir.path().join("h.db"))
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
+        let aborted = aborted_run(&h, "max_removals").await;
+        let approval = h.approve(aborted, "alice").await.unwrap();
+        // The source was fixed instead: a run with nothing to do refuses the approval.
+        let noop = h.start_run("manual", false).await.unwrap();
+        h.consume_approval(approval.id, "refused", noop, Some("the plan changed"))
+            .await
+            .unwrap();
+        h.finish_run(&RunRecord {
+            id: noop,
+            status: "succeeded".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        h.start_run("schedule", false).await.unwrap();
+        clock.set(start + chrono::Duration::days(3));
+        let day = std::time::Duration::from_secs(86400);
+        let keep = RetentionConfig {
+            keep_noop_runs: day,
+            keep_changes: None,
+        };
+        assert_eq!(
+            h.prune(&keep).await.unwrap().noop_runs,
+            0,
+            "it used an approval"
+        );
+        assert!(h.run(noop).await.unwrap().is_some());
+        let drop_changes = RetentionConfig {
+            keep_changes: Some(day),
+            ..keep
+        };
+        assert_eq!(h.prune(&drop_changes).await.unwrap().change_runs, 2);
+        assert_eq!(h.approvals(10).await.unwrap(), vec![]);
     }
 }

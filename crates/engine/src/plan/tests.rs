@@ -54,6 +54,7 @@ fn read_with(
         desired,
         listed: &c,
         ambiguous,
+        resting: &HashSet::new(),
         verification,
     });
     for email in &searched {
