@@ -263,6 +263,7 @@ impl Engine {
     }
 
     /// The body of a run; an `Err` is the run's error message (status `failed`).
+    #[allow(clippy::too_many_arguments)]
     async fn plan_and_apply(
         &self,
         report: &mut RunReport,
