@@ -10,6 +10,7 @@
 //! edits.
 
 pub mod apply;
+pub mod approval;
 pub mod config;
 pub mod current;
 pub mod daemon;
@@ -29,6 +30,7 @@ pub mod recheck;
 pub mod reconcile;
 pub mod roles;
 pub mod safety;
+pub mod saved_plan;
 pub mod shutdown;
 pub mod sql_query;
 pub mod state_files;

@@ -22,6 +22,10 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
+mod consent;
+
+pub use consent::{ApprovalUse, Consent, SavedPlanConsent};
+
 /// What started a run, as recorded in `runs.trigger`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
@@ -77,6 +81,10 @@ pub struct RunReport {
     pub flapping_left_alone: bool,
     /// The run failed because Studio refused the credentials.
     pub auth_failed: bool,
+    /// The approval or saved plan this run used, if any.
+    pub approval: Option<ApprovalUse>,
+    /// The digest of the plan (`sha256:...`), once planned.
+    pub digest: Option<String>,
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
@@ -138,7 +146,8 @@ impl Engine {
             .await
     }
 
-    /// As [`run`](Self::run), saying whether it must be a full verification.
+    /// As [`run`](Self::run), saying whether it must be a full verification. Pending
+    /// approvals may lift a removal guard.
     pub async fn run_verifying(
         &self,
         trigger: Trigger,
@@ -147,9 +156,31 @@ impl Engine {
         shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
+        self.run_with_consent(
+            trigger,
+            dry_run,
+            desired,
+            shutdown,
+            verify,
+            Consent::Approvals,
+        )
+        .await
+    }
+
+    /// As [`run_verifying`](Self::run_verifying), saying what may lift a removal guard (a
+    /// saved plan for `apply FILE`). A dry run consumes no approval.
+    pub async fn run_with_consent(
+        &self,
+        trigger: Trigger,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: CancellationToken,
+        verify: VerifyRequest,
+        consent: Consent,
+    ) -> Result<RunReport, HistoryError> {
         let id = self.history.start_run(trigger.as_str(), dry_run).await?;
         let span = tracing::info_span!("run", run_id = id);
-        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify)
+        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify, consent)
             .instrument(span)
             .await
     }
@@ -167,6 +198,7 @@ impl Engine {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_recorded(
         &self,
         id: i64,
@@ -175,6 +207,7 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: CancellationToken,
         verify: VerifyRequest,
+        consent: Consent,
     ) -> Result<RunReport, HistoryError> {
         let started = Instant::now();
         let before = self.client.counts();
@@ -194,9 +227,19 @@ impl Engine {
             flapping: Vec::new(),
             flapping_left_alone: false,
             auth_failed: false,
+            approval: None,
+            digest: None,
         };
         let result = self
-            .plan_and_apply(&mut report, trigger, dry_run, desired, shutdown, verify)
+            .plan_and_apply(
+                &mut report,
+                trigger,
+                dry_run,
+                desired,
+                shutdown,
+                verify,
+                consent,
+            )
             .await;
         if let Err(message) = result {
             tracing::error!(error = %message, "run failed");
@@ -242,6 +285,7 @@ impl Engine {
     }
 
     /// The body of a run; an `Err` is the run's error message (status `failed`).
+    #[allow(clippy::too_many_arguments)]
     async fn plan_and_apply(
         &self,
         report: &mut RunReport,
@@ -250,6 +294,7 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: CancellationToken,
         verify: VerifyRequest,
+        consent: Consent,
     ) -> Result<(), String> {
         let config = &self.config;
         let managed = &config.roles.managed;
@@ -339,12 +384,37 @@ impl Engine {
             the_plan.actions.retain(|a| !alone.contains(a));
         }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
+        let planned = crate::approval::planned_actions(&the_plan, managed);
+        let digest = crate::approval::digest(&planned);
+        let guard = if dry_run {
+            guard
+        } else {
+            let decision = self
+                .consent(report.record.id, &planned, &digest, guard, &consent)
+                .await?;
+            report.approval = decision.used;
+            decision.guard
+        };
+        self.history
+            .set_run_plan(
+                report.record.id,
+                &digest,
+                guard.as_ref().map(GuardTrip::kind),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        report.digest = Some(digest);
         let r = &mut report.record;
         r.adds_planned = the_plan.adds() as i64;
         r.removes_planned = the_plan.removes() as i64;
         r.pending = the_plan.pending_emails() as i64;
         // Recorded before anything is sent; a tripped guard means none of it will be.
         let (outcome, detail) = match &guard {
+            // The differences are in the run's error; one line per action is enough here.
+            Some(GuardTrip::PlanChanged { .. }) => (
+                "skipped",
+                Some("not sent: the plan changed since it was approved".to_string()),
+            ),
             Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
             None => ("planned", None),
         };
@@ -419,7 +489,11 @@ impl Engine {
         report.flapping = flapping;
         report.flapping_left_alone = left_alone;
         if let Some(g) = &guard {
-            tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+            if g.approvable() && !dry_run {
+                tracing::warn!(guard = %g, "safety guard tripped: nothing sent; if these changes are right, let exactly them through with: studio-role-sync approve {}", report.record.id);
+            } else {
+                tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+            }
         }
         let phases = the_plan.phases(managed);
         report.guard = guard;

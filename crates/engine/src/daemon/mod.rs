@@ -1,7 +1,8 @@
 //! `daemon`: the long-running service.
 //!
-//! One loop owns the runs, so runs never overlap: the scheduler, the file watcher and startup
-//! only *ask* for a run through a one-slot channel. A scheduled slot that comes while a run is
+//! One loop owns the runs, so runs never overlap: the scheduler, the file watcher, startup and
+//! people (SIGHUP, `trigger`, `approve`: see `requests.rs`) only *ask* for a run through a
+//! one-slot channel. A scheduled slot that comes while a run is
 //! busy (or another is already queued) is skipped and logged; edits are debounced into one
 //! pending reload, which waits for the run in progress.
 //!
@@ -11,6 +12,7 @@
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
 //! finish its batch (bounded wait), records it with its true status, and exits 0.
 
+mod requests;
 mod schedule;
 mod systemd;
 mod watch;
@@ -182,6 +184,8 @@ impl Daemon {
         // Queued before the scheduler starts, so the first run is always `startup`.
         let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
+        requests::spawn_sighup(tx.clone(), shutdown.clone());
+        requests::spawn_poller(self.history.clone(), tx.clone(), shutdown.clone());
         let mut triggers = Triggers {
             tx: tx.clone(),
             busy: busy.clone(),
