@@ -310,7 +310,7 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
                 history.prune(&retention).await.expect("prune");
             }
         }
-        if day % 30 == 29 {
+        if day % 5 == 4 || day == days - 1 {
             let (used, _) = history.size().await.expect("size");
             eprintln!(
                 "day {}: {} runs, history {:.1} MB in use, {:.0} s so far",
