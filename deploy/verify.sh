@@ -203,7 +203,8 @@ check(not bad, f"{len(docs)} YAML files parse with no duplicate keys", ", ".join
 
 # The config contract (shared/DESIGN.md): keys the daemon accepts.
 CONFIG_KEYS = {
-    "": {"studio", "roles", "safety", "source", "schedule", "timezone", "history", "http", "log"},
+    "": {"studio", "roles", "safety", "source", "schedule", "timezone", "history", "http", "log",
+         "notify", "flapping"},
     "studio": {"base_url", "token_env", "token_file", "oauth", "requests_per_second", "burst",
                "concurrency", "batch_size", "timeout_seconds", "max_retries", "ca_file"},
     "studio.oauth": {"client_id", "client_secret_env", "client_secret_file", "refresh_token_env",
@@ -214,6 +215,10 @@ CONFIG_KEYS = {
     "source.sql": {"url_env", "url_file", "query", "statement_timeout_seconds"},
     "http": {"listen"},
     "log": {"format", "level"},
+    "notify": {"webhook", "email", "timeout_seconds", "retries"},
+    "notify.webhook": {"url", "url_env", "url_file", "format"},
+    "notify.email": {"smtp_url_env", "smtp_url_file", "from", "to"},
+    "flapping": {"after_runs", "reapply"},
 }
 
 def unknown_keys(cfg, prefix=""):

@@ -8,18 +8,22 @@
 //!
 //! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`),
 //! the emails left alone as spans of runs (`pending.rs`, read through the `run_pending` view)
-//! and the newest OAuth tokens. That is why a new file is created `0600`.
+//! and the newest OAuth tokens. That is why a new file is created `0600`. Approvals and run
+//! requests (`approvals.rs`) are how people reach the daemon through it.
 //!
 //! Times come from a [`Clock`]: the system clock, or a manual one that a benchmark drives
 //! through a simulated year.
 
+mod approvals;
 mod clock;
 mod identity;
 mod interrupted;
+pub mod notify;
 mod pending;
 mod retention;
 mod tokens;
 
+pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
 pub use pending::{PendingNow, PendingUpdate};
 pub use retention::Pruned;

@@ -10,23 +10,27 @@
 //! edits.
 
 pub mod apply;
+pub mod approval;
 pub mod config;
 pub mod current;
 pub mod daemon;
 pub mod desired;
 pub mod email;
+pub mod flapping;
 pub mod history;
 pub mod http;
 pub mod identity;
 pub mod input_file;
 pub mod lock;
 pub mod metrics;
+pub mod notify;
 pub mod plan;
 pub mod read;
 pub mod recheck;
 pub mod reconcile;
 pub mod roles;
 pub mod safety;
+pub mod saved_plan;
 pub mod shutdown;
 pub mod sql_query;
 pub mod state_files;

@@ -55,7 +55,17 @@ impl InstanceLock {
             .write(true)
             .open(&lock)
             .map_err(io)?;
-        match file.try_lock() {
+        // A `holder` probe (trigger, approve) holds a shared lock for an instant: a daemon
+        // starting at that moment tries again before it gives up.
+        let mut result = file.try_lock();
+        for _ in 0..5 {
+            if !matches!(result, Err(TryLockError::WouldBlock)) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            result = file.try_lock();
+        }
+        match result {
             Ok(()) => {
                 file.set_len(0).map_err(io)?;
                 file.rewind().map_err(io)?;
@@ -81,6 +91,26 @@ impl InstanceLock {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether a process holds the lock of `history` (`Some`, with its pid when it wrote
+    /// one), without taking it: for `trigger` and `approve`, which only write requests to the
+    /// history and must work beside the daemon. A shared lock is tried for an instant; the
+    /// lock file is not created.
+    pub fn holder(history: &Path) -> Option<Option<u32>> {
+        let mut file = OpenOptions::new()
+            .read(true)
+            .open(lock_path(history))
+            .ok()?;
+        match file.try_lock_shared() {
+            Ok(()) => None,
+            Err(TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = (&mut file).take(32).read_to_string(&mut text);
+                Some(text.trim().parse().ok())
+            }
+            Err(TryLockError::Error(_)) => None,
+        }
     }
 }
 
@@ -108,7 +138,12 @@ mod tests {
                 .contains(&format!("pid {}", std::process::id())),
             "{err}"
         );
+        assert_eq!(
+            InstanceLock::holder(&history),
+            Some(Some(std::process::id()))
+        );
         drop(first);
+        assert_eq!(InstanceLock::holder(&history), None);
         InstanceLock::acquire(&history).unwrap();
     }
 }

@@ -32,6 +32,16 @@ pub struct RequestLabels {
     pub status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NotificationLabels {
+    /// `webhook` or `email`.
+    pub channel: String,
+    /// `guard_tripped`, `run_failed`, ..., `recovered`.
+    pub event: String,
+    /// `sent`, `failed` (after every retry) or `dropped` (too many messages in flight).
+    pub outcome: String,
+}
+
 #[derive(Clone)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -46,6 +56,8 @@ struct Inner {
     pending_users: Gauge,
     since_success: Gauge<f64, AtomicU64>,
     config_valid: Gauge,
+    flapping_actions: Gauge,
+    notifications: Family<NotificationLabels, Counter>,
     /// Unix time of the last successful run, read at scrape time into `since_success`.
     last_success: AtomicU64,
     started: std::time::Instant,
@@ -98,8 +110,22 @@ impl Metrics {
             "1 when the config and desired state last loaded are valid",
             config_valid.clone(),
         );
+        let flapping_actions = Gauge::default();
+        registry.register(
+            "flapping_actions",
+            "Changes of the last run that were applied in several consecutive runs (something in Studio undoes them)",
+            flapping_actions.clone(),
+        );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "notifications",
+            "Notifications, by channel, event and outcome (sent, failed after every retry, dropped)",
+            notifications.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                flapping_actions,
+                notifications,
                 registry: Mutex::new(registry),
                 runs,
                 actions,
@@ -150,6 +176,22 @@ impl Metrics {
                 .map_or(0, |d| d.as_secs());
             self.inner.last_success.store(now, Ordering::Relaxed);
         }
+    }
+
+    /// The flapping changes found by the last run that could send changes.
+    pub fn set_flapping(&self, n: usize) {
+        self.inner.flapping_actions.set(n as i64);
+    }
+
+    pub fn notification(&self, channel: &str, event: &str, outcome: &str) {
+        self.inner
+            .notifications
+            .get_or_create(&NotificationLabels {
+                channel: channel.to_string(),
+                event: event.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     pub fn set_config_valid(&self, valid: bool) {

@@ -368,6 +368,45 @@ pub enum GuardTrip {
         current: usize,
         max_ratio: f64,
     },
+    /// An approval or a saved plan was for other actions than this run's plan: it is not
+    /// used. `still` is the removal guard this plan trips without it (a saved plan is refused
+    /// even when none does: `apply FILE` sends that plan or nothing).
+    PlanChanged {
+        /// What was approved, e.g. `approval 3 (alice) of run 12's plan`.
+        approved: String,
+        differences: crate::approval::PlanDifferences,
+        still: Option<Box<GuardTrip>>,
+    },
+}
+
+impl GuardTrip {
+    /// The guard's name, as recorded in `runs.guard`. For a changed plan, the removal guard it
+    /// still trips: that is what an approval of the new plan would lift.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            GuardTrip::EmptyDesired => "empty_desired",
+            GuardTrip::RoleRemovals { .. } => "role_max_removals",
+            GuardTrip::RoleRatio { .. } => "role_max_removal_ratio",
+            GuardTrip::TooManyRemovals { .. } => "max_removals",
+            GuardTrip::RemovalRatio { .. } => "max_removal_ratio",
+            GuardTrip::PlanChanged { still: Some(g), .. } => g.kind(),
+            GuardTrip::PlanChanged { still: None, .. } => "plan_changed",
+        }
+    }
+
+    /// Whether an approval of this exact plan lets it through: the removal guards (overall,
+    /// ratio, per role) only. The empty-desired-state refusal is never lifted.
+    pub fn approvable(&self) -> bool {
+        is_approvable_kind(self.kind())
+    }
+}
+
+/// Whether a guard recorded in `runs.guard` is one an approval lifts.
+pub fn is_approvable_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "max_removals" | "max_removal_ratio" | "role_max_removals" | "role_max_removal_ratio"
+    )
 }
 
 impl fmt::Display for GuardTrip {
@@ -415,6 +454,20 @@ impl fmt::Display for GuardTrip {
                 100.0 * *planned as f64 / *current as f64,
                 100.0 * max_ratio
             ),
+            GuardTrip::PlanChanged {
+                approved,
+                differences,
+                still,
+            } => {
+                write!(
+                    f,
+                    "the plan changed since {approved}, which is not used: {differences}"
+                )?;
+                match still {
+                    Some(g) => write!(f, "; without it: {g}"),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

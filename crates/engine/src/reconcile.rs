@@ -11,7 +11,8 @@ use crate::desired::{self, DesiredError, DesiredState};
 use crate::history::{ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
-use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
+use crate::notify::Notifier;
+use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy, RoleAction};
 use crate::read::{read_current, ReadError, ReadInputs};
 use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
@@ -20,6 +21,10 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
+
+mod consent;
+
+pub use consent::{ApprovalUse, Consent, SavedPlanConsent};
 
 /// What started a run, as recorded in `runs.trigger`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,6 +62,8 @@ pub struct Engine {
     pub history: History,
     pub client: StudioClient,
     pub metrics: Metrics,
+    /// Sends messages on the transitions of the runs it makes (`notify:`); `None` when off.
+    pub notifier: Option<Notifier>,
 }
 
 /// How a run ended: what the caller prints, and what its exit code is made from.
@@ -67,6 +74,17 @@ pub struct RunReport {
     pub guard: Option<GuardTrip>,
     pub outcomes: Vec<ActionOutcome>,
     pub error: Option<String>,
+    /// Planned changes that were also applied in the previous runs (`flapping.after_runs`):
+    /// something in Studio keeps undoing them.
+    pub flapping: Vec<RoleAction>,
+    /// True when those were left alone (`flapping.reapply: false`) rather than applied again.
+    pub flapping_left_alone: bool,
+    /// The run failed because Studio refused the credentials.
+    pub auth_failed: bool,
+    /// The approval or saved plan this run used, if any.
+    pub approval: Option<ApprovalUse>,
+    /// The digest of the plan (`sha256:...`), once planned.
+    pub digest: Option<String>,
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
@@ -96,11 +114,13 @@ impl Engine {
         metrics: Metrics,
     ) -> Result<Engine, StudioError> {
         let client = make_client(&config, &history, &metrics).await?;
+        let notifier = Notifier::new(config.clone(), metrics.clone());
         Ok(Engine {
             config,
             history,
             client,
             metrics,
+            notifier,
         })
     }
 
@@ -126,7 +146,8 @@ impl Engine {
             .await
     }
 
-    /// As [`run`](Self::run), saying whether it must be a full verification.
+    /// As [`run`](Self::run), saying whether it must be a full verification. Pending
+    /// approvals may lift a removal guard.
     pub async fn run_verifying(
         &self,
         trigger: Trigger,
@@ -135,9 +156,31 @@ impl Engine {
         shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
+        self.run_with_consent(
+            trigger,
+            dry_run,
+            desired,
+            shutdown,
+            verify,
+            Consent::Approvals,
+        )
+        .await
+    }
+
+    /// As [`run_verifying`](Self::run_verifying), saying what may lift a removal guard (a
+    /// saved plan for `apply FILE`). A dry run consumes no approval.
+    pub async fn run_with_consent(
+        &self,
+        trigger: Trigger,
+        dry_run: bool,
+        desired: Option<DesiredState>,
+        shutdown: CancellationToken,
+        verify: VerifyRequest,
+        consent: Consent,
+    ) -> Result<RunReport, HistoryError> {
         let id = self.history.start_run(trigger.as_str(), dry_run).await?;
         let span = tracing::info_span!("run", run_id = id);
-        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify)
+        self.run_recorded(id, trigger, dry_run, desired, shutdown, verify, consent)
             .instrument(span)
             .await
     }
@@ -155,6 +198,7 @@ impl Engine {
         })
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_recorded(
         &self,
         id: i64,
@@ -163,6 +207,7 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: CancellationToken,
         verify: VerifyRequest,
+        consent: Consent,
     ) -> Result<RunReport, HistoryError> {
         let started = Instant::now();
         let before = self.client.counts();
@@ -179,9 +224,22 @@ impl Engine {
             guard: None,
             outcomes: Vec::new(),
             error: None,
+            flapping: Vec::new(),
+            flapping_left_alone: false,
+            auth_failed: false,
+            approval: None,
+            digest: None,
         };
         let result = self
-            .plan_and_apply(&mut report, trigger, dry_run, desired, shutdown, verify)
+            .plan_and_apply(
+                &mut report,
+                trigger,
+                dry_run,
+                desired,
+                shutdown,
+                verify,
+                consent,
+            )
             .await;
         if let Err(message) = result {
             tracing::error!(error = %message, "run failed");
@@ -206,6 +264,13 @@ impl Engine {
             seconds,
             report.record.pending as usize,
         );
+        if !dry_run && report.plan.is_some() {
+            self.metrics.set_flapping(report.flapping.len());
+        }
+        // After the run is recorded; the sending itself happens in the background.
+        if let Some(notifier) = &self.notifier {
+            notifier.after_run(&self.history, &report).await;
+        }
         tracing::info!(
             status = %report.record.status,
             adds = report.record.adds_applied,
@@ -220,6 +285,7 @@ impl Engine {
     }
 
     /// The body of a run; an `Err` is the run's error message (status `failed`).
+    #[allow(clippy::too_many_arguments)]
     async fn plan_and_apply(
         &self,
         report: &mut RunReport,
@@ -228,6 +294,7 @@ impl Engine {
         desired: Option<DesiredState>,
         shutdown: CancellationToken,
         verify: VerifyRequest,
+        consent: Consent,
     ) -> Result<(), String> {
         let config = &self.config;
         let managed = &config.roles.managed;
@@ -276,7 +343,10 @@ impl Engine {
                 report.record.status = "interrupted".into();
                 return Err(ReadError::Stopped.to_string());
             }
-            Err(e) => return Err(format!("reading Studio failed: {e}")),
+            Err(ReadError::Studio(e)) => {
+                report.auth_failed = is_auth(&e);
+                return Err(format!("reading Studio failed: {e}"));
+            }
         };
         if !resting.is_empty() {
             tracing::info!(
@@ -302,31 +372,77 @@ impl Engine {
             .map_err(|e| e.to_string())?;
 
         let policy = self.policy();
-        let the_plan = plan(&desired, &read.current, &policy);
+        let mut the_plan = plan(&desired, &read.current, &policy);
+        let flapping = self
+            .find_flapping(report.record.id, &the_plan)
+            .await
+            .map_err(|e| e.to_string())?;
+        // Left alone, a flapping change is not part of the plan: not sent, not guarded.
+        let left_alone = !flapping.is_empty() && !config.flapping.reapply;
+        if left_alone {
+            the_plan.actions.retain(|a| !flapping.contains(a));
+        }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
+        let planned = crate::approval::planned_actions(&the_plan, managed);
+        let digest = crate::approval::digest(&planned);
+        let guard = if dry_run {
+            guard
+        } else {
+            let decision = self
+                .consent(report.record.id, &planned, &digest, guard, &consent)
+                .await?;
+            report.approval = decision.used;
+            decision.guard
+        };
+        self.history
+            .set_run_plan(
+                report.record.id,
+                &digest,
+                guard.as_ref().map(GuardTrip::kind),
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        report.digest = Some(digest);
         let r = &mut report.record;
         r.adds_planned = the_plan.adds() as i64;
         r.removes_planned = the_plan.removes() as i64;
         r.pending = the_plan.pending_emails() as i64;
         // Recorded before anything is sent; a tripped guard means none of it will be.
         let (outcome, detail) = match &guard {
+            // The differences are in the run's error; one line per action is enough here.
+            Some(GuardTrip::PlanChanged { .. }) => (
+                "skipped",
+                Some("not sent: the plan changed since it was approved".to_string()),
+            ),
             Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
             None => ("planned", None),
         };
-        let rows: Vec<ActionRow> = the_plan
+        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| ActionRow {
+            email: a.email.clone(),
+            user_id: a.user_id as i64,
+            role: managed.name(a.role).to_string(),
+            action: a.kind.as_str().into(),
+            outcome: outcome.into(),
+            http_status: None,
+            detail,
+            planned_user_id: a.user_id as i64,
+        };
+        let mut rows: Vec<ActionRow> = the_plan
             .actions
             .iter()
-            .map(|a| ActionRow {
-                email: a.email.clone(),
-                user_id: a.user_id as i64,
-                role: managed.name(a.role).to_string(),
-                action: a.kind.as_str().into(),
-                outcome: outcome.into(),
-                http_status: None,
-                detail: detail.clone(),
-                planned_user_id: a.user_id as i64,
-            })
+            .map(|a| row(a, outcome, detail.clone()))
             .collect();
+        if left_alone {
+            let why = format!(
+                "left alone: flapping (applied in {} consecutive runs; flapping.reapply: false)",
+                config.flapping.after_runs
+            );
+            rows.extend(
+                flapping
+                    .iter()
+                    .map(|a| row(a, "skipped", Some(why.clone()))),
+            );
+        }
         let pending: Vec<PendingRow> = the_plan
             .pending
             .iter()
@@ -349,8 +465,34 @@ impl Engine {
         for p in &the_plan.pending {
             tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
         }
+        if !flapping.is_empty() {
+            let keys: Vec<_> = flapping
+                .iter()
+                .map(|a| crate::flapping::key(a, managed))
+                .collect();
+            self.history
+                .mark_flapping(report.record.id, &keys)
+                .await
+                .map_err(|e| e.to_string())?;
+            for a in &flapping {
+                tracing::warn!(
+                    email = a.email.as_deref().unwrap_or("-"),
+                    role = managed.name(a.role),
+                    action = a.kind.as_str(),
+                    runs = config.flapping.after_runs,
+                    left_alone,
+                    "flapping: this change was made in every recent run and something in Studio keeps undoing it (Canvas admin inheritance?)"
+                );
+            }
+        }
+        report.flapping = flapping;
+        report.flapping_left_alone = left_alone;
         if let Some(g) = &guard {
-            tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+            if g.approvable() && !dry_run {
+                tracing::warn!(guard = %g, "safety guard tripped: nothing sent; if these changes are right, let exactly them through with: studio-role-sync approve {}", report.record.id);
+            } else {
+                tracing::warn!(guard = %g, "safety guard tripped: nothing sent");
+            }
         }
         let phases = the_plan.phases(managed);
         report.guard = guard;
@@ -399,7 +541,10 @@ impl Engine {
         report.outcomes = applied.outcomes;
         match applied.stopped {
             Some(Stopped::Outage(why)) => Err(format!("Studio is failing: {why}")),
-            Some(Stopped::Auth(why)) => Err(why),
+            Some(Stopped::Auth(why)) => {
+                report.auth_failed = true;
+                Err(why)
+            }
             Some(Stopped::Shutdown) => {
                 report.record.status = "interrupted".into();
                 Ok(())
@@ -407,6 +552,35 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+impl Engine {
+    /// The planned actions that were also applied in each of the previous
+    /// `flapping.after_runs - 1` runs that sent changes.
+    async fn find_flapping(
+        &self,
+        run_id: i64,
+        plan: &Plan,
+    ) -> Result<Vec<RoleAction>, HistoryError> {
+        if plan.actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let previous = self.config.flapping.after_runs.saturating_sub(1).max(1);
+        Ok(
+            match self.history.repeated_actions(run_id, previous).await? {
+                Some(repeated) => {
+                    crate::flapping::flapping(&plan.actions, &repeated, &self.config.roles.managed)
+                }
+                None => Vec::new(),
+            },
+        )
+    }
+}
+
+/// Whether Studio refused the credentials (401, or no token could be had).
+fn is_auth(e: &StudioError) -> bool {
+    // A 403 is left out: Studio (behind Canvas) also answers 403 when throttling.
+    matches!(e, StudioError::Unauthorized { .. } | StudioError::Auth(_))
 }
 
 fn outcome_row(o: &ActionOutcome, managed: &crate::roles::ManagedRoles) -> ActionRow {

@@ -43,12 +43,35 @@ enum Command {
         /// Make it a full verification: search every desired email a holder has.
         #[arg(long)]
         full: bool,
+        /// Save the plan (JSON, mode 0600) for `apply FILE`.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
-    /// One run now: plan, guard, apply, record.
+    /// One run now: plan, guard, apply, record. With FILE (from `plan --out`): send that saved
+    /// plan, and only if a fresh plan is the same; it lifts the removal guards for it.
     Apply {
         /// Make it a full verification: search every desired email a holder has.
         #[arg(long)]
         full: bool,
+        /// A plan saved by `plan --out FILE`.
+        #[arg(value_name = "FILE")]
+        saved_plan: Option<PathBuf>,
+    },
+    /// Approve the plan of a run a removal guard aborted: the daemon (or the next `apply`)
+    /// sends it within seconds if the plan is still the same.
+    Approve {
+        /// The aborted run (see `history`).
+        #[arg(value_name = "RUN_ID")]
+        run_id: i64,
+        /// Who approves (default: the OS user).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+    },
+    /// Ask the running daemon to run now (as SIGHUP / `systemctl reload` do).
+    Trigger {
+        /// Who asks (default: the OS user).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
     },
     /// Run on the schedule and on edits until SIGTERM/SIGINT; serves http.listen.
     Daemon,
@@ -60,6 +83,9 @@ enum Command {
         /// Show one run with its actions and pending emails.
         #[arg(long)]
         run: Option<i64>,
+        /// List the approvals (approve, saved plans) instead of the runs.
+        #[arg(long, conflicts_with = "run")]
+        approvals: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -104,12 +130,22 @@ fn main() -> std::process::ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Validate { online } => commands::validate(&config, online).await,
-            Command::Plan { full } => commands::run(&config, true, full).await,
-            Command::Apply { full } => commands::run(&config, false, full).await,
-            Command::Daemon => commands::daemon(&config).await,
-            Command::History { limit, run, format } => {
-                commands::history(&config, limit, run, format).await
+            Command::Plan { full, out } => commands::plan(&config, full, out.as_deref()).await,
+            Command::Apply { full, saved_plan } => {
+                commands::apply(&config, full, saved_plan.as_deref()).await
             }
+            Command::Approve { run_id, by } => commands::approve(&config, run_id, by).await,
+            Command::Trigger { by } => commands::trigger(&config, by).await,
+            Command::Daemon => commands::daemon(&config).await,
+            Command::History {
+                limit,
+                approvals: true,
+                format,
+                ..
+            } => commands::history_approvals(&config, limit, format).await,
+            Command::History {
+                limit, run, format, ..
+            } => commands::history(&config, limit, run, format).await,
             Command::Export => commands::export(&config).await,
             #[cfg(feature = "demo")]
             Command::Demo => commands::demo().await,

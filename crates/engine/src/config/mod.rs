@@ -11,8 +11,10 @@
 
 mod ca_file;
 mod checker;
+mod flapping;
 mod history;
 mod log;
+mod notify;
 mod oauth;
 mod pending;
 mod roles;
@@ -29,8 +31,10 @@ mod verify;
 mod tests;
 
 pub use ca_file::ExtraRoots;
+pub use flapping::FlappingConfig;
 pub use history::RetentionConfig;
 pub use log::{check_log_level, LogConfig, LogFormat};
+pub use notify::{EmailConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 pub use oauth::OAuthConfig;
 pub use pending::PendingConfig;
 pub use roles::RolesConfig;
@@ -78,6 +82,10 @@ pub struct Config {
     pub pending: PendingConfig,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// `notify:` where messages about the daemon's health go (`notify.rs`).
+    pub notify: NotifyConfig,
+    /// `flapping:` when a repeated change is reported as a fight (`flapping.rs`).
+    pub flapping: FlappingConfig,
 }
 
 /// `http`: where the metrics and health endpoints listen.
@@ -109,6 +117,10 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     log: log::RawLog,
+    #[serde(default)]
+    notify: Option<notify::RawNotify>,
+    #[serde(default)]
+    flapping: flapping::RawFlapping,
 }
 
 #[derive(Deserialize)]
@@ -218,6 +230,8 @@ impl Checker<'_> {
             )
         })?;
         let log = self.log(raw.log)?;
+        let notify = self.notify(raw.notify, &resolve)?;
+        let flapping = self.flapping(raw.flapping)?;
         let (history, retention) = self.history(raw.history)?;
         let pending = self.pending(raw.pending)?;
         Ok(Config {
@@ -235,6 +249,8 @@ impl Checker<'_> {
             timezone,
             http: HttpConfig { listen },
             log,
+            notify,
+            flapping,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! `daemon`: the long-running service.
 //!
-//! One loop owns the runs, so runs never overlap: the scheduler, the file watcher and startup
-//! only *ask* for a run through a one-slot channel. A scheduled slot that comes while a run is
+//! One loop owns the runs, so runs never overlap: the scheduler, the file watcher, startup and
+//! people (SIGHUP, `trigger`, `approve`: see `requests.rs`) only *ask* for a run through a
+//! one-slot channel. A scheduled slot that comes while a run is
 //! busy (or another is already queued) is skipped and logged; edits are debounced into one
 //! pending reload, which waits for the run in progress.
 //!
@@ -11,6 +12,7 @@
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
 //! finish its batch (bounded wait), records it with its true status, and exits 0.
 
+mod requests;
 mod schedule;
 mod systemd;
 mod watch;
@@ -37,6 +39,8 @@ use watch::FileWatch;
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// How long a shutdown waits for open HTTP connections.
 const HTTP_GRACE: Duration = Duration::from_secs(5);
+/// How long a shutdown waits for notifications still being delivered.
+const NOTIFY_GRACE: Duration = Duration::from_secs(5);
 
 /// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
 #[derive(Debug, thiserror::Error)]
@@ -180,6 +184,8 @@ impl Daemon {
         // Queued before the scheduler starts, so the first run is always `startup`.
         let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
+        requests::spawn_sighup(tx.clone(), shutdown.clone());
+        requests::spawn_poller(self.history.clone(), tx.clone(), shutdown.clone());
         let mut triggers = Triggers {
             tx: tx.clone(),
             busy: busy.clone(),
@@ -243,6 +249,14 @@ impl Daemon {
             }
         }
         tracing::info!("shutting down: no new runs");
+        if let Some(n) = self.engine.as_ref().and_then(|e| e.notifier.as_ref()) {
+            if !n.flush(NOTIFY_GRACE).await {
+                tracing::warn!(
+                    "notifications still being delivered after {} s were abandoned",
+                    NOTIFY_GRACE.as_secs()
+                );
+            }
+        }
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
         drop(triggers.watcher.take());
         if let Some(mut s) = triggers.scheduler.take() {

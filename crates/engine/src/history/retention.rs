@@ -83,6 +83,7 @@ impl History {
             "SELECT id FROM runs WHERE status = 'succeeded' AND adds_planned = 0 \
              AND removes_planned = 0 AND failed = 0 AND error IS NULL AND started_at < ? AND {KEPT} \
              AND NOT EXISTS (SELECT 1 FROM run_actions a WHERE a.run_id = runs.id) \
+             AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.used_by_run = runs.id) \
              ORDER BY id LIMIT {RUNS_PER_PASS}"
         );
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
@@ -139,8 +140,11 @@ impl History {
         .await
         .map_err(|e| self.err(e))?;
         for id in &ids {
+            // An approval goes with the run it approved; a run that used one is forgotten by it.
             for sql in [
                 "DELETE FROM run_actions WHERE run_id = ?",
+                "DELETE FROM approvals WHERE run_id = ?1",
+                "UPDATE approvals SET used_by_run = NULL WHERE used_by_run = ?1",
                 "DELETE FROM runs WHERE id = ?",
             ] {
                 sqlx::query(sql)

@@ -1,6 +1,6 @@
-//! `history`: the runs, or one run's actions and pending emails, as a table, JSON or CSV. It
-//! reads the history without the Studio token (the config's secrets are not read), so an
-//! admin without access to the token can still see what happened.
+//! `history`: the runs, or one run's actions and pending emails, or the approvals, as a
+//! table, JSON or CSV. It reads the history without the Studio token (the config's secrets
+//! are not read), so an admin without access to the token can still see what happened.
 
 use super::fail;
 use crate::exit::Exit;
@@ -27,15 +27,33 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
         Err(e) => return fail(e),
     };
     let text = match run {
-        None => history
-            .runs(limit)
-            .await
-            .map(|runs| render::render_runs(&runs, format)),
+        None => match history.runs(limit).await {
+            Ok(runs) => {
+                let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+                history
+                    .approvals_of_runs(&ids)
+                    .await
+                    .map(|approvals| render::render_runs(&runs, &approvals, format))
+            }
+            Err(e) => Err(e),
+        },
         Some(id) => match history.run(id).await {
             Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
-            Ok(Some(r)) => match (history.actions(id).await, history.pending(id).await) {
-                (Ok(a), Ok(p)) => Ok(render::render_run_detail(&r, &a, &p, format)),
-                (Err(e), _) | (_, Err(e)) => Err(e),
+            Ok(Some(r)) => match (
+                history.actions(id).await,
+                history.pending(id).await,
+                history.approvals_of_runs(&[id]).await,
+            ) {
+                (Ok(a), Ok(p), Ok(ap)) => {
+                    let mut text = render::render_run_detail(&r, &a, &p, &ap, format);
+                    // JSON and CSV readers find it in `run_actions.flapping`.
+                    if format == Format::Table {
+                        let flapping = history.flapping_actions(id).await.unwrap_or_default();
+                        text.push_str(&render::flapping::render_flapping_rows(&flapping));
+                    }
+                    Ok(text)
+                }
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
             },
             Err(e) => Err(e),
         },
@@ -44,6 +62,23 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
     match text {
         Ok(t) => {
             print!("{t}");
+            Exit::Success
+        }
+        Err(e) => fail(e),
+    }
+}
+
+/// `history --approvals`: the approvals (`approve`, saved plans), newest first.
+pub async fn history_approvals(config_path: &Path, limit: u32, format: Format) -> Exit {
+    let (_, history) = match super::open_existing_history(config_path).await {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let rows = history.approvals(limit).await;
+    history.close().await;
+    match rows {
+        Ok(rows) => {
+            print!("{}", render::render_approvals(&rows, format));
             Exit::Success
         }
         Err(e) => fail(e),

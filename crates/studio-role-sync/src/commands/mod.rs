@@ -3,6 +3,7 @@
 //! command line onto them. What several commands share lives here: loading the config with
 //! its error printed, and opening the history with or without the instance lock.
 
+mod approve;
 mod auth_login;
 mod daemon;
 #[cfg(feature = "demo")]
@@ -10,15 +11,18 @@ mod demo;
 mod export;
 mod history;
 mod run;
+mod trigger;
 mod validate;
 
+pub use approve::approve;
 pub use auth_login::auth_login;
 pub use daemon::daemon;
 #[cfg(feature = "demo")]
 pub use demo::demo;
 pub use export::export;
-pub use history::history;
-pub use run::run;
+pub use history::{history, history_approvals};
+pub use run::{apply, plan, run};
+pub use trigger::trigger;
 pub use validate::validate;
 
 use crate::exit::Exit;
@@ -62,4 +66,42 @@ async fn open_history(
         }
     }
     Ok((history, lock))
+}
+
+/// Who approves or asks: `--by NAME`, else the OS user (`SUDO_USER` through sudo). A name is
+/// one line of at most 100 characters.
+fn who(by: Option<String>) -> Result<String, Exit> {
+    let name = match by {
+        Some(b) => b.trim().to_string(),
+        None => {
+            let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+            match (var("SUDO_USER"), var("USER").or_else(|| var("LOGNAME"))) {
+                (Some(sudo), Some(user)) if sudo != user => format!("{sudo} (sudo as {user})"),
+                (_, Some(user)) => user,
+                (Some(sudo), None) => sudo,
+                (None, None) => "unknown user".into(),
+            }
+        }
+    };
+    if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+        return Err(fail(
+            "--by: a name is one line of 1 to 100 characters, without control characters",
+        ));
+    }
+    Ok(name)
+}
+
+/// Loads the config without its secrets and opens an existing history: for `approve` and
+/// `trigger`, which need neither the Studio token nor the instance lock.
+async fn open_existing_history(config_path: &Path) -> Result<(Config, History), Exit> {
+    let config = Config::load_without_secrets(config_path).map_err(fail)?;
+    crate::logging::init(config.log.format, "warn");
+    if !config.history.exists() {
+        return Err(fail(format!(
+            "no history yet at {} (no run has been recorded)",
+            config.history.display()
+        )));
+    }
+    let history = History::open(&config.history).await.map_err(fail)?;
+    Ok((config, history))
 }

@@ -4,7 +4,7 @@
 
 use super::table;
 use std::fmt::Write;
-use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord};
+use studio_role_sync_engine::history::{ActionRow, ApprovalRow, PendingRow, RunRecord};
 
 /// How `history` prints: a table for people, JSON or CSV for programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -14,10 +14,25 @@ pub enum Format {
     Csv,
 }
 
-/// The runs list.
-pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
+/// The runs list; `approvals` are those of (or used by) these runs.
+pub fn render_runs(runs: &[RunRecord], approvals: &[ApprovalRow], format: Format) -> String {
+    let note = |r: &RunRecord| super::approvals::note(r.id, approvals);
     match format {
-        Format::Json => serde_json::to_string_pretty(runs).expect("serialisable") + "\n",
+        Format::Json => {
+            // Each run as the history's columns, plus `approval` when it has one.
+            let v: Vec<serde_json::Value> = runs
+                .iter()
+                .map(|r| {
+                    let mut v = serde_json::to_value(r).expect("serialisable");
+                    let n = note(r);
+                    if !n.is_empty() {
+                        v["approval"] = serde_json::Value::String(n);
+                    }
+                    v
+                })
+                .collect();
+            serde_json::to_string_pretty(&v).expect("serialisable") + "\n"
+        }
         Format::Csv => table::csv(
             &[
                 "id",
@@ -36,6 +51,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                 "api_requests",
                 "error",
                 "verification",
+                "approval",
             ],
             runs.iter().map(|r| {
                 vec![
@@ -55,6 +71,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                     r.api_requests.to_string(),
                     r.error.clone().unwrap_or_default(),
                     r.verification.clone().unwrap_or_default(),
+                    note(r),
                 ]
             }),
         ),
@@ -75,6 +92,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                     "PENDING",
                     "REQUESTS",
                     "VERIFY",
+                    "APPROVAL",
                     "ERROR",
                 ],
                 runs.iter().map(|r| {
@@ -93,6 +111,7 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
                         r.pending.to_string(),
                         r.api_requests.to_string(),
                         r.verification.clone().unwrap_or_else(|| "-".into()),
+                        note(r),
                         r.error
                             .as_deref()
                             .map(|e| table::truncate(e, 60))
@@ -105,16 +124,19 @@ pub fn render_runs(runs: &[RunRecord], format: Format) -> String {
     }
 }
 
-/// One run with its actions and pending emails.
+/// One run with its actions, pending emails and approvals.
 pub fn render_run_detail(
     run: &RunRecord,
     actions: &[ActionRow],
     pending: &[PendingRow],
+    approvals: &[ApprovalRow],
     format: Format,
 ) -> String {
     match format {
         Format::Json => {
-            let v = serde_json::json!({ "run": run, "actions": actions, "pending": pending });
+            let v = serde_json::json!({
+                "run": run, "actions": actions, "pending": pending, "approvals": approvals
+            });
             serde_json::to_string_pretty(&v).expect("serialisable") + "\n"
         }
         Format::Csv => table::csv(
@@ -159,9 +181,47 @@ pub fn render_run_detail(
                 })),
         ),
         Format::Table => {
-            let mut out = render_runs(std::slice::from_ref(run), Format::Table);
+            let mut out = render_runs(std::slice::from_ref(run), approvals, Format::Table);
             if let Some(e) = &run.error {
                 let _ = writeln!(out, "\nError: {e}");
+            }
+            for a in approvals {
+                let _ = writeln!(
+                    out,
+                    "\nApproval {}: {} by {} at {} (digest {}, {} actions): {}{}{}",
+                    a.id,
+                    if a.kind == "saved_plan" {
+                        "saved plan"
+                    } else {
+                        "approve"
+                    },
+                    a.approved_by,
+                    a.approved_at,
+                    studio_role_sync_engine::approval::short(&a.digest),
+                    a.actions,
+                    a.status,
+                    a.used_by_run
+                        .map(|r| format!(" by run {r}"))
+                        .unwrap_or_default(),
+                    a.detail
+                        .as_deref()
+                        .map(|d| format!(": {d}"))
+                        .unwrap_or_default()
+                );
+            }
+            let approvable = run
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("safety guard:") && !e.contains("grants no role"));
+            if run.status == "aborted"
+                && approvable
+                && !approvals.iter().any(|a| a.run_id == Some(run.id))
+            {
+                let _ = writeln!(
+                    out,
+                    "\nIf these changes are right, let exactly them through: studio-role-sync approve {}",
+                    run.id
+                );
             }
             if actions.is_empty() {
                 out.push_str("\nNo actions.\n");

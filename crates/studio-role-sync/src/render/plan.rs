@@ -59,10 +59,38 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
     out
 }
 
+/// After a `plan` a guard stopped: how to let exactly these changes through, when an
+/// approval can (never for the empty-desired-state refusal).
+pub fn render_guard_help(report: &RunReport, saving: bool) -> String {
+    match &report.guard {
+        Some(g) if g.approvable() => format!(
+            "If these changes are right, let exactly them through:\n  \
+             studio-role-sync approve {}        (the daemon, or the next apply, sends them if the plan is still the same)\n{}",
+            report.record.id,
+            if saving {
+                ""
+            } else {
+                "  studio-role-sync plan --out FILE, then apply FILE   (without a daemon)\n"
+            }
+        ),
+        _ => String::new(),
+    }
+}
+
 /// The end of an `apply`: what was done, and where to look.
 pub fn render_run(report: &RunReport) -> String {
     let r = &report.record;
     let mut out = String::new();
+    if let Some(a) = &report.approval {
+        match &a.lifted {
+            Some(g) => {
+                let _ = writeln!(out, "Approved: {} lifted the guard ({g}).", a.approved);
+            }
+            None => {
+                let _ = writeln!(out, "Approved: {} (no guard tripped).", a.approved);
+            }
+        }
+    }
     if let Some(e) = &report.error {
         let _ = writeln!(out, "Run {} failed: {e}", r.id);
     } else if let Some(g) = &report.guard {
@@ -71,6 +99,13 @@ pub fn render_run(report: &RunReport) -> String {
             "Run {} aborted by a safety guard, nothing was sent: {g}",
             r.id
         );
+        if g.approvable() {
+            let _ = writeln!(
+                out,
+                "If these changes are right, let exactly them through: studio-role-sync approve {}",
+                r.id
+            );
+        }
     } else {
         let _ = writeln!(
             out,

@@ -1,5 +1,6 @@
 //! Shared test fixtures: a simulated Studio tenant on 127.0.0.1, a temporary folder with a
 //! config and a roles file, and the real binary run against them.
+// Each test binary compiles this module and uses only part of it; every item is used by some test.
 #![allow(dead_code)]
 
 use sqlx::sqlite::SqliteConnectOptions;

@@ -1,0 +1,690 @@
+//! Notifications and flapping, end to end: the real binary as a daemon against the simulator,
+//! with real receivers on 127.0.0.1 started here: a webhook receiver (an axum server in this
+//! process) and a real SMTP server (Python's `aiosmtpd`, from PyPI, writing a maildir).
+//!
+//! Tests that need the SMTP server are reported *ignored* when `python3 -m aiosmtpd` cannot
+//! start (`pip install aiosmtpd`), never passed; with `CI=true` they fail instead. That is
+//! decided at run time, so this binary has its own harness (`libtest-mimic`), with the usual
+//! filters and flags.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use common::{user, Opts, Tenant};
+use libtest_mimic::{Completion, Failed, Trial};
+use serde_json::Value;
+use sqlx::{Row, SqlitePool};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+/// Deadline for one awaited condition.
+const WAIT: Duration = Duration::from_secs(20);
+/// A schedule that does not fire during a test: runs come from startup and roles-file edits.
+const YEARLY: &str = "schedule: \"0 0 0 1 1 *\"\n";
+
+// ---- the daemon -------------------------------------------------------------------------
+
+/// A daemon process with its stderr captured line by line.
+struct Daemon {
+    child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(t: &Tenant) -> Daemon {
+        Daemon::start_with_env(t, &[])
+    }
+
+    /// Starts `daemon` with `envs` set for the child only (a test never changes its own
+    /// environment).
+    fn start_with_env(t: &Tenant, envs: &[(&str, String)]) -> Daemon {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+            .arg("--config")
+            .arg(t.config_path())
+            .arg("daemon")
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("NO_COLOR", "1")
+            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("daemon starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    async fn base_url(&self) -> String {
+        let addr = wait_for("the `listening on` log line", || async {
+            self.log().lines().find_map(|l| {
+                l.split("listening on ")
+                    .nth(1)
+                    .and_then(|rest| rest.split_whitespace().next())
+                    .map(str::to_string)
+            })
+        })
+        .await;
+        format!("http://{addr}")
+    }
+
+    /// SIGTERM, then the exit code.
+    async fn stop(&mut self) -> Option<i32> {
+        let pid = self.child.id().expect("still running").to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        match tokio::time::timeout(WAIT, self.child.wait()).await {
+            Ok(status) => status.expect("wait works").code(),
+            Err(_) => panic!("daemon did not exit\n{}", self.log()),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() || std::env::var_os("DAEMON_TEST_LOG").is_some() {
+            eprintln!("--- daemon log\n{}", self.log());
+        }
+    }
+}
+
+/// Polls `check` every 100 ms until it gives a value; panics with `what` after [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("timed out waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn history(t: &Tenant) -> SqlitePool {
+    wait_for("the runs table", || async {
+        if !t.history_path().exists() {
+            return None;
+        }
+        let db = t.history().await;
+        let ok = sqlx::query("SELECT 1 FROM notify_conditions LIMIT 1")
+            .fetch_optional(&db)
+            .await
+            .is_ok();
+        ok.then_some(db)
+    })
+    .await
+}
+
+/// `status` of every finished run, oldest first.
+async fn statuses(db: &SqlitePool) -> Vec<String> {
+    sqlx::query("SELECT status FROM runs WHERE status != 'running' ORDER BY id")
+        .fetch_all(db)
+        .await
+        .expect("runs query")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+/// Waits until `n` runs have finished; returns their statuses.
+async fn wait_runs(db: &SqlitePool, n: usize) -> Vec<String> {
+    wait_for(&format!("{n} finished runs"), || async {
+        let s = statuses(db).await;
+        (s.len() >= n).then_some(s)
+    })
+    .await
+}
+
+async fn metrics(base: &str) -> String {
+    reqwest::get(format!("{base}/metrics"))
+        .await
+        .expect("daemon answers")
+        .text()
+        .await
+        .unwrap()
+}
+
+// ---- the receivers ----------------------------------------------------------------------
+
+/// A webhook receiver on 127.0.0.1: keeps every JSON body it is sent.
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        async fn hook(State(b): State<Arc<Mutex<Vec<Value>>>>, Json(v): Json<Value>) -> StatusCode {
+            b.lock().unwrap().push(v);
+            StatusCode::NO_CONTENT
+        }
+        let app = Router::new()
+            .route("/hook/s3cret-path", post(hook))
+            .with_state(bodies.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url: format!("http://{addr}/hook/s3cret-path"),
+            bodies,
+        }
+    }
+
+    fn events(&self) -> Vec<String> {
+        self.bodies
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|b| b["event"].as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// A real SMTP server (aiosmtpd) on a free port of 127.0.0.1, delivering into a maildir.
+struct Smtp {
+    _child: Child,
+    port: u16,
+    maildir: tempfile::TempDir,
+}
+
+impl Smtp {
+    async fn start() -> Result<Smtp, String> {
+        let maildir = tempfile::tempdir().map_err(|e| e.to_string())?;
+        let port = free_port();
+        let mut child = tokio::process::Command::new("python3")
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path().join("mail"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| format!("cannot run python3: {e}"))?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return Ok(Smtp {
+                    _child: child,
+                    port,
+                    maildir,
+                });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let _ = e.read_to_string(&mut err).await;
+                }
+                let last = err.lines().last().unwrap_or_default().to_string();
+                return Err(format!("`python3 -m aiosmtpd` exited ({status}): {last}"));
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err("`python3 -m aiosmtpd` did not listen within 10 s".into());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// The messages delivered so far (their raw text), oldest first.
+    fn messages(&self) -> Vec<String> {
+        let mut files: Vec<PathBuf> = ["new", "cur"]
+            .iter()
+            .filter_map(|d| std::fs::read_dir(self.maildir.path().join("mail").join(d)).ok())
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+        files
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect()
+    }
+
+    fn subjects(&self) -> Vec<String> {
+        self.messages()
+            .iter()
+            .filter_map(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("Subject: ").map(str::to_string))
+            })
+            .collect()
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+// ---- the tests --------------------------------------------------------------------------
+
+fn admins(emails: &[&str]) -> String {
+    let mut text = String::from("users:\n");
+    for e in emails {
+        text.push_str(&format!("  {e}: [Admin]\n"));
+    }
+    text
+}
+
+/// `PATCH /sim/users/{id}`: Admin given back behind the tool's back, as Canvas does for its
+/// account admins.
+async fn canvas_gives_admin_back(t: &Tenant, id: u64) {
+    let r = reqwest::Client::new()
+        .patch(format!("{}/sim/users/{id}", t.sim.base_url()))
+        .bearer_auth(common::TOKEN)
+        .json(&serde_json::json!({"role_names": ["Admin"]}))
+        .send()
+        .await
+        .expect("sim answers");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+const THREE: [&str; 3] = ["alice@school.edu", "bob@school.edu", "carol@school.edu"];
+
+/// A guard trip sends one webhook and one email; tripping again (after an edit, and after a
+/// restart) sends nothing; the run that goes through sends "back to normal" once.
+async fn guard_trip_notifies_once_and_recovery_says_back_to_normal(smtp: Smtp) {
+    let hook = Receiver::start().await;
+    let t = Tenant::start(vec![
+        user(1, Some(THREE[0]), &["Admin"]),
+        user(2, Some(THREE[1]), &["Admin"]),
+        user(3, Some(THREE[2]), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        max_removals: 1,
+        extra: format!(
+            "{YEARLY}notify:\n  webhook:\n    url_env: TEST_WEBHOOK_URL\n  email:\n    smtp_url_env: TEST_SMTP_URL\n    from: studio-role-sync@school.edu\n    to: [media-admins@school.edu]\n"
+        ),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&THREE));
+    let envs = [
+        ("TEST_WEBHOOK_URL", hook.url.clone()),
+        ("TEST_SMTP_URL", smtp.url()),
+    ];
+    let start = |t: &Tenant| Daemon::start_with_env(t, &envs);
+    let mut d = start(&t);
+    let db = history(&t).await;
+    assert_eq!(wait_runs(&db, 1).await, ["succeeded"]);
+
+    // Two of three Admins would go: more than max_removals.
+    t.write_roles(&admins(&THREE[..1]));
+    assert_eq!(wait_runs(&db, 2).await[1], "aborted");
+    wait_for("the guard_tripped webhook", || async {
+        (!hook.events().is_empty()).then_some(())
+    })
+    .await;
+    wait_for("the guard_tripped email", || async {
+        (!smtp.messages().is_empty()).then_some(())
+    })
+    .await;
+    let body = &hook.bodies()[0];
+    assert_eq!(body["event"], "guard_tripped", "{body}");
+    assert_eq!(body["run_id"], 2, "{body}");
+    assert_eq!(body["status"], "aborted", "{body}");
+    assert_eq!(body["summary"]["removes_planned"], 2, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("safety guard"), "{message}");
+    let mail = &smtp.messages()[0];
+    assert!(
+        mail.contains("Subject: [studio-role-sync] safety guard tripped: run 2 (aborted)"),
+        "{mail}"
+    );
+    assert!(mail.contains("To: media-admins@school.edu"), "{mail}");
+
+    // Tripping again, after an edit and after a restart: no message.
+    t.write_roles(&format!("{}# still wrong\n", admins(&THREE[..1])));
+    assert_eq!(wait_runs(&db, 3).await[2], "aborted");
+    assert_eq!(d.stop().await, Some(0));
+    let d2 = start(&t);
+    assert_eq!(wait_runs(&db, 4).await[3], "aborted");
+
+    // Fixed: back to normal, once.
+    t.write_roles(&admins(&THREE));
+    assert_eq!(wait_runs(&db, 5).await[4], "succeeded");
+    wait_for("the recovered webhook", || async {
+        (hook.events().len() >= 2).then_some(())
+    })
+    .await;
+    wait_for("the recovered email", || async {
+        (smtp.messages().len() >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(hook.events(), ["guard_tripped", "recovered"]);
+    let recovered = &hook.bodies()[1];
+    assert_eq!(recovered["run_id"], 5, "{recovered}");
+    assert_eq!(recovered["status"], "succeeded", "{recovered}");
+    assert!(
+        recovered["message"]
+            .as_str()
+            .unwrap()
+            .contains("Back to normal"),
+        "{recovered}"
+    );
+    let subjects = smtp.subjects();
+    assert_eq!(subjects.len(), 2, "{subjects:?}");
+    assert!(
+        subjects[1].contains("back to normal: run 5"),
+        "{subjects:?}"
+    );
+    // No message carries the webhook's secret path or the SMTP URL.
+    for m in smtp.messages() {
+        assert!(!m.contains("s3cret-path"), "{m}");
+    }
+    assert!(!d2.log().contains("s3cret-path"), "{}", d2.log());
+    let db = t.history().await;
+    let open: i64 = common::count(&db, "SELECT COUNT(*) FROM notify_conditions").await;
+    assert_eq!(open, 0);
+}
+
+/// A role given back behind the daemon's back (as Canvas does for its admins) is removed in
+/// three consecutive runs: the third is flapping in the history, in `plan`, in the metrics
+/// and in a webhook message.
+async fn a_role_regranted_in_three_runs_is_flapping() {
+    let hook = Receiver::start().await;
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &["Admin"]),
+        user(2, Some("canvasadmin@school.edu"), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: format!("{YEARLY}notify:\n  webhook:\n    url_env: TEST_WEBHOOK_URL\n"),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let d = Daemon::start_with_env(&t, &[("TEST_WEBHOOK_URL", hook.url.clone())]);
+    let base = d.base_url().await;
+    let db = history(&t).await;
+    let regrant = || canvas_gives_admin_back(&t, 2);
+    for run in 1..=3 {
+        if run > 1 {
+            regrant().await;
+            t.write_roles(&format!("{}# edit {run}\n", admins(&["alice@school.edu"])));
+        }
+        assert_eq!(wait_runs(&db, run).await[run - 1], "succeeded");
+        assert_eq!(t.holders("Admin"), ["alice@school.edu"]);
+    }
+    let flapping: Vec<(i64, String, String, String, i64)> = sqlx::query_as(
+        "SELECT run_id, email, role, action, flapping FROM run_actions ORDER BY run_id",
+    )
+    .fetch_all(&db)
+    .await
+    .unwrap();
+    let expected: Vec<_> = (1..=3)
+        .map(|run| {
+            (
+                run,
+                "canvasadmin@school.edu".to_string(),
+                "Admin".to_string(),
+                "remove".to_string(),
+                (run == 3) as i64,
+            )
+        })
+        .collect();
+    assert_eq!(flapping, expected);
+    let flagged: i64 = common::count(&db, "SELECT flapping FROM runs WHERE id = 3").await;
+    assert_eq!(flagged, 1);
+    let shown = t.cli(&["history", "--run", "3"]).await;
+    assert_eq!(shown.code, 0, "{shown:?}");
+    assert!(
+        shown.stdout.contains("Flapping in this run")
+            && shown
+                .stdout
+                .lines()
+                .any(|l| l.contains("remove") && l.contains("canvasadmin@school.edu")),
+        "{shown:?}"
+    );
+
+    wait_for("the flapping webhook", || async {
+        (!hook.events().is_empty()).then_some(())
+    })
+    .await;
+    let body = &hook.bodies()[0];
+    assert_eq!(body["event"], "flapping", "{body}");
+    assert_eq!(body["run_id"], 3, "{body}");
+    assert_eq!(body["summary"]["flapping"], 1, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        message.contains("remove Admin from canvasadmin@school.edu") && message.contains("Canvas"),
+        "{message}"
+    );
+    let m = metrics(&base).await;
+    assert!(m.contains("studio_role_sync_flapping_actions 1"), "{m}");
+
+    // Given back once more: `plan` (while the daemon runs) shows the fight.
+    regrant().await;
+    let plan = t
+        .cli_env(&["plan"], &[("TEST_WEBHOOK_URL", hook.url.as_str())])
+        .await;
+    assert_eq!(plan.code, 2, "{plan:?}");
+    assert!(
+        plan.stdout
+            .contains("Flapping: applied in 3 consecutive runs"),
+        "{plan:?}"
+    );
+    assert!(
+        plan.stdout
+            .lines()
+            .any(|l| l.contains("canvasadmin@school.edu") && l.contains("flapping")),
+        "{plan:?}"
+    );
+    assert!(plan.stdout.contains("Canvas LMS admin"), "{plan:?}");
+}
+
+/// With `flapping.reapply: false`, a flapping change is left alone (recorded skipped,
+/// flapping) and later runs keep leaving it alone. One-shot `apply` notifies too, once, and
+/// has delivered the message by the time it exits.
+async fn leave_alone_keeps_a_flapping_change_unsent() {
+    let hook = Receiver::start().await;
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &["Admin"]),
+        user(2, Some("canvasadmin@school.edu"), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: "flapping:\n  after_runs: 2\n  reapply: false\nnotify:\n  webhook:\n    url_env: TEST_WEBHOOK_URL\n".into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let regrant = || canvas_gives_admin_back(&t, 2);
+    let envs = [("TEST_WEBHOOK_URL", hook.url.as_str())];
+    let first = t.cli_env(&["apply"], &envs).await;
+    assert_eq!(first.code, 0, "{first:?}");
+    for _ in 0..2 {
+        regrant().await;
+        let run = t.cli_env(&["apply"], &envs).await;
+        assert_eq!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout.contains("left alone: flapping.reapply is false"),
+            "{run:?}"
+        );
+        assert_eq!(
+            t.holders("Admin"),
+            ["alice@school.edu", "canvasadmin@school.edu"]
+        );
+        // Delivered before `apply` exited; the second flapping run sends nothing more.
+        assert_eq!(hook.events(), ["flapping"]);
+    }
+    let body = &hook.bodies()[0];
+    assert_eq!(
+        (body["run_id"].as_i64(), body["trigger"].as_str()),
+        (Some(2), Some("manual")),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("left alone"),
+        "{body}"
+    );
+    let db = t.history().await;
+    let rows: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT run_id, outcome, flapping FROM run_actions ORDER BY run_id")
+            .fetch_all(&db)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (1, "applied".to_string(), 0),
+            (2, "skipped".to_string(), 1),
+            (3, "skipped".to_string(), 1)
+        ]
+    );
+}
+
+/// A webhook nobody answers: the runs go on and end as they would, and the failure is logged
+/// (without the URL) and counted.
+async fn an_undeliverable_webhook_never_fails_a_run() {
+    let dead = format!("http://127.0.0.1:{}/hook/s3cret-path", free_port());
+    let t = Tenant::start(vec![
+        user(1, Some(THREE[0]), &["Admin"]),
+        user(2, Some(THREE[1]), &["Admin"]),
+        user(3, Some(THREE[2]), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        max_removals: 1,
+        extra: format!(
+            "{YEARLY}notify:\n  webhook:\n    url: {dead}\n  retries: 1\n  timeout_seconds: 2\n"
+        ),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&THREE[..1]));
+    let d = Daemon::start(&t);
+    let base = d.base_url().await;
+    let db = history(&t).await;
+    assert_eq!(wait_runs(&db, 1).await, ["aborted"]);
+    let failed = "studio_role_sync_notifications_total{channel=\"webhook\",event=\"guard_tripped\",outcome=\"failed\"} 1";
+    wait_for("the failed delivery in /metrics", || async {
+        metrics(&base).await.contains(failed).then_some(())
+    })
+    .await;
+    // The next run is not held back and succeeds; its message fails too.
+    t.write_roles(&admins(&THREE));
+    assert_eq!(wait_runs(&db, 2).await, ["aborted", "succeeded"]);
+    let recovered = "studio_role_sync_notifications_total{channel=\"webhook\",event=\"recovered\",outcome=\"failed\"} 1";
+    wait_for("the failed recovered delivery", || async {
+        metrics(&base).await.contains(recovered).then_some(())
+    })
+    .await;
+    let log = d.log();
+    assert!(log.contains("notification could not be delivered"), "{log}");
+    assert!(!log.contains("s3cret-path"), "the URL is a secret:\n{log}");
+}
+
+// ---- the harness ------------------------------------------------------------------------
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A test that needs no external server.
+fn trial<F, Fut>(name: &str, body: F) -> Trial
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    Trial::test(name, move || {
+        runtime().block_on(body());
+        Ok(())
+    })
+}
+
+/// A test that needs the SMTP server: ignored with the reason when it cannot start, failed
+/// instead under `CI=true`.
+fn smtp_trial<F, Fut>(name: &str, body: F) -> Trial
+where
+    F: FnOnce(Smtp) -> Fut + Send + 'static,
+    Fut: Future<Output = ()>,
+{
+    Trial::ignorable_test(name, move || {
+        let rt = runtime();
+        let smtp = match rt.block_on(Smtp::start()) {
+            Ok(s) => s,
+            Err(why) => {
+                let reason = format!("no SMTP server: {why} (pip install aiosmtpd)");
+                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                    return Err(Failed::from(format!(
+                        "CI is set, so this test must run: {reason}"
+                    )));
+                }
+                return Ok(Completion::ignored_with(reason));
+            }
+        };
+        rt.block_on(body(smtp));
+        Ok(Completion::Completed)
+    })
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = vec![
+        smtp_trial(
+            "guard_trip_notifies_once_and_recovery_says_back_to_normal",
+            guard_trip_notifies_once_and_recovery_says_back_to_normal,
+        ),
+        trial(
+            "a_role_regranted_in_three_runs_is_flapping",
+            a_role_regranted_in_three_runs_is_flapping,
+        ),
+        trial(
+            "leave_alone_keeps_a_flapping_change_unsent",
+            leave_alone_keeps_a_flapping_change_unsent,
+        ),
+        trial(
+            "an_undeliverable_webhook_never_fails_a_run",
+            an_undeliverable_webhook_never_fails_a_run,
+        ),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}
