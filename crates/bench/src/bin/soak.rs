@@ -295,6 +295,8 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
                 }
             }
             if let Some(old) = &old {
+                // One transaction per run, as the previous version wrote them.
+                let mut tx = old.begin().await.expect("old tx");
                 for p in history.pending(r.id).await.expect("pending rows") {
                     sqlx::query("INSERT INTO run_pending (run_id, email, reason, user_id, detail) VALUES (?, ?, ?, ?, ?)")
                         .bind(r.id)
@@ -302,15 +304,16 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
                         .bind(&p.reason)
                         .bind(p.user_id)
                         .bind(&p.detail)
-                        .execute(old)
+                        .execute(&mut *tx)
                         .await
                         .expect("old row");
                 }
+                tx.commit().await.expect("old commit");
             } else {
                 history.prune(&retention).await.expect("prune");
             }
         }
-        if day % 30 == 29 {
+        if day % 5 == 4 || day == days - 1 {
             let (used, _) = history.size().await.expect("size");
             eprintln!(
                 "day {}: {} runs, history {:.1} MB in use, {:.0} s so far",
