@@ -10,7 +10,12 @@
 //! and the newest OAuth tokens. That is why a new file is created `0600`.
 
 mod identity;
+mod pending;
 mod tokens;
+mod trail;
+
+pub use pending::PendingNow;
+pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
 
 use crate::state_files;
 pub use crate::studio::tokens::StoredTokens;
@@ -164,6 +169,28 @@ impl History {
         for companion in state_files::sqlite_companions(path) {
             state_files::tighten(&companion);
         }
+        Ok(History {
+            pool,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Opens an existing history for reading only (the console): SQLite itself refuses any
+    /// write on these connections, and nothing is created or migrated. The file must have been
+    /// opened by [`open`](Self::open) first (the daemon does, before it serves).
+    pub async fn open_read_only(path: &Path) -> Result<History, HistoryError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| HistoryError {
+                path: path.to_path_buf(),
+                message: format!("cannot open for reading: {e}"),
+            })?;
         Ok(History {
             pool,
             path: path.to_path_buf(),

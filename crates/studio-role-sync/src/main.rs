@@ -58,8 +58,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
         /// Show one run with its actions and pending emails.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "email")]
         run: Option<i64>,
+        /// Show one person's trail: every action and every left-alone reason, newest first.
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        /// With --email: only runs since this time (2025-03-01, 2025-03-01T08:00:00Z, or 30d
+        /// back from now).
+        #[arg(long, value_name = "T", requires = "email")]
+        since: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -107,8 +114,19 @@ fn main() -> std::process::ExitCode {
             Command::Plan { full } => commands::run(&config, true, full).await,
             Command::Apply { full } => commands::run(&config, false, full).await,
             Command::Daemon => commands::daemon(&config).await,
-            Command::History { limit, run, format } => {
-                commands::history(&config, limit, run, format).await
+            Command::History {
+                limit,
+                run,
+                email,
+                since,
+                format,
+            } => {
+                let what = match (run, email) {
+                    (Some(id), _) => commands::HistoryQuery::Run(id),
+                    (None, Some(email)) => commands::HistoryQuery::Email { email, since },
+                    (None, None) => commands::HistoryQuery::Runs,
+                };
+                commands::history(&config, limit, what, format).await
             }
             Command::Export => commands::export(&config).await,
             #[cfg(feature = "demo")]

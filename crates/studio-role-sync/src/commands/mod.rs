@@ -17,7 +17,7 @@ pub use daemon::daemon;
 #[cfg(feature = "demo")]
 pub use demo::demo;
 pub use export::export;
-pub use history::history;
+pub use history::{history, HistoryQuery};
 pub use run::run;
 pub use validate::validate;
 

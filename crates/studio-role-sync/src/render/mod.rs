@@ -1,5 +1,6 @@
 //! What people read, rendered from the engine's data: the plan and a run's outcome
-//! ([`plan`]), the history as a table, JSON or CSV ([`history`]), and the current holders as a
+//! ([`plan`]), the history as a table, JSON or CSV ([`history`]), one person's audit
+//! trail ([`trail`]), and the current holders as a
 //! roles file ([`export`]).
 //!
 //! Pure formatting: every function takes data and returns text, so the commands stay thin and
@@ -10,7 +11,9 @@ pub mod export;
 pub mod history;
 pub mod plan;
 mod table;
+pub mod trail;
 
 pub use export::render_export;
 pub use history::{render_run_detail, render_runs, Format};
 pub use plan::{render_plan, render_run};
+pub use trail::render_trail;
