@@ -9,11 +9,13 @@
 //! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`)
 //! and the newest OAuth tokens. That is why a new file is created `0600`.
 
+mod browse;
 mod identity;
 mod pending;
 mod tokens;
 mod trail;
 
+pub use browse::{AuthRecord, DayStats, RunFilter};
 pub use pending::PendingNow;
 pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
 
@@ -178,23 +180,20 @@ impl History {
     /// Opens an existing history for reading only (the console): SQLite itself refuses any
     /// write on these connections, and nothing is created or migrated. The file must have been
     /// opened by [`open`](Self::open) first (the daemon does, before it serves).
-    pub async fn open_read_only(path: &Path) -> Result<History, HistoryError> {
+    /// It connects on first use, so it can be set up before the daemon has created the file.
+    pub fn open_read_only(path: &Path) -> History {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .read_only(true)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
-            .await
-            .map_err(|e| HistoryError {
-                path: path.to_path_buf(),
-                message: format!("cannot open for reading: {e}"),
-            })?;
-        Ok(History {
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        History {
             pool,
             path: path.to_path_buf(),
-        })
+        }
     }
 
     pub fn path(&self) -> &Path {

@@ -6,8 +6,10 @@
 //! every cross-field rule checked, with the line of the offending key in the message.
 
 mod ca_file;
+mod console;
 
 pub use ca_file::ExtraRoots;
+pub use console::{ConsoleAuth, ConsoleConfig};
 
 use crate::roles::{ManagedRoles, RoleSet, MAX_MANAGED_ROLES};
 use crate::safety::{RoleLimits, SafetyLimits};
@@ -49,6 +51,8 @@ pub struct Config {
     pub history: PathBuf,
     pub http: HttpConfig,
     pub log: LogConfig,
+    /// `console:`, the read-only history console; `None`: off.
+    pub console: Option<ConsoleConfig>,
 }
 
 #[derive(Debug)]
@@ -168,6 +172,8 @@ struct RawConfig {
     http: RawHttp,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    console: Option<console::RawConsole>,
 }
 
 #[derive(Deserialize)]
@@ -494,6 +500,10 @@ impl Checker<'_> {
             )
         })?;
         check_log_level(&raw.log.level).map_err(|m| self.error(&["log", "level"], m))?;
+        let console = raw
+            .console
+            .map(|c| self.console(c, listen, &resolve))
+            .transpose()?;
         Ok(Config {
             path: self.path.to_path_buf(),
             history: resolve(&raw.history),
@@ -510,6 +520,7 @@ impl Checker<'_> {
                 format: raw.log.format,
                 level: raw.log.level,
             },
+            console,
         })
     }
 

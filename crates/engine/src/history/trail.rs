@@ -165,10 +165,10 @@ impl History {
     ) -> Result<i64, HistoryError> {
         let Some(since) = since else { return Ok(1) };
         let id: Option<i64> = sqlx::query_scalar(FIRST_RUN_SINCE)
-        .bind(history_time(since))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
+            .bind(history_time(since))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(id.unwrap_or(i64::MAX))
     }
 
@@ -182,12 +182,12 @@ impl History {
         limit: i64,
     ) -> Result<Vec<TrailEntry>, HistoryError> {
         let rows = sqlx::query(TRAIL_ACTIONS)
-        .bind(email)
-        .bind(from_run)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
+            .bind(email)
+            .bind(from_run)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
         Ok(rows
             .iter()
             .map(|r| TrailEntry {
