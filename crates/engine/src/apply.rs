@@ -15,7 +15,7 @@
 use crate::email;
 use crate::plan::{ActionKind, RoleAction};
 use crate::roles::ManagedRoles;
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use crate::studio::StudioUser;
 use crate::studio::{StudioClient, StudioError, WireAction};
 use futures::future::BoxFuture;
@@ -74,7 +74,7 @@ pub struct Applier<'a> {
     pub managed: &'a ManagedRoles,
     pub batch_size: usize,
     pub concurrency: usize,
-    pub shutdown: Shutdown,
+    pub shutdown: CancellationToken,
 }
 
 struct Shared {
@@ -121,7 +121,7 @@ impl Applier<'_> {
             .collect();
         let mut results = stream::iter(batches)
             .map(|batch| async move {
-                if self.shutdown.is_shutdown() {
+                if self.shutdown.is_cancelled() {
                     shared.stop(Stopped::Shutdown);
                 }
                 if let Some(why) = shared.stopped() {
@@ -410,7 +410,7 @@ mod tests {
             managed: &managed,
             batch_size: 50,
             concurrency: 1,
-            shutdown: Shutdown::never(),
+            shutdown: CancellationToken::new(),
         };
         let users = [
             studio_user(1, &["Admin"]),

@@ -484,23 +484,5 @@ pub fn check_guards(
     Ok(())
 }
 
-/// Counts of a plan per role name, for summaries: role → (adds, removes).
-pub fn counts_by_role<'a>(plan: &Plan, managed: &'a ManagedRoles) -> Vec<(&'a str, usize, usize)> {
-    let mut counts: HashMap<usize, (usize, usize)> = HashMap::new();
-    for a in &plan.actions {
-        let c = counts.entry(a.role).or_default();
-        match a.kind {
-            ActionKind::Add => c.0 += 1,
-            ActionKind::Remove => c.1 += 1,
-        }
-    }
-    let mut out: Vec<_> = counts
-        .into_iter()
-        .map(|(r, (a, d))| (managed.name(r), a, d))
-        .collect();
-    out.sort();
-    out
-}
-
 #[cfg(test)]
 mod tests;

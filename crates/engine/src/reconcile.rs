@@ -13,7 +13,7 @@ use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy};
 use crate::read::read_current;
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
 use std::sync::Arc;
@@ -119,7 +119,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
     ) -> Result<RunReport, HistoryError> {
         self.run_verifying(trigger, dry_run, desired, shutdown, VerifyRequest::WhenDue)
             .await
@@ -131,7 +131,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
         let id = self.history.start_run(trigger.as_str(), dry_run).await?;
@@ -160,7 +160,7 @@ impl Engine {
         trigger: Trigger,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<RunReport, HistoryError> {
         let started = Instant::now();
@@ -224,7 +224,7 @@ impl Engine {
         report: &mut RunReport,
         dry_run: bool,
         desired: Option<DesiredState>,
-        shutdown: Shutdown,
+        shutdown: CancellationToken,
         verify: VerifyRequest,
     ) -> Result<(), String> {
         let config = &self.config;

@@ -1,55 +1,17 @@
-//! Graceful shutdown, passed down explicitly (as in mini-redis).
+//! Graceful shutdown, passed down explicitly (as in mini-redis), with tokio-util's
+//! [`CancellationToken`].
 //!
-//! The daemon owns a [`ShutdownSignal`]; everything that must stop cleanly holds a
-//! [`Shutdown`] and checks it between units of work (a run between batches, the scheduler
-//! between runs). Work already sent is never abandoned mid-request: the in-flight batch
-//! finishes and is recorded, so the history tells the truth.
+//! The daemon creates one token and hands [`spawn_signal_handler`] a clone; everything that
+//! must stop cleanly holds a clone and checks it between units of work (a run between
+//! batches, the scheduler between runs). Work already sent is never abandoned mid-request:
+//! the in-flight batch finishes and is recorded, so the history tells the truth. One-shot
+//! commands pass a fresh token that nobody cancels.
 
-use tokio::sync::watch;
+pub use tokio_util::sync::CancellationToken;
 
-/// The sending side: call [`trigger`](Self::trigger) once to ask everything to stop.
-#[derive(Debug)]
-pub struct ShutdownSignal {
-    tx: watch::Sender<bool>,
-}
-
-/// The receiving side, cheap to clone.
-#[derive(Clone, Debug)]
-pub struct Shutdown {
-    rx: watch::Receiver<bool>,
-}
-
-impl ShutdownSignal {
-    pub fn new() -> (ShutdownSignal, Shutdown) {
-        let (tx, rx) = watch::channel(false);
-        (ShutdownSignal { tx }, Shutdown { rx })
-    }
-
-    pub fn trigger(&self) {
-        let _ = self.tx.send(true);
-    }
-}
-
-impl Shutdown {
-    /// A shutdown that never comes, for one-shot commands.
-    pub fn never() -> Shutdown {
-        let (tx, rx) = watch::channel(false);
-        std::mem::forget(tx);
-        Shutdown { rx }
-    }
-
-    pub fn is_shutdown(&self) -> bool {
-        *self.rx.borrow()
-    }
-
-    /// Resolves when shutdown has been asked for.
-    pub async fn recv(&mut self) {
-        let _ = self.rx.wait_for(|stop| *stop).await;
-    }
-}
-
-/// Turns the first SIGTERM or SIGINT into a shutdown; later ones are logged and ignored.
-pub fn spawn_signal_handler(signal: ShutdownSignal) {
+/// Turns the first SIGTERM or SIGINT into `shutdown.cancel()`; later ones are logged and
+/// ignored.
+pub fn spawn_signal_handler(shutdown: CancellationToken) {
     tokio::spawn(async move {
         use tokio::signal::unix::{signal as unix_signal, SignalKind};
         let (Ok(mut term), Ok(mut int)) = (
@@ -57,16 +19,13 @@ pub fn spawn_signal_handler(signal: ShutdownSignal) {
             unix_signal(SignalKind::interrupt()),
         ) else {
             tracing::error!("cannot install signal handlers");
-            // Keep `signal` alive: dropping it would read as a shutdown.
-            std::future::pending::<()>().await;
-            drop(signal);
             return;
         };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM received"),
             _ = int.recv() => tracing::info!("SIGINT received"),
         }
-        signal.trigger();
+        shutdown.cancel();
         // Keep the handlers installed: a second signal must not kill the process mid-batch.
         loop {
             tokio::select! {

@@ -7,7 +7,7 @@
 
 use proptest::prelude::*;
 use std::path::Path;
-use studio_role_sync_engine::config::Config;
+use studio_role_sync_engine::config::{Config, ConfigError};
 use studio_role_sync_engine::desired::{yaml, DesiredError, Origin};
 use studio_role_sync_engine::roles::ManagedRoles;
 
@@ -156,10 +156,16 @@ fn mutate(base: &str, edits: &[Edit]) -> String {
     text
 }
 
+/// The config parsed as if read from [`CONFIG_PATH`], with the token variable it names set in
+/// the environment it is given (not in the process's: tests run in parallel).
+fn parse_config(text: &str) -> Result<Config, ConfigError> {
+    let env = |name: &str| (name == "PARSER_FUZZ_TOKEN").then(|| "fuzz-token".to_string());
+    Config::from_text_with_env(Path::new(CONFIG_PATH), text, &env)
+}
+
 /// The config parser: parses, or fails naming the file (and a line when one is to blame).
 fn check_config(text: &str) -> Result<(), TestCaseError> {
-    std::env::set_var("PARSER_FUZZ_TOKEN", "fuzz-token");
-    match Config::from_text(Path::new(CONFIG_PATH), text) {
+    match parse_config(text) {
         Ok(_) => Ok(()),
         Err(e) => {
             let shown = e.to_string();
@@ -268,8 +274,7 @@ proptest! {
 
 #[test]
 fn the_unmutated_files_parse() {
-    std::env::set_var("PARSER_FUZZ_TOKEN", "fuzz-token");
-    Config::from_text(Path::new(CONFIG_PATH), CONFIG).expect("base config parses");
+    parse_config(CONFIG).expect("base config parses");
     yaml::parse(ROLES_PATH, ROLES, &managed()).expect("base roles parse");
 }
 
@@ -277,9 +282,8 @@ fn the_unmutated_files_parse() {
 /// (serde gives no location for this error).
 #[test]
 fn multi_document_files_name_the_line() {
-    std::env::set_var("PARSER_FUZZ_TOKEN", "fuzz-token");
     let config = format!("{CONFIG}---\nstudio: {{}}\n");
-    let e = Config::from_text(Path::new(CONFIG_PATH), &config).unwrap_err();
+    let e = parse_config(&config).unwrap_err();
     assert_eq!(e.line, Some(CONFIG.lines().count() + 1), "{e}");
     let roles = format!("{ROLES}---\nusers: {{}}\n");
     match yaml::parse(ROLES_PATH, &roles, &managed()) {

@@ -4,7 +4,7 @@
 //! acted on when this run saw it with the email), per email remembered as ambiguous, and, in a
 //! full verification (the first run, then every `verify.full_every`, or `--full`), per desired
 //! email a holder has; one PUT per `batch_size` actions. Not timed: the benchmark
-//! (`cargo run --release --bin bench`) measures time.
+//! (`cargo run -p bench --release --bin bench`) measures time.
 
 mod common;
 

@@ -404,6 +404,12 @@ impl Sim {
         stats
     }
 
+    /// Requests being handled right now: 0 once everything a client sent has been answered
+    /// (or dropped), e.g. after a killed client's last requests settle.
+    pub fn in_flight(&self) -> u64 {
+        self.shared.in_flight.load(Ordering::SeqCst)
+    }
+
     pub fn reset_stats(&self) {
         self.shared.control().stats = SimStats::default();
         self.shared.max_in_flight.store(

@@ -1,4 +1,4 @@
-//! The performance benchmark: `cargo run --release --bin bench [-- --help]`.
+//! The performance benchmark: `cargo run -p bench --release --bin bench [-- --help]`.
 //!
 //! Everything runs in this process: the Studio simulator (over real HTTP on 127.0.0.1, with
 //! injected latency and an optional server rate limit), the real `Engine` (config, roles file,
@@ -39,7 +39,7 @@ use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::{check_guards, plan, Policy};
 use studio_role_sync_engine::reconcile::{Engine, Trigger, VerifyRequest};
 use studio_role_sync_engine::roles::{ManagedRoles, RoleSet};
-use studio_role_sync_engine::shutdown::Shutdown;
+use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_role_sync_engine::studio::StudioUser;
 use studio_sim::{sample_population, Faults, Sim, SimConfig, SimUser};
 
@@ -445,7 +445,13 @@ async fn measured_run(
     let (report, phases) = tokio::join!(
         async {
             let r = engine
-                .run_verifying(Trigger::Manual, false, None, Shutdown::never(), verify)
+                .run_verifying(
+                    Trigger::Manual,
+                    false,
+                    None,
+                    CancellationToken::new(),
+                    verify,
+                )
                 .await;
             done.store(true, std::sync::atomic::Ordering::Relaxed);
             r

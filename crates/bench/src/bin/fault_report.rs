@@ -1,7 +1,7 @@
 //! The reliability figures in RELIABILITY.md, from one command:
 //!
 //! ```text
-//! cargo run --release --example fault_report
+//! cargo run -p bench --release --bin fault_report
 //! ```
 //!
 //! Each scenario starts the Studio simulator in this process with one fault injected, then runs
@@ -18,7 +18,7 @@ use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::reconcile::{Engine, RunReport, Trigger};
-use studio_role_sync_engine::shutdown::Shutdown;
+use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_sim::{Faults, Sim, SimConfig, SimStats, SimUser};
 
 const TOKEN: &str = "fault-report-token";
@@ -187,7 +187,7 @@ async fn apply_once(config_path: &Path) -> RunReport {
         .await
         .expect("client");
     let report = engine
-        .run(Trigger::Manual, false, None, Shutdown::never())
+        .run(Trigger::Manual, false, None, CancellationToken::new())
         .await
         .expect("history writes");
     history.close().await;
@@ -541,7 +541,7 @@ async fn shared_oauth_lineage() -> Row {
             let mut statuses = Vec::new();
             while Instant::now() < until {
                 let report = engine
-                    .run(Trigger::Schedule, dry_run, None, Shutdown::never())
+                    .run(Trigger::Schedule, dry_run, None, CancellationToken::new())
                     .await
                     .expect("history writes");
                 statuses.push(report.record.status);

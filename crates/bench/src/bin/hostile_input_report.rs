@@ -1,7 +1,7 @@
 //! The hostile-input figures in RELIABILITY.md, from one command:
 //!
 //! ```text
-//! cargo run --release --example hostile_input_report
+//! cargo run -p bench --release --bin hostile_input_report
 //! ```
 //!
 //! Each input case writes a config and a roles file into a temporary folder and runs the

@@ -7,7 +7,7 @@
 //! speaks plain http, it needs `behind_tls_proxy: true` to say that a proxy in front of it
 //! terminates TLS. On loopback (an SSH tunnel, `kubectl port-forward`) it may go without.
 
-use super::Checker;
+use super::checker::Checker;
 use secrecy::SecretString;
 use serde::Deserialize;
 use std::net::SocketAddr;

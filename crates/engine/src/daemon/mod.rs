@@ -24,7 +24,7 @@ use crate::http::{HttpExtension, HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{load_desired, Engine, Trigger};
-use crate::shutdown::{spawn_signal_handler, Shutdown, ShutdownSignal};
+use crate::shutdown::{spawn_signal_handler, CancellationToken};
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -165,8 +165,8 @@ impl Daemon {
     }
 
     async fn serve(&mut self, extension: Option<HttpExtension>) -> Result<(), DaemonError> {
-        let (signal, shutdown) = ShutdownSignal::new();
-        spawn_signal_handler(signal);
+        let shutdown = CancellationToken::new();
+        spawn_signal_handler(shutdown.clone());
 
         let http_state = HttpState {
             readiness: self.readiness.clone(),
@@ -189,13 +189,9 @@ impl Daemon {
         let listeners =
             std::iter::once((self.config.http.listen, router, what)).chain(own_listener);
         for (listen, router, what) in listeners {
-            let mut http_shutdown = shutdown.clone();
             let limits = crate::http::HttpLimits::default();
-            match crate::http::serve_router(listen, router, &what, limits, async move {
-                http_shutdown.recv().await
-            })
-            .await
-            {
+            let stop = shutdown.clone().cancelled_owned();
+            match crate::http::serve_router(listen, router, &what, limits, stop).await {
                 Ok((_, h)) => servers.push(h),
                 Err(source) => return Err(DaemonError::Listen { listen, source }),
             }
@@ -235,11 +231,10 @@ impl Daemon {
         spawn_watchdog(shutdown.clone());
         tracing::info!(schedule = %self.config.schedule, timezone = %self.config.timezone, "daemon started");
 
-        let mut stop = shutdown.clone();
         loop {
             let trigger = tokio::select! {
                 biased;
-                _ = stop.recv() => break,
+                _ = shutdown.cancelled() => break,
                 t = rx.recv() => match t { Some(t) => t, None => break },
             };
             busy.store(true, Ordering::SeqCst);
@@ -248,7 +243,7 @@ impl Daemon {
                 tokio::pin!(run);
                 tokio::select! {
                     _ = &mut run => true,
-                    _ = stop.recv() => {
+                    _ = shutdown.cancelled() => {
                         tracing::info!("shutting down: letting the batch in flight finish");
                         tokio::time::timeout(SHUTDOWN_GRACE, &mut run).await.is_ok()
                     }
@@ -265,7 +260,7 @@ impl Daemon {
                 }
                 break;
             }
-            if shutdown.is_shutdown() {
+            if shutdown.is_cancelled() {
                 break;
             }
         }
@@ -286,7 +281,12 @@ impl Daemon {
     }
 
     /// Reloads inputs as needed, then runs once with the last valid config and desired state.
-    async fn one_run(&mut self, trigger: Trigger, shutdown: Shutdown, triggers: &mut Triggers) {
+    async fn one_run(
+        &mut self,
+        trigger: Trigger,
+        shutdown: CancellationToken,
+        triggers: &mut Triggers,
+    ) {
         if trigger != Trigger::Startup {
             self.reload_config(triggers).await;
         }

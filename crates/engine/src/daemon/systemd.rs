@@ -3,7 +3,7 @@
 //! Each call does nothing unless systemd asked for it (`NOTIFY_SOCKET`, `WATCHDOG_USEC`), so
 //! the daemon behaves the same anywhere else.
 
-use crate::shutdown::Shutdown;
+use crate::shutdown::CancellationToken;
 use std::time::Duration;
 
 pub fn notify_systemd(state: &[sd_notify::NotifyState]) {
@@ -15,7 +15,7 @@ pub fn notify_systemd(state: &[sd_notify::NotifyState]) {
 }
 
 /// Pings the systemd watchdog at half its interval while the daemon's runtime is responsive.
-pub fn spawn_watchdog(mut shutdown: Shutdown) {
+pub fn spawn_watchdog(shutdown: CancellationToken) {
     let mut usec = 0u64;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
         return;
@@ -24,7 +24,7 @@ pub fn spawn_watchdog(mut shutdown: Shutdown) {
     tokio::spawn(async move {
         loop {
             tokio::select! {
-                _ = shutdown.recv() => return,
+                _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(every) => notify_systemd(&[sd_notify::NotifyState::Watchdog]),
             }
         }

@@ -190,10 +190,6 @@ impl<'a> DesiredBuilder<'a> {
         }
     }
 
-    pub fn has_problems(&self) -> bool {
-        !self.problems.is_empty()
-    }
-
     /// The desired state, or every problem found, located in `source`.
     pub fn finish(self, source: &str) -> Result<DesiredState, DesiredError> {
         self.finish_with(source, |o| o)

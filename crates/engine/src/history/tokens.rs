@@ -185,8 +185,15 @@ mod tests {
             .await
             .unwrap());
         assert!(!a.try_refresh_lease("c", "a", long).await.unwrap());
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        assert!(a.try_refresh_lease("c", "a", long).await.unwrap());
+        // ... and is taken once it lapses (polled, not slept: a loaded machine runs late).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !a.try_refresh_lease("c", "a", long).await.unwrap() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the lease never lapsed"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let stored = b.load_tokens("c").await.unwrap().unwrap();
         assert_eq!(stored.refresh_token.expose_secret(), "r1");
     }

@@ -206,10 +206,6 @@ impl StudioClient {
         }
     }
 
-    pub fn pace_factor(&self) -> f64 {
-        self.inner.pace.factor()
-    }
-
     pub fn http(&self) -> &reqwest::Client {
         &self.inner.http
     }

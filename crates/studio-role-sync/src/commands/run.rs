@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::reconcile::{load_desired, Engine, Trigger, VerifyRequest};
-use studio_role_sync_engine::shutdown::Shutdown;
+use studio_role_sync_engine::shutdown::CancellationToken;
 
 /// `plan` (dry run) and `apply`: one run now; a full verification when due, or when `full`.
 pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
@@ -36,7 +36,7 @@ pub async fn run(config_path: &Path, dry_run: bool, full: bool) -> Exit {
             Trigger::Manual,
             dry_run,
             Some(desired),
-            Shutdown::never(),
+            CancellationToken::new(),
             if full {
                 VerifyRequest::Now
             } else {

@@ -171,7 +171,7 @@ mod tests {
         );
     }
 
-    /// A million valid rows: run with `cargo test --release -- --ignored million` and watch the
+    /// A million valid rows: run with `cargo test -p studio-role-sync-engine --release --lib -- --ignored million` and watch the
     /// memory; the result is never held whole, only the desired state.
     #[tokio::test]
     #[ignore]
