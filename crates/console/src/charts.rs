@@ -100,7 +100,7 @@ pub fn changes_per_day(days: &[DayStats]) -> String {
     frame(&mut out, label, days, top, "");
     let plot = HEIGHT - TOP - BOTTOM;
     let step = (WIDTH - LEFT - RIGHT) / days.len() as f64;
-    let bar = (step * 0.8).max(1.0);
+    let bar = (step * 0.8).clamp(1.0, 28.0);
     for (i, d) in days.iter().enumerate() {
         let x = LEFT + i as f64 * step + (step - bar) / 2.0;
         let mut y = HEIGHT - BOTTOM;
