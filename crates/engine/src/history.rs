@@ -15,6 +15,7 @@
 //! through a simulated year.
 
 mod approvals;
+mod browse;
 mod clock;
 mod identity;
 mod interrupted;
@@ -22,6 +23,10 @@ pub mod notify;
 mod pending;
 mod retention;
 mod tokens;
+mod trail;
+
+pub use browse::{AuthRecord, DayStats, RunFilter};
+pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
@@ -206,6 +211,26 @@ impl History {
     /// Now by this history's clock, as the history writes times.
     pub fn now(&self) -> String {
         self.clock.now_text()
+    }
+
+    /// Opens an existing history for reading only (the console): SQLite itself refuses any
+    /// write on these connections, and nothing is created or migrated. The file must have been
+    /// opened by [`open`](Self::open) first (the daemon does, before it serves).
+    /// It connects on first use, so it can be set up before the daemon has created the file.
+    pub fn open_read_only(path: &Path) -> History {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        History {
+            pool,
+            path: path.to_path_buf(),
+            clock: Clock::system(),
+        }
     }
 
     pub fn path(&self) -> &Path {

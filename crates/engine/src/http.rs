@@ -174,15 +174,40 @@ pub async fn serve_with_limits(
     limits: HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let what = "(/healthz, /readyz, /metrics)";
+    serve_router(listen, router(state), what, limits, shutdown).await
+}
+
+/// Extra routes the daemon serves beside its own (the binary hands it its console this
+/// way, so the engine knows nothing of what they are). They are built once the daemon's state
+/// exists, and served on `http.listen` or on a listener of their own, through the same bounded
+/// accept loop either way.
+pub struct HttpExtension {
+    /// Its own listener; `None`: merged into the router of `http.listen`.
+    pub listen: Option<SocketAddr>,
+    /// What the `listening on` log line names, e.g. `console (/console/)`.
+    pub name: String,
+    pub build: Box<dyn FnOnce(&HttpState) -> Router + Send>,
+}
+
+/// Binds `listen`, logs `listening on ADDR WHAT`, and serves `router` within `limits` until
+/// `shutdown` resolves.
+pub async fn serve_router(
+    listen: SocketAddr,
+    router: Router,
+    what: &str,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let bound = listener.local_addr()?;
-    tracing::info!("listening on {bound} (/healthz, /readyz, /metrics)");
+    tracing::info!("listening on {bound} {what}");
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(async move {
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let task = tokio::spawn(accept_loop(listener, router(state), limits, stop));
+    let task = tokio::spawn(accept_loop(listener, router, limits, stop));
     Ok((bound, task))
 }
 

@@ -81,11 +81,18 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit: u32,
         /// Show one run with its actions and pending emails.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "email")]
         run: Option<i64>,
         /// List the approvals (approve, saved plans) instead of the runs.
-        #[arg(long, conflicts_with = "run")]
+        #[arg(long, conflicts_with_all = ["run", "email"])]
         approvals: bool,
+        /// Show one person's trail: every action and every left-alone reason, newest first.
+        #[arg(long, value_name = "ADDRESS")]
+        email: Option<String>,
+        /// With --email: only runs since this time (2025-03-01, 2025-03-01T08:00:00Z, or 30d
+        /// back from now).
+        #[arg(long, value_name = "T", requires = "email")]
+        since: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -144,8 +151,20 @@ fn main() -> std::process::ExitCode {
                 ..
             } => commands::history_approvals(&config, limit, format).await,
             Command::History {
-                limit, run, format, ..
-            } => commands::history(&config, limit, run, format).await,
+                limit,
+                run,
+                email,
+                since,
+                format,
+                ..
+            } => {
+                let what = match (run, email) {
+                    (Some(id), _) => commands::HistoryQuery::Run(id),
+                    (None, Some(email)) => commands::HistoryQuery::Email { email, since },
+                    (None, None) => commands::HistoryQuery::Runs,
+                };
+                commands::history(&config, limit, what, format).await
+            }
             Command::Export => commands::export(&config).await,
             #[cfg(feature = "demo")]
             Command::Demo => commands::demo().await,

@@ -425,6 +425,101 @@ async fn history_reads_as_table_json_and_csv() {
     assert!(missing.stderr.contains("no run 99"), "{missing:?}");
 }
 
+/// `history --email`: a person who was not in Studio for two runs, then was found and given
+/// the role, reads as one left-alone entry for both runs and the add, newest first.
+#[tokio::test]
+async fn history_email_shows_a_persons_trail() {
+    let t = Tenant::start(institution()).await;
+    t.write_config(&safe_opts());
+    t.write_roles(ROLES);
+    assert_eq!(t.cli(&["apply"]).await.code, 0);
+    assert_eq!(t.cli(&["plan"]).await.code, 0);
+    t.sim
+        .add_user(user(20, Some("newhire@school.edu"), &["Teacher"]));
+    assert_eq!(t.cli(&["apply"]).await.code, 0);
+
+    let table = t.cli(&["history", "--email", " NewHire@School.edu "]).await;
+    assert_eq!(table.code, 0, "{table:?}");
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert!(lines[0].starts_with("RUN"), "{table:?}");
+    assert!(lines[1].starts_with("3  "), "{table:?}");
+    assert!(
+        lines[1].contains("add Admin") && lines[1].contains("applied  200"),
+        "{table:?}"
+    );
+    assert!(lines[2].starts_with("1-2  "), "{table:?}");
+    assert!(
+        lines[2].contains("left alone: not_in_studio  2 runs"),
+        "{table:?}"
+    );
+
+    let json = t
+        .cli(&[
+            "history",
+            "--email",
+            "newhire@school.edu",
+            "--format",
+            "json",
+        ])
+        .await;
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("valid JSON");
+    assert_eq!(v["email"], "newhire@school.edu");
+    let entries = v["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["kind"], "action");
+    assert_eq!(entries[0]["outcome"], "applied");
+    assert_eq!(entries[1]["kind"], "left_alone");
+    assert_eq!(entries[1]["reason"], "not_in_studio");
+    assert_eq!(
+        (
+            entries[1]["first_run_id"].as_i64(),
+            entries[1]["run_id"].as_i64()
+        ),
+        (Some(1), Some(2))
+    );
+    assert_eq!(entries[1]["dry_run"], true, "run 2 was a plan");
+
+    let csv = t
+        .cli(&[
+            "history",
+            "--email",
+            "newhire@school.edu",
+            "--format",
+            "csv",
+        ])
+        .await;
+    assert_eq!(csv.stdout.lines().count(), 3, "{csv:?}");
+
+    let later = t
+        .cli(&[
+            "history",
+            "--email",
+            "newhire@school.edu",
+            "--since",
+            "2999-01-01",
+        ])
+        .await;
+    assert_eq!(later.code, 0, "{later:?}");
+    assert!(later
+        .stdout
+        .contains("No action and no left-alone run recorded for newhire@school.edu"));
+    let bad = t
+        .cli(&[
+            "history",
+            "--email",
+            "newhire@school.edu",
+            "--since",
+            "yesterday-ish",
+        ])
+        .await;
+    assert_eq!(bad.code, 1);
+    assert!(
+        bad.stderr
+            .contains("--since: \"yesterday-ish\" is not a time"),
+        "{bad:?}"
+    );
+}
+
 #[tokio::test]
 async fn export_prints_a_roles_file_that_validates() {
     let t = Tenant::start(institution()).await;

@@ -11,6 +11,7 @@
 
 mod ca_file;
 mod checker;
+mod console;
 mod flapping;
 mod history;
 mod log;
@@ -31,6 +32,7 @@ mod verify;
 mod tests;
 
 pub use ca_file::ExtraRoots;
+pub use console::{ConsoleAuth, ConsoleConfig};
 pub use flapping::FlappingConfig;
 pub use history::RetentionConfig;
 pub use log::{check_log_level, LogConfig, LogFormat};
@@ -86,6 +88,8 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// `flapping:` when a repeated change is reported as a fight (`flapping.rs`).
     pub flapping: FlappingConfig,
+    /// `console:`, the read-only history console; `None`: off.
+    pub console: Option<ConsoleConfig>,
 }
 
 /// `http`: where the metrics and health endpoints listen.
@@ -121,6 +125,7 @@ struct RawConfig {
     notify: Option<notify::RawNotify>,
     #[serde(default)]
     flapping: flapping::RawFlapping,
+    console: Option<console::RawConsole>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +239,10 @@ impl Checker<'_> {
         let flapping = self.flapping(raw.flapping)?;
         let (history, retention) = self.history(raw.history)?;
         let pending = self.pending(raw.pending)?;
+        let console = raw
+            .console
+            .map(|c| self.console(c, listen, &resolve))
+            .transpose()?;
         Ok(Config {
             path: self.path.to_path_buf(),
             history: resolve(&history),
@@ -251,6 +260,7 @@ impl Checker<'_> {
             log,
             notify,
             flapping,
+            console,
         })
     }
 }

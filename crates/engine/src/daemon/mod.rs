@@ -17,10 +17,12 @@ mod schedule;
 mod systemd;
 mod watch;
 
+pub use schedule::Slots;
+
 use crate::config::Config;
 use crate::desired::DesiredState;
 use crate::history::History;
-use crate::http::{HttpState, LastRun, Readiness};
+use crate::http::{HttpExtension, HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{load_desired, Engine, Trigger};
@@ -69,6 +71,16 @@ pub async fn run(
     config_path: &Path,
     config_text: String,
 ) -> Result<(), DaemonError> {
+    run_with(config, config_path, config_text, None).await
+}
+
+/// As [`run`], also serving `extension`'s routes (the binary's console).
+pub async fn run_with(
+    config: Config,
+    config_path: &Path,
+    config_text: String,
+    extension: Option<HttpExtension>,
+) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     let _lock = InstanceLock::acquire(&config.history)?;
     let history = History::open(&config.history).await?;
@@ -81,7 +93,7 @@ pub async fn run(
         Err(e) => tracing::error!("{e}"),
     }
     let mut daemon = Daemon::new(config, config_path.to_path_buf(), config_text, history);
-    let served = daemon.serve().await;
+    let served = daemon.serve(extension).await;
     daemon.history.close().await;
     served
 }
@@ -156,7 +168,7 @@ impl Daemon {
             .set_config_valid(r.invalid_config.is_none() && r.invalid_desired.is_none());
     }
 
-    async fn serve(&mut self) -> Result<(), DaemonError> {
+    async fn serve(&mut self, extension: Option<HttpExtension>) -> Result<(), DaemonError> {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
 
@@ -164,21 +176,31 @@ impl Daemon {
             readiness: self.readiness.clone(),
             metrics: self.metrics.clone(),
         };
-        let http = match crate::http::serve(
-            self.config.http.listen,
-            http_state,
-            shutdown.clone().cancelled_owned(),
-        )
-        .await
-        {
-            Ok((_, h)) => h,
-            Err(source) => {
-                return Err(DaemonError::Listen {
-                    listen: self.config.http.listen,
-                    source,
-                })
+        let mut router = crate::http::router(http_state.clone());
+        let mut what = "(/healthz, /readyz, /metrics)".to_string();
+        let mut own_listener = None;
+        if let Some(ext) = extension {
+            let extra = (ext.build)(&http_state);
+            match ext.listen {
+                None => {
+                    router = router.merge(extra);
+                    what = format!("(/healthz, /readyz, /metrics; {})", ext.name);
+                }
+                Some(listen) => own_listener = Some((listen, extra, format!("({})", ext.name))),
             }
-        };
+        }
+        let mut servers = Vec::new();
+        let listeners =
+            std::iter::once((self.config.http.listen, router, what)).chain(own_listener);
+        for (listen, router, what) in listeners {
+            let limits = crate::http::HttpLimits::default();
+            let stop = shutdown.clone().cancelled_owned();
+            match crate::http::serve_router(listen, router, &what, limits, stop).await {
+                Ok((_, h)) => servers.push(h),
+                Err(source) => return Err(DaemonError::Listen { listen, source }),
+            }
+        }
+        let http = futures::future::join_all(servers);
 
         let (tx, mut rx) = mpsc::channel::<Trigger>(1);
         // Queued before the scheduler starts, so the first run is always `startup`.

@@ -1,5 +1,6 @@
 //! `daemon`: loads the config, sets up logging at its level, and hands over to the engine's
-//! daemon until SIGTERM/SIGINT. A daemon that cannot start (the lock is held, the history
+//! daemon until SIGTERM/SIGINT, with the history console when `console:` is configured (the
+//! engine serves it without knowing what it is). A daemon that cannot start (the lock is held, the history
 //! cannot be opened, `http.listen` is taken) says why in the log and on stderr, and exits 1.
 
 use crate::exit::Exit;
@@ -15,7 +16,8 @@ pub async fn daemon(config_path: &Path) -> Exit {
         }
     };
     crate::logging::init(config.log.format, &config.log.level);
-    match studio_role_sync_engine::daemon::run(config, config_path, text).await {
+    let console = studio_role_sync_console::extension(&config);
+    match studio_role_sync_engine::daemon::run_with(config, config_path, text, console).await {
         Ok(()) => Exit::Success,
         Err(e) => {
             tracing::error!("{e}");

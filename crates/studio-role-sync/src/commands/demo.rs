@@ -194,13 +194,13 @@ pub async fn demo() -> Exit {
         "history",
         "5. The run history (also plain SQLite: sqlite3 state/history.db 'select * from runs')",
     );
-    exit_line(super::history(&config, 10, None, Format::Table).await);
+    exit_line(super::history(&config, 10, super::HistoryQuery::Runs, Format::Table).await);
     step(
         &config,
         "history --run 2",
         "6. One run in detail: every action and every email left alone",
     );
-    exit_line(super::history(&config, 10, Some(2), Format::Table).await);
+    exit_line(super::history(&config, 10, super::HistoryQuery::Run(2), Format::Table).await);
 
     let stats = sim.stats();
     println!(

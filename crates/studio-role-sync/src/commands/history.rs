@@ -1,16 +1,31 @@
-//! `history`: the runs, or one run's actions and pending emails, or the approvals, as a
-//! table, JSON or CSV. It reads the history without the Studio token (the config's secrets
-//! are not read), so an admin without access to the token can still see what happened.
+//! `history`: the runs, one run's actions and pending emails, one person's trail (`--email`),
+//! or the approvals, as a table, JSON or CSV. It reads the history without the Studio token
+//! (the config's secrets are not read), so an admin without access to the token can still
+//! see what happened.
 
 use super::fail;
 use crate::exit::Exit;
 use crate::render::{self, Format};
 use std::path::Path;
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::history::History;
+use studio_role_sync_engine::email::normalize;
+use studio_role_sync_engine::history::{parse_time, History};
 
-/// `history`: the runs, or one run's actions and pending emails.
-pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: Format) -> Exit {
+/// What `history` shows.
+pub enum HistoryQuery {
+    /// The latest runs.
+    Runs,
+    /// One run with its actions and pending emails.
+    Run(i64),
+    /// One person's trail, from `since` (as written on the command line) on.
+    Email {
+        email: String,
+        since: Option<String>,
+    },
+}
+
+/// `history`: the runs, one run, or one person's trail; `limit` bounds runs or trail entries.
+pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format: Format) -> Exit {
     let config = match Config::load_without_secrets(config_path) {
         Ok(c) => c,
         Err(e) => return fail(e),
@@ -22,12 +37,21 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
             config.history.display()
         ));
     }
+    let since = match &what {
+        HistoryQuery::Email {
+            since: Some(text), ..
+        } => match parse_time(text, chrono::Utc::now()) {
+            Ok(t) => Some(t),
+            Err(e) => return fail(format!("--since: {e}")),
+        },
+        _ => None,
+    };
     let history = match History::open(&config.history).await {
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    let text = match run {
-        None => match history.runs(limit).await {
+    let text = match what {
+        HistoryQuery::Runs => match history.runs(limit).await {
             Ok(runs) => {
                 let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
                 history
@@ -37,7 +61,11 @@ pub async fn history(config_path: &Path, limit: u32, run: Option<i64>, format: F
             }
             Err(e) => Err(e),
         },
-        Some(id) => match history.run(id).await {
+        HistoryQuery::Email { email, .. } => history
+            .email_trail(&email, since, limit)
+            .await
+            .map(|entries| render::render_trail(&normalize(&email), &entries, format)),
+        HistoryQuery::Run(id) => match history.run(id).await {
             Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
             Ok(Some(r)) => match (
                 history.actions(id).await,

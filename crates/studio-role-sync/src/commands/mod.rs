@@ -20,7 +20,7 @@ pub use daemon::daemon;
 #[cfg(feature = "demo")]
 pub use demo::demo;
 pub use export::export;
-pub use history::{history, history_approvals};
+pub use history::{history, history_approvals, HistoryQuery};
 pub use run::{apply, plan, run};
 pub use trigger::trigger;
 pub use validate::validate;

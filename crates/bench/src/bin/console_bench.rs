@@ -1,0 +1,397 @@
+//! The console on a year of history: `cargo run -p bench --release --bin console_bench [-- --help]`.
+//!
+//! Builds (or reuses, `--db`) a history of a year of 15-minute runs written through the
+//! engine's own `History` API: most runs change nothing; a new hire waits about two days in
+//! `not_in_studio` before being added; leavers are removed; one Canvas admin is re-granted
+//! every fourth run (flapping: thousands of actions for one email); a few email-less holders
+//! and an ambiguous email are left alone all year; 1% of runs fail before reading Studio and a
+//! few are stopped by a guard with 30 planned removals. Then it serves the console over real
+//! HTTP on 127.0.0.1 (the daemon's own accept loop, a read-only connection) and times every
+//! page from a client, sequentially: median, p95 and max of `--repeat` requests each.
+//!
+//! For comparison: the lower bound is the same stack answering the static style sheet (no
+//! database); the naive figure is the person and date-filtered pages on a copy of the history
+//! without the email and time indexes (what the trail would cost as a table scan).
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use studio_role_sync_console::{router, ConsoleOptions};
+use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
+use studio_role_sync_engine::http::{serve_router, HttpLimits};
+
+#[derive(Parser, Debug)]
+#[command(about = "Times every console page on a year-sized history")]
+struct Args {
+    /// Runs to generate (35,040 is a year of 15-minute runs).
+    #[arg(long, default_value_t = 35_040)]
+    runs: usize,
+    /// Use this history instead of generating one (e.g. the soak benchmark's).
+    #[arg(long)]
+    db: Option<PathBuf>,
+    /// Requests per page.
+    #[arg(long, default_value_t = 30)]
+    repeat: usize,
+    /// Skip the comparison without indexes.
+    #[arg(long)]
+    no_naive: bool,
+}
+
+const NO_EMAIL: [&str; 3] = ["user 9001", "user 9002", "user 9003"];
+const AMBIGUOUS: &str = "shared@school.edu";
+const FLAPPING: &str = "canvas.admin@school.edu";
+
+fn pending(email: &str, reason: &str) -> PendingRow {
+    PendingRow {
+        email: email.into(),
+        reason: reason.into(),
+        user_id: None,
+        detail: Some(format!("{reason}: left alone this run")),
+    }
+}
+
+fn action(email: &str, action: &str, outcome: &str, status: Option<i64>) -> ActionRow {
+    let id = email.len() as i64 * 7919 + 11;
+    ActionRow {
+        email: Some(email.into()),
+        user_id: id,
+        role: "Admin".into(),
+        action: action.into(),
+        outcome: outcome.into(),
+        http_status: status,
+        detail: (outcome == "failed").then(|| "Studio answered 422: role not assignable".into()),
+        planned_user_id: id,
+    }
+}
+
+/// A year of runs, written through the engine.
+async fn generate(path: &Path, runs: usize) -> (usize, usize) {
+    let h = History::open(path).await.expect("history opens");
+    let (mut actions_written, mut pending_written) = (0, 0);
+    for i in 0..runs {
+        let id = h.start_run("schedule", false).await.unwrap();
+        if i % 100 == 57 {
+            // Studio unreachable: the run fails before planning.
+            let record = RunRecord {
+                id,
+                status: "failed".into(),
+                error: Some("reading Studio failed: connection refused".into()),
+                ..Default::default()
+            };
+            h.finish_run(&record).await.unwrap();
+            continue;
+        }
+        let mut left: Vec<PendingRow> = NO_EMAIL.iter().map(|e| pending(e, "no_email")).collect();
+        left.push(pending(AMBIGUOUS, "ambiguous"));
+        // Four new hires at a time, each waiting ~two days (192 runs) before Studio knows them.
+        let mut planned = Vec::new();
+        for k in 0..4 {
+            let cohort = (i + k * 48) / 192;
+            let email = format!("newhire{cohort}.{k}@school.edu");
+            if (i + k * 48) % 192 == 191 {
+                planned.push(action(&email, "add", "applied", Some(200)));
+            } else {
+                left.push(pending(&email, "not_in_studio"));
+            }
+        }
+        if i % 4 == 0 {
+            planned.push(action(FLAPPING, "add", "applied", Some(200)));
+        }
+        if i % 50 == 13 {
+            planned.push(action(
+                &format!("leaver{i}@school.edu"),
+                "remove",
+                "applied",
+                Some(200),
+            ));
+        }
+        if i % 500 == 99 {
+            planned.push(action(
+                &format!("odd{i}@school.edu"),
+                "add",
+                "failed",
+                Some(422),
+            ));
+        }
+        let aborted = i % 2000 == 1999;
+        if aborted {
+            planned = (0..30)
+                .map(|n| {
+                    let mut a = action(&format!("staff{n}@school.edu"), "remove", "skipped", None);
+                    a.detail =
+                        Some("not sent: safety guard: 30 removals planned, at most 25".into());
+                    a
+                })
+                .collect();
+        }
+        let planned_rows: Vec<ActionRow> = planned
+            .iter()
+            .map(|a| ActionRow {
+                outcome: if aborted {
+                    "skipped".into()
+                } else {
+                    "planned".into()
+                },
+                http_status: None,
+                ..a.clone()
+            })
+            .collect();
+        h.record_plan(
+            id,
+            &planned_rows,
+            &studio_role_sync_engine::history::PendingUpdate {
+                rows: &left,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        if !aborted && !planned.is_empty() {
+            h.record_outcomes(id, &planned).await.unwrap();
+        }
+        let count = |kind: &str, outcome: &str| {
+            planned
+                .iter()
+                .filter(|a| a.action == kind && a.outcome == outcome)
+                .count() as i64
+        };
+        let record = RunRecord {
+            id,
+            status: if aborted {
+                "aborted".into()
+            } else if planned.iter().any(|a| a.outcome == "failed") {
+                "partial".into()
+            } else {
+                "succeeded".into()
+            },
+            desired_users: Some(2_000),
+            adds_planned: planned.iter().filter(|a| a.action == "add").count() as i64,
+            removes_planned: planned.iter().filter(|a| a.action == "remove").count() as i64,
+            adds_applied: count("add", "applied"),
+            removes_applied: count("remove", "applied"),
+            failed: planned.iter().filter(|a| a.outcome == "failed").count() as i64,
+            pending: left.len() as i64,
+            api_requests: 45 + planned.len() as i64,
+            error: aborted.then(|| "safety guard: 30 removals planned, at most 25".into()),
+            ..Default::default()
+        };
+        h.finish_run(&record).await.unwrap();
+        actions_written += planned.len();
+        pending_written += left.len();
+        if i % 5000 == 4999 {
+            eprintln!("  {} runs written", i + 1);
+        }
+    }
+    h.close().await;
+    // Spread the runs over the year before now, 15 minutes apart, 2 to 9 seconds long.
+    let pool = sqlite(path, false).await;
+    sqlx::query(
+        "UPDATE runs SET \
+           started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-365 days', '+' || ((id - 1) * 900) || ' seconds'), \
+           finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-365 days', '+' || ((id - 1) * 900 + 2 + (id * 7919) % 8 + (adds_planned + removes_planned)) || ' seconds')",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    (actions_written, pending_written)
+}
+
+async fn sqlite(path: &Path, read_only: bool) -> sqlx::SqlitePool {
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(read_only);
+    sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("sqlite opens")
+}
+
+async fn serve(path: &Path) -> SocketAddr {
+    let app = router(ConsoleOptions {
+        history: History::open_read_only(path),
+        credentials: None,
+        schedule: None,
+        studio_auth: "access token from studio.token_file".into(),
+        readiness: None,
+    });
+    let (addr, _task) = serve_router(
+        "127.0.0.1:0".parse().unwrap(),
+        app,
+        "(console bench)",
+        HttpLimits::default(),
+        std::future::pending::<()>(),
+    )
+    .await
+    .expect("listens");
+    addr
+}
+
+struct Timing {
+    median: Duration,
+    p95: Duration,
+    max: Duration,
+    bytes: usize,
+}
+
+async fn time_page(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    path: &str,
+    repeat: usize,
+) -> Timing {
+    let url = format!("http://{addr}{path}");
+    let mut times = Vec::with_capacity(repeat);
+    let mut bytes = 0;
+    // One request first to warm the connection and SQLite's page cache.
+    let first = client.get(&url).send().await.expect("answer");
+    assert!(first.status().is_success(), "{path}: {}", first.status());
+    let _ = first.bytes().await;
+    for _ in 0..repeat {
+        let started = Instant::now();
+        let answer = client.get(&url).send().await.expect("answer");
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+        bytes = answer.bytes().await.expect("body").len();
+        times.push(started.elapsed());
+    }
+    times.sort();
+    Timing {
+        median: times[times.len() / 2],
+        p95: times[(times.len() * 95 / 100).min(times.len() - 1)],
+        max: times[times.len() - 1],
+        bytes,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = match &args.db {
+        Some(p) => p.clone(),
+        None => {
+            let p = dir.path().join("history.db");
+            eprintln!("writing {} runs through the engine's History...", args.runs);
+            let started = Instant::now();
+            let (a, p_rows) = generate(&p, args.runs).await;
+            eprintln!(
+                "  done in {:.0} s: {a} actions, {p_rows} left-alone rows",
+                started.elapsed().as_secs_f64()
+            );
+            p
+        }
+    };
+    let db = sqlite(&path, true).await;
+    let counts: (i64, i64, i64, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT COUNT(*) FROM runs), (SELECT COUNT(*) FROM run_actions), \
+         (SELECT COUNT(*) FROM run_pending), (SELECT MAX(id) FROM runs WHERE status = 'aborted')",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    db.close().await;
+    let (runs, last_page) = (counts.0, (counts.0 as u64).div_ceil(50));
+    let aborted = counts.3.unwrap_or(1);
+    let year_ago = (chrono::Utc::now() - chrono::Duration::days(366)).format("%Y-%m-%d");
+    let pages: Vec<(&str, String)> = vec![
+        ("runs, page 1 (30-day charts)", "/console/".into()),
+        ("runs, last page", format!("/console/?page={last_page}")),
+        ("runs, status=failed", "/console/?status=failed".into()),
+        (
+            "runs, a year (366-day charts)",
+            format!("/console/?from={year_ago}"),
+        ),
+        (
+            "one run (aborted, 30 actions)",
+            format!("/console/runs/{aborted}"),
+        ),
+        ("one run (no-op)", format!("/console/runs/{}", runs / 2)),
+        (
+            "person: flapping, 8,760 actions",
+            format!("/console/person?email={FLAPPING}"),
+        ),
+        (
+            "person: left alone all year",
+            format!("/console/person?email={AMBIGUOUS}"),
+        ),
+        (
+            "person: new hire",
+            "/console/person?email=newhire90.1%40school.edu".into(),
+        ),
+        (
+            "person: unknown",
+            "/console/person?email=nobody%40school.edu".into(),
+        ),
+        ("pending", "/console/pending".into()),
+        ("health", "/console/health".into()),
+    ];
+    let client = reqwest::Client::new();
+    let addr = serve(&path).await;
+    println!(
+        "history: {} runs, {} actions, {} left-alone rows, {:.0} MiB; {} requests per page, sequential, release build\n",
+        counts.0,
+        counts.1,
+        counts.2,
+        size as f64 / 1048576.0,
+        args.repeat
+    );
+    println!("| page | median ms | p95 ms | max ms | bytes |");
+    println!("|---|---:|---:|---:|---:|");
+    let floor = time_page(&client, addr, "/console/style.css", args.repeat).await;
+    println!(
+        "| lower bound: the style sheet (same stack, no database) | {} | {} | {} | {} |",
+        ms(floor.median),
+        ms(floor.p95),
+        ms(floor.max),
+        floor.bytes
+    );
+    let mut worst = Duration::ZERO;
+    for (name, page) in &pages {
+        let t = time_page(&client, addr, page, args.repeat).await;
+        worst = worst.max(t.p95);
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            ms(t.median),
+            ms(t.p95),
+            ms(t.max),
+            t.bytes
+        );
+    }
+    println!("\nslowest page, p95: {} ms", ms(worst));
+    if args.no_naive {
+        return;
+    }
+    // Naive: the same history without the indexes on email and time.
+    let naive = dir.path().join("naive.db");
+    std::fs::copy(&path, &naive).expect("copy");
+    let pool = sqlite(&naive, false).await;
+    for index in ["run_actions_email", "run_pending_email", "runs_started_at"] {
+        sqlx::query(&format!("DROP INDEX IF EXISTS {index}"))
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let addr = serve(&naive).await;
+    println!("\nnaive: the same history without the email and time indexes\n");
+    println!("| page | median ms | p95 ms | max ms | bytes |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, page) in pages
+        .iter()
+        .filter(|(n, _)| n.starts_with("person") || n.contains("year"))
+    {
+        let t = time_page(&client, addr, page, args.repeat.min(10)).await;
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            ms(t.median),
+            ms(t.p95),
+            ms(t.max),
+            t.bytes
+        );
+    }
+}

@@ -1,0 +1,385 @@
+//! The console over real HTTP: its router served by the engine's bounded accept loop on a
+//! listener that is not loopback-only (0.0.0.0), against a real history file written through
+//! the engine, and read with a real HTTP client. What a reader (or an attacker) would notice:
+//! refused without the token, the security headers on every answer, HTML in an email or a
+//! Studio detail shown as text, bounded and validated parameters, no write action.
+
+use reqwest::StatusCode;
+use secrecy::SecretString;
+use std::net::SocketAddr;
+use studio_role_sync_console::{router, ConsoleOptions, Credentials};
+use studio_role_sync_engine::config::ConsoleAuth;
+use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
+use studio_role_sync_engine::http::{serve_router, HttpLimits};
+
+const TOKEN: &str = "console-t0ken-for-tests";
+const EVIL_EMAIL: &str = "<script>alert(1)</script>@x.edu";
+const EVIL_DETAIL: &str = "Studio said <img src=x onerror=alert(2)> & left";
+
+struct Served {
+    _dir: tempfile::TempDir,
+    base: String,
+    client: reqwest::Client,
+}
+
+fn action(email: &str, outcome: &str, detail: Option<&str>) -> ActionRow {
+    ActionRow {
+        email: Some(email.into()),
+        user_id: 7,
+        role: "Admin".into(),
+        action: "remove".into(),
+        outcome: outcome.into(),
+        http_status: Some(422),
+        detail: detail.map(str::to_string),
+        planned_user_id: 7,
+    }
+}
+
+/// A history of `runs` runs (run 2 aborted by a guard, with the hostile email and detail),
+/// served with `auth` on 0.0.0.0.
+async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("history.db");
+    let h = History::open(&path).await.unwrap();
+    for i in 1..=runs {
+        let id = h.start_run("schedule", false).await.unwrap();
+        let (status, actions, pending) = match i {
+            2 => (
+                "aborted",
+                vec![action(EVIL_EMAIL, "skipped", Some(EVIL_DETAIL))],
+                vec![PendingRow {
+                    email: "newhire@x.edu".into(),
+                    reason: "not_in_studio".into(),
+                    user_id: None,
+                    detail: Some("no Studio user has this email <b>yet</b>".into()),
+                }],
+            ),
+            _ => ("succeeded", vec![], vec![]),
+        };
+        h.record_plan(
+            id,
+            &actions,
+            &studio_role_sync_engine::history::PendingUpdate {
+                rows: &pending,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let record = RunRecord {
+            id,
+            status: status.into(),
+            removes_planned: actions.len() as i64,
+            pending: pending.len() as i64,
+            error: (status == "aborted").then(|| "safety guard: 1 removal <b>planned</b>".into()),
+            ..Default::default()
+        };
+        h.finish_run(&record).await.unwrap();
+    }
+    h.close().await;
+    let app = router(ConsoleOptions {
+        history: History::open_read_only(&path),
+        credentials: auth.as_ref().map(Credentials::new),
+        schedule: None,
+        studio_auth: "access token from studio.token_file".into(),
+        readiness: None,
+    });
+    let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
+    let (bound, _task) = serve_router(
+        listen,
+        app,
+        "(console)",
+        HttpLimits::default(),
+        std::future::pending::<()>(),
+    )
+    .await
+    .unwrap();
+    Served {
+        _dir: dir,
+        base: format!("http://127.0.0.1:{}", bound.port()),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+    }
+}
+
+impl Served {
+    async fn get(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
+        let mut request = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            request = request.bearer_auth(t);
+        }
+        let answer = request.send().await.unwrap();
+        let (status, headers) = (answer.status(), answer.headers().clone());
+        (status, headers, answer.text().await.unwrap())
+    }
+
+    async fn page(&self, path: &str) -> (StatusCode, String) {
+        let (status, _, body) = self.get(path, Some(TOKEN)).await;
+        (status, body)
+    }
+}
+
+/// The body with HTML character references decoded: what a browser shows as text.
+fn as_text(body: &str) -> String {
+    body.replace("&#60;", "<")
+        .replace("&lt;", "<")
+        .replace("&#62;", ">")
+        .replace("&gt;", ">")
+        .replace("&#34;", "\"")
+        .replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+/// `text` is in the page as text: escaped in the markup, and there once decoded.
+fn shown_as_text(body: &str, text: &str) -> bool {
+    !body.contains(text) && as_text(body).contains(text)
+}
+
+fn bearer() -> Option<ConsoleAuth> {
+    Some(ConsoleAuth::Token(SecretString::from(TOKEN)))
+}
+
+#[tokio::test]
+async fn refused_without_the_token_and_served_with_it() {
+    let s = serve(3, bearer()).await;
+    for path in [
+        "/console/",
+        "/console/runs/2",
+        "/console/health",
+        "/console/person?email=a@x.edu",
+    ] {
+        let (status, headers, body) = s.get(path, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            headers["www-authenticate"],
+            "Bearer realm=\"studio-role-sync console\""
+        );
+        assert!(
+            !body.contains("Run 2") && !body.contains("newhire"),
+            "{body}"
+        );
+        let (status, _, _) = s.get(path, Some("console-t0ken-for-test")).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a prefix of the token: {path}"
+        );
+        let (status, _, _) = s.get(path, Some(TOKEN)).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+    }
+    // The style sheet is public: it is in the repository.
+    let (status, headers, css) = s.get("/console/style.css", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers["content-type"], "text/css; charset=utf-8");
+    assert!(css.contains("svg.chart"));
+}
+
+#[tokio::test]
+async fn basic_auth_for_browsers() {
+    let s = serve(
+        1,
+        Some(ConsoleAuth::Password {
+            user: None,
+            password: SecretString::from("pw"),
+        }),
+    )
+    .await;
+    let (status, headers, _) = s.get("/console/", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(headers["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic realm="));
+    let ok = s
+        .client
+        .get(format!("{}/console/", s.base))
+        .basic_auth("anyone", Some("pw"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    let wrong = s
+        .client
+        .get(format!("{}/console/", s.base))
+        .basic_auth("anyone", Some("pw2"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers() {
+    let s = serve(3, bearer()).await;
+    for (path, token, expected) in [
+        ("/console/", Some(TOKEN), StatusCode::OK),
+        ("/console/runs/2", Some(TOKEN), StatusCode::OK),
+        ("/console/pending", Some(TOKEN), StatusCode::OK),
+        ("/console/health", Some(TOKEN), StatusCode::OK),
+        ("/console/style.css", None, StatusCode::OK),
+        ("/console/", None, StatusCode::UNAUTHORIZED),
+        ("/console/?page=0", Some(TOKEN), StatusCode::BAD_REQUEST),
+        ("/console/runs/99", Some(TOKEN), StatusCode::NOT_FOUND),
+        ("/nowhere", Some(TOKEN), StatusCode::NOT_FOUND),
+        ("/", Some(TOKEN), StatusCode::SEE_OTHER),
+    ] {
+        let (status, h, _) = s.get(path, token).await;
+        assert_eq!(status, expected, "{path}");
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(
+            csp.starts_with("default-src 'none'; style-src 'self'; img-src 'self' data:"),
+            "{path}: {csp}"
+        );
+        assert!(
+            !csp.contains("script-src") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY", "{path}");
+        assert_eq!(h["cache-control"], "no-store", "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+    }
+}
+
+#[tokio::test]
+async fn html_in_an_email_or_a_detail_is_shown_as_text() {
+    let s = serve(3, bearer()).await;
+    let (status, run) = s.page("/console/runs/2").await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, person) = s
+        .page("/console/person?email=%3Cscript%3Ealert(1)%3C%2Fscript%3E%40x.edu")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for body in [&run, &person] {
+        assert!(shown_as_text(body, EVIL_EMAIL), "{body}");
+        assert!(shown_as_text(body, EVIL_DETAIL), "{body}");
+        assert!(
+            !body.contains("<script") && !body.contains("<img"),
+            "{body}"
+        );
+    }
+    assert!(shown_as_text(
+        &run,
+        "no Studio user has this email <b>yet</b>"
+    ));
+    assert!(shown_as_text(
+        &run,
+        "safety guard: 1 removal <b>planned</b>"
+    ));
+    // The person link is percent-encoded, so the email cannot break out of the attribute.
+    assert!(
+        run.contains(
+            "href=\"/console/person?email=%3Cscript%3Ealert%281%29%3C%2Fscript%3E%40x%2Eedu\""
+        ),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn an_aborted_run_shows_the_approve_command_and_nothing_writes() {
+    let s = serve(3, bearer()).await;
+    let (_, run) = s.page("/console/runs/2").await;
+    assert!(
+        run.contains("<code id=\"approve-command\">studio-role-sync approve 2</code>"),
+        "{run}"
+    );
+    let (_, health) = s.page("/console/health").await;
+    assert!(health.contains("last tripped in run 2"), "{health}");
+    for path in [
+        "/console/",
+        "/console/runs/2",
+        "/console/runs/1",
+        "/console/pending",
+        "/console/health",
+        "/console/person?email=newhire@x.edu",
+    ] {
+        let (status, body) = s.page(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert!(
+            !body.to_lowercase().contains("method=\"post\""),
+            "{path}: a form that writes"
+        );
+        assert!(!body.contains("<script"), "{path}: script");
+        assert!(!body.contains(TOKEN), "{path}: the token");
+    }
+    let post = s
+        .client
+        .post(format!("{}/console/runs/2", s.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn pages_and_parameters_are_bounded() {
+    let s = serve(120, bearer()).await;
+    let (status, first) = s.page("/console/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        first.contains("120 runs") && first.contains("page 1 of 3"),
+        "{first}"
+    );
+    assert_eq!(first.matches("<td><a href=\"/console/runs/").count(), 50);
+    assert!(first.contains("href=\"/console/?page=2\""));
+    let (_, last) = s.page("/console/?page=3").await;
+    assert_eq!(last.matches("<td><a href=\"/console/runs/").count(), 20);
+    assert!(last.contains("href=\"/console/runs/1\"") && !last.contains("rel=\"next\""));
+    let (status, beyond) = s.page("/console/?page=4").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(beyond.contains("No run matches."));
+    let (_, aborted) = s.page("/console/?status=aborted&trigger=schedule").await;
+    assert!(
+        aborted.contains("1 run ") && aborted.contains("href=\"/console/runs/2\""),
+        "{aborted}"
+    );
+    for (query, message) in [
+        ("page=0", "page must be a whole number from 1 to 100000"),
+        (
+            "page=100001",
+            "page must be a whole number from 1 to 100000",
+        ),
+        ("page=99999999999999999999", "page must be a whole number"),
+        ("status=%3Cb%3E", "status \"<b>\" is not one of"),
+        ("sort=id", "unknown parameter \"sort\""),
+        ("from=2025-13-01", "from: \"2025-13-01\" is not a time"),
+    ] {
+        let (status, body) = s.page(&format!("/console/?{query}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(as_text(&body).contains(message), "{query}: {body}");
+        assert!(!body.contains("<b>"), "{query}: {body}");
+    }
+    let (status, _) = s
+        .page(&format!("/console/?status={}", "a".repeat(3000)))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = s.page("/console/runs/abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("a run id is a whole number"));
+    let (status, _) = s.page("/console/person").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = s.page("/console/pending?x=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_charts_are_inline_svg_with_data() {
+    let s = serve(5, bearer()).await;
+    let (_, runs) = s.page("/console/").await;
+    assert_eq!(runs.matches("<svg ").count(), 3, "{runs}");
+    assert!(
+        runs.contains("data-points=\"1\""),
+        "one day of runs: {runs}"
+    );
+    assert!(runs.contains("Changes per day: added, removed, failed"));
+    assert!(runs.contains("<polyline"));
+}

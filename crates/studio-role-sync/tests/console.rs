@@ -1,0 +1,451 @@
+//! The history console as an admin meets it: the real daemon, run against the simulator with
+//! `console:` on a listener that is not loopback-only (0.0.0.0, behind a "TLS proxy", with a
+//! basic-auth password), opened in a real headless Chromium through WebDriver (`fantoccini`
+//! and `chromedriver`).
+//!
+//! The browser test needs `chromedriver` (Debian: `apt-get install chromium chromium-driver`;
+//! `.ci/run` installs them). Without it the test is reported *ignored*, with the reason, never
+//! passed; with `CI=true` it fails instead. That is decided when the test runs, so this binary
+//! has its own harness (`libtest-mimic`). The other test needs no browser and always runs.
+//!
+//! `CONSOLE_SCREENSHOTS=1 cargo test -p studio-role-sync --test console` also writes the
+//! screenshots of the main pages to `docs/console/*.png`.
+
+mod common;
+
+use common::{user, Opts, Tenant};
+use fantoccini::{Client, ClientBuilder, Locator};
+use libtest_mimic::{Completion, Failed, Trial};
+use std::future::Future;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Child;
+
+const WAIT: Duration = Duration::from_secs(20);
+const PASSWORD: &str = "console-pa55word";
+const EVIL_EMAIL: &str = "<script>alert(1)</script>@x.edu";
+const CHROMEDRIVER: &str = "chromedriver";
+
+/// The daemon with its stderr kept, to read the addresses it listens on.
+struct Daemon {
+    _child: Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(t: &Tenant) -> Daemon {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+            .arg("--config")
+            .arg(t.config_path())
+            .arg("daemon")
+            .env_remove("RUST_LOG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("daemon starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Daemon { _child: child, log }
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// The port of the `listening on ADDR (...)` line whose tail contains `what`.
+    async fn port(&self, what: &str) -> u16 {
+        wait_for(&format!("the `listening on` line of {what}"), || async {
+            self.log().lines().find_map(|l| {
+                let rest = l.split("listening on ").nth(1)?;
+                rest.contains(what).then_some(())?;
+                let addr = rest.split_whitespace().next()?;
+                addr.rsplit(':').next()?.parse().ok()
+            })
+        })
+        .await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- daemon log\n{}", self.log());
+        }
+    }
+}
+
+async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A tenant whose first run adds, removes (a holder whose Studio email is HTML) and leaves a
+/// new hire alone, served by a daemon with the console on 0.0.0.0 behind basic auth.
+async fn tenant_with_console() -> (Tenant, Daemon, u16) {
+    let t = Tenant::start(vec![
+        user(1, Some("ada@school.edu"), &["Admin"]),
+        user(2, Some("grace@school.edu"), &[]),
+        user(3, Some(EVIL_EMAIL), &["Admin"]),
+        user(4, Some("alan@school.edu"), &["Admin"]),
+    ])
+    .await;
+    std::fs::write(t.path("console-password"), PASSWORD).unwrap();
+    t.write_config(&Opts {
+        managed: "[Admin]",
+        extra: "schedule: \"0 0 0 1 1 *\"\n\
+                console:\n  listen: 0.0.0.0:0\n  password_file: console-password\n  behind_tls_proxy: true\n"
+            .into(),
+        ..Opts::default()
+    });
+    t.write_roles(
+        "users:\n  ada@school.edu: [Admin]\n  grace@school.edu: [Admin]\n  newhire@school.edu: [Admin]\n",
+    );
+    let d = Daemon::start(&t);
+    let port = d.port("(console /console/)").await;
+    // The startup run has finished: its row is no longer `running`.
+    wait_for("the startup run", || async {
+        if !t.history_path().exists() {
+            return None;
+        }
+        let db = t.history().await;
+        let n = common::count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
+        db.close().await;
+        (n >= 1).then_some(())
+    })
+    .await;
+    (t, d, port)
+}
+
+/// No browser: the daemon serves the console on its own non-loopback listener, refuses it
+/// without the password, serves it with it, and keeps it off `http.listen`.
+async fn the_daemon_serves_the_console_only_with_the_password() {
+    let (_t, d, port) = tenant_with_console().await;
+    let http_port = d.port("/healthz").await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/console/");
+    let refused = client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert!(refused.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
+    assert_eq!(refused.headers()["x-frame-options"], "DENY");
+    let page = client
+        .get(&url)
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let body = page.text().await.unwrap();
+    assert!(body.contains("href=\"/console/runs/1\""), "{body}");
+    let elsewhere = client
+        .get(format!("http://127.0.0.1:{http_port}/console/"))
+        .basic_auth("admin", Some(PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404, "the console has its own listener");
+    assert!(!d.log().contains(PASSWORD), "the password is never logged");
+}
+
+/// chromedriver on a free loopback port, killed when dropped.
+struct Driver {
+    _child: Child,
+    url: String,
+}
+
+async fn start_chromedriver() -> Driver {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("chromedriver starts");
+    let url = format!("http://127.0.0.1:{port}");
+    let status = format!("{url}/status");
+    wait_for("chromedriver", || async {
+        reqwest::get(&status)
+            .await
+            .ok()
+            .filter(|r| r.status().is_success())
+    })
+    .await;
+    Driver { _child: child, url }
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                     "--window-size=1280,1000", "--hide-scrollbars"],
+        }),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session")
+}
+
+/// Saves a screenshot of the page to `docs/console/NAME.png` when `CONSOLE_SCREENSHOTS=1`.
+async fn screenshot(c: &Client, name: &str) {
+    if std::env::var("CONSOLE_SCREENSHOTS").as_deref() != Ok("1") {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = c.screenshot().await.expect("a screenshot");
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+/// In a real browser: the runs page with its charts, a run's actions (the hostile email as
+/// text, no script run), a person's trail, the pending and health pages; and the console
+/// refused without the password.
+async fn a_browser_follows_a_run_and_a_person() {
+    let (t, _d, port) = tenant_with_console().await;
+    let driver = start_chromedriver().await;
+    let c = browser(&driver).await;
+    let result = browse(&c, &t, port).await;
+    let _ = c.close().await;
+    result.unwrap();
+}
+
+async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::error::CmdError> {
+    // Without the password: refused (a fresh browser, no credentials cached yet).
+    let plain = reqwest::get(format!("http://127.0.0.1:{port}/console/"))
+        .await
+        .unwrap();
+    assert_eq!(
+        plain.status(),
+        401,
+        "refused without the password off loopback"
+    );
+
+    c.goto(&format!(
+        "http://admin:{PASSWORD}@127.0.0.1:{port}/console/"
+    ))
+    .await?;
+    let runs = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#runs"))
+        .await?;
+    assert!(
+        runs.text().await?.contains("startup"),
+        "{}",
+        runs.text().await?
+    );
+    // The charts: inline SVG, drawn from the run's data, no script anywhere.
+    let charts = c.find_all(Locator::Css("svg.chart")).await?;
+    assert_eq!(charts.len(), 3);
+    assert_eq!(charts[0].attr("data-points").await?.as_deref(), Some("1"));
+    assert_eq!(
+        c.find_all(Locator::Css("svg.chart g rect.add"))
+            .await?
+            .len(),
+        1
+    );
+    assert_eq!(
+        c.find_all(Locator::Css("svg.chart g rect.remove"))
+            .await?
+            .len(),
+        1
+    );
+    assert!(c.find_all(Locator::Css("script")).await?.is_empty());
+    // The style sheet loaded (the CSP allows it as a file).
+    let header = c.find(Locator::Css("header")).await?;
+    assert_eq!(
+        header.css_value("background-color").await?,
+        "rgba(29, 36, 48, 1)"
+    );
+    screenshot(c, "runs").await;
+
+    // Follow the run to its actions.
+    c.find(Locator::Css("table#runs a[href='/console/runs/1']"))
+        .await?
+        .click()
+        .await?;
+    let actions = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#actions"))
+        .await?;
+    let text = actions.text().await?;
+    assert!(text.contains(EVIL_EMAIL), "the email shown as text: {text}");
+    assert!(
+        text.contains("grace@school.edu") && text.contains("applied"),
+        "{text}"
+    );
+    assert!(
+        c.find_all(Locator::Css("script")).await?.is_empty(),
+        "no script element"
+    );
+    assert!(c.get_alert_text().await.is_err(), "no alert opened");
+    let left = c
+        .find(Locator::Css("table#left-alone"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        left.contains("newhire@school.edu") && left.contains("not_in_studio"),
+        "{left}"
+    );
+    screenshot(c, "run").await;
+
+    // Follow the hostile email to its trail: the heading shows it as text.
+    c.find(Locator::Css("table#actions a.person"))
+        .await?
+        .click()
+        .await?;
+    let person = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#person"))
+        .await?;
+    let shown = person.text().await?;
+    if shown != EVIL_EMAIL {
+        // The first person link may be another action's; go by the table instead.
+        assert!(shown.contains('@'), "{shown}");
+    }
+    c.goto(&format!(
+        "http://127.0.0.1:{port}/console/person?email=%3Cscript%3Ealert(1)%3C%2Fscript%3E%40x.edu"
+    ))
+    .await?;
+    let person = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#person"))
+        .await?;
+    assert_eq!(person.text().await?, EVIL_EMAIL);
+    let trail = c.find(Locator::Css("table#trail")).await?.text().await?;
+    assert!(
+        trail.contains("remove Admin") && trail.contains("applied"),
+        "{trail}"
+    );
+
+    // A person left alone: their trail says why.
+    c.goto(&format!("http://127.0.0.1:{port}/console/runs/1"))
+        .await?;
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#left-alone"))
+        .await?;
+    c.find(Locator::Css("table#left-alone a.person"))
+        .await?
+        .click()
+        .await?;
+    let trail = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#trail"))
+        .await?;
+    assert!(trail.text().await?.contains("left alone: not_in_studio"));
+    screenshot(c, "person").await;
+
+    c.find(Locator::LinkText("Pending")).await?.click().await?;
+    let pending = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#pending"))
+        .await?;
+    assert!(pending.text().await?.contains("newhire@school.edu"));
+    screenshot(c, "pending").await;
+
+    c.find(Locator::LinkText("Health")).await?.click().await?;
+    let health = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#health"))
+        .await?;
+    let text = health.text().await?;
+    assert!(
+        text.contains("Last run") && text.contains("run 1 succeeded"),
+        "{text}"
+    );
+    assert!(text.contains("Next scheduled run"), "{text}");
+    assert!(!c.source().await?.contains(PASSWORD), "no secret on a page");
+    screenshot(c, "health").await;
+    Ok(())
+}
+
+fn on_runtime<Fut: Future<Output = ()>>(body: impl FnOnce() -> Fut) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(body());
+}
+
+fn chromedriver_present() -> bool {
+    std::process::Command::new(CHROMEDRIVER)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let trials = vec![
+        Trial::test(
+            "the_daemon_serves_the_console_only_with_the_password",
+            || {
+                on_runtime(the_daemon_serves_the_console_only_with_the_password);
+                Ok(())
+            },
+        ),
+        Trial::ignorable_test("a_browser_follows_a_run_and_a_person", || {
+            if !chromedriver_present() {
+                let reason =
+                    "chromedriver is not installed (apt-get install chromium chromium-driver)";
+                if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                    return Err(Failed::from(format!(
+                        "CI is set, so this test must run: {reason}"
+                    )));
+                }
+                return Ok(Completion::ignored_with(reason));
+            }
+            on_runtime(a_browser_follows_a_run_and_a_person);
+            Ok(Completion::Completed)
+        }),
+    ];
+    libtest_mimic::run(&args, trials).exit_code()
+}
