@@ -380,7 +380,8 @@ impl Engine {
         // Left alone, a flapping change is not part of the plan: not sent, not guarded.
         let left_alone = !flapping.is_empty() && !config.flapping.reapply;
         if left_alone {
-            the_plan.actions.retain(|a| !flapping.contains(a));
+            let alone: std::collections::HashSet<&RoleAction> = flapping.iter().collect();
+            the_plan.actions.retain(|a| !alone.contains(a));
         }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
         let planned = crate::approval::planned_actions(&the_plan, managed);
