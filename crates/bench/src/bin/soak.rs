@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     drift: usize,
     /// Days the naive strategy runs (its year is extrapolated).
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 1)]
     naive_days: i64,
     /// Where the soak's history ends up (kept for timing the console's pages on it).
     #[arg(long, default_value = "target/soak/history.db")]
