@@ -8,9 +8,10 @@
 //! nothing about anyone); any run that planned without this email pending for that reason
 //! ends the streak.
 //!
-//! Both reads go through indexes on the email (`run_actions_email`, `run_pending_email`), and
-//! the streaks are found inside SQLite (gaps and islands over run ids), so the cost follows
-//! the person's rows, not the size of the history.
+//! Both reads go through indexes on the email: `run_actions_email` for the actions, and
+//! `pending_spans_email` for the left-alone stretches, read from the spans themselves (one row
+//! per stretch, see `pending.rs`) rather than from the per-run `run_pending` view. So the cost
+//! follows the person's rows, not the size of the history.
 
 use super::{History, HistoryError};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
@@ -215,18 +216,26 @@ impl History {
         email: &str,
         from_run: i64,
     ) -> Result<Vec<Island>, HistoryError> {
+        // Straight from the spans (one row per stretch, `pending_spans_email`), not from the
+        // `run_pending` view, which would expand a year-long stretch into 35,000 rows. A
+        // span's runs are those that recorded a plan in `first_run_id .. ended_run_id`, as the
+        // view says; runs folded away by retention are not counted.
         let rows = sqlx::query(
-            "WITH mine AS (SELECT DISTINCT run_id, reason FROM run_pending WHERE email = ?1 AND run_id >= ?2), \
-             islands AS ( \
-               SELECT reason, MIN(run_id) AS first_run, MAX(run_id) AS last_run, COUNT(*) AS runs FROM ( \
-                 SELECT run_id, reason, run_id - ROW_NUMBER() OVER (PARTITION BY reason ORDER BY run_id) AS g \
-                 FROM mine) \
-               GROUP BY reason, g) \
-             SELECT i.reason, i.first_run, f.started_at, i.runs, i.last_run, r.started_at, r.trigger, r.dry_run, r.status, \
-               (SELECT p.detail FROM run_pending p WHERE p.run_id = i.last_run AND p.email = ?1 AND p.reason = i.reason LIMIT 1), \
-               (SELECT p.user_id FROM run_pending p WHERE p.run_id = i.last_run AND p.email = ?1 AND p.reason = i.reason LIMIT 1) \
-             FROM islands i JOIN runs r ON r.id = i.last_run JOIN runs f ON f.id = i.first_run \
-             ORDER BY i.first_run",
+            "WITH s AS ( \
+               SELECT reason, detail, user_id, MAX(first_run_id, ?2) AS lo, \
+                      COALESCE(ended_run_id - 1, 9223372036854775807) AS hi \
+                 FROM pending_spans \
+                WHERE email = ?1 AND (ended_run_id IS NULL OR ended_run_id > ?2)), \
+             b AS ( \
+               SELECT s.*, \
+                 (SELECT MIN(id) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = 1) AS first_run, \
+                 (SELECT MAX(id) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = 1) AS last_run, \
+                 (SELECT COUNT(*) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = 1) AS runs \
+               FROM s) \
+             SELECT b.reason, b.first_run, f.started_at, b.runs, b.last_run, r.started_at, r.trigger, \
+                    r.dry_run, r.status, b.detail, b.user_id \
+               FROM b JOIN runs r ON r.id = b.last_run JOIN runs f ON f.id = b.first_run \
+              ORDER BY b.first_run",
         )
         .bind(email)
         .bind(from_run)
