@@ -5,67 +5,17 @@
 
 mod common;
 
+use common::daemon::{Daemon, YEARLY};
 use common::{user, Opts, Tenant};
 use sqlx::{Row, SqlitePool};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use studio_sim::{Faults, SimUser};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 /// Deadline for one awaited condition ("within a few seconds", with room for a slow machine).
 const WAIT: Duration = Duration::from_secs(20);
-/// A schedule that does not fire during a test.
-const YEARLY: &str = "schedule: \"0 0 0 1 1 *\"\n";
-
-/// A daemon process with its stderr captured (shown when a test fails).
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
 
 impl Daemon {
-    fn start(t: &Tenant) -> Daemon {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
-            .arg("--config")
-            .arg(t.config_path())
-            .arg("daemon")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
     async fn stop(mut self) {
         self.signal("-TERM");
         let status = tokio::time::timeout(WAIT, self.child.wait())
@@ -76,30 +26,13 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("DAEMON_TEST_LOG").is_some() {
-            eprintln!("--- daemon log\n{}", self.log());
-        }
-    }
-}
-
-/// Polls `check` every 100 ms until it gives a value; panics with `what` after [`WAIT`].
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value; panics with `what` after [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::daemon::wait_for(what, WAIT, check).await
 }
 
 /// The history, once the daemon has created and migrated it.

@@ -13,59 +13,20 @@
 
 mod common;
 
+use common::daemon::Daemon;
 use common::{user, Opts, Tenant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use libtest_mimic::{Completion, Failed, Trial};
 use std::future::Future;
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "console-pa55word";
 const EVIL_EMAIL: &str = "<script>alert(1)</script>@x.edu";
 const CHROMEDRIVER: &str = "chromedriver";
 
-/// The daemon with its stderr kept, to read the addresses it listens on.
-struct Daemon {
-    _child: Child,
-    log: Arc<Mutex<String>>,
-}
-
 impl Daemon {
-    fn start(t: &Tenant) -> Daemon {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
-            .arg("--config")
-            .arg(t.config_path())
-            .arg("daemon")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon { _child: child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
     /// The port of the `listening on ADDR (...)` line whose tail contains `what`.
     async fn port(&self, what: &str) -> u16 {
         wait_for(&format!("the `listening on` line of {what}"), || async {
@@ -80,30 +41,13 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("--- daemon log\n{}", self.log());
-        }
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value; panics with `what` after [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::daemon::wait_for(what, WAIT, check).await
 }
 
 /// A tenant whose first run adds, removes (a holder whose Studio email is HTML) and leaves a
@@ -178,7 +122,7 @@ async fn the_daemon_serves_the_console_only_with_the_password() {
 
 /// chromedriver on a free loopback port, killed when dropped.
 struct Driver {
-    _child: Child,
+    _child: tokio::process::Child,
     url: String,
 }
 

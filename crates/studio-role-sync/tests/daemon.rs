@@ -6,81 +6,17 @@
 
 mod common;
 
+use common::daemon::{Daemon, YEARLY};
 use common::{count, user, Opts, Tenant};
 use sqlx::{Row, SqlitePool};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use studio_sim::{Faults, SimUser};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 /// Deadline for one awaited condition.
 const WAIT: Duration = Duration::from_secs(15);
-/// A schedule that does not fire during a test.
-const YEARLY: &str = "schedule: \"0 0 0 1 1 *\"\n";
-
-/// A daemon process with its stderr captured line by line.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
 
 impl Daemon {
-    fn start(t: &Tenant) -> Daemon {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
-            .arg("--config")
-            .arg(t.config_path())
-            .arg("daemon")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&strip_ansi(&line));
-                log.push('\n');
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// The HTTP base URL, from the `listening on ADDR` line.
-    async fn base_url(&self) -> String {
-        let addr = wait_for("the `listening on` log line", || async {
-            self.log().lines().find_map(|l| {
-                l.split("listening on ")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .map(str::to_string)
-            })
-        })
-        .await;
-        format!("http://{addr}")
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
     /// Exit code once the process has exited (`None`: killed by a signal).
     async fn wait_exit(&mut self) -> Option<i32> {
         match tokio::time::timeout(WAIT, self.child.wait()).await {
@@ -90,48 +26,13 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    /// On a failed assertion (or with `DAEMON_TEST_LOG` set), show what the daemon logged.
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("DAEMON_TEST_LOG").is_some() {
-            eprintln!("--- daemon log\n{}", self.log());
-        }
-    }
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// Polls `check` every 100 ms until it gives a value; panics with `what` after [`WAIT`].
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value; panics with `what` after [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::daemon::wait_for(what, WAIT, check).await
 }
 
 async fn wait_for_history(t: &Tenant) -> SqlitePool {
@@ -235,7 +136,7 @@ async fn scheduled_runs_are_recorded_and_endpoints_answer() {
     });
     t.write_roles(&admins(&["alice@school.edu", "nobody@school.edu"]));
     let mut d = Daemon::start(&t);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     let db = wait_for_history(&t).await;
 
     let all = wait_for("two scheduled runs", || async {
@@ -304,7 +205,7 @@ async fn edits_are_applied_at_once_and_bad_edits_are_kept_out() {
     t.write_config(&opts);
     t.write_roles(&admins(&["alice@school.edu"]));
     let mut d = Daemon::start(&t);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
     let db = wait_for_history(&t).await;
     assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
@@ -376,7 +277,7 @@ async fn first_run_failing_makes_the_daemon_not_ready() {
     // Valid YAML, but an unmanaged role: the desired state is invalid from the start.
     t.write_roles("users:\n  alice@school.edu: [Teacher]\n");
     let mut d = Daemon::start(&t);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     let body = wait_ready(&base, 503, Some("invalid_desired_state")).await;
     assert!(
         body["detail"]
@@ -421,7 +322,7 @@ async fn a_second_instance_is_refused() {
     });
     t.write_roles(&admins(&["alice@school.edu"]));
     let mut d = Daemon::start(&t);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
 
     for command in ["daemon", "apply"] {
@@ -490,7 +391,7 @@ async fn a_killed_daemon_is_followed_by_one_that_marks_its_run_interrupted() {
 
     t.sim.set_faults(Faults::default());
     let mut next = Daemon::start(&t);
-    let base = next.base_url().await;
+    let base = next.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
     let all = runs(&db).await;
     assert_eq!(all[0].2, "interrupted", "{all:?}");
@@ -515,7 +416,7 @@ async fn json_log_lines_of_a_run_carry_its_id() {
     });
     t.write_roles(&admins(&["alice@school.edu", "ghost@school.edu"]));
     let mut d = Daemon::start(&t);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
     d.signal("-TERM");
     assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());

@@ -8,91 +8,21 @@
 
 mod common;
 
+use common::daemon::{wait_for, Daemon};
 use common::{count, user, Opts, Tenant};
 use sqlx::SqlitePool;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant};
 use studio_sim::Faults;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A daemon process with its stderr collected (shown when a test fails).
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
 impl Daemon {
-    fn start(t: &Tenant) -> Daemon {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
-            .arg("--config")
-            .arg(t.config_path())
-            .arg("daemon")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
     async fn wait_exit(&mut self) -> Option<i32> {
         match tokio::time::timeout(WAIT, self.child.wait()).await {
             Ok(status) => status.expect("wait works").code(),
             Err(_) => panic!("daemon did not exit within {WAIT:?}"),
         }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("DAEMON_TEST_LOG").is_some() {
-            eprintln!("--- daemon log\n{}", self.log.lock().unwrap());
-        }
-    }
-}
-
-/// Polls `check` every 50 ms until it gives a value; panics with `what` after `deadline`.
-async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let end = tokio::time::Instant::now() + deadline;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > end {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

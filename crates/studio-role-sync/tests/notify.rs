@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use common::daemon::{Daemon, YEARLY};
 use common::{user, Opts, Tenant};
 use libtest_mimic::{Completion, Failed, Trial};
 use serde_json::Value;
@@ -21,82 +22,16 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Child;
 
 /// Deadline for one awaited condition.
 const WAIT: Duration = Duration::from_secs(20);
-/// A schedule that does not fire during a test: runs come from startup and roles-file edits.
-const YEARLY: &str = "schedule: \"0 0 0 1 1 *\"\n";
 
 // ---- the daemon -------------------------------------------------------------------------
 
-/// A daemon process with its stderr captured line by line.
-struct Daemon {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
 impl Daemon {
-    fn start(t: &Tenant) -> Daemon {
-        Daemon::start_with_env(t, &[])
-    }
-
-    /// Starts `daemon` with `envs` set for the child only (a test never changes its own
-    /// environment).
-    fn start_with_env(t: &Tenant, envs: &[(&str, String)]) -> Daemon {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
-            .arg("--config")
-            .arg(t.config_path())
-            .arg("daemon")
-            .env_remove("RUST_LOG")
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env("NO_COLOR", "1")
-            .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("daemon starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    async fn base_url(&self) -> String {
-        let addr = wait_for("the `listening on` log line", || async {
-            self.log().lines().find_map(|l| {
-                l.split("listening on ")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .map(str::to_string)
-            })
-        })
-        .await;
-        format!("http://{addr}")
-    }
-
     /// SIGTERM, then the exit code.
     async fn stop(&mut self) -> Option<i32> {
-        let pid = self.child.id().expect("still running").to_string();
-        let status = std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill runs");
-        assert!(status.success());
+        self.signal("-TERM");
         match tokio::time::timeout(WAIT, self.child.wait()).await {
             Ok(status) => status.expect("wait works").code(),
             Err(_) => panic!("daemon did not exit\n{}", self.log()),
@@ -104,30 +39,13 @@ impl Daemon {
     }
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if std::thread::panicking() || std::env::var_os("DAEMON_TEST_LOG").is_some() {
-            eprintln!("--- daemon log\n{}", self.log());
-        }
-    }
-}
-
-/// Polls `check` every 100 ms until it gives a value; panics with `what` after [`WAIT`].
-async fn wait_for<T, F, Fut>(what: &str, mut check: F) -> T
+/// Polls `check` until it gives a value; panics with `what` after [`WAIT`].
+async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        if tokio::time::Instant::now() > deadline {
-            panic!("timed out waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    common::daemon::wait_for(what, WAIT, check).await
 }
 
 async fn history(t: &Tenant) -> SqlitePool {
@@ -217,7 +135,7 @@ impl Receiver {
 
 /// A real SMTP server (aiosmtpd) on a free port of 127.0.0.1, delivering into a maildir.
 struct Smtp {
-    _child: Child,
+    _child: tokio::process::Child,
     port: u16,
     maildir: tempfile::TempDir,
 }
@@ -440,7 +358,7 @@ async fn a_role_regranted_in_three_runs_is_flapping() {
     });
     t.write_roles(&admins(&["alice@school.edu"]));
     let d = Daemon::start_with_env(&t, &[("TEST_WEBHOOK_URL", hook.url.clone())]);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     let db = history(&t).await;
     let regrant = || canvas_gives_admin_back(&t, 2);
     for run in 1..=3 {
@@ -597,7 +515,7 @@ async fn an_undeliverable_webhook_never_fails_a_run() {
     });
     t.write_roles(&admins(&THREE[..1]));
     let d = Daemon::start(&t);
-    let base = d.base_url().await;
+    let base = d.base_url(WAIT).await;
     let db = history(&t).await;
     assert_eq!(wait_runs(&db, 1).await, ["aborted"]);
     let failed = "studio_role_sync_notifications_total{channel=\"webhook\",event=\"guard_tripped\",outcome=\"failed\"} 1";

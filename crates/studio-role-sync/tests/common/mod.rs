@@ -3,6 +3,8 @@
 // Each test binary compiles this module and uses only part of it; every item is used by some test.
 #![allow(dead_code)]
 
+pub mod daemon;
+
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
 use std::path::PathBuf;
