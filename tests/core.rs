@@ -569,8 +569,8 @@ async fn a_run_left_running_is_marked_interrupted_by_the_next_apply() {
 #[tokio::test]
 async fn the_example_config_and_roles_file_validate() {
     let dir = tempfile::tempdir().unwrap();
-    // The workspace root, two folders above this crate.
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // The workspace root is this package's root.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     for f in ["studio-role-sync.yaml", "roles.yaml"] {
         std::fs::copy(root.join("config").join(f), dir.path().join(f)).unwrap();
     }

@@ -172,7 +172,7 @@ async fn screenshot(c: &Client, name: &str) {
     if std::env::var("CONSOLE_SCREENSHOTS").as_deref() != Ok("1") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/console");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
     std::fs::create_dir_all(&dir).unwrap();
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
