@@ -5,7 +5,7 @@
 use super::{fail, load_config, open_history};
 use crate::exit::Exit;
 use std::path::Path;
-use studio_role_sync_engine::config::{Config, SourceConfig};
+use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::desired;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::reconcile::make_client;
@@ -22,34 +22,43 @@ pub async fn validate(config_path: &Path, online: bool) -> Exit {
         config.path.display(),
         config.roles.managed
     );
-    let loaded = match &config.source {
-        SourceConfig::Yaml(yaml) => desired::yaml::load(yaml, &config.roles.managed)
-            .map(|d| (d, format!("roles file {}", yaml.path.display()), None)),
-        SourceConfig::Sql(sql) => desired::sql::load(sql, &config.roles.managed)
-            .await
-            .map(|(d, stats)| (d, desired::sql::describe(sql), Some(stats.rows))),
+    let (d, reads) = match desired::load_all(&config.sources, &config.roles.managed).await {
+        Ok(loaded) => loaded,
+        Err(e) => return fail(e),
     };
-    match loaded {
-        Ok((d, source, rows)) => {
-            let rows = rows.map(|r| format!("{r} rows, ")).unwrap_or_default();
+    for read in &reads {
+        let rows = read.rows.map(|r| format!("{r} rows, ")).unwrap_or_default();
+        println!(
+            "{}: ok ({rows}{} users, {} grants)",
+            read.place, read.users, read.grants
+        );
+        // An LDAP source: what each group held, so a wrong DN or filter shows as a 0.
+        for g in &read.groups {
             println!(
-                "{source}: ok ({rows}{} users, {} grants)",
-                d.users.len(),
-                d.grants()
+                "  group {}: {} members, {} without an email",
+                g.group.escape_debug(),
+                g.members,
+                g.without_email
             );
-            if d.is_empty() && config.roles.remove_unlisted {
-                println!(
-                    "warning: the desired state grants no role and roles.remove_unlisted is true: \
-                     every run will be refused by the safety guard (exit 3)"
-                );
-            }
-            if online {
-                validate_online(&config).await
-            } else {
-                Exit::Success
-            }
         }
-        Err(e) => fail(e),
+    }
+    if reads.len() > 1 {
+        println!(
+            "sources: ok (union: {} users, {} grants)",
+            d.users.len(),
+            d.grants()
+        );
+    }
+    if d.is_empty() && config.roles.remove_unlisted {
+        println!(
+            "warning: the desired state grants no role and roles.remove_unlisted is true: \
+             every run will be refused by the safety guard (exit 3)"
+        );
+    }
+    if online {
+        validate_online(&config).await
+    } else {
+        Exit::Success
     }
 }
 

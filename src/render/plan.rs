@@ -26,7 +26,18 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 ActionKind::Remove => '-',
             };
             let email = a.email.as_deref().unwrap_or("(no email)");
-            let _ = writeln!(out, "    {sign} {email:<40} user {}", a.user_id);
+            let from = a
+                .email
+                .as_deref()
+                .map(|e| plan.sources_of(e, a.role))
+                .unwrap_or_default();
+            let from = if from.is_empty() {
+                String::new()
+            } else {
+                let names: Vec<String> = from.iter().map(|s| s.to_string()).collect();
+                format!("  from {}", names.join(", "))
+            };
+            let _ = writeln!(out, "    {sign} {email:<40} user {}{from}", a.user_id);
         }
     }
     let reported: Vec<_> = plan.pending.iter().collect();
@@ -39,6 +50,7 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 PendingReason::NoEmail => "no email",
                 PendingReason::Protected => "protected",
                 PendingReason::Exclusive => "exclusive",
+                PendingReason::NoEmailInDirectory => "no email in directory",
             };
             let _ = writeln!(out, "    ~ {:<40} {mark}: {}", p.email, p.detail);
         }

@@ -162,7 +162,7 @@ fn scheme_of(value: &str) -> Option<&str> {
 /// Whitespace, control characters, and every character that shows nothing: format
 /// characters (zero-width, bidi marks, BOM), private-use and unassigned code points, and the
 /// other default-ignorable or blank-looking characters (fillers, variation selectors).
-fn is_forbidden(c: char) -> bool {
+pub(crate) fn is_forbidden(c: char) -> bool {
     // Nearly every address is ASCII: no table lookup for it.
     if c.is_ascii() {
         return c.is_ascii_control() || c == ' ';

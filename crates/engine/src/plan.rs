@@ -56,6 +56,8 @@ pub enum PendingReason {
     /// held role is not removed (protected email, or `remove_unlisted: false`): Studio would
     /// refuse the add, so it is not sent.
     Exclusive,
+    /// A directory group lists a member with no usable email: reported, never guessed.
+    NoEmailInDirectory,
 }
 
 impl PendingReason {
@@ -66,6 +68,7 @@ impl PendingReason {
             PendingReason::NoEmail => "no_email",
             PendingReason::Protected => "protected",
             PendingReason::Exclusive => "exclusive",
+            PendingReason::NoEmailInDirectory => "no_email_in_directory",
         }
     }
 }
@@ -109,6 +112,8 @@ pub struct Plan {
     pub current_grants: usize,
     /// Current holders of each managed role, by role index: the base of each role's guard.
     pub current_by_role: Vec<usize>,
+    /// The desired grants of each email the plan adds a role to: which source gave it.
+    pub grants: HashMap<String, Vec<crate::desired::Grant>>,
 }
 
 impl Plan {
@@ -125,6 +130,17 @@ impl Plan {
 
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// The sources that gave `email` managed role `role` (empty for a removal).
+    pub fn sources_of(&self, email: &str, role: usize) -> Vec<&crate::desired::SourceName> {
+        self.grants
+            .get(email)
+            .into_iter()
+            .flatten()
+            .filter(|g| g.role == role)
+            .map(|g| &g.source)
+            .collect()
     }
 
     /// Current holders of managed role `role`.
@@ -260,6 +276,13 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
         }
     }
 
+    pending.extend(desired.unmatched.iter().map(|u| PendingEmail {
+        email: u.member.clone(),
+        user_id: None,
+        reason: PendingReason::NoEmailInDirectory,
+        detail: format!("{}: {}", u.source, u.detail),
+    }));
+
     if policy.remove_unlisted {
         let mut holders: Vec<_> = current
             .holders()
@@ -296,11 +319,18 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
             current_by_role[r] += 1;
         }
     }
+    let grants = actions
+        .iter()
+        .filter(|a| a.kind == ActionKind::Add)
+        .filter_map(|a| a.email.as_ref())
+        .map(|e| (e.clone(), desired.grants_of(e).to_vec()))
+        .collect();
     Plan {
         actions,
         pending,
         current_grants: current.grants(),
         current_by_role,
+        grants,
     }
 }
 

@@ -6,7 +6,7 @@
 //! [`RunReport`] and one mapping to a status and an exit code.
 
 use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
-use crate::config::{Config, SourceConfig};
+use crate::config::Config;
 use crate::desired::{self, DesiredError, DesiredState};
 use crate::history::{ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord};
 use crate::identity::{self, Verification};
@@ -97,14 +97,11 @@ pub async fn make_client(
     StudioClient::new(&config.studio, auth, metrics.clone())
 }
 
-/// Loads the desired state from the configured source.
+/// Loads the desired state: the union of the configured sources, or the first failure.
 pub async fn load_desired(config: &Config) -> Result<DesiredState, DesiredError> {
-    match &config.source {
-        SourceConfig::Yaml(yaml) => desired::yaml::load(yaml, &config.roles.managed),
-        SourceConfig::Sql(sql) => desired::sql::load(sql, &config.roles.managed)
-            .await
-            .map(|(d, _)| d),
-    }
+    desired::load_all(&config.sources, &config.roles.managed)
+        .await
+        .map(|(d, _)| d)
 }
 
 impl Engine {

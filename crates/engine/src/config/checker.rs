@@ -17,13 +17,20 @@ pub(super) struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    /// An error at `key` (`["studio", "burst"]`), on that key's line.
+    /// An error at `key` (`["studio", "burst"]`), on that key's line. A list entry is a key
+    /// `[n]` (`sources[2].sql`), found on its list's line.
     pub(super) fn error(&self, key: &[&str], message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.path.to_path_buf(),
             line: key_line(self.text, key),
-            message: format!("{}: {}", key.join("."), message.into()),
+            message: format!("{}: {}", key.join(".").replace(".[", "["), message.into()),
         }
+    }
+
+    /// As [`error`](Self::error), with the key path as owned strings.
+    pub(super) fn error_at(&self, key: &[String], message: impl Into<String>) -> ConfigError {
+        let key: Vec<&str> = key.iter().map(String::as_str).collect();
+        self.error(&key, message)
     }
 
     /// Whether secrets (and other files read only to reach Studio) are read.

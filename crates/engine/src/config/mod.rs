@@ -14,6 +14,7 @@ mod checker;
 mod console;
 mod flapping;
 mod history;
+mod ldap;
 mod log;
 mod notify;
 mod oauth;
@@ -42,7 +43,10 @@ pub use pending::PendingConfig;
 pub use roles::RolesConfig;
 pub use schedule::{check_schedule, parse_schedule};
 pub use secrets::{process_env, Env};
-pub use source::{SourceConfig, SqlSourceConfig, YamlSourceConfig};
+pub use source::{
+    CsvSourceConfig, LdapGroup, LdapMembers, LdapNested, LdapSourceConfig, SourceConfig,
+    SqlSourceConfig, YamlSourceConfig,
+};
 pub use studio::{AuthConfig, StudioConfig};
 pub use verify::VerifyConfig;
 
@@ -73,7 +77,8 @@ pub struct Config {
     pub roles: RolesConfig,
     /// `safety:`, the limits of the planner's whole-run guards.
     pub safety: SafetyLimits,
-    pub source: SourceConfig,
+    /// `source:` (one) or `sources:` (several, whose union is the desired state); never empty.
+    pub sources: Vec<SourceConfig>,
     pub verify: VerifyConfig,
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
@@ -106,7 +111,8 @@ struct RawConfig {
     roles: roles::RawRoles,
     #[serde(default)]
     safety: safety::RawSafety,
-    source: source::RawSource,
+    source: Option<source::RawSource>,
+    sources: Option<Vec<source::RawSource>>,
     #[serde(default)]
     verify: verify::RawVerify,
     #[serde(default = "schedule::default_schedule")]
@@ -202,12 +208,24 @@ impl Config {
         Checker { path, text, env }.build(raw, dir)
     }
 
-    /// The roles file, when the source is YAML.
+    /// The roles file, when the first source is YAML.
     pub fn roles_file(&self) -> Option<&Path> {
-        match &self.source {
-            SourceConfig::Yaml(y) => Some(&y.path),
-            SourceConfig::Sql(_) => None,
+        match self.sources.first() {
+            Some(SourceConfig::Yaml(y)) => Some(&y.path),
+            _ => None,
         }
+    }
+
+    /// The files the sources read (roles files, CSV files): the daemon watches them.
+    pub fn source_files(&self) -> Vec<&Path> {
+        self.sources
+            .iter()
+            .filter_map(|s| match s {
+                SourceConfig::Yaml(y) => Some(y.path.as_path()),
+                SourceConfig::Csv(c) => Some(c.path.as_path()),
+                SourceConfig::Sql(_) | SourceConfig::Ldap(_) => None,
+            })
+            .collect()
     }
 }
 
@@ -225,7 +243,7 @@ impl Checker<'_> {
         let roles = self.roles(raw.roles)?;
         let safety = self.safety(raw.safety, &roles.managed)?;
         let verify = self.verify(raw.verify)?;
-        let source = self.source(raw.source, &resolve)?;
+        let sources = self.sources(raw.source, raw.sources, &resolve, &roles.managed)?;
         self.schedule(&raw.schedule)?;
         let timezone = self.timezone(raw.timezone.as_deref())?;
         let listen = raw.http.listen.parse().map_err(|_| {
@@ -252,7 +270,7 @@ impl Checker<'_> {
             studio,
             roles,
             safety,
-            source,
+            sources,
             verify,
             schedule: raw.schedule,
             timezone,

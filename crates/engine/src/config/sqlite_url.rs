@@ -50,7 +50,7 @@ mod tests {
             ("postgres://db/hr", "postgres://db/hr"),
         ] {
             let c = load_with_env(&text, &[("CONFIG_TEST_SQL_URL", given)]).unwrap();
-            let SourceConfig::Sql(sql) = &c.source else {
+            let SourceConfig::Sql(sql) = &c.sources[0] else {
                 panic!("sql source")
             };
             assert_eq!(sql.url.expose_secret(), expected);

@@ -67,12 +67,11 @@ impl FileWatch {
         })
     }
 
-    /// Watches the config file and the roles file of `config` (adds folders, never drops any).
+    /// Watches the config file and the files its sources read (roles files, CSV files; adds
+    /// folders, never drops any).
     pub fn follow(&mut self, config: &Config, config_path: &Path) {
         let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
-        if let Some(roles) = config.roles_file() {
-            files.push(roles.to_path_buf());
-        }
+        files.extend(config.source_files().into_iter().map(Path::to_path_buf));
         {
             let mut names = self.names.write().unwrap_or_else(|e| e.into_inner());
             names.clear();

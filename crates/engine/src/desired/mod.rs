@@ -5,11 +5,15 @@
 //! written. Each grant remembers its source ([`Grant`]) for `plan` and `history --email`. Problems are collected rather than returned at the first one: an admin fixing a
 //! file wants every bad line at once. A desired state with any problem is never used.
 
+pub mod csv;
 mod grant;
+pub mod ldap;
+pub mod sources;
 pub mod sql;
 pub mod yaml;
 
 pub use grant::{Grant, SourceName};
+pub use sources::{load_all, GroupCount, SourceRead};
 
 use crate::roles::{ManagedRoles, RoleSet};
 use std::collections::HashMap;
@@ -23,6 +27,18 @@ pub struct DesiredState {
     /// Email → its grants, with their source (and end date and reason, when given). The
     /// planner reads only `users`; these say where each of its roles came from.
     pub grants: HashMap<String, Vec<Grant>>,
+    /// Directory members a source could not turn into an email (no `mail`): reported as
+    /// pending `no_email_in_directory`, never guessed.
+    pub unmatched: Vec<Unmatched>,
+}
+
+/// A member a directory listed without a usable email.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unmatched {
+    /// The member as the directory names it (a DN, or a `memberUid`).
+    pub member: String,
+    pub source: SourceName,
+    pub detail: String,
 }
 
 impl DesiredState {
@@ -266,6 +282,7 @@ impl<'a> DesiredBuilder<'a> {
             return Ok(DesiredState {
                 users: self.users,
                 grants: self.grants,
+                unmatched: Vec::new(),
             });
         }
         let located = locate(self.problems.iter().map(|p| p.origin).collect());
