@@ -8,7 +8,7 @@ use crate::exit::Exit;
 use crate::render::{self, Format};
 use std::path::Path;
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::email::normalize;
+use studio_role_sync_engine::email_address::normalize;
 use studio_role_sync_engine::history::{parse_time, History};
 
 /// What `history` shows.
