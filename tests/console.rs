@@ -267,7 +267,7 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .text()
         .await?;
     assert!(
-        left.contains("newhire@school.edu") && left.contains("not_in_studio"),
+        left.contains("newhire@school.edu") && left.contains("no Studio account yet"),
         "{left}"
     );
     screenshot(c, "run").await;
@@ -319,7 +319,10 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .at_most(WAIT)
         .for_element(Locator::Css("table#trail"))
         .await?;
-    assert!(trail.text().await?.contains("left alone: not_in_studio"));
+    assert!(trail
+        .text()
+        .await?
+        .contains("left alone: no Studio account yet"));
     screenshot(c, "person").await;
 
     c.find(Locator::LinkText("Pending")).await?.click().await?;
