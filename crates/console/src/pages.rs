@@ -307,7 +307,7 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             "give an email: /console/person?email=ADDRESS".into(),
         ));
     };
-    let normalized = studio_role_sync_engine::email::normalize(&email);
+    let normalized = studio_role_sync_engine::email_address::normalize(&email);
     let (entries, flapping, strip) = match tokio::try_join!(
         c.history.email_trail(&email, since, TRAIL_LIMIT),
         c.history.flapping_of_email(&normalized, PERSON_FLAPPING),
