@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::current::CurrentState;
 use studio_role_sync_engine::desired::{yaml, DesiredState};
-use studio_role_sync_engine::email::normalize as normalize_email;
+use studio_role_sync_engine::email_address::normalize as normalize_email;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::{check_guards, plan, Policy};
@@ -903,7 +903,7 @@ fn planner_scenario(grants: usize) -> PlannerResult {
         managed: managed.clone(),
     };
     let the_plan = plan(&desired, &current, &policy);
-    let safety = studio_role_sync_engine::safety::SafetyLimits {
+    let safety = studio_role_sync_engine::safety_limits::SafetyLimits {
         max_removals: usize::MAX,
         max_removal_ratio: 1.0,
         roles: Default::default(),
