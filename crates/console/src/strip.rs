@@ -33,7 +33,8 @@ pub struct Strip {
 pub struct Problem {
     /// `warn` or `bad`.
     pub state: &'static str,
-    /// Stable, for tests and styles: `guard`, `inputs`, `failing`, `flapping`, `pending`, `auth`.
+    /// Stable, for tests and styles: `guard`, `inputs`, `history`, `failing`, `flapping`,
+    /// `pending`, `auth`.
     pub kind: &'static str,
     pub text: String,
     pub next: String,
@@ -88,6 +89,17 @@ impl Console {
                     text: format!("The config file is invalid: {e}"),
                     next: "Fix the file at the line named; the daemon keeps using the previous \
                            config until then."
+                        .into(),
+                    href: Some("/console/health".into()),
+                });
+            }
+            if let Some(e) = &r.history_displaced {
+                s.problems.push(Problem {
+                    state: "bad",
+                    kind: "history",
+                    text: format!("The history file is not in place: {e}"),
+                    next: "Put the history file back (or restore it from a backup) and restart \
+                           the daemon; no run happens meanwhile."
                         .into(),
                     href: Some("/console/health".into()),
                 });

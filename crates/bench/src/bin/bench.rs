@@ -14,8 +14,8 @@
 //! * `ratelimit`: a smaller first run where the configured rate (client and server) is below
 //!   what the latency allows a single connection (`concurrency / latency` > rate > `1/latency`).
 //!
-//! For each run: the requests the server received, against the lower bound of DESIGN.md
-//! ("Performance model") computed independently from the simulator's state before the run; the
+//! For each run: the requests the server received, against the lower bound of docs/contracts.md
+//! ("Requests per run") computed independently from the simulator's state before the run; the
 //! achieved request rate against the configured limit; wall time; CPU time; peak RSS (VmHWM,
 //! reset through `/proc/self/clear_refs` before each scenario; the simulator lives in the same
 //! process and is included). The naive strategy (list holders page by page, one email search
@@ -287,7 +287,7 @@ impl Bound {
     }
 }
 
-/// DESIGN.md's lower bound, from the simulator's state (not from the engine): one listing page
+/// The lower bound of docs/contracts.md, from the simulator's state (not from the engine): one listing page
 /// per 50 holders of each managed role (at least one), one search per desired email that
 /// needs a role added and is no holder's email, per desired email remembered as ambiguous,
 /// and (full verification) per desired email a holder has; one PUT per `batch` actions of the

@@ -50,7 +50,7 @@ pub struct SearchInputs<'a> {
     pub verification: Verification,
 }
 
-/// The desired emails this run must search by email, sorted: DESIGN.md's lower bound.
+/// The desired emails this run must search by email, sorted: the lower bound of docs/contracts.md.
 /// - an email no holder has, that should hold a role: it needs an add, and only a search can
 ///   say which account has the email now (unless it rests: searched before, not found, and
 ///   its back-off has not run out; a full verification searches it all the same);

@@ -534,7 +534,7 @@ fn an_add_that_a_kept_exclusive_role_forbids_is_not_sent() {
 // ---- the identity model ------------------------------------------------------------------
 
 /// What Studio reports in one run, computed from the tenant itself (not from `CurrentState`
-/// or the planner): the holders' listing, and a search of each email DESIGN.md says a run
+/// or the planner): the holders' listing, and a search of each email docs/contracts.md ("Requests per run") says a run
 /// searches. Identity is decided from this alone.
 struct Seen<'a> {
     studio: &'a [StudioUser],
