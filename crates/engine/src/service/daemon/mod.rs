@@ -11,6 +11,11 @@
 //! on `/readyz` and in metrics, and never applied; scheduled runs go on with the last valid
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
 //! finish its batch (bounded wait), records it with its true status, and exits 0.
+//!
+//! Every few seconds, and before each run, it checks that the history's path still leads to
+//! the file it holds (`InstanceLock::check_in_place`): runs recorded into a deleted or replaced
+//! file would be lost at the next start, so then it fails `/readyz`, logs an error, and runs
+//! nothing until the file is back (moved back into place) or the daemon restarts.
 
 mod requests;
 mod schedule;
@@ -43,6 +48,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 /// How long a shutdown waits for notifications still being delivered.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+/// How often the daemon checks that its history file is still in place.
+const HISTORY_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +89,8 @@ pub async fn run_with(
     extension: Option<HttpExtension>,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    let _lock = InstanceLock::acquire(&config.history)?;
+    // Kept until the history is closed (see `lock.rs` on closing descriptors): the daemon owns it.
+    let lock = InstanceLock::acquire(&config.history)?;
     let history = History::open(&config.history).await?;
     match history.mark_interrupted().await {
         Ok(0) => {}
@@ -92,9 +100,16 @@ pub async fn run_with(
         ),
         Err(e) => tracing::error!("{e}"),
     }
-    let mut daemon = Daemon::new(config, config_path.to_path_buf(), config_text, history);
+    let mut daemon = Daemon::new(
+        config,
+        config_path.to_path_buf(),
+        config_text,
+        history,
+        lock,
+    );
     let served = daemon.serve(extension).await;
     daemon.history.close().await;
+    drop(daemon);
     served
 }
 
@@ -127,6 +142,8 @@ struct Daemon {
     readiness: Arc<RwLock<Readiness>>,
     engine: Option<Engine>,
     last_desired: Option<DesiredState>,
+    /// The instance lock, which also tells whether the history file is still in place.
+    lock: InstanceLock,
 }
 
 impl Daemon {
@@ -135,6 +152,7 @@ impl Daemon {
         config_path: PathBuf,
         config_text: String,
         history: History,
+        lock: InstanceLock,
     ) -> Daemon {
         let metrics = Metrics::new();
         metrics.set_config_valid(true);
@@ -147,7 +165,34 @@ impl Daemon {
             readiness: Arc::new(RwLock::new(Readiness::default())),
             engine: None,
             last_desired: None,
+            lock,
         }
+    }
+
+    /// Whether the history file is still the one the daemon holds; logs and sets readiness
+    /// when that changes (an error when it goes, so whoever watches errors hears of it).
+    fn history_in_place(&self) -> bool {
+        let now = self.lock.check_in_place().err().map(|d| {
+            format!(
+                "{d}; no run until it is back in place or the daemon restarts \
+                 (runs recorded into it now would be lost)"
+            )
+        });
+        let before = self.readiness_now().history_displaced;
+        if now != before {
+            match &now {
+                Some(problem) => tracing::error!(
+                    history = %self.config.history.display(),
+                    "{problem}"
+                ),
+                None => tracing::info!(
+                    history = %self.config.history.display(),
+                    "the history database is back in place; runs resume"
+                ),
+            }
+            self.set_ready(|r| r.history_displaced = now.clone());
+        }
+        now.is_none()
     }
 
     /// A run could not even be recorded: readiness shows it as a failed run without an id.
@@ -237,11 +282,16 @@ impl Daemon {
         spawn_watchdog(shutdown.clone());
         tracing::info!(schedule = %self.config.schedule, timezone = %self.config.timezone, "daemon started");
 
+        let mut history_check = tokio::time::interval(HISTORY_CHECK_EVERY);
         loop {
             let trigger = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 t = rx.recv() => match t { Some(t) => t, None => break },
+                _ = history_check.tick() => {
+                    self.history_in_place();
+                    continue;
+                }
             };
             busy.store(true, Ordering::SeqCst);
             let finished = {
@@ -301,6 +351,13 @@ impl Daemon {
         shutdown: CancellationToken,
         triggers: &mut Triggers,
     ) {
+        if !self.history_in_place() {
+            tracing::warn!(
+                trigger = ?trigger,
+                "not running: the history database is not in place (see /readyz)"
+            );
+            return;
+        }
         if trigger != Trigger::Startup {
             self.reload_config(triggers).await;
         }
