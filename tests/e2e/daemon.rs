@@ -305,7 +305,7 @@ async fn a_second_instance_is_refused() {
 }
 
 /// Runs the binary with the config file `config` (in the tenant's folder) and `args`.
-async fn cli_with_config(t: &Tenant, config: &str, args: &[&str]) -> common::Run {
+async fn cli_with_config(t: &Tenant, config: &str, args: &[&str]) -> crate::support::Run {
     let out = tokio::time::timeout(
         WAIT,
         tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
@@ -319,7 +319,7 @@ async fn cli_with_config(t: &Tenant, config: &str, args: &[&str]) -> common::Run
     .await
     .unwrap_or_else(|_| panic!("{args:?} with {config} did not finish"))
     .unwrap();
-    common::Run {
+    crate::support::Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -393,7 +393,7 @@ async fn a_second_instance_through_a_symlink_or_a_hard_link_is_refused() {
     assert_eq!(asked.code, 0, "{asked:?}");
 
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
 /// A history deleted (or moved away) under the running daemon: `/readyz` fails with the
@@ -467,7 +467,7 @@ async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
         "the runs are in the file on disk"
     );
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
 #[tokio::test]
