@@ -6,14 +6,14 @@
 //! passed; with `CI=true` they fail instead (`.ci/run` installs them). That is decided when the
 //! test runs, so this binary has its own harness (`libtest-mimic`), as `sql_source.rs` does.
 
-mod common;
 #[path = "ldap/slapd.rs"]
 mod slapd;
+mod support;
 
-use common::{user, Opts, Tenant};
 use libtest_mimic::{Completion, Failed, Trial};
 use slapd::{group, group_dn, person, uid_dn, Slapd, BIND_DN, PASSWORD, SUFFIX};
 use std::future::Future;
+use support::{user, Opts, Tenant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PASSWORD_ENV: &str = "SRS_TEST_LDAP_PASSWORD";
@@ -46,13 +46,41 @@ where
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
     let trials = vec![
-        trial("a_group_grants_roles_and_follows_its_members", true, a_group_grants_roles_and_follows_its_members),
-        trial("a_size_limit_without_paging_fails_with_nothing_sent", true, a_size_limit_without_paging_fails_with_nothing_sent),
-        trial("the_server_gone_mid_read_fails_with_nothing_sent", true, the_server_gone_mid_read_fails_with_nothing_sent),
-        trial("a_wrong_password_is_a_clear_error_without_the_password", true, a_wrong_password_is_a_clear_error_without_the_password),
-        trial("nested_groups_are_followed_when_asked", true, nested_groups_are_followed_when_asked),
-        trial("a_directory_and_a_roles_file_give_their_union", true, a_directory_and_a_roles_file_give_their_union),
-        trial("csv_and_yaml_union_and_a_failing_source_fails_the_run", false, csv_and_yaml_union_and_a_failing_source_fails_the_run),
+        trial(
+            "a_group_grants_roles_and_follows_its_members",
+            true,
+            a_group_grants_roles_and_follows_its_members,
+        ),
+        trial(
+            "a_size_limit_without_paging_fails_with_nothing_sent",
+            true,
+            a_size_limit_without_paging_fails_with_nothing_sent,
+        ),
+        trial(
+            "the_server_gone_mid_read_fails_with_nothing_sent",
+            true,
+            the_server_gone_mid_read_fails_with_nothing_sent,
+        ),
+        trial(
+            "a_wrong_password_is_a_clear_error_without_the_password",
+            true,
+            a_wrong_password_is_a_clear_error_without_the_password,
+        ),
+        trial(
+            "nested_groups_are_followed_when_asked",
+            true,
+            nested_groups_are_followed_when_asked,
+        ),
+        trial(
+            "a_directory_and_a_roles_file_give_their_union",
+            true,
+            a_directory_and_a_roles_file_give_their_union,
+        ),
+        trial(
+            "csv_and_yaml_union_and_a_failing_source_fails_the_run",
+            false,
+            csv_and_yaml_union_and_a_failing_source_fails_the_run,
+        ),
     ];
     libtest_mimic::run(&args, trials).exit_code()
 }
@@ -69,18 +97,27 @@ fn ldap_block(url: &str, groups: &[&str], extra: &str) -> String {
 }
 
 fn people(n: std::ops::RangeInclusive<u32>, department: &str) -> String {
-    n.map(|i| person(&format!("u{i:03}"), Some(&format!("u{i:03}@test.edu")), department))
-        .collect()
+    n.map(|i| {
+        person(
+            &format!("u{i:03}"),
+            Some(&format!("u{i:03}@test.edu")),
+            department,
+        )
+    })
+    .collect()
 }
 
-async fn apply(t: &Tenant, password: &str) -> common::Run {
+async fn apply(t: &Tenant, password: &str) -> support::Run {
     t.cli_env(&["apply"], &[(PASSWORD_ENV, password)]).await
 }
 
 async fn a_group_grants_roles_and_follows_its_members() {
     let entries = people(1..=3, "1")
         + &person("nomail", None, "1")
-        + &group("media-admins", &[uid_dn("u001"), uid_dn("u002"), uid_dn("nomail")]);
+        + &group(
+            "media-admins",
+            &[uid_dn("u001"), uid_dn("u002"), uid_dn("nomail")],
+        );
     let dir = Slapd::start(&entries, None);
     let t = Tenant::start(vec![
         user(1, Some("u001@test.edu"), &[]),
@@ -112,10 +149,11 @@ async fn a_group_grants_roles_and_follows_its_members() {
         "{r:?}"
     );
     let db = t.history().await;
-    let reason: String = sqlx::query_scalar("SELECT reason FROM run_pending WHERE email LIKE 'uid=nomail%'")
-        .fetch_one(&db)
-        .await
-        .expect("the member without an email is recorded pending");
+    let reason: String =
+        sqlx::query_scalar("SELECT reason FROM run_pending WHERE email LIKE 'uid=nomail%'")
+            .fetch_one(&db)
+            .await
+            .expect("the member without an email is recorded pending");
     assert_eq!(reason, "no_email_in_directory");
 
     // u003 joins, u001 leaves: the next run follows.
@@ -152,7 +190,6 @@ async fn a_size_limit_without_paging_fails_with_nothing_sent() {
     assert!(r.stderr.contains("size limit exceeded"), "{r:?}");
     assert!(r.stderr.contains("nothing was sent to Studio"), "{r:?}");
     assert_eq!(t.holders("Admin"), ["keep@test.edu"], "nothing sent");
-
 }
 
 /// A TCP relay to `port` that passes `cut` bytes of the server's answers, then closes both
@@ -162,7 +199,9 @@ async fn cutting_relay(port: u16, cut: usize) -> u16 {
     let relay_port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
-            let server = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let server = tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .unwrap();
             tokio::spawn(async move {
                 let (mut cr, mut cw) = client.into_split();
                 let (mut sr, mut sw) = server.into_split();
@@ -195,7 +234,11 @@ async fn the_server_gone_mid_read_fails_with_nothing_sent() {
     let relay = cutting_relay(dir.port, 9000).await;
     let filter = "{filter: \"(departmentNumber=8)\", roles: [Admin]}";
     t.write_config(&Opts {
-        source: ldap_block(&format!("ldap://127.0.0.1:{relay}"), &[filter], "    page_size: 20\n"),
+        source: ldap_block(
+            &format!("ldap://127.0.0.1:{relay}"),
+            &[filter],
+            "    page_size: 20\n",
+        ),
         ..Opts::default()
     });
     // The client runs in this process's runtime: the binary is a separate process.
@@ -221,7 +264,11 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
     let dir = Slapd::start(&people(1..=2, "1"), None);
     let t = Tenant::start(tenant_users()).await;
     t.write_config(&Opts {
-        source: ldap_block(&dir.url(), &["{filter: \"(departmentNumber=1)\", roles: [Admin]}"], ""),
+        source: ldap_block(
+            &dir.url(),
+            &["{filter: \"(departmentNumber=1)\", roles: [Admin]}"],
+            "",
+        ),
         ..Opts::default()
     });
     let wrong = "Wr0ng-Pa55word-xyz";
@@ -229,11 +276,19 @@ async fn a_wrong_password_is_a_clear_error_without_the_password() {
         let r = t.cli_env(&[command], &[(PASSWORD_ENV, wrong)]).await;
         assert_eq!(r.code, 1, "{r:?}");
         assert!(
-            r.stderr.contains(&format!("the directory refused the bind as \"{BIND_DN}\": invalid credentials")),
+            r.stderr.contains(&format!(
+                "the directory refused the bind as \"{BIND_DN}\": invalid credentials"
+            )),
             "{r:?}"
         );
-        assert!(r.stderr.contains(PASSWORD_ENV) || r.stderr.contains("password_env"), "{r:?}");
-        assert!(!r.stderr.contains(wrong) && !r.stdout.contains(wrong), "{r:?}");
+        assert!(
+            r.stderr.contains(PASSWORD_ENV) || r.stderr.contains("password_env"),
+            "{r:?}"
+        );
+        assert!(
+            !r.stderr.contains(wrong) && !r.stdout.contains(wrong),
+            "{r:?}"
+        );
     }
     assert_eq!(t.holders("Admin"), ["keep@test.edu"]);
     let db = t.history().await;
@@ -265,7 +320,11 @@ async fn nested_groups_are_followed_when_asked() {
     });
     let r = apply(&t, PASSWORD).await;
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(t.holders("CaptionEditor"), ["u001@test.edu"], "not followed by default");
+    assert_eq!(
+        t.holders("CaptionEditor"),
+        ["u001@test.edu"],
+        "not followed by default"
+    );
     assert!(r.stdout.contains("a group inside the group"), "{r:?}");
     t.write_config(&Opts {
         source: ldap_block(&dir.url(), &[&outer], "    nested: expand\n"),
@@ -286,10 +345,14 @@ async fn a_directory_and_a_roles_file_give_their_union() {
     t.write_roles("users:\n  u002@test.edu: [Admin]\n  u005@test.edu: [CaptionEditor]\n  keep@test.edu: [Admin]\n");
     let group_line = format!("{{dn: \"{}\", roles: [Admin]}}", group_dn("media-admins"));
     let ldap = ldap_block(&dir.url(), &[&group_line], "").replace("\n    ", "\n      ");
-    let sources = format!("  - yaml: roles.yaml\n  - ldap:{}", &ldap["  ldap:".len()..]);
-    let text = t
-        .config_text(&Opts::default())
-        .replace("source:\n  yaml: roles.yaml\n", &format!("sources:\n{sources}"));
+    let sources = format!(
+        "  - yaml: roles.yaml\n  - ldap:{}",
+        &ldap["  ldap:".len()..]
+    );
+    let text = t.config_text(&Opts::default()).replace(
+        "source:\n  yaml: roles.yaml\n",
+        &format!("sources:\n{sources}"),
+    );
     std::fs::write(t.config_path(), &text).unwrap();
     let plan = t.cli_env(&["plan"], &[(PASSWORD_ENV, PASSWORD)]).await;
     assert_eq!(plan.code, 2, "{plan:?}");
@@ -301,13 +364,24 @@ async fn a_directory_and_a_roles_file_give_their_union() {
             .to_string()
     };
     assert!(line("u001@test.edu").ends_with("from ldap"), "{plan:?}");
-    assert!(line("u002@test.edu").ends_with("from roles.yaml, ldap"), "{plan:?}");
-    assert!(line("u005@test.edu").ends_with("from roles.yaml"), "{plan:?}");
+    assert!(
+        line("u002@test.edu").ends_with("from roles.yaml, ldap"),
+        "{plan:?}"
+    );
+    assert!(
+        line("u005@test.edu").ends_with("from roles.yaml"),
+        "{plan:?}"
+    );
     let r = apply(&t, PASSWORD).await;
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
         t.holders("Admin"),
         ["keep@test.edu", "u001@test.edu", "u002@test.edu"]
+    );
+    let trail = t.cli(&["history", "--email", "u002@test.edu"]).await;
+    assert!(
+        trail.stdout.contains("add Admin (from roles.yaml, ldap)"),
+        "{trail:?}"
     );
     // The directory failing fails the run: the file alone would revoke the group's people.
     let r = apply(&t, "not-the-password").await;
@@ -337,6 +411,13 @@ async fn csv_and_yaml_union_and_a_failing_source_fails_the_run() {
     assert!(r.stdout.contains("from grants.csv"), "{r:?}");
     assert_eq!(t.holders("Admin"), ["keep@test.edu", "u001@test.edu"]);
     assert_eq!(t.holders("CaptionEditor"), ["u002@test.edu"]);
+    let trail = t
+        .cli(&["history", "--email", "u001@test.edu", "--format", "json"])
+        .await;
+    assert!(
+        trail.stdout.contains("\"source\": \"grants.csv\""),
+        "{trail:?}"
+    );
 
     // A bad row refuses the whole desired state, naming its line; nothing is sent.
     std::fs::write(
@@ -346,8 +427,16 @@ async fn csv_and_yaml_union_and_a_failing_source_fails_the_run() {
     .unwrap();
     let r = t.cli(&["apply"]).await;
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("grants.csv:3: u003@test.edu: role \"Teacher\""), "{r:?}");
-    assert_eq!(t.holders("CaptionEditor"), ["u002@test.edu"], "nothing sent");
+    assert!(
+        r.stderr
+            .contains("grants.csv:3: u003@test.edu: role \"Teacher\""),
+        "{r:?}"
+    );
+    assert_eq!(
+        t.holders("CaptionEditor"),
+        ["u002@test.edu"],
+        "nothing sent"
+    );
 
     // The CSV file gone: the run fails rather than revoke what it granted.
     std::fs::remove_file(t.path("grants.csv")).unwrap();

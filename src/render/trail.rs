@@ -69,11 +69,15 @@ fn table_row(e: &TrailEntry) -> Vec<String> {
             outcome,
             http_status,
             detail,
+            source,
             ..
         } => (
             e.run_id.to_string(),
             short_time(&e.started_at),
-            format!("{action} {role}"),
+            match source {
+                Some(from) => format!("{action} {role} (from {from})"),
+                None => format!("{action} {role}"),
+            },
             outcome.clone(),
             http_status.map(|s| s.to_string()).unwrap_or_default(),
             detail.clone(),
@@ -140,6 +144,7 @@ fn csv_row(e: &TrailEntry) -> Vec<String> {
             user_id,
             http_status,
             detail,
+            ..
         } => row.extend([
             role.clone(),
             action.clone(),
@@ -194,6 +199,7 @@ mod tests {
                     user_id: 7,
                     http_status: Some(200),
                     detail: None,
+                    source: None,
                 },
             },
             TrailEntry {

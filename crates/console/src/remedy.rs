@@ -272,6 +272,7 @@ mod tests {
             http_status: None,
             detail: None,
             planned_user_id: 1,
+            source: None,
         };
         let r = risks(
             &[

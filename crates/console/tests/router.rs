@@ -32,6 +32,7 @@ fn action(email: &str, outcome: &str, detail: Option<&str>) -> ActionRow {
         http_status: Some(422),
         detail: detail.map(str::to_string),
         planned_user_id: 7,
+        source: None,
     }
 }
 

@@ -62,6 +62,7 @@ fn action(email: &str, action: &str, outcome: &str, status: Option<i64>) -> Acti
         http_status: status,
         detail: (outcome == "failed").then(|| "Studio answered 422: role not assignable".into()),
         planned_user_id: id,
+        source: None,
     }
 }
 

@@ -35,6 +35,7 @@ fn row(user_id: i64, action: &str) -> ActionRow {
         http_status: Some(200),
         detail: None,
         planned_user_id: user_id,
+        source: None,
     }
 }
 

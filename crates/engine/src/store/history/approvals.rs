@@ -375,6 +375,7 @@ mod tests {
             http_status: None,
             detail: None,
             planned_user_id: 7,
+            source: None,
         };
         h.record_plan(id, &[row], &crate::store::history::PendingUpdate::default())
             .await

@@ -112,6 +112,7 @@ mod tests {
                 http_status: None,
                 detail: None,
                 planned_user_id: i,
+                source: None,
             })
             .collect();
         h.record_plan(id, &rows, &PendingUpdate::default())

@@ -145,6 +145,10 @@ pub struct ActionRow {
     /// The user id the plan chose; `user_id` differs when the user was re-resolved.
     #[serde(skip)]
     pub planned_user_id: i64,
+    /// The sources that gave an added grant (`roles.yaml, ldap`); `None` for a removal.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// A row of `run_pending`.
@@ -296,7 +300,7 @@ impl History {
         // Many rows per statement: a 20,000-action plan is 40 statements, not 20,000.
         for chunk in actions.chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at) ",
+                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at, source) ",
             );
             q.push_values(chunk, |mut row, a| {
                 row.push_bind(run_id)
@@ -308,7 +312,8 @@ impl History {
                     .push_bind(a.http_status)
                     .push_bind(&a.detail)
                     .push_bind(a.planned_user_id)
-                    .push_bind(&at);
+                    .push_bind(&at)
+                    .push_bind(&a.source);
             });
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
@@ -449,6 +454,7 @@ mod tests {
             http_status: None,
             detail: None,
             planned_user_id: 7,
+            source: None,
         };
         h.record_plan(id, std::slice::from_ref(&row), &PendingUpdate::default())
             .await

@@ -191,6 +191,7 @@ mod tests {
                 http_status: None,
                 detail: None,
                 planned_user_id: user_id,
+                source: None,
             })
             .collect();
         h.record_plan(id, &rows, &PendingUpdate::default())

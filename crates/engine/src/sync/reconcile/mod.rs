@@ -436,6 +436,19 @@ impl Engine {
             http_status: None,
             detail,
             planned_user_id: a.user_id as i64,
+            // Where an added grant came from, for `history --email` and the console.
+            source: match (a.kind, &a.email) {
+                (ActionKind::Add, Some(email)) => {
+                    let from = the_plan.sources_of(email, a.role);
+                    (!from.is_empty()).then(|| {
+                        from.iter()
+                            .map(|s| s.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                }
+                _ => None,
+            },
         };
         let mut rows: Vec<ActionRow> = the_plan
             .actions
@@ -605,6 +618,7 @@ fn outcome_row(o: &ActionOutcome, managed: &crate::input::roles::ManagedRoles) -
         http_status: o.http_status.map(i64::from),
         detail: o.detail.clone(),
         planned_user_id: o.planned_user_id as i64,
+        source: None,
     }
 }
 

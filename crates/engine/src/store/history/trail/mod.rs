@@ -29,7 +29,7 @@ const FIRST_RUN_SINCE: &str =
 /// A person's actions, newest first: a walk down `run_actions_email` (no sort).
 const TRAIL_ACTIONS: &str =
     "SELECT a.run_id, r.started_at, r.trigger, r.dry_run, r.status, a.role, a.action, \
-     a.outcome, a.user_id, a.http_status, a.detail \
+     a.outcome, a.user_id, a.http_status, a.detail, a.source \
      FROM run_actions a JOIN runs r ON r.id = a.run_id \
      WHERE a.email = ? AND a.run_id >= ? ORDER BY a.id DESC LIMIT ?";
 
@@ -59,6 +59,9 @@ pub enum TrailEvent {
         user_id: i64,
         http_status: Option<i64>,
         detail: Option<String>,
+        /// The sources that gave an added grant (`roles.yaml, ldap`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        source: Option<String>,
     },
     /// Left alone, in every run of `first_run_id ..= run_id` that read Studio.
     LeftAlone {
@@ -204,6 +207,7 @@ impl History {
                     user_id: r.get(8),
                     http_status: r.get(9),
                     detail: r.get(10),
+                    source: r.get(11),
                 },
             })
             .collect())

@@ -35,6 +35,7 @@ fn add(email: &str, outcome: &str) -> ActionRow {
         http_status: Some(200),
         detail: None,
         planned_user_id: 42,
+        source: None,
     }
 }
 
