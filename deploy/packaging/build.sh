@@ -3,9 +3,9 @@
 #   bash deploy/packaging/build.sh
 # Environment:
 #   PACKAGE_OUT      where the packages go (default target/packaging)
-#   PACKAGE_PROFILE  the cargo profile whose binary is packaged (default release: the binary is
-#                    target/release/studio-role-sync, built with `cargo build --release
-#                    --locked` when missing; `dev` packages target/debug's, for a quick try)
+#   PACKAGE_PROFILE  the cargo profile whose binary is packaged (default release:
+#                    target/release/studio-role-sync, brought up to date with `cargo build
+#                    --release --locked`; `dev` packages target/debug's, for a quick try)
 # Needs cargo-deb and cargo-generate-rpm (`cargo install --locked cargo-deb cargo-generate-rpm`).
 #
 # The files the packages hold that are not in the repository are made here, into
@@ -31,9 +31,8 @@ OUT=${PACKAGE_OUT:-target/packaging}
 FILES=$OUT/files
 SRC=deploy/packaging
 
-if [[ ! -x $BIN ]]; then
-    cargo build --profile "$PROFILE" --locked
-fi
+# Up to date with the sources (nothing to do when .ci/run's release build already ran).
+cargo build --profile "$PROFILE" --locked
 for tool in cargo-deb cargo-generate-rpm; do
     command -v "$tool" >/dev/null || { echo "build.sh: $tool missing: cargo install --locked $tool" >&2; exit 2; }
 done
@@ -52,7 +51,11 @@ src, dst = sys.argv[1:]
 text = open(src).read()
 header, sep, body = text.partition("[Unit]\n")
 edits = [("/usr/local/bin/studio-role-sync", "/usr/bin/studio-role-sync", 2),
-         ("DynamicUser=yes\n", "User=studio-role-sync\nGroup=studio-role-sync\n", 1)]
+         ("# A throw-away user, allocated at start; it owns only its state directory.\n"
+          "DynamicUser=yes\n",
+          "# The package's system user (/usr/lib/sysusers.d/studio-role-sync.conf): it owns only its\n"
+          "# state directory, and reads the config files through its group.\n"
+          "User=studio-role-sync\nGroup=studio-role-sync\n", 1)]
 for old, new, least in edits:
     if body.count(old) < least:
         sys.exit(f"build.sh: {src} no longer has {old.strip()!r} ({least}x): update build.sh")
