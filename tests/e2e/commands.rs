@@ -440,12 +440,12 @@ async fn history_email_shows_a_persons_trail() {
     assert!(lines[0].starts_with("RUN"), "{table:?}");
     assert!(lines[1].starts_with("3  "), "{table:?}");
     assert!(
-        lines[1].contains("add Admin") && lines[1].contains("applied  200"),
+        lines[1].contains("add Admin (from roles.yaml)") && lines[1].contains("applied  200"),
         "{table:?}"
     );
     assert!(lines[2].starts_with("1-2  "), "{table:?}");
     assert!(
-        lines[2].contains("left alone: not_in_studio  2 runs"),
+        lines[2].contains("left alone: not_in_studio") && lines[2].contains(" 2 runs "),
         "{table:?}"
     );
 
