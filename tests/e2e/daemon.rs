@@ -591,7 +591,7 @@ async fn pending_emails_are_logged_when_they_start_and_end_not_every_run() {
     desired.push("alice@school.edu");
     t.write_roles(&admins(&desired));
     let mut d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     let finished = |n: usize| {
         let db = db.clone();
         async move {
@@ -645,7 +645,7 @@ async fn pending_emails_are_logged_when_they_start_and_end_not_every_run() {
     assert_eq!(ghost_lines(&log, "ghost2"), 1, "{log}");
     assert!(log.contains("ended=1"), "{log}");
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
 /// A graceful stop while the run reads Studio: recorded `interrupted`, logged as that, and
@@ -666,13 +666,13 @@ async fn sigterm_while_reading_is_logged_as_an_interruption_not_an_error() {
         ..Faults::default()
     });
     let mut d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     wait_for("the run reading Studio", || async {
         d.log().contains("reading Studio").then_some(())
     })
     .await;
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
     assert_eq!(runs(&db).await[0].2, "interrupted");
     let log = d.log();
     assert!(log.contains("run interrupted by the shutdown"), "{log}");
