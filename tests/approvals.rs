@@ -477,7 +477,11 @@ async fn an_approval_beside_a_flapping_change_left_alone_is_used() {
         extra: "flapping:\n  after_runs: 2\n  reapply: false\n".into(),
         ..Opts::default()
     });
-    t.write_roles(&admins(&["a1@school.edu", "a2@school.edu", "a3@school.edu"]));
+    t.write_roles(&admins(&[
+        "a1@school.edu",
+        "a2@school.edu",
+        "a3@school.edu",
+    ]));
     assert_eq!(t.cli(&["apply"]).await.code, 0, "run 1 removes canvasadmin");
     // Canvas gives its admin the role back; the cleanup removes two Admins (limit 1).
     t.sim.set_roles(4, vec!["Admin".into()]);
@@ -549,8 +553,7 @@ async fn a_second_approval_of_the_same_plan_is_superseded_not_refused() {
     );
     let runs = t.cli(&["history"]).await;
     assert!(
-        runs.stdout
-            .contains("approved by bob: superseded in run 4")
+        runs.stdout.contains("approved by bob: superseded in run 4")
             && runs.stdout.contains("approval 2 of run 3 (bob) superseded"),
         "{runs:?}"
     );

@@ -68,7 +68,11 @@ pub const LEFT_ALONE: &str = "left alone: ";
 pub fn recorded_plan<'a>(rows: impl IntoIterator<Item = &'a ActionRow>) -> Vec<PlannedAction> {
     let mut v: Vec<PlannedAction> = rows
         .into_iter()
-        .filter(|r| !r.detail.as_deref().is_some_and(|d| d.starts_with(LEFT_ALONE)))
+        .filter(|r| {
+            !r.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with(LEFT_ALONE))
+        })
         .map(|r| PlannedAction {
             user_id: r.planned_user_id,
             email: r.email.clone(),

@@ -12,6 +12,7 @@
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
 //! finish its batch (bounded wait), records it with its true status, and exits 0.
 
+mod open_files;
 mod requests;
 mod schedule;
 mod systemd;
@@ -192,10 +193,19 @@ impl Daemon {
         let mut servers = Vec::new();
         let listeners =
             std::iter::once((self.config.http.listen, router, what)).chain(own_listener);
+        // One budget for every listener, sized by the open-file limit.
+        let budget = crate::http::ConnectionBudget::within(open_files::raise_limit());
+        tracing::info!(
+            connections = budget.size(),
+            "HTTP connections served at once, all listeners together"
+        );
         for (listen, router, what) in listeners {
             let limits = crate::http::HttpLimits::default();
             let stop = shutdown.clone().cancelled_owned();
-            match crate::http::serve_router(listen, router, &what, limits, stop).await {
+            let budget = budget.clone();
+            match crate::http::serve_router_within(listen, router, &what, limits, budget, stop)
+                .await
+            {
                 Ok((_, h)) => servers.push(h),
                 Err(source) => return Err(DaemonError::Listen { listen, source }),
             }

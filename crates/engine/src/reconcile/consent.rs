@@ -145,7 +145,8 @@ impl Engine {
                         .map_err(e)?;
                     // Not refused: the run sent a plan someone approved, through another approval.
                     for p in pending.iter().filter(|p| p.id != m.id) {
-                        let detail = format!("superseded by approval {}, used by run {run_id}", m.id);
+                        let detail =
+                            format!("superseded by approval {}, used by run {run_id}", m.id);
                         h.consume_approval(p.id, "superseded", run_id, Some(&detail))
                             .await
                             .map_err(e)?;
