@@ -72,7 +72,7 @@ impl Checker<'_> {
             .token_file
             .as_deref()
             .or(raw.password_file.as_deref())
-            .map(|f| resolve(f));
+            .map(resolve);
         let auth = match (
             raw.token_env,
             raw.token_file,
