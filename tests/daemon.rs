@@ -341,6 +341,172 @@ async fn a_second_instance_is_refused() {
     assert_eq!(after.code, 0, "{after:?}");
 }
 
+/// Runs the binary with the config file `config` (in the tenant's folder) and `args`.
+async fn cli_with_config(t: &Tenant, config: &str, args: &[&str]) -> common::Run {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+            .arg("--config")
+            .arg(t.path(config))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{args:?} with {config} did not finish"))
+    .unwrap();
+    common::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A second daemon, and an apply, with the config file `config` are refused: the lock is held.
+async fn refused_as_second(t: &Tenant, config: &str) {
+    for command in ["daemon", "apply"] {
+        let twin = cli_with_config(t, config, &[command]).await;
+        assert_eq!(twin.code, 1, "{config} {command}: {twin:?}");
+        assert!(
+            twin.stderr.contains("already using the history database"),
+            "{config} {command}: {twin:?}"
+        );
+    }
+}
+
+/// One daemon per history file, whatever path names it: a second daemon (or apply) through a
+/// symlink or a hard link to the running daemon's history is refused, and `trigger` through
+/// either name reaches the running daemon.
+#[tokio::test]
+async fn a_second_instance_through_a_symlink_or_a_hard_link_is_refused() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    let opts = Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    };
+    t.write_config(&opts);
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url(WAIT).await;
+    wait_ready(&base, 200, None).await;
+
+    std::fs::create_dir(t.path("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(t.path("state"), t.path("elsewhere/state-link")).unwrap();
+    std::os::unix::fs::symlink(t.history_path(), t.path("elsewhere/history-link.db")).unwrap();
+    let write_config = |config: &str, history: &str| {
+        let text = t
+            .config_text(&opts)
+            .replace("history: state/history.db", &format!("history: {history}"));
+        std::fs::write(t.path(config), text).unwrap();
+    };
+    for (config, history) in [
+        ("symlinked-folder.yaml", "elsewhere/state-link/history.db"),
+        ("symlink.yaml", "elsewhere/history-link.db"),
+    ] {
+        write_config(config, history);
+        refused_as_second(&t, config).await;
+        let asked = cli_with_config(&t, config, &["trigger", "--by", "tester"]).await;
+        assert_eq!(asked.code, 0, "{config} trigger: {asked:?}");
+        assert!(asked.stdout.contains("The daemon"), "{asked:?}");
+    }
+
+    // A hard link: the same lock. It would also give SQLite a second journal (runs lost at a
+    // checkpoint), so every command that writes the history refuses it, through either name,
+    // and says what to do.
+    std::fs::hard_link(t.history_path(), t.path("elsewhere/hard-link.db")).unwrap();
+    write_config("hard-link.yaml", "elsewhere/hard-link.db");
+    refused_as_second(&t, "hard-link.yaml").await;
+    for config in ["hard-link.yaml", "studio-role-sync.yaml"] {
+        let asked = cli_with_config(&t, config, &["trigger", "--by", "tester"]).await;
+        assert_eq!(asked.code, 1, "{config} trigger: {asked:?}");
+        assert!(
+            asked.stderr.contains("the file has 2 hard links"),
+            "{config}: {asked:?}"
+        );
+    }
+    std::fs::remove_file(t.path("elsewhere/hard-link.db")).unwrap();
+    let asked = t.cli(&["trigger", "--by", "tester"]).await;
+    assert_eq!(asked.code, 0, "{asked:?}");
+
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+}
+
+/// A history deleted (or moved away) under the running daemon: `/readyz` fails with the
+/// reason, the log says so at ERROR, no run is made into the lost file; moved back, runs
+/// resume.
+#[tokio::test]
+async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &[]),
+        user(2, Some("bob@school.edu"), &[]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url(WAIT).await;
+    wait_ready(&base, 200, None).await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+
+    let aside = t.path("aside.db");
+    std::fs::rename(t.history_path(), &aside).unwrap();
+    let body = wait_ready(&base, 503, Some("history_missing")).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was deleted under the running daemon"),
+        "{body}"
+    );
+    wait_for("the ERROR line", || async {
+        d.log()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("deleted under the running daemon"))
+            .then_some(())
+    })
+    .await;
+    // A change and a request to run: nothing happens while the file is gone.
+    t.write_roles(&admins(&["alice@school.edu", "bob@school.edu"]));
+    d.signal("-HUP");
+    wait_for("the skipped run", || async {
+        d.log()
+            .contains("not running: the history database is not in place")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+    // Another file in its place is not it either.
+    std::fs::write(t.history_path(), b"").unwrap();
+    wait_ready(&base, 503, Some("history_missing")).await;
+    std::fs::remove_file(t.history_path()).unwrap();
+
+    // Back in place: ready, and the next run goes to the right file.
+    std::fs::rename(&aside, t.history_path()).unwrap();
+    d.signal("-HUP");
+    wait_for("bob's role", || async {
+        (t.holders("Admin").len() == 2).then_some(())
+    })
+    .await;
+    wait_ready(&base, 200, None).await;
+    assert!(
+        d.log().contains("back in place; runs resume"),
+        "{}",
+        d.log()
+    );
+    let db = t.history().await;
+    assert!(
+        runs(&db).await.len() >= 2,
+        "the runs are in the file on disk"
+    );
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+}
+
 #[tokio::test]
 async fn sigterm_lets_the_batch_finish_and_records_the_truth() {
     let (t, emails) = slow_tenant(12, "* * * * * *").await;

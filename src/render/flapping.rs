@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::email::escaped;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::reconcile::RunReport;
 
 /// Empty when nothing flaps.

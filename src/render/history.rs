@@ -4,7 +4,7 @@
 
 use super::table;
 use std::fmt::Write;
-use studio_role_sync_engine::email::escaped;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::history::{ActionRow, ApprovalRow, PendingRow, RunRecord};
 
 /// How `history` prints: a table for people, JSON or CSV for programs.
@@ -198,7 +198,7 @@ pub fn render_run_detail(
                     },
                     escaped(&a.approved_by),
                     a.approved_at,
-                    studio_role_sync_engine::approval::short(&a.digest),
+                    studio_role_sync_engine::digest::short(&a.digest),
                     a.actions,
                     a.status,
                     a.used_by_run

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 use studio_role_sync_engine::apply::Outcome;
-use studio_role_sync_engine::email::escaped;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::plan::{ActionKind, GuardTrip, PendingReason, Plan};
 use studio_role_sync_engine::reconcile::RunReport;
 use studio_role_sync_engine::roles::ManagedRoles;

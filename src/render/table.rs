@@ -7,7 +7,7 @@
 //! not hide or draw a row. CSV is data for programs and keeps the values as they are.
 
 use comfy_table::{presets, ContentArrangement, Table};
-use studio_role_sync_engine::email::escaped;
+use studio_role_sync_engine::email_address::escaped;
 
 /// Columns of `rows` under `headers`, left-aligned, two spaces apart; ends with a newline.
 pub fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {

@@ -81,21 +81,13 @@ impl Credentials {
             .filter(|_| current.1.elapsed() >= RECHECK)
         {
             current.1 = Instant::now();
-            let read = studio_role_sync_engine::input_file::read_text(
-                file,
-                studio_role_sync_engine::input_file::SECRET_MAX_BYTES,
-            );
-            match read.as_deref().map(str::trim) {
-                Ok(secret) if !secret.is_empty() => {
-                    let fresh = digest(secret.as_bytes());
+            match studio_role_sync_engine::config::read_secret_file(file) {
+                Ok(secret) => {
+                    let fresh = digest(secret.expose_secret().as_bytes());
                     match &mut current.0 {
                         Kind::Bearer(d) | Kind::Basic { password: d, .. } => *d = fresh,
                     }
                 }
-                Ok(_) => tracing::warn!(
-                    file = %file.display(),
-                    "the console's secret file is empty: the last secret read stays in force"
-                ),
                 Err(e) => tracing::warn!(
                     file = %file.display(),
                     "the console's secret file {e}: the last secret read stays in force"
