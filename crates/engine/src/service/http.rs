@@ -76,6 +76,8 @@ pub struct Readiness {
     pub invalid_desired: Option<String>,
     /// The last run, or the last attempt to start one; `None` until one has finished.
     pub last_run: Option<LastRun>,
+    /// The schedule in effect now (a reload may change it), for "next run" on the console.
+    pub schedule: Option<crate::service::daemon::Slots>,
     /// The history file was deleted or replaced under the daemon: no run until it is back.
     pub history_displaced: Option<String>,
 }

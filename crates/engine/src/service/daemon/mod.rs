@@ -143,6 +143,8 @@ struct Daemon {
     readiness: Arc<RwLock<Readiness>>,
     engine: Option<Engine>,
     last_desired: Option<DesiredState>,
+    /// Who asked for the next manual run (recorded as `runs.requested_by`).
+    askers: requests::Askers,
     /// The instance lock, which also tells whether the history file is still in place.
     lock: InstanceLock,
 }
@@ -166,6 +168,7 @@ impl Daemon {
             readiness: Arc::new(RwLock::new(Readiness::default())),
             engine: None,
             last_desired: None,
+            askers: requests::Askers::default(),
             lock,
         }
     }
@@ -263,8 +266,13 @@ impl Daemon {
         // Queued before the scheduler starts, so the first run is always `startup`.
         let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
-        requests::spawn_sighup(tx.clone(), shutdown.clone());
-        requests::spawn_poller(self.history.clone(), tx.clone(), shutdown.clone());
+        requests::spawn_sighup(tx.clone(), self.askers.clone(), shutdown.clone());
+        requests::spawn_poller(
+            self.history.clone(),
+            tx.clone(),
+            self.askers.clone(),
+            shutdown.clone(),
+        );
         let mut triggers = Triggers {
             tx: tx.clone(),
             busy: busy.clone(),
@@ -272,7 +280,10 @@ impl Daemon {
             watcher: None,
         };
         match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
-            Ok(s) => triggers.scheduler = Some(s),
+            Ok(s) => {
+                triggers.scheduler = Some(s);
+                self.schedule_in_effect(&self.config.clone());
+            }
             Err(source) => {
                 return Err(DaemonError::Schedule {
                     schedule: self.config.schedule.clone(),
@@ -432,11 +443,22 @@ impl Daemon {
                 }
             }
         }
+        // Taken as the run starts: who asks during it is served by the next run.
+        let asked_by = if trigger == Trigger::Manual {
+            self.askers.take()
+        } else {
+            None
+        };
         let engine = self.engine.as_ref().expect("set above");
         let run = run_catching_panics(&self.history, engine.run(trigger, false, desired, shutdown));
         match run.await {
             Ok(report) => {
                 let r = &report.record;
+                if let Some(who) = &asked_by {
+                    if let Err(e) = self.history.set_requested_by(r.id, who).await {
+                        tracing::warn!(error = %e, "cannot record who asked for the run");
+                    }
+                }
                 notify_systemd(&[sd_notify::NotifyState::Status(&format!(
                     "last run {} ({}) {}",
                     r.id, r.trigger, r.status
@@ -467,6 +489,12 @@ impl Daemon {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune the history"),
         }
+    }
+
+    /// Tells readers of the readiness (the console) which schedule the runs follow now.
+    fn schedule_in_effect(&self, config: &Config) {
+        let slots = Slots::new(&config.schedule, config.timezone).ok();
+        self.set_ready(|r| r.schedule = slots);
     }
 
     fn readiness_now(&self) -> Readiness {
@@ -517,6 +545,7 @@ impl Daemon {
                                 let _ = old.shutdown().await;
                             }
                             tracing::info!(schedule = %new.schedule, timezone = %new.timezone, "new schedule in effect");
+                            self.schedule_in_effect(&new);
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot start the new schedule; keeping the previous one")
