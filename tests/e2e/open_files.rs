@@ -4,10 +4,8 @@
 //! connections open and say nothing (reconnecting whenever the daemon closes one), and runs
 //! asked for meanwhile succeed.
 
-mod common;
-
-use common::daemon::{wait_for, Daemon, YEARLY};
-use common::{user, Opts, Tenant};
+use crate::support::daemon::{wait_for, Daemon, YEARLY};
+use crate::support::{user, Opts, Tenant};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

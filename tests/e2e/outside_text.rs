@@ -2,9 +2,7 @@
 //! them, through the real binary against the simulator. What a person reads before approving
 //! (`plan`, `apply`, `history --run`) keeps every line visible and draws none of its own.
 
-mod common;
-
-use common::{user, Opts, Tenant};
+use crate::support::{user, Opts, Tenant};
 
 const HIDE: &str = "hide@school.edu\u{1b}[8m";
 const FAKE: &str = "nl@school.edu\n    + fake@school.edu";
