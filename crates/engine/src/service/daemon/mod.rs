@@ -17,6 +17,7 @@
 //! file would be lost at the next start, so then it fails `/readyz`, logs an error, and runs
 //! nothing until the file is back (moved back into place) or the daemon restarts.
 
+mod open_files;
 mod requests;
 mod schedule;
 mod systemd;
@@ -142,6 +143,8 @@ struct Daemon {
     readiness: Arc<RwLock<Readiness>>,
     engine: Option<Engine>,
     last_desired: Option<DesiredState>,
+    /// Who asked for the next manual run (recorded as `runs.requested_by`).
+    askers: requests::Askers,
     /// The instance lock, which also tells whether the history file is still in place.
     lock: InstanceLock,
 }
@@ -165,6 +168,7 @@ impl Daemon {
             readiness: Arc::new(RwLock::new(Readiness::default())),
             engine: None,
             last_desired: None,
+            askers: requests::Askers::default(),
             lock,
         }
     }
@@ -237,10 +241,21 @@ impl Daemon {
         let mut servers = Vec::new();
         let listeners =
             std::iter::once((self.config.http.listen, router, what)).chain(own_listener);
+        // One budget for every listener, sized by the open-file limit.
+        let budget = crate::service::http::ConnectionBudget::within(open_files::raise_limit());
+        tracing::info!(
+            connections = budget.size(),
+            "HTTP connections served at once, all listeners together"
+        );
         for (listen, router, what) in listeners {
             let limits = crate::service::http::HttpLimits::default();
             let stop = shutdown.clone().cancelled_owned();
-            match crate::service::http::serve_router(listen, router, &what, limits, stop).await {
+            let budget = budget.clone();
+            match crate::service::http::serve_router_within(
+                listen, router, &what, limits, budget, stop,
+            )
+            .await
+            {
                 Ok((_, h)) => servers.push(h),
                 Err(source) => return Err(DaemonError::Listen { listen, source }),
             }
@@ -251,8 +266,13 @@ impl Daemon {
         // Queued before the scheduler starts, so the first run is always `startup`.
         let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
-        requests::spawn_sighup(tx.clone(), shutdown.clone());
-        requests::spawn_poller(self.history.clone(), tx.clone(), shutdown.clone());
+        requests::spawn_sighup(tx.clone(), self.askers.clone(), shutdown.clone());
+        requests::spawn_poller(
+            self.history.clone(),
+            tx.clone(),
+            self.askers.clone(),
+            shutdown.clone(),
+        );
         let mut triggers = Triggers {
             tx: tx.clone(),
             busy: busy.clone(),
@@ -260,7 +280,10 @@ impl Daemon {
             watcher: None,
         };
         match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
-            Ok(s) => triggers.scheduler = Some(s),
+            Ok(s) => {
+                triggers.scheduler = Some(s);
+                self.schedule_in_effect(&self.config.clone());
+            }
             Err(source) => {
                 return Err(DaemonError::Schedule {
                     schedule: self.config.schedule.clone(),
@@ -420,11 +443,22 @@ impl Daemon {
                 }
             }
         }
+        // Taken as the run starts: who asks during it is served by the next run.
+        let asked_by = if trigger == Trigger::Manual {
+            self.askers.take()
+        } else {
+            None
+        };
         let engine = self.engine.as_ref().expect("set above");
         let run = run_catching_panics(&self.history, engine.run(trigger, false, desired, shutdown));
         match run.await {
             Ok(report) => {
                 let r = &report.record;
+                if let Some(who) = &asked_by {
+                    if let Err(e) = self.history.set_requested_by(r.id, who).await {
+                        tracing::warn!(error = %e, "cannot record who asked for the run");
+                    }
+                }
                 notify_systemd(&[sd_notify::NotifyState::Status(&format!(
                     "last run {} ({}) {}",
                     r.id, r.trigger, r.status
@@ -455,6 +489,12 @@ impl Daemon {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune the history"),
         }
+    }
+
+    /// Tells readers of the readiness (the console) which schedule the runs follow now.
+    fn schedule_in_effect(&self, config: &Config) {
+        let slots = Slots::new(&config.schedule, config.timezone).ok();
+        self.set_ready(|r| r.schedule = slots);
     }
 
     fn readiness_now(&self) -> Readiness {
@@ -505,6 +545,7 @@ impl Daemon {
                                 let _ = old.shutdown().await;
                             }
                             tracing::info!(schedule = %new.schedule, timezone = %new.timezone, "new schedule in effect");
+                            self.schedule_in_effect(&new);
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot start the new schedule; keeping the previous one")

@@ -6,7 +6,7 @@
 //! run while the daemon holds the lock. Every check `approve` makes (the run exists, a removal
 //! guard aborted it, it has no approval yet) is here, next to the rows it reads.
 
-use super::{now, History, HistoryError};
+use super::{now, ActionRow, History, HistoryError};
 use crate::sync::digest::{self, PlannedAction};
 use crate::sync::plan::is_approvable_kind;
 use serde::Serialize;
@@ -24,7 +24,7 @@ pub struct ApprovalRow {
     pub approved_at: String,
     pub digest: String,
     pub actions: i64,
-    /// `pending`, `applied` or `refused`.
+    /// `pending`, `applied`, `superseded` (the run used another approval) or `refused`.
     pub status: String,
     pub used_by_run: Option<i64>,
     pub used_at: Option<String>,
@@ -64,26 +64,18 @@ fn consumed(row: &ApprovalRow) -> String {
 }
 
 impl History {
-    /// The planned actions of a run, as recorded before anything was sent.
+    /// The planned actions of a run, as recorded before anything was sent (without those left
+    /// alone), read as the run itself read them for its digest.
     pub async fn planned_actions(&self, run_id: i64) -> Result<Vec<PlannedAction>, HistoryError> {
-        let rows: Vec<(i64, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT planned_user_id, email, role, action FROM run_actions WHERE run_id = ?",
+        let rows: Vec<ActionRow> = sqlx::query_as(
+            "SELECT email, user_id, role, action, outcome, http_status, detail, planned_user_id \
+             FROM run_actions WHERE run_id = ?",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        let mut v: Vec<PlannedAction> = rows
-            .into_iter()
-            .map(|(user_id, email, role, action)| PlannedAction {
-                user_id,
-                email,
-                role,
-                action,
-            })
-            .collect();
-        v.sort();
-        Ok(v)
+        Ok(digest::recorded_plan(&rows))
     }
 
     /// Records a run's plan digest and the guard that stopped it (if one did).
@@ -234,7 +226,7 @@ impl History {
         .map_err(|e| self.err(e))
     }
 
-    /// Marks a pending approval `applied` or `refused` by run `run_id`. False when it was no
+    /// Marks a pending approval `applied`, `superseded` or `refused` by run `run_id`. False when it was no
     /// longer pending.
     pub async fn consume_approval(
         &self,
@@ -322,16 +314,18 @@ impl History {
         Ok(matches!(taken, Some(Some(_))))
     }
 
-    /// Takes every waiting run request (the daemon's poller); returns how many there were.
-    /// Requests taken more than 30 days ago are deleted: they are not history, only mail.
-    pub async fn take_run_requests(&self) -> Result<u64, HistoryError> {
+    /// Takes every waiting run request (the daemon's poller); returns who asked, one name per
+    /// request. Requests taken more than 30 days ago are deleted: they are not history, only mail.
+    pub async fn take_run_requests(&self) -> Result<Vec<String>, HistoryError> {
         let at = now();
-        let r = sqlx::query("UPDATE run_requests SET taken_at = ? WHERE taken_at IS NULL")
-            .bind(&at)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        if r.rows_affected() > 0 {
+        let by: Vec<String> = sqlx::query_scalar(
+            "UPDATE run_requests SET taken_at = ? WHERE taken_at IS NULL RETURNING requested_by",
+        )
+        .bind(&at)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        if !by.is_empty() {
             let cutoff = (chrono::Utc::now() - chrono::Duration::days(30))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             sqlx::query("DELETE FROM run_requests WHERE taken_at < ?")
@@ -340,7 +334,7 @@ impl History {
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        Ok(r.rows_affected())
+        Ok(by)
     }
 
     /// The daemon's poll, one cheap query on two partial indexes: the newest pending
@@ -426,7 +420,7 @@ mod tests {
         assert_eq!(h.poll_requests().await.unwrap(), (None, false));
         let r = h.request_run("bob").await.unwrap();
         assert_eq!(h.poll_requests().await.unwrap(), (None, true));
-        assert_eq!(h.take_run_requests().await.unwrap(), 1);
+        assert_eq!(h.take_run_requests().await.unwrap().len(), 1);
         assert!(h.run_request_taken(r).await.unwrap());
         assert_eq!(h.approvals_of_runs(&[id]).await.unwrap().len(), 1);
     }

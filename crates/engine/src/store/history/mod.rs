@@ -22,6 +22,7 @@ mod interrupted;
 pub mod notifications;
 mod pending;
 mod retention;
+mod status;
 mod tokens;
 mod trail;
 
@@ -32,6 +33,7 @@ pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
 pub use pending::{PendingNow, PendingUpdate};
 pub use retention::Pruned;
+pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
