@@ -42,7 +42,7 @@ pub use oauth::OAuthConfig;
 pub use pending::PendingConfig;
 pub use roles::RolesConfig;
 pub use schedule::{check_schedule, parse_schedule};
-pub use secrets::{process_env, Env};
+pub use secrets::{process_env, read_secret_file, Env};
 pub use source::{
     CsvSourceConfig, LdapGroup, LdapMembers, LdapNested, LdapSourceConfig, SourceConfig,
     SqlSourceConfig, YamlSourceConfig,

@@ -323,20 +323,12 @@ fn shown(text: &str) -> String {
     crate::email_address::shown(text)
 }
 
-/// Directory text as people read it: control and invisible characters escaped, so a DN can
-/// never hide or draw a line of a plan; at most 300 characters.
+/// Directory text as people read it: control and invisible characters escaped (so a DN can
+/// never hide or draw a line of a plan), at most 300 characters.
 fn escaped(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (i, c) in text.chars().enumerate() {
-        if i == 300 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() || (c != ' ' && crate::email_address::is_forbidden(c)) {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
+    let shown = crate::email_address::escaped(text);
+    match shown.char_indices().nth(300) {
+        Some((cut, _)) => format!("{}…", &shown[..cut]),
+        None => shown.into_owned(),
     }
-    out
 }
