@@ -19,6 +19,7 @@ mod browse;
 mod clock;
 mod identity;
 mod interrupted;
+mod missing;
 pub mod notify;
 mod pending;
 mod retention;
@@ -30,6 +31,7 @@ pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
+pub use missing::MissingGrant;
 pub use pending::{PendingNow, PendingUpdate};
 pub use retention::Pruned;
 

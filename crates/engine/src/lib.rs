@@ -17,6 +17,7 @@ pub mod daemon;
 pub mod desired;
 pub mod email;
 pub mod flapping;
+pub mod grace;
 pub mod history;
 pub mod http;
 pub mod identity;

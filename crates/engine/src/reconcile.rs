@@ -8,16 +8,20 @@
 use crate::apply::{ActionOutcome, Applier, Outcome, Stopped};
 use crate::config::{Config, SourceConfig};
 use crate::desired::{self, DesiredError, DesiredState};
+use crate::grace::{Grace, MissingSince};
+use crate::history::MissingGrant;
 use crate::history::{ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord};
 use crate::identity::{self, Verification};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
-use crate::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy, RoleAction};
+use crate::plan::{
+    check_guards, plan, plan_with_grace, ActionKind, GuardTrip, Plan, Policy, RoleAction,
+};
 use crate::read::{read_current, ReadError, ReadInputs};
 use crate::shutdown::CancellationToken;
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -372,7 +376,10 @@ impl Engine {
             .map_err(|e| e.to_string())?;
 
         let policy = self.policy();
-        let mut the_plan = plan(&desired, &read.current, &policy);
+        let mut the_plan = self
+            .plan_with_grace(report.record.id, dry_run, &desired, &read.current, &policy)
+            .await
+            .map_err(|e| e.to_string())?;
         let flapping = self
             .find_flapping(report.record.id, &the_plan)
             .await
@@ -444,7 +451,7 @@ impl Engine {
                     .map(|a| row(a, "skipped", Some(why.clone()))),
             );
         }
-        let pending: Vec<PendingRow> = the_plan
+        let mut pending: Vec<PendingRow> = the_plan
             .pending
             .iter()
             .map(|p| PendingRow {
@@ -454,6 +461,22 @@ impl Engine {
                 detail: Some(p.detail.clone()),
             })
             .collect();
+        // The countdown is left out of the detail: a detail that changed every run would
+        // start a new span every run. `plan` shows it.
+        pending.extend(the_plan.waiting.iter().map(|w| PendingRow {
+            email: w.action.email.clone().unwrap_or_default(),
+            reason: "remove_after".into(),
+            user_id: Some(w.action.user_id as i64),
+            detail: Some(format!(
+                "{}: missing from the sources; removed once missing for safety.remove_after ({})",
+                managed.name(w.action.role),
+                config
+                    .safety
+                    .remove_after
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )),
+        }));
         let update = PendingUpdate {
             rows: &pending,
             searched: &read.searched,
@@ -556,6 +579,46 @@ impl Engine {
 }
 
 impl Engine {
+    /// The plan, with the grace period of `safety.remove_after` judged on the history's
+    /// "missing since" facts. A run that is not a dry run records the grants it found missing
+    /// (and forgets the others; all of them when the grace period is off).
+    async fn plan_with_grace(
+        &self,
+        run_id: i64,
+        dry_run: bool,
+        desired: &DesiredState,
+        current: &crate::current::CurrentState,
+        policy: &Policy,
+    ) -> Result<Plan, HistoryError> {
+        let managed = &self.config.roles.managed;
+        let Some(remove_after) = self.config.safety.remove_after else {
+            if !dry_run {
+                self.history.record_missing(run_id, &[]).await?;
+            }
+            return Ok(plan(desired, current, policy));
+        };
+        let missing: HashMap<(u64, usize), MissingSince> = self
+            .history
+            .missing_grants(run_id)
+            .await?
+            .into_iter()
+            .filter_map(|((user, role), since)| Some(((user, managed.index(&role)?), since)))
+            .collect();
+        let grace = Grace {
+            remove_after,
+            now: self.history.clock().now(),
+            missing: &missing,
+        };
+        let the_plan = plan_with_grace(desired, current, policy, Some(&grace));
+        if !dry_run {
+            let grants: Vec<MissingGrant> = crate::grace::missing_grants(&the_plan)
+                .map(|a| (a.user_id, managed.name(a.role).to_string(), a.email.clone()))
+                .collect();
+            self.history.record_missing(run_id, &grants).await?;
+        }
+        Ok(the_plan)
+    }
+
     /// The planned actions that were also applied in each of the previous
     /// `flapping.after_runs - 1` runs that sent changes.
     async fn find_flapping(
