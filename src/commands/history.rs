@@ -8,7 +8,7 @@ use crate::exit::Exit;
 use crate::render::{self, Format};
 use std::path::Path;
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::email::normalize;
+use studio_role_sync_engine::email;
 use studio_role_sync_engine::history::{parse_time, History};
 
 /// What `history` shows.
@@ -37,6 +37,12 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
             config.history.display()
         ));
     }
+    // An empty or malformed address would only ever show an empty trail: say why instead.
+    if let HistoryQuery::Email { email: raw, .. } = &what {
+        if let Err(problem) = email::check(raw) {
+            return fail(format!("--email: {} {problem}", email::shown(raw)));
+        }
+    }
     let since = match &what {
         HistoryQuery::Email {
             since: Some(text), ..
@@ -64,7 +70,7 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
         HistoryQuery::Email { email, .. } => history
             .email_trail(&email, since, limit)
             .await
-            .map(|entries| render::render_trail(&normalize(&email), &entries, format)),
+            .map(|entries| render::render_trail(&email::normalize(&email), &entries, format)),
         HistoryQuery::Run(id) => match history.run(id).await {
             Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
             Ok(Some(r)) => match (

@@ -44,6 +44,10 @@ async fn run_saving(
         Err(code) => return code,
     };
     crate::logging::init(config.log.format, "warn");
+    // A --out that can never be written (a symlink, a FIFO, a folder) stops before the run.
+    if let Some(Err(e)) = out.map(saved_plan::check_out_path) {
+        return fail(e);
+    }
     let saved_file = saved.map(|p| p.display().to_string()).unwrap_or_default();
     // A bad saved plan stops here, before anything is recorded.
     let saved = match saved.map(SavedPlan::read).transpose() {

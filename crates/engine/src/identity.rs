@@ -141,6 +141,7 @@ mod tests {
             .into_iter()
             .map(|(e, r)| (e.to_string(), r))
             .collect(),
+            ..Default::default()
         };
         let ambiguous: HashSet<String> = ["twin@x.edu".to_string(), "gone@x.edu".to_string()]
             .into_iter()

@@ -8,6 +8,11 @@
 //! The file is written `0600` (it lists people's emails) and read back the guarded way
 //! ([`input_file`](crate::input_file)): a regular file, at most [`SAVED_PLAN_MAX_BYTES`].
 //! A file whose actions do not hash to its digest was edited and is refused.
+//!
+//! `--out` names a regular file or nothing yet ([`check_out_path`]): a symlink would send the
+//! plan (and its mode) to another file, a FIFO would hang the command, a folder cannot hold it.
+//! The plan is written to a temporary file beside it and renamed over it, so a full disk
+//! leaves the previous good plan whole.
 
 use crate::approval::{self, PlannedAction};
 use crate::desired::DesiredState;
@@ -15,7 +20,7 @@ use crate::roles::ManagedRoles;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// A saved plan is read up to this size: about 500,000 actions.
@@ -86,27 +91,74 @@ pub fn desired_fingerprint(desired: &DesiredState, managed: &ManagedRoles) -> St
     sha256_hex(lines.concat().as_bytes())
 }
 
+/// Refuses a `--out` path that is neither absent nor a regular file (checked before the run,
+/// and again when writing). The path itself is looked at, not what a symlink points to.
+pub fn check_out_path(path: &Path) -> Result<(), SavedPlanError> {
+    let kind = match std::fs::symlink_metadata(path) {
+        Ok(m) => m.file_type(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(SavedPlanError {
+                file: path.display().to_string(),
+                message: format!("cannot be checked: {e}"),
+            })
+        }
+    };
+    let what = if kind.is_file() {
+        return Ok(());
+    } else if kind.is_symlink() {
+        "a symbolic link"
+    } else if kind.is_dir() {
+        "a folder"
+    } else if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a device"
+    };
+    Err(SavedPlanError {
+        file: path.display().to_string(),
+        message: format!(
+            "is {what}; --out must name a regular file or a file that does not exist yet"
+        ),
+    })
+}
+
 impl SavedPlan {
-    /// Writes the plan to `path`, `0600` whatever the umask (an existing file is replaced).
+    /// Writes the plan to `path`, `0600` whatever the umask: to a temporary file in the same
+    /// folder, then renamed over `path` (see the module doc).
     pub fn write(&self, path: &Path) -> Result<(), SavedPlanError> {
         let err = |message: String| SavedPlanError {
             file: path.display().to_string(),
             message,
         };
+        check_out_path(path)?;
         let json = serde_json::to_vec_pretty(self).map_err(|e| err(e.to_string()))?;
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| err(format!("cannot be written: {e}")))?;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))
-            .map_err(|e| err(format!("cannot be made private (0600): {e}")))?;
-        f.write_all(&json)
-            .and_then(|()| f.write_all(b"\n"))
-            .and_then(|()| f.sync_all())
-            .map_err(|e| err(format!("cannot be written: {e}")))
+        let name = path
+            .file_name()
+            .ok_or_else(|| err("is not a file name".into()))?;
+        let mut temp_name = std::ffi::OsString::from(".");
+        temp_name.push(name);
+        temp_name.push(format!(".{}.tmp", std::process::id()));
+        let temp = path.with_file_name(temp_name);
+        let written = (|| {
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)?;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            f.write_all(&json)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+            std::fs::rename(&temp, path)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temp);
+            return Err(err(format!("cannot be written: {e}")));
+        }
+        Ok(())
     }
 
     /// Reads and checks a saved plan: bounded, the right format, actions that hash to its

@@ -167,6 +167,15 @@ mod tests {
         assert_eq!(e.line, Some(9), "{e}");
         let e = parse("pending:\n  recheck_min: 2d\n  recheck_max: 1d\n").unwrap_err();
         assert!(e.message.starts_with("pending.recheck_min"), "{e}");
+        // A default gives way to the key that is set; only two set keys conflict.
+        let c = parse("pending:\n  recheck_max: 30s\n").unwrap();
+        assert_eq!(c.pending.recheck_min, Duration::from_secs(30));
+        assert_eq!(c.pending.recheck_max, Duration::from_secs(30));
+        let c = parse("pending:\n  recheck_min: 2d\n").unwrap();
+        assert_eq!(c.pending.recheck_min, Duration::from_secs(2 * 86400));
+        assert_eq!(c.pending.recheck_max, Duration::from_secs(2 * 86400));
+        let c = parse("pending:\n  recheck_min: 1m\n").unwrap();
+        assert_eq!(c.pending.recheck_max, Duration::from_secs(24 * 3600));
         let e = parse("pending:\n  wait: 1d\n").unwrap_err();
         assert!(e.message.contains("wait"), "{e}");
     }

@@ -3,6 +3,10 @@
 //! The back-off itself is `crate::recheck`; this file owns the keys, their defaults and their
 //! ranges. `recheck_max` is the promise made to users: a person who appears in Studio gets
 //! their role within `recheck_max` plus one schedule slot.
+//!
+//! A default gives way to a key that is set: `recheck_max: 30s` alone lowers the default
+//! `recheck_min` to 30s (and `recheck_min: 2d` alone raises `recheck_max`), so only two keys
+//! that are both written can conflict.
 
 use super::checker::Checker;
 use super::ConfigError;
@@ -13,28 +17,12 @@ use std::time::Duration;
 /// `pending` as written in the file.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 pub(super) struct RawPending {
-    #[serde(default = "default_recheck_min")]
-    recheck_min: String,
-    #[serde(default = "default_recheck_max")]
-    recheck_max: String,
-}
-
-impl Default for RawPending {
-    fn default() -> Self {
-        RawPending {
-            recheck_min: default_recheck_min(),
-            recheck_max: default_recheck_max(),
-        }
-    }
-}
-
-fn default_recheck_min() -> String {
-    "15m".into()
-}
-
-fn default_recheck_max() -> String {
-    "24h".into()
+    #[serde(default)]
+    recheck_min: Option<String>,
+    #[serde(default)]
+    recheck_max: Option<String>,
 }
 
 /// `pending`, checked.
@@ -86,18 +74,33 @@ fn check(raw: RawPending) -> Result<PendingConfig, (&'static str, String)> {
         }
         Ok(d)
     };
-    let recheck_min = parse("recheck_min", &raw.recheck_min)?;
-    let recheck_max = parse("recheck_max", &raw.recheck_max)?;
-    if recheck_min > recheck_max {
-        return Err((
-            "recheck_min",
-            format!(
-                "{} is longer than pending.recheck_max ({})",
-                raw.recheck_min.trim(),
-                raw.recheck_max.trim()
-            ),
-        ));
-    }
+    let defaults = Backoff::default();
+    let min = raw
+        .recheck_min
+        .as_deref()
+        .map(|t| parse("recheck_min", t))
+        .transpose()?;
+    let max = raw
+        .recheck_max
+        .as_deref()
+        .map(|t| parse("recheck_max", t))
+        .transpose()?;
+    let (recheck_min, recheck_max) = match (min, max) {
+        (Some(min), Some(max)) if min > max => {
+            return Err((
+                "recheck_min",
+                format!(
+                    "{} is longer than pending.recheck_max ({})",
+                    raw.recheck_min.unwrap_or_default().trim(),
+                    raw.recheck_max.unwrap_or_default().trim()
+                ),
+            ));
+        }
+        (Some(min), Some(max)) => (min, max),
+        (Some(min), None) => (min, defaults.max.max(min)),
+        (None, Some(max)) => (defaults.min.min(max), max),
+        (None, None) => (defaults.min, defaults.max),
+    };
     Ok(PendingConfig {
         recheck_min,
         recheck_max,

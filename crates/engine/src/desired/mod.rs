@@ -1,12 +1,15 @@
 //! The desired state: which managed roles each email should hold, and where it comes from.
 //!
-//! Both sources (the YAML roles file in [`yaml`], a SQL query in [`sql`]) feed one
+//! Every source (the YAML roles file in [`yaml`], a SQL query in [`sql`]) feeds one
 //! [`DesiredBuilder`], so an email or a role is checked by the same rules wherever it was
-//! written. Problems are collected rather than returned at the first one: an admin fixing a
+//! written. Each grant remembers its source ([`Grant`]) for `plan` and `history --email`. Problems are collected rather than returned at the first one: an admin fixing a
 //! file wants every bad line at once. A desired state with any problem is never used.
 
+mod grant;
 pub mod sql;
 pub mod yaml;
+
+pub use grant::{Grant, SourceName};
 
 use crate::roles::{ManagedRoles, RoleSet};
 use std::collections::HashMap;
@@ -17,9 +20,25 @@ use std::fmt;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DesiredState {
     pub users: HashMap<String, RoleSet>,
+    /// Email → its grants, with their source (and end date and reason, when given). The
+    /// planner reads only `users`; these say where each of its roles came from.
+    pub grants: HashMap<String, Vec<Grant>>,
 }
 
 impl DesiredState {
+    /// The grants of `email`: one per role and source.
+    pub fn grants_of(&self, email: &str) -> &[Grant] {
+        self.grants.get(email).map_or(&[], Vec::as_slice)
+    }
+
+    /// The sources that grant `role` to `email`, in the order they were read.
+    pub fn sources_of(&self, email: &str, role: usize) -> impl Iterator<Item = &SourceName> {
+        self.grants_of(email)
+            .iter()
+            .filter(move |g| g.role == role)
+            .map(|g| &g.source)
+    }
+
     pub fn grants(&self) -> usize {
         self.users.values().map(|r| r.len()).sum()
     }
@@ -94,17 +113,27 @@ impl fmt::Display for InvalidDesired {
 /// Collects grants from a source, checking each against the contract's rules.
 pub struct DesiredBuilder<'a> {
     managed: &'a ManagedRoles,
+    /// The source every grant of this builder comes from.
+    source: SourceName,
     users: HashMap<String, RoleSet>,
+    grants: HashMap<String, Vec<Grant>>,
     problems: Vec<Problem>,
 }
 
 impl<'a> DesiredBuilder<'a> {
-    pub fn new(managed: &'a ManagedRoles) -> Self {
+    pub fn new(managed: &'a ManagedRoles, source: SourceName) -> Self {
         DesiredBuilder {
             managed,
+            source,
             users: HashMap::new(),
+            grants: HashMap::new(),
             problems: Vec::new(),
         }
+    }
+
+    /// The source this builder reads, for the grants a reader makes itself.
+    pub fn source(&self) -> &SourceName {
+        &self.source
     }
 
     pub fn problem(&mut self, origin: Origin, message: impl Into<String>) {
@@ -150,6 +179,24 @@ impl<'a> DesiredBuilder<'a> {
     /// Declares an email once with its roles (the YAML rule: an email is one key).
     /// Returns false, with a problem recorded, when the email was already declared.
     pub fn declare(&mut self, origin: Origin, email: String, roles: RoleSet) -> bool {
+        let grants = roles
+            .iter()
+            .map(|r| Grant::new(r, self.source.clone()))
+            .collect();
+        self.declare_grants(origin, email, grants)
+    }
+
+    /// As [`declare`](Self::declare), with each grant given whole (an end date, a reason).
+    /// A role granted twice keeps its first grant.
+    pub fn declare_grants(&mut self, origin: Origin, email: String, grants: Vec<Grant>) -> bool {
+        let mut roles = RoleSet::EMPTY;
+        let mut kept: Vec<Grant> = Vec::with_capacity(grants.len());
+        for g in grants {
+            if !roles.contains(g.role) {
+                roles.insert(g.role);
+                kept.push(g);
+            }
+        }
         self.exclusive(origin, &email, roles);
         if self.users.contains_key(&email) {
             self.problem(
@@ -157,6 +204,9 @@ impl<'a> DesiredBuilder<'a> {
                 format!("{email} is listed twice (emails compare case-insensitively)"),
             );
             return false;
+        }
+        if !kept.is_empty() {
+            self.grants.insert(email.clone(), kept);
         }
         self.users.insert(email, roles);
         true
@@ -166,14 +216,25 @@ impl<'a> DesiredBuilder<'a> {
     /// A grant that makes the email hold two roles of one exclusive group is refused at its
     /// `origin`.
     pub fn grant(&mut self, origin: Origin, email: String, role: usize) {
+        let grant = Grant::new(role, self.source.clone());
+        self.add_grant(origin, email, grant);
+    }
+
+    /// As [`grant`](Self::grant), with the grant given whole. A repeated role keeps the
+    /// grant first read.
+    pub fn add_grant(&mut self, origin: Origin, email: String, grant: Grant) {
         let held = self.users.get(&email).copied().unwrap_or_default();
+        if held.contains(grant.role) {
+            return;
+        }
         let mut with = held;
-        with.insert(role);
+        with.insert(grant.role);
         if self.managed.conflict(with).is_some() && self.managed.conflict(held).is_none() {
             self.exclusive(origin, &email, with);
             return;
         }
-        self.users.entry(email).or_default().insert(role);
+        self.grants.entry(email.clone()).or_default().push(grant);
+        self.users.insert(email, with);
     }
 
     /// Records a problem when `roles` holds two roles of one group of `roles.exclusive`.
@@ -202,7 +263,10 @@ impl<'a> DesiredBuilder<'a> {
         locate: impl FnOnce(Vec<Origin>) -> Vec<Origin>,
     ) -> Result<DesiredState, DesiredError> {
         if self.problems.is_empty() {
-            return Ok(DesiredState { users: self.users });
+            return Ok(DesiredState {
+                users: self.users,
+                grants: self.grants,
+            });
         }
         let located = locate(self.problems.iter().map(|p| p.origin).collect());
         for (p, origin) in self.problems.iter_mut().zip(located) {
@@ -228,7 +292,7 @@ mod tests {
     fn exclusive_roles_are_refused_where_they_meet() {
         let managed = ManagedRoles::new(vec!["Admin".into(), "Sub".into(), "Cap".into()])
             .with_exclusive(vec![RoleSet::single(0).union(RoleSet::single(1))]);
-        let mut b = DesiredBuilder::new(&managed);
+        let mut b = DesiredBuilder::new(&managed, SourceName::new("test"));
         b.grant(Origin::Row(1), "a@x.edu".into(), 0);
         b.grant(Origin::Row(2), "a@x.edu".into(), 2);
         b.grant(Origin::Row(3), "a@x.edu".into(), 1);
@@ -241,5 +305,41 @@ mod tests {
         assert!(e.problems[0]
             .message
             .contains("Admin and Sub are mutually exclusive"));
+    }
+
+    #[test]
+    fn each_grant_keeps_its_source_and_a_repeat_keeps_the_first() {
+        let managed = ManagedRoles::new(vec!["Admin".into(), "Cap".into()]);
+        let mut b = DesiredBuilder::new(&managed, SourceName::new("grants.csv"));
+        b.grant(Origin::Row(1), "a@x.edu".into(), 1);
+        let mut first = Grant::new(0, SourceName::new("grants.csv"));
+        first.reason = Some("first".into());
+        b.add_grant(Origin::Row(2), "a@x.edu".into(), first.clone());
+        b.add_grant(
+            Origin::Row(3),
+            "a@x.edu".into(),
+            Grant::new(0, b.source().clone()),
+        );
+        b.declare(Origin::Line(4), "b@x.edu".into(), RoleSet::EMPTY);
+        let d = b.finish("s").unwrap();
+        assert_eq!(d.users["a@x.edu"], managed.all());
+        assert_eq!(d.grants_of("a@x.edu").len(), 2);
+        assert_eq!(d.grants_of("a@x.edu")[1], first);
+        let from: Vec<_> = d.sources_of("a@x.edu", 1).map(|s| s.as_str()).collect();
+        assert_eq!(from, ["grants.csv"]);
+        assert!(d.grants_of("b@x.edu").is_empty() && d.users.contains_key("b@x.edu"));
+    }
+
+    #[test]
+    fn a_roles_file_names_its_grants_by_file_name() {
+        let managed = ManagedRoles::new(vec!["Admin".into()]);
+        let d = yaml::parse(
+            "/etc/x/roles.yaml",
+            "users:\n  a@x.edu: [Admin]\n",
+            &managed,
+        )
+        .unwrap();
+        let from: Vec<_> = d.sources_of("a@x.edu", 0).map(|s| s.to_string()).collect();
+        assert_eq!(from, ["roles.yaml"]);
     }
 }

@@ -10,7 +10,7 @@
 //! shape error; the contract's rules are then checked entry by entry, and only when one fails
 //! is the text scanned for the entry's line.
 
-use super::{DesiredBuilder, DesiredError, DesiredState, Origin};
+use super::{DesiredBuilder, DesiredError, DesiredState, Origin, SourceName};
 use crate::config::YamlSourceConfig;
 use crate::input_file::read_text;
 use crate::roles::{ManagedRoles, RoleSet};
@@ -42,21 +42,31 @@ pub fn load(
     parse(&source, &text, managed)
 }
 
+/// The name a file's grants show as their source: its file name, as the admin knows it.
+pub(crate) fn file_name(path: &str) -> SourceName {
+    SourceName::new(
+        std::path::Path::new(path)
+            .file_name()
+            .map_or(Cow::Borrowed(path), |n| n.to_string_lossy()),
+    )
+}
+
 /// Checks roles-file text; `source` names it in messages.
 pub fn parse(
     source: &str,
     text: &str,
     managed: &ManagedRoles,
 ) -> Result<DesiredState, DesiredError> {
+    let name = file_name(source);
     let entries = match parse_shape(text) {
         Ok(entries) => entries,
         Err(ShapeError::Refused(r)) => {
-            let mut b = DesiredBuilder::new(managed);
+            let mut b = DesiredBuilder::new(managed, name.clone());
             b.problem(Origin::Line(r.line), r.message);
             return b.finish(source);
         }
         Err(ShapeError::Yaml(e)) => {
-            let mut b = DesiredBuilder::new(managed);
+            let mut b = DesiredBuilder::new(managed, name.clone());
             let line = crate::yaml_lines::error_line(&e, text);
             let origin = line.map_or(Origin::Unknown, Origin::Line);
             // YAML refuses a key over 1024 characters without saying why: say it as the
@@ -78,7 +88,7 @@ pub fn parse(
             return b.finish(source);
         }
     };
-    let mut b = DesiredBuilder::new(managed);
+    let mut b = DesiredBuilder::new(managed, name.clone());
     for (i, (raw_email, roles)) in entries.into_iter().enumerate() {
         let at = Origin::Entry(i);
         let Some(email) = b.email(at, &raw_email) else {

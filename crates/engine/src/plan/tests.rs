@@ -97,6 +97,7 @@ fn desired(managed: &ManagedRoles, entries: &[(&str, &[&str])]) -> DesiredState 
             .iter()
             .map(|(e, roles)| (e.to_string(), managed.set_of(roles.iter().copied())))
             .collect(),
+        ..Default::default()
     }
 }
 

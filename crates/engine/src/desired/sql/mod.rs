@@ -37,7 +37,7 @@ mod sqlite;
 
 pub use rows::MAX_BAD_ROWS;
 
-use super::{DesiredBuilder, DesiredError, DesiredState};
+use super::{DesiredBuilder, DesiredError, DesiredState, SourceName};
 use crate::config::SqlSourceConfig;
 use crate::roles::ManagedRoles;
 pub use crate::sql_query::Database;
@@ -65,7 +65,7 @@ pub async fn load(
 ) -> Result<(DesiredState, SqlReadStats), DesiredError> {
     let source = describe(config);
     let url = config.url.expose_secret();
-    let mut b = DesiredBuilder::new(managed);
+    let mut b = DesiredBuilder::new(managed, SourceName::new("sql"));
     // Every step below has its own bound; this one is the last resort, for a driver that
     // ignores them.
     let limit = CONNECT_ALLOWANCE
