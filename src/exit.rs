@@ -1,4 +1,4 @@
-//! The contract's exit codes (DESIGN.md, "Commands and exit codes"), and the one mapping
+//! The contract's exit codes (docs/contracts.md, "Exit codes"), and the one mapping
 //! from how a run ended to its code. They belong to the command line, not to the engine: the
 //! engine reports how a run ended ([`RunReport`]); what a shell sees is decided here.
 

@@ -11,15 +11,15 @@
 //! `CONSOLE_SCREENSHOTS=1 cargo test -p studio-role-sync --test console` also writes the
 //! screenshots of the main pages to `docs/console/*.png`.
 
-mod common;
+mod support;
 
-use common::daemon::Daemon;
-use common::{user, Opts, Tenant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use libtest_mimic::{Completion, Failed, Trial};
 use std::future::Future;
 use std::process::Stdio;
 use std::time::Duration;
+use support::daemon::Daemon;
+use support::{assert_secret_absent, user, Opts, Tenant};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "console-pa55word";
@@ -47,7 +47,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    common::daemon::wait_for(what, WAIT, check).await
+    support::daemon::wait_for(what, WAIT, check).await
 }
 
 /// A tenant whose first run adds, removes (a holder whose Studio email is HTML) and leaves a
@@ -79,7 +79,7 @@ async fn tenant_with_console() -> (Tenant, Daemon, u16) {
             return None;
         }
         let db = t.history().await;
-        let n = common::count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
+        let n = support::count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
         db.close().await;
         (n >= 1).then_some(())
     })
@@ -117,7 +117,7 @@ async fn the_daemon_serves_the_console_only_with_the_password() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 404, "the console has its own listener");
-    assert!(!d.log().contains(PASSWORD), "the password is never logged");
+    assert_secret_absent(&d.log(), PASSWORD, "the console password");
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
@@ -267,7 +267,7 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .text()
         .await?;
     assert!(
-        left.contains("newhire@school.edu") && left.contains("not_in_studio"),
+        left.contains("newhire@school.edu") && left.contains("no Studio account yet"),
         "{left}"
     );
     screenshot(c, "run").await;
@@ -319,7 +319,10 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .at_most(WAIT)
         .for_element(Locator::Css("table#trail"))
         .await?;
-    assert!(trail.text().await?.contains("left alone: not_in_studio"));
+    assert!(trail
+        .text()
+        .await?
+        .contains("left alone: no Studio account yet"));
     screenshot(c, "person").await;
 
     c.find(Locator::LinkText("Pending")).await?.click().await?;
