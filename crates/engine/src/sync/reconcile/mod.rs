@@ -25,6 +25,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 mod consent;
+mod left_alone_log;
 
 pub use consent::{ApprovalUse, Consent, SavedPlanConsent};
 
@@ -244,7 +245,13 @@ impl Engine {
             )
             .await;
         if let Err(message) = result {
-            tracing::error!(error = %message, "run failed");
+            // A graceful stop (SIGTERM, `systemctl restart`) is not a failure: nothing is
+            // wrong, and whoever is paged on errors must not be.
+            if report.record.status == "interrupted" {
+                tracing::info!(reason = %message, "run interrupted by the shutdown; the next run finishes the work");
+            } else {
+                tracing::error!(error = %message, "run failed");
+            }
             report.error = Some(message);
         }
         let counts = self.client.counts().since(before);
@@ -478,13 +485,12 @@ impl Engine {
             searched: &read.searched,
             backoff: config.pending.backoff(),
         };
-        self.history
+        let changes = self
+            .history
             .record_plan(report.record.id, &rows, &update)
             .await
             .map_err(|e| e.to_string())?;
-        for p in &the_plan.pending {
-            tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
-        }
+        left_alone_log::log_left_alone(&the_plan.pending, &changes);
         if !flapping.is_empty() {
             let keys: Vec<_> = flapping
                 .iter()
