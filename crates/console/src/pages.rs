@@ -13,6 +13,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 use studio_role_sync_engine::history::{history_time, HistoryError};
+use studio_role_sync_engine::run_status::RunStatus;
 
 type Shared = State<Arc<Console>>;
 
@@ -138,7 +139,10 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         pages,
         prev: (q.page > 1).then(|| link(q.page - 1)),
         next: (q.page < pages).then(|| link(q.page + 1)),
-        status_options: choices(params::STATUSES, &q.filter.status),
+        status_options: choices(
+            &params::statuses(),
+            &q.filter.status.map(|s| s.as_str().to_string()),
+        ),
         trigger_options: choices(params::TRIGGERS, &q.filter.trigger),
         from: date(q.from),
         to: date(q.to),
@@ -176,7 +180,7 @@ pub async fn run(
             &format!("There is no run {id} in the history."),
         );
     };
-    let approve = (record.status == "aborted" && !record.dry_run)
+    let approve = (record.status == RunStatus::Aborted && !record.dry_run)
         .then(|| format!("studio-role-sync approve {}", record.id));
     page(RunPage {
         run: RunRow::new(&record),
@@ -297,10 +301,10 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         },
         Some(r) => HealthItem {
             name: "Last run",
-            state: match r.status.as_str() {
-                "succeeded" | "running" => "ok",
-                "partial" | "interrupted" => "warn",
-                _ => "bad",
+            state: match r.status {
+                RunStatus::Succeeded | RunStatus::Running => "ok",
+                RunStatus::Partial | RunStatus::Interrupted => "warn",
+                RunStatus::Failed | RunStatus::Aborted => "bad",
             },
             value: format!(
                 "run {} {} at {} ({})",
@@ -346,7 +350,7 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     });
     let auth_failed = latest
         .as_ref()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status == RunStatus::Failed)
         .and_then(|r| r.error.clone())
         .filter(|e| {
             let e = e.to_lowercase();

@@ -33,6 +33,7 @@ pub use clock::Clock;
 pub use pending::{PendingNow, PendingUpdate};
 pub use retention::Pruned;
 
+use crate::run_status::RunStatus;
 use crate::state_files;
 pub use crate::studio::tokens::StoredTokens;
 use chrono::{SecondsFormat, Utc};
@@ -87,11 +88,23 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     }
 }
 
+/// The history could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("history database {}: {message}", path.display())]
+#[error("history database {}: {failure}", path.display())]
 pub struct HistoryError {
     pub path: PathBuf,
-    pub message: String,
+    #[source]
+    pub failure: HistoryFailure,
+}
+
+/// What went wrong with the history: a query (with SQLite's own error kept as the source), or
+/// setting the file up.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryFailure {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Now, as the history writes times: RFC 3339, UTC, milliseconds.
@@ -114,7 +127,7 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
     pub trigger: String,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub desired_users: Option<i64>,
     pub adds_planned: i64,
     pub removes_planned: i64,
@@ -159,7 +172,7 @@ impl History {
     pub async fn open(path: &Path) -> Result<History, HistoryError> {
         let err = |message: String| HistoryError {
             path: path.to_path_buf(),
-            message,
+            failure: HistoryFailure::Setup(message),
         };
         // Private whatever the umask: a new folder 0700, the files 0600 (see `state_files`).
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -240,7 +253,7 @@ impl History {
     fn err(&self, e: sqlx::Error) -> HistoryError {
         HistoryError {
             path: self.path.clone(),
-            message: e.to_string(),
+            failure: HistoryFailure::Sql(e),
         }
     }
 
@@ -334,7 +347,7 @@ impl History {
              retries = ?, throttled = ? WHERE id = ?",
         )
         .bind(run.finished_at.clone().unwrap_or_else(|| self.now()))
-        .bind(&run.status)
+        .bind(run.status)
         .bind(run.desired_users)
         .bind(run.adds_planned)
         .bind(run.removes_planned)
@@ -446,7 +459,7 @@ mod tests {
         );
         assert_eq!(h.mark_interrupted().await.unwrap(), 1);
         let run = h.run(id).await.unwrap().unwrap();
-        assert_eq!(run.status, "interrupted");
+        assert_eq!(run.status, RunStatus::Interrupted);
         assert!(run.finished_at.is_some());
     }
 }

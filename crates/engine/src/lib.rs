@@ -29,6 +29,8 @@ pub mod read;
 pub mod recheck;
 pub mod reconcile;
 pub mod roles;
+pub mod run_report;
+pub mod run_status;
 pub mod safety;
 pub mod saved_plan;
 pub mod shutdown;

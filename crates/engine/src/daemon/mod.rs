@@ -26,6 +26,7 @@ use crate::http::{HttpExtension, HttpState, LastRun, Readiness};
 use crate::lock::InstanceLock;
 use crate::metrics::Metrics;
 use crate::reconcile::{load_desired, Engine, Trigger};
+use crate::run_status::RunStatus;
 use crate::shutdown::{spawn_signal_handler, CancellationToken};
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
@@ -155,7 +156,7 @@ impl Daemon {
         self.set_ready(|r| {
             r.last_run = Some(LastRun {
                 id: None,
-                status: "failed".into(),
+                status: RunStatus::Failed,
                 error: Some(error),
             })
         });
@@ -375,7 +376,7 @@ impl Daemon {
                 self.set_ready(|ready| {
                     ready.last_run = Some(LastRun {
                         id: Some(r.id),
-                        status: r.status.clone(),
+                        status: r.status,
                         error: r.error.clone(),
                     })
                 });
@@ -482,9 +483,9 @@ impl Daemon {
 async fn run_catching_panics(
     history: &History,
     run: impl std::future::Future<
-        Output = Result<crate::reconcile::RunReport, crate::history::HistoryError>,
+        Output = Result<crate::run_report::RunReport, crate::history::HistoryError>,
     >,
-) -> Result<crate::reconcile::RunReport, String> {
+) -> Result<crate::run_report::RunReport, String> {
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(report)) => Ok(report),
@@ -529,7 +530,7 @@ mod tests {
             "{message}"
         );
         let run = history.run(1).await.unwrap().unwrap();
-        assert_eq!(run.status, "failed");
+        assert_eq!(run.status, RunStatus::Failed);
         assert!(run.error.unwrap().contains("internal error"));
         assert!(run.finished_at.is_some());
     }

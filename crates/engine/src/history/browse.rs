@@ -7,13 +7,14 @@
 //! page than a week.
 
 use super::{History, HistoryError, RunRecord};
+use crate::run_status::RunStatus;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Which runs to list. Times are compared as the history writes them (RFC 3339 UTC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunFilter {
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     pub trigger: Option<String>,
     /// Started at or after.
     pub from: Option<String>,
@@ -48,7 +49,7 @@ pub struct AuthRecord {
 fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &RunFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(s) = &f.status {
-        q.push(" AND status = ").push_bind(s.clone());
+        q.push(" AND status = ").push_bind(*s);
     }
     if let Some(t) = &f.trigger {
         q.push(" AND trigger = ").push_bind(t.clone());
@@ -173,10 +174,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&dir.path().join("history.db")).await.unwrap();
         for (i, (trigger, status, day)) in [
-            ("startup", "succeeded", "2025-03-01"),
-            ("schedule", "aborted", "2025-03-01"),
-            ("schedule", "succeeded", "2025-03-02"),
-            ("manual", "partial", "2025-03-03"),
+            ("startup", RunStatus::Succeeded, "2025-03-01"),
+            ("schedule", RunStatus::Aborted, "2025-03-01"),
+            ("schedule", RunStatus::Succeeded, "2025-03-02"),
+            ("manual", RunStatus::Partial, "2025-03-03"),
         ]
         .into_iter()
         .enumerate()
@@ -184,9 +185,9 @@ mod tests {
             let id = h.start_run(trigger, false).await.unwrap();
             let run = RunRecord {
                 id,
-                status: status.into(),
+                status,
                 adds_applied: i as i64,
-                failed: (status == "partial") as i64,
+                failed: (status == RunStatus::Partial) as i64,
                 pending: 3,
                 ..Default::default()
             };
@@ -218,7 +219,7 @@ mod tests {
         };
         assert_eq!(ids(h.runs_filtered(&march_2, 0, 10).await.unwrap()), [3]);
         let aborted = RunFilter {
-            status: Some("aborted".into()),
+            status: Some(RunStatus::Aborted),
             ..Default::default()
         };
         assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);

@@ -105,7 +105,7 @@ mod tests {
         Notice {
             event: "guard_tripped",
             run_id: 7,
-            status: "aborted".into(),
+            status: crate::run_status::RunStatus::Aborted,
             trigger: "schedule".into(),
             message: "Run 7 was stopped".into(),
             summary: Summary {

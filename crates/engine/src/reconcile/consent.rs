@@ -61,9 +61,8 @@ impl Engine {
         digest: &str,
         guard: Option<GuardTrip>,
         consent: &Consent,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, crate::history::HistoryError> {
         let h = &self.history;
-        let e = |e: crate::history::HistoryError| e.to_string();
         let empty = matches!(guard, Some(GuardTrip::EmptyDesired));
         match consent {
             Consent::SavedPlan(saved) => {
@@ -76,19 +75,15 @@ impl Engine {
                         saved.actions.len(),
                         Some(&saved.file),
                     )
-                    .await
-                    .map_err(e)?;
+                    .await?;
                 let approved = format!("the saved plan {}", saved.file);
                 if empty {
                     h.consume_approval(id, "refused", run_id, Some(NEVER_EMPTY))
-                        .await
-                        .map_err(e)?;
+                        .await?;
                     return Ok(Decision { guard, used: None });
                 }
                 if saved.digest == digest {
-                    h.consume_approval(id, "applied", run_id, None)
-                        .await
-                        .map_err(e)?;
+                    h.consume_approval(id, "applied", run_id, None).await?;
                     log_lifted(&approved, guard.as_ref());
                     return Ok(Decision {
                         guard: None,
@@ -102,8 +97,7 @@ impl Engine {
                 let differences = PlanDifferences::between(&saved.actions, actions);
                 let detail = format!("the plan changed: {differences}");
                 h.consume_approval(id, "refused", run_id, Some(&detail))
-                    .await
-                    .map_err(e)?;
+                    .await?;
                 Ok(Decision {
                     guard: Some(GuardTrip::PlanChanged {
                         approved,
@@ -114,15 +108,14 @@ impl Engine {
                 })
             }
             Consent::Approvals => {
-                let pending = h.pending_approvals().await.map_err(e)?;
+                let pending = h.pending_approvals().await?;
                 let Some(newest) = pending.last() else {
                     return Ok(Decision { guard, used: None });
                 };
                 if empty {
                     for p in &pending {
                         h.consume_approval(p.id, "refused", run_id, Some(NEVER_EMPTY))
-                            .await
-                            .map_err(e)?;
+                            .await?;
                     }
                     tracing::warn!(
                         approvals = pending.len(),
@@ -139,14 +132,11 @@ impl Engine {
                     )
                 };
                 if let Some(m) = pending.iter().find(|p| p.digest == digest) {
-                    h.consume_approval(m.id, "applied", run_id, None)
-                        .await
-                        .map_err(e)?;
+                    h.consume_approval(m.id, "applied", run_id, None).await?;
                     for p in pending.iter().filter(|p| p.id != m.id) {
                         let detail = format!("superseded: run {run_id} used approval {}", m.id);
                         h.consume_approval(p.id, "refused", run_id, Some(&detail))
-                            .await
-                            .map_err(e)?;
+                            .await?;
                     }
                     let approved = describe(m);
                     log_lifted(&approved, guard.as_ref());
@@ -161,15 +151,14 @@ impl Engine {
                 }
                 // No approval is for this plan: say how it differs from the newest one.
                 let approved_actions = match newest.run_id {
-                    Some(run) => h.planned_actions(run).await.map_err(e)?,
+                    Some(run) => h.planned_actions(run).await?,
                     None => Vec::new(),
                 };
                 let differences = PlanDifferences::between(&approved_actions, actions);
                 let detail = format!("the plan changed: {differences}");
                 for p in &pending {
                     h.consume_approval(p.id, "refused", run_id, Some(&detail))
-                        .await
-                        .map_err(e)?;
+                        .await?;
                 }
                 let approved = describe(newest);
                 tracing::warn!(approval = %approved, %differences, "the plan changed since it was approved: the approval is not used");
