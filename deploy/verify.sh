@@ -201,7 +201,7 @@ for path in sorted(glob.glob("deploy/**/*.y*ml", recursive=True)):
     docs[path] = d or []
 check(not bad, f"{len(docs)} YAML files parse with no duplicate keys", ", ".join(bad))
 
-# The config contract (shared/DESIGN.md): keys the daemon accepts.
+# The config contract (docs/contracts.md): keys the daemon accepts.
 CONFIG_KEYS = {
     "": {"studio", "roles", "safety", "source", "schedule", "timezone", "history", "http", "log",
          "notify", "flapping"},

@@ -1,4 +1,4 @@
-//! The contract's exit codes (docs/operations.md, "Exit codes"), and the one mapping from
+//! The contract's exit codes (docs/contracts.md, "Exit codes"), and the one mapping from
 //! how a run ended to its code. They belong to the command line, not to the engine: the
 //! engine decides a run's [`RunStatus`]; what a shell sees is decided here, from that status.
 

@@ -459,3 +459,75 @@ async fn sighup_and_trigger_start_a_run_and_a_busy_daemon_queues_one() {
     assert_eq!(all.len(), 7, "{all:?}");
     d.stop().await;
 }
+
+/// `plan --out` writes only a regular file (or a new one): a symlink, a FIFO or a folder is
+/// refused before the run, by name, without hanging and without touching what it points to.
+/// A regular file is replaced by a rename (a full disk would leave the old plan whole).
+#[tokio::test]
+async fn plan_out_refuses_what_is_not_a_regular_file_and_replaces_by_rename() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let t = guarded_tenant().await;
+    assert_eq!(t.cli(&["apply"]).await.code, 0);
+    t.write_roles(&admins(&SIX[..5]));
+
+    let victim = t.path("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = t.path("link.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let fifo = t.path("fifo.json");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let folder = t.path("folder.json");
+    std::fs::create_dir(&folder).unwrap();
+    let runs_before = runs(&t.history().await).await.len();
+    for (path, what) in [
+        (&link, "is a symbolic link"),
+        (&fifo, "is a FIFO"),
+        (&folder, "is a folder"),
+    ] {
+        let arg = path.to_str().unwrap();
+        let refused = tokio::time::timeout(WAIT, t.cli(&["plan", "--out", arg]))
+            .await
+            .unwrap_or_else(|_| panic!("plan --out {arg} hangs"));
+        assert_eq!(refused.code, 1, "{refused:?}");
+        assert!(
+            refused.stderr.contains(&format!(
+                "saved plan {arg}: {what}; --out must name a regular file"
+            )),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(
+        std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    assert_eq!(
+        runs(&t.history().await).await.len(),
+        runs_before,
+        "refused before any run was recorded"
+    );
+
+    // An existing plan is replaced whole: a new inode, 0600, nothing left beside it.
+    let file = t.path("plans/cleanup.json");
+    std::fs::create_dir(t.path("plans")).unwrap();
+    std::fs::write(&file, "old plan\n").unwrap();
+    let old_inode = std::fs::metadata(&file).unwrap().ino();
+    let planned = t.cli(&["plan", "--out", file.to_str().unwrap()]).await;
+    assert_eq!(planned.code, 2, "{planned:?}");
+    let meta = std::fs::metadata(&file).unwrap();
+    assert_ne!(meta.ino(), old_inode, "written beside, then renamed");
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&file)
+        .unwrap()
+        .contains("studio-role-sync saved plan"));
+    let names: Vec<_> = std::fs::read_dir(t.path("plans"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec!["cleanup.json"]);
+}

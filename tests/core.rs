@@ -518,6 +518,19 @@ async fn history_email_shows_a_persons_trail() {
             .contains("--since: \"yesterday-ish\" is not a time"),
         "{bad:?}"
     );
+    // An empty or malformed address is refused like anywhere else, not read as "no trail".
+    for (arg, why) in [
+        ("", "\"\" is empty"),
+        ("  ", "is empty"),
+        ("not-an-email", "\"not-an-email\""),
+        ("mailto:newhire@school.edu", "scheme"),
+    ] {
+        let bad = t.cli(&["history", "--email", arg]).await;
+        assert_eq!(bad.code, 1, "{arg:?}: {bad:?}");
+        assert!(bad.stderr.contains("error: --email: "), "{arg:?}: {bad:?}");
+        assert!(bad.stderr.contains(why), "{arg:?}: {bad:?}");
+        assert!(bad.stdout.is_empty(), "{arg:?}: {bad:?}");
+    }
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Request counts of small runs against DESIGN.md's lower bound, exactly: one listing page per
+//! Request counts of small runs against the lower bound of docs/contracts.md, exactly: one listing page per
 //! 50 holders of each managed role (at least one), one email search per desired email that
 //! needs a role added and is no holder's email (nothing is cached: an account is only ever
 //! acted on when this run saw it with the email), per email remembered as ambiguous, and, in a

@@ -8,7 +8,7 @@
 use super::{fail, open_existing_history, who};
 use crate::exit::Exit;
 use std::path::Path;
-use studio_role_sync_engine::approval;
+use studio_role_sync_engine::digest;
 use studio_role_sync_engine::lock::InstanceLock;
 
 pub async fn approve(config_path: &Path, run_id: i64, by: Option<String>) -> Exit {
@@ -29,7 +29,7 @@ pub async fn approve(config_path: &Path, run_id: i64, by: Option<String>) -> Exi
     println!(
         "Approved the plan of run {run_id} as {by}: {} actions, digest {} (approval {}).",
         row.actions,
-        approval::short(&row.digest),
+        digest::short(&row.digest),
         row.id
     );
     match InstanceLock::holder(&config.history) {

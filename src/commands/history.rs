@@ -8,7 +8,7 @@ use crate::exit::Exit;
 use crate::render::{self, Format};
 use std::path::Path;
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::email::normalize;
+use studio_role_sync_engine::email_address;
 use studio_role_sync_engine::history::{parse_time, History};
 
 /// What `history` shows.
@@ -37,6 +37,12 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
             config.history.display()
         ));
     }
+    // An empty or malformed address would only ever show an empty trail: say why instead.
+    if let HistoryQuery::Email { email: raw, .. } = &what {
+        if let Err(problem) = email_address::check(raw) {
+            return fail(format!("--email: {} {problem}", email_address::shown(raw)));
+        }
+    }
     let since = match &what {
         HistoryQuery::Email {
             since: Some(text), ..
@@ -50,42 +56,45 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
         Ok(h) => h,
         Err(e) => return fail(e),
     };
-    let text = match what {
-        HistoryQuery::Runs => match history.runs(limit).await {
-            Ok(runs) => {
-                let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
-                history
-                    .approvals_of_runs(&ids)
-                    .await
-                    .map(|approvals| render::render_runs(&runs, &approvals, format))
-            }
-            Err(e) => Err(e),
-        },
-        HistoryQuery::Email { email, .. } => history
-            .email_trail(&email, since, limit)
-            .await
-            .map(|entries| render::render_trail(&normalize(&email), &entries, format)),
-        HistoryQuery::Run(id) => match history.run(id).await {
-            Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
-            Ok(Some(r)) => match (
-                history.actions(id).await,
-                history.pending(id).await,
-                history.approvals_of_runs(&[id]).await,
-            ) {
-                (Ok(a), Ok(p), Ok(ap)) => {
-                    let mut text = render::render_run_detail(&r, &a, &p, &ap, format);
-                    // JSON and CSV readers find it in `run_actions.flapping`.
-                    if format == Format::Table {
-                        let flapping = history.flapping_actions(id).await.unwrap_or_default();
-                        text.push_str(&render::flapping::render_flapping_rows(&flapping));
-                    }
-                    Ok(text)
+    let text =
+        match what {
+            HistoryQuery::Runs => match history.runs(limit).await {
+                Ok(runs) => {
+                    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+                    history
+                        .approvals_of_runs(&ids)
+                        .await
+                        .map(|approvals| render::render_runs(&runs, &approvals, format))
                 }
-                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+                Err(e) => Err(e),
             },
-            Err(e) => Err(e),
-        },
-    };
+            HistoryQuery::Email { email, .. } => history
+                .email_trail(&email, since, limit)
+                .await
+                .map(|entries| {
+                    render::render_trail(&email_address::normalize(&email), &entries, format)
+                }),
+            HistoryQuery::Run(id) => match history.run(id).await {
+                Ok(None) => return fail(format!("no run {id} in {}", config.history.display())),
+                Ok(Some(r)) => match (
+                    history.actions(id).await,
+                    history.pending(id).await,
+                    history.approvals_of_runs(&[id]).await,
+                ) {
+                    (Ok(a), Ok(p), Ok(ap)) => {
+                        let mut text = render::render_run_detail(&r, &a, &p, &ap, format);
+                        // JSON and CSV readers find it in `run_actions.flapping`.
+                        if format == Format::Table {
+                            let flapping = history.flapping_actions(id).await.unwrap_or_default();
+                            text.push_str(&render::flapping::render_flapping_rows(&flapping));
+                        }
+                        Ok(text)
+                    }
+                    (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => Err(e),
+                },
+                Err(e) => Err(e),
+            },
+        };
     history.close().await;
     match text {
         Ok(t) => {

@@ -8,7 +8,7 @@ use crate::exit::Exit;
 use crate::render;
 use std::path::Path;
 use std::sync::Arc;
-use studio_role_sync_engine::approval;
+use studio_role_sync_engine::digest;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::GuardTrip;
 use studio_role_sync_engine::reconcile::{
@@ -44,6 +44,10 @@ async fn run_saving(
         Err(code) => return code,
     };
     crate::logging::init(config.log.format, "warn");
+    // A --out that can never be written (a symlink, a FIFO, a folder) stops before the run.
+    if let Some(Err(e)) = out.map(saved_plan::check_out_path) {
+        return fail(e);
+    }
     let saved_file = saved.map(|p| p.display().to_string()).unwrap_or_default();
     // A bad saved plan stops here, before anything is recorded.
     let saved = match saved.map(SavedPlan::read).transpose() {
@@ -171,7 +175,7 @@ fn save(
         );
         return Err(Exit::Error);
     }
-    let actions = approval::planned_actions(plan, &config.roles.managed);
+    let actions = digest::planned_actions(plan, &config.roles.managed);
     let config_text = studio_role_sync_engine::config::read(config_path).map_err(fail)?;
     let saved = SavedPlan {
         format: saved_plan::FORMAT.into(),
@@ -183,7 +187,7 @@ fn save(
         config_sha256: saved_plan::config_fingerprint(&config_text),
         desired_sha256,
         guard: report.guard.as_ref().map(|g| g.kind().to_string()),
-        digest: approval::digest(&actions),
+        digest: digest::digest(&actions),
         actions,
     };
     saved.write(path).map_err(fail)?;
@@ -192,7 +196,7 @@ fn save(
          `studio-role-sync apply {}` sends exactly these changes if a fresh plan is the same{}.",
         path.display(),
         saved.actions.len(),
-        approval::short(&saved.digest),
+        digest::short(&saved.digest),
         path.display(),
         if report.guard.is_some() {
             " (it lifts the removal guard for them)"

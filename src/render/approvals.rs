@@ -2,7 +2,7 @@
 //! carries in `history` (its plan was approved; it used or refused an approval).
 
 use super::{table, Format};
-use studio_role_sync_engine::approval;
+use studio_role_sync_engine::digest;
 use studio_role_sync_engine::history::ApprovalRow;
 
 /// What `approvals` say about run `run_id`, e.g. `approved by alice: applied in run 7`.
@@ -97,7 +97,7 @@ pub fn render_approvals(rows: &[ApprovalRow], format: Format) -> String {
                             .get(..19)
                             .unwrap_or(&a.approved_at)
                             .replace('T', " "),
-                        approval::short(&a.digest).to_string(),
+                        digest::short(&a.digest).to_string(),
                         a.actions.to_string(),
                         a.status.clone(),
                         a.used_by_run

@@ -17,7 +17,7 @@ pub fn render_export(holders: &[StudioUser], managed: &ManagedRoles, base_url: &
         match u
             .email
             .as_deref()
-            .map(studio_role_sync_engine::email::normalize)
+            .map(studio_role_sync_engine::email_address::normalize)
             .filter(|e| !e.is_empty())
         {
             Some(e) => {

@@ -198,7 +198,7 @@ pub fn render_run_detail(
                     },
                     a.approved_by,
                     a.approved_at,
-                    studio_role_sync_engine::approval::short(&a.digest),
+                    studio_role_sync_engine::digest::short(&a.digest),
                     a.actions,
                     a.status,
                     a.used_by_run

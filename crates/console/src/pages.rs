@@ -212,7 +212,7 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         Err(e) => return unreadable(e),
     };
     page(PersonPage {
-        email: studio_role_sync_engine::email::normalize(&email),
+        email: studio_role_sync_engine::email_address::normalize(&email),
         since: since.map(history_time).unwrap_or_default(),
         truncated: entries.len() as u32 >= TRAIL_LIMIT,
         limit: TRAIL_LIMIT,

@@ -2,40 +2,35 @@
 //! an institution declares in a YAML file or a SQL table. It knows no command line: it prints
 //! nothing and has no exit codes; the `studio-role-sync` binary does that.
 //!
-//! A run flows: [`config`] → [`desired`] state → [`studio`] read of the [`current`] state →
-//! [`plan`] (a pure diff, plus safety guards) → [`apply`] (batched, rate-limited) → [`history`]
-//! (SQLite). Which Studio account an email is comes only from what Studio reports during the
-//! run ([`identity`]); what counts as an email is decided once ([`email`]).
-//! [`reconcile`] strings one run together; [`daemon`] repeats it on a schedule and on
-//! edits.
+//! Its folders are layers that follow the data of a run:
+//!
+//! ```text
+//! input/    config, desired state (roles file or SQL), email rules, roles, safety limits
+//!   ↓
+//! studio/   the Studio client: OAuth, pacing, untrusted replies
+//!   ↓
+//! sync/     read → current state → plan (+ guards, digest) → consent → apply; reconcile = one run
+//!   ↓
+//! store/    history (SQLite), the instance lock, state files
+//!   ↓
+//! service/  daemon (schedule, edits), http, metrics, notifications, shutdown
+//! ```
+//!
+//! Which Studio account an email is comes only from what Studio reports during the run; what
+//! counts as an email is decided once ([`email_address`]). The modules below are the API the
+//! binary, the console, the benchmarks and the tests use; everything else is `pub(crate)`.
 
-pub mod apply;
-pub mod approval;
-pub mod config;
-pub mod current;
-pub mod daemon;
-pub mod desired;
-pub mod email;
-pub mod flapping;
-pub mod history;
-pub mod http;
-pub mod identity;
-pub mod input_file;
-pub mod lock;
-pub mod metrics;
-pub mod notify;
-pub mod plan;
-pub mod read;
-pub mod recheck;
-pub mod reconcile;
-pub mod roles;
-pub mod run_report;
-pub mod run_status;
-pub mod safety;
-pub mod saved_plan;
-pub mod shutdown;
-pub mod sql_query;
-pub mod state_files;
+mod input;
+mod service;
+mod store;
 pub mod studio;
-pub mod yaml_guard;
-pub mod yaml_lines;
+mod sync;
+
+// What the institution declares.
+pub use input::{config, desired, email_address, roles, safety_limits, yaml_lines};
+// One run: read, plan, consent, apply, and the run itself.
+pub use sync::{apply, current, digest, plan, read, reconcile, run_report, run_status, saved_plan};
+// What outlives a process.
+pub use store::{history, lock};
+// The daemon around the runs.
+pub use service::{daemon, http, metrics, shutdown};

@@ -12,7 +12,7 @@
 use clap::Parser;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::time::{Duration, Instant};
-use studio_role_sync_engine::approval::{self, PlannedAction};
+use studio_role_sync_engine::digest::{self, PlannedAction};
 use studio_role_sync_engine::history::History;
 
 #[derive(Parser)]
@@ -142,7 +142,7 @@ async fn main() {
             })
             .collect();
         let t = Instant::now();
-        let d = approval::digest(&actions);
+        let d = digest::digest(&actions);
         let digest_time = t.elapsed();
         // Lower bound: SHA-256 over the same canonical bytes, already built and sorted.
         let bytes: Vec<u8> = actions
@@ -167,7 +167,7 @@ async fn main() {
             digest_time.as_secs_f64() * 1e3,
             bytes.len(),
             hash_only.as_secs_f64() * 1e3,
-            approval::short(&d)
+            digest::short(&d)
         );
     }
     h.close().await;

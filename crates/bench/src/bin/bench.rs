@@ -14,8 +14,8 @@
 //! * `ratelimit`: a smaller first run where the configured rate (client and server) is below
 //!   what the latency allows a single connection (`concurrency / latency` > rate > `1/latency`).
 //!
-//! For each run: the requests the server received, against the lower bound of DESIGN.md
-//! ("Performance model") computed independently from the simulator's state before the run; the
+//! For each run: the requests the server received, against the lower bound of docs/contracts.md
+//! ("Requests per run") computed independently from the simulator's state before the run; the
 //! achieved request rate against the configured limit; wall time; CPU time; peak RSS (VmHWM,
 //! reset through `/proc/self/clear_refs` before each scenario; the simulator lives in the same
 //! process and is included). The naive strategy (list holders page by page, one email search
@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::current::CurrentState;
 use studio_role_sync_engine::desired::{yaml, DesiredState};
-use studio_role_sync_engine::email::normalize as normalize_email;
+use studio_role_sync_engine::email_address::normalize as normalize_email;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::{check_guards, plan, Policy};
@@ -287,7 +287,7 @@ impl Bound {
     }
 }
 
-/// DESIGN.md's lower bound, from the simulator's state (not from the engine): one listing page
+/// The lower bound of docs/contracts.md, from the simulator's state (not from the engine): one listing page
 /// per 50 holders of each managed role (at least one), one search per desired email that
 /// needs a role added and is no holder's email, per desired email remembered as ambiguous,
 /// and (full verification) per desired email a holder has; one PUT per `batch` actions of the
@@ -903,7 +903,7 @@ fn planner_scenario(grants: usize) -> PlannerResult {
         managed: managed.clone(),
     };
     let the_plan = plan(&desired, &current, &policy);
-    let safety = studio_role_sync_engine::safety::SafetyLimits {
+    let safety = studio_role_sync_engine::safety_limits::SafetyLimits {
         max_removals: usize::MAX,
         max_removal_ratio: 1.0,
         roles: Default::default(),

@@ -10,8 +10,8 @@ pub use super::oauth::OAuth;
 pub use super::tokens::fingerprint;
 use super::tokens::TokenStore;
 use super::StudioError;
-use crate::config::AuthConfig;
-use crate::metrics::Metrics;
+use crate::input::config::AuthConfig;
+use crate::service::metrics::Metrics;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,7 +62,8 @@ impl StaticToken {
     fn reload(&self, refused: &Token) -> bool {
         let Some(file) = &self.file else { return false };
         // The same bounded reader as at load; a file that cannot be read keeps the old token.
-        let Ok(text) = crate::input_file::read_text(file, crate::input_file::SECRET_MAX_BYTES)
+        let Ok(text) =
+            crate::input::input_file::read_text(file, crate::input::input_file::SECRET_MAX_BYTES)
         else {
             return false;
         };

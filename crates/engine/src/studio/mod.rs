@@ -18,8 +18,8 @@ pub mod tls;
 pub mod tokens;
 pub mod untrusted;
 
-use crate::config::StudioConfig;
-use crate::metrics::Metrics;
+use crate::input::config::StudioConfig;
+use crate::service::metrics::Metrics;
 use api::{ErrorBody, Page, PutAnswer, PutBody};
 pub use api::{StudioUser, UsersPage, WireAction};
 use auth::Auth;

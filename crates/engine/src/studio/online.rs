@@ -11,7 +11,7 @@
 //! data; the command renders it.
 
 use super::{Endpoint, StudioClient, StudioError};
-use crate::roles::ManagedRoles;
+use crate::input::roles::ManagedRoles;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 

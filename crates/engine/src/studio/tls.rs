@@ -4,11 +4,11 @@
 //! are not enough. The client trusts, together: the bundled Mozilla roots (`webpki-roots`,
 //! so a minimal container works), the operating system's store (`rustls-native-certs`:
 //! `/etc/ssl/certs`, or `SSL_CERT_FILE`/`SSL_CERT_DIR`), and `studio.ca_file` when set (read
-//! and checked with the config: [`ExtraRoots`](crate::config::ExtraRoots)). One client
+//! and checked with the config: [`ExtraRoots`](crate::input::config::ExtraRoots)). One client
 //! carries this trust to every request, token requests included.
 
 use super::StudioError;
-use crate::config::StudioConfig;
+use crate::input::config::StudioConfig;
 use std::time::Duration;
 
 /// The HTTP client for Studio (API and token endpoint) with the trust described above.

@@ -1,7 +1,7 @@
 //! Where the OAuth client keeps its tokens, as a small trait: the client needs a durable place
 //! shared by every process of one installation, not SQLite itself.
 //!
-//! [`TokenStore`] is implemented by [`History`](crate::history::History) (table
+//! [`TokenStore`] is implemented by [`History`](crate::store::history::History) (table
 //! `oauth_tokens`, and the lease table `oauth_refresh_lease`). Its four operations are exactly
 //! what a safe refresh needs (see `studio/oauth.rs`): read the newest tokens, take and give
 //! back the refresh lease, and store a rotated token (giving the lease back in the same

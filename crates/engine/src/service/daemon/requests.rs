@@ -1,0 +1,99 @@
+//! Asking the running daemon for a run now: SIGHUP (`systemctl reload`), a `trigger` row in the
+//! history, or a new approval (`approve`).
+//!
+//! The history is polled every [`POLL`] with one cheap query, so `trigger` and `approve` work
+//! from another container or user, without signals and without the instance lock. Every
+//! request only *asks* the run loop, through the same one-slot channel as the schedule: while a
+//! run is in progress, the first request queues exactly one follow-up run and later ones join
+//! it. Runs asked for this way are recorded with trigger `manual`.
+
+use crate::service::shutdown::CancellationToken;
+use crate::store::history::History;
+use crate::sync::reconcile::Trigger;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
+
+/// How often the history is asked for run requests and new approvals.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// Asks for a manual run; `why` is logged.
+fn ask(tx: &mpsc::Sender<Trigger>, why: &str) {
+    match tx.try_send(Trigger::Manual) {
+        Ok(()) => tracing::info!("{why}: a run starts now (or right after the run in progress)"),
+        Err(TrySendError::Full(_)) => {
+            tracing::info!("{why}: a run is already queued, which serves this request too")
+        }
+        Err(TrySendError::Closed(_)) => {}
+    }
+}
+
+/// SIGHUP asks for a run now. Without a handler SIGHUP would end the process.
+pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot handle SIGHUP; `trigger` still works");
+            return;
+        }
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                got = hup.recv() => {
+                    if got.is_none() {
+                        return;
+                    }
+                    ask(&tx, "SIGHUP received");
+                }
+            }
+        }
+    });
+}
+
+/// Polls the history for run requests (`trigger`) and approvals newer than the last one seen.
+/// Waiting requests are taken at start: the startup run serves them.
+pub fn spawn_poller(history: History, tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
+    tokio::spawn(async move {
+        let mut seen_approval: Option<i64> = None;
+        let mut failing = false;
+        let mut first = true;
+        loop {
+            match history.poll_requests().await {
+                Ok((approval, waiting)) => {
+                    if failing {
+                        tracing::info!("reading run requests from the history works again");
+                        failing = false;
+                    }
+                    if waiting {
+                        match history.take_run_requests().await {
+                            Ok(n) if n > 0 && !first => {
+                                ask(&tx, "run requested (studio-role-sync trigger)")
+                            }
+                            Ok(_) => {}
+                            Err(e) => tracing::warn!(error = %e, "cannot take run requests"),
+                        }
+                    }
+                    if approval.is_some() && approval > seen_approval {
+                        if !first {
+                            ask(&tx, "new approval (studio-role-sync approve)");
+                        }
+                        seen_approval = approval;
+                    }
+                    first = false;
+                }
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "cannot read run requests from the history; trying again");
+                    failing = true;
+                }
+                Err(_) => {}
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    });
+}

@@ -1,0 +1,366 @@
+//! The daemon's HTTP endpoints: `/healthz`, `/readyz` and `/metrics`.
+//!
+//! `/healthz` answers while the process serves at all (a liveness probe restarts a hung
+//! process, not a failing tenant). `/readyz` says whether the daemon is doing its job: the
+//! config and desired state last loaded are valid, a run has finished, and the last run
+//! neither failed nor was aborted by a safety guard; otherwise `503` with a short JSON reason.
+//! Both read [`Readiness`], which the daemon updates.
+//!
+//! The endpoints face whatever can reach the port, so the server is bounded ([`HttpLimits`]):
+//! a request head must arrive within a few seconds (this also closes idle keep-alive
+//! connections), a request must be answered within a few more, a connection lives at most a
+//! minute, heads are small, and at most a few hundred connections are served at once (more
+//! wait in the kernel's backlog until a slot frees). HTTP/1.1 only: Prometheus and kubelet
+//! probes speak it, and it is the protocol whose limits hyper enforces here.
+
+use crate::service::metrics::Metrics;
+use crate::sync::run_status::RunStatus;
+use axum::extract::Request;
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use serde_json::{json, Value};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+/// What the daemon knows about its own health; `/readyz` is computed from it.
+#[derive(Clone, Debug, Default)]
+pub struct Readiness {
+    /// The config file on disk is invalid (the daemon keeps the previous one): the message,
+    /// with file and line.
+    pub invalid_config: Option<String>,
+    /// The desired state (roles file or SQL query) is invalid: the message, with file and line.
+    pub invalid_desired: Option<String>,
+    /// The last run, or the last attempt to start one; `None` until one has finished.
+    pub last_run: Option<LastRun>,
+}
+
+/// How the last run ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LastRun {
+    /// The run's id in the history; `None` when the run could not even be recorded or set up.
+    pub id: Option<i64>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+}
+
+impl Readiness {
+    /// `None` when ready; otherwise the JSON reason served with `503`.
+    pub fn not_ready(&self) -> Option<Value> {
+        if let Some(e) = &self.invalid_config {
+            return Some(json!({"ready": false, "reason": "invalid_config", "detail": e}));
+        }
+        if let Some(e) = &self.invalid_desired {
+            return Some(json!({"ready": false, "reason": "invalid_desired_state", "detail": e}));
+        }
+        match &self.last_run {
+            None => Some(json!({
+                "ready": false,
+                "reason": "starting",
+                "detail": "the first run has not finished",
+            })),
+            Some(r) if matches!(r.status, RunStatus::Failed | RunStatus::Aborted) => Some(json!({
+                "ready": false,
+                "reason": format!("last_run_{}", r.status),
+                "run_id": r.id,
+                "detail": r.error,
+            })),
+            Some(_) => None,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct HttpState {
+    pub readiness: Arc<RwLock<Readiness>>,
+    pub metrics: Metrics,
+}
+
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { Json(json!({"status": "alive"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn readyz(State(s): State<HttpState>) -> impl IntoResponse {
+    let r = s
+        .readiness
+        .read()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    match r.not_ready() {
+        Some(body) => (StatusCode::SERVICE_UNAVAILABLE, Json(body)),
+        None => {
+            let last = r.last_run.unwrap_or_default();
+            (
+                StatusCode::OK,
+                Json(json!({
+                    "ready": true,
+                    "last_run": {"id": last.id, "status": last.status},
+                })),
+            )
+        }
+    }
+}
+
+async fn metrics(State(s): State<HttpState>) -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.render(),
+    )
+}
+
+/// How much the HTTP endpoints give any one client.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// A request head (request line and headers) must arrive within this, counted from when
+    /// the server starts waiting for it: a half-sent request, or an idle keep-alive
+    /// connection, is closed after it.
+    pub header_read_timeout: Duration,
+    /// A request must be answered within this (`408` otherwise).
+    pub request_timeout: Duration,
+    /// A connection is closed after this, whatever it is doing (a client that never reads
+    /// its answer cannot hold a slot).
+    pub connection_lifetime: Duration,
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// Largest request head, in bytes (`431` beyond).
+    pub max_header_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_read_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(10),
+            connection_lifetime: Duration::from_secs(60),
+            max_connections: 512,
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+
+/// Binds `listen`, logs `listening on ADDR` with the address actually bound (so port `0`
+/// works), and serves within [`HttpLimits::default`] until `shutdown` resolves.
+pub async fn serve(
+    listen: SocketAddr,
+    state: HttpState,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_with_limits(listen, state, HttpLimits::default(), shutdown).await
+}
+
+/// As [`serve`], within `limits`.
+pub async fn serve_with_limits(
+    listen: SocketAddr,
+    state: HttpState,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let what = "(/healthz, /readyz, /metrics)";
+    serve_router(listen, router(state), what, limits, shutdown).await
+}
+
+/// Extra routes the daemon serves beside its own (the binary hands it its console this
+/// way, so the engine knows nothing of what they are). They are built once the daemon's state
+/// exists, and served on `http.listen` or on a listener of their own, through the same bounded
+/// accept loop either way.
+pub struct HttpExtension {
+    /// Its own listener; `None`: merged into the router of `http.listen`.
+    pub listen: Option<SocketAddr>,
+    /// What the `listening on` log line names, e.g. `console (/console/)`.
+    pub name: String,
+    pub build: Box<dyn FnOnce(&HttpState) -> Router + Send>,
+}
+
+/// Binds `listen`, logs `listening on ADDR WHAT`, and serves `router` within `limits` until
+/// `shutdown` resolves.
+pub async fn serve_router(
+    listen: SocketAddr,
+    router: Router,
+    what: &str,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let bound = listener.local_addr()?;
+    tracing::info!("listening on {bound} {what}");
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let task = tokio::spawn(accept_loop(listener, router, limits, stop));
+    Ok((bound, task))
+}
+
+/// Accepts while a connection slot is free; on shutdown, stops accepting, lets each
+/// connection finish its request, and returns when all are closed.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    loop {
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+            _ = stopped(&mut stop) => break,
+        };
+        let stream = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before accept: pause, go on.
+                    tracing::warn!(error = %e, "HTTP endpoint cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => break,
+        };
+        let router = router.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            serve_connection(stream, router, limits, stop).await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    // Every slot back: every connection closed.
+    let _ = slots.acquire_many(limits.max_connections as u32).await;
+}
+
+/// Resolves once shutdown is asked for (at once if it already was).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    router: Router,
+    limits: HttpLimits,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let router = router.clone();
+        async move {
+            let answer = tokio::time::timeout(limits.request_timeout, router.oneshot(request));
+            Ok::<_, Infallible>(match answer.await {
+                Ok(Ok(response)) => response,
+                Ok(Err(never)) => match never {},
+                Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
+            })
+        }
+    });
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let lifetime = tokio::time::sleep(limits.connection_lifetime);
+    tokio::pin!(lifetime);
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = &mut lifetime => {}
+        _ = stopped(&mut stop) => {}
+    }
+    // Finish the request in progress, if any, then close; a client that stalls is dropped.
+    conn.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(limits.request_timeout, conn).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(status: RunStatus) -> Option<LastRun> {
+        Some(LastRun {
+            id: Some(7),
+            status,
+            error: Some("boom".into()),
+        })
+    }
+
+    /// With every slot taken by half-sent requests, a new connection waits in the backlog
+    /// until the header timeout frees a slot, then is answered.
+    #[tokio::test]
+    async fn connection_slots_free_up_after_the_header_timeout() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let limits = HttpLimits {
+            header_read_timeout: Duration::from_millis(300),
+            max_connections: 2,
+            ..HttpLimits::default()
+        };
+        let state = HttpState {
+            readiness: Arc::default(),
+            metrics: Metrics::new(),
+        };
+        let listen = "127.0.0.1:0".parse().unwrap();
+        let (addr, task) = serve_with_limits(listen, state, limits, std::future::pending::<()>())
+            .await
+            .unwrap();
+        let mut held = Vec::new();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+            held.push(s);
+        }
+        let started = std::time::Instant::now();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(200),
+            "answered before a slot was free"
+        );
+        for mut h in held {
+            let mut rest = Vec::new();
+            let _ = h.read_to_end(&mut rest).await;
+        }
+        task.abort();
+    }
+
+    #[test]
+    fn readiness_reasons_in_order() {
+        let mut r = Readiness::default();
+        assert_eq!(r.not_ready().unwrap()["reason"], "starting");
+        r.last_run = run(RunStatus::Succeeded);
+        assert!(r.not_ready().is_none());
+        r.last_run = run(RunStatus::Partial);
+        assert!(r.not_ready().is_none(), "a partial run still did its job");
+        r.last_run = run(RunStatus::Failed);
+        let why = r.not_ready().unwrap();
+        assert_eq!(why["reason"], "last_run_failed");
+        assert_eq!(why["run_id"], 7);
+        r.last_run = run(RunStatus::Aborted);
+        assert_eq!(r.not_ready().unwrap()["reason"], "last_run_aborted");
+        r.invalid_desired = Some("roles.yaml:3: bad".into());
+        assert_eq!(r.not_ready().unwrap()["reason"], "invalid_desired_state");
+        r.invalid_config = Some("c.yaml:1: bad".into());
+        assert_eq!(r.not_ready().unwrap()["reason"], "invalid_config");
+    }
+}

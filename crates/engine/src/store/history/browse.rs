@@ -1,0 +1,235 @@
+//! Reading the history page by page and day by day (the console): runs filtered by status,
+//! trigger and time, their count, totals per day for the charts, and what is known of the
+//! OAuth tokens without reading them.
+//!
+//! Every query is bounded by the caller's page size or date range and walks an index
+//! (`runs_started_at`, `runs_status`, the primary key), so a year of runs costs no more per
+//! page than a week.
+
+use super::{History, HistoryError, RunRecord};
+use crate::sync::run_status::RunStatus;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+/// Which runs to list. Times are compared as the history writes them (RFC 3339 UTC).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub trigger: Option<String>,
+    /// Started at or after.
+    pub from: Option<String>,
+    /// Started before.
+    pub to: Option<String>,
+}
+
+/// One day of runs that changed or could have changed Studio (dry runs left out).
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct DayStats {
+    /// `YYYY-MM-DD` (UTC).
+    pub day: String,
+    pub runs: i64,
+    pub adds: i64,
+    pub removes: i64,
+    pub failed: i64,
+    /// The most emails left alone by one run that day.
+    pub pending_max: i64,
+    /// Run durations that day, in seconds (runs that finished).
+    pub duration_avg: f64,
+    pub duration_max: f64,
+}
+
+/// What the history knows of the OAuth tokens, without the tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthRecord {
+    pub client_id: String,
+    pub access_expires_at: Option<String>,
+    pub updated_at: String,
+}
+
+fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &RunFilter) {
+    q.push(" WHERE 1 = 1");
+    if let Some(s) = &f.status {
+        q.push(" AND status = ").push_bind(*s);
+    }
+    if let Some(t) = &f.trigger {
+        q.push(" AND trigger = ").push_bind(t.clone());
+    }
+    if let Some(from) = &f.from {
+        q.push(" AND started_at >= ").push_bind(from.clone());
+    }
+    if let Some(to) = &f.to {
+        q.push(" AND started_at < ").push_bind(to.clone());
+    }
+}
+
+impl History {
+    /// Runs matching `filter`, newest first, `limit` of them after skipping `offset`.
+    pub async fn runs_filtered(
+        &self,
+        filter: &RunFilter,
+        offset: u32,
+        limit: u32,
+    ) -> Result<Vec<RunRecord>, HistoryError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM runs", Self::RUN_COLUMNS));
+        push_filter(&mut q, filter);
+        q.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(offset));
+        q.build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// How many runs match `filter`.
+    pub async fn count_runs(&self, filter: &RunFilter) -> Result<i64, HistoryError> {
+        let mut q = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM runs");
+        push_filter(&mut q, filter);
+        q.build_query_scalar()
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    /// Totals per day of the runs (not dry runs) started in `from .. to`, oldest day first.
+    /// One step down `runs_started_at` finds the first run; from there the rows are read in
+    /// id order (sequential pages), which beats walking the index for a range of months.
+    pub async fn day_stats(&self, from: &str, to: &str) -> Result<Vec<DayStats>, HistoryError> {
+        let rows = sqlx::query(
+            "SELECT substr(started_at, 1, 10) AS day, COUNT(*), SUM(adds_applied), SUM(removes_applied), \
+             SUM(failed), MAX(pending), AVG(seconds), MAX(seconds) FROM ( \
+               SELECT started_at, adds_applied, removes_applied, failed, pending, \
+                 (julianday(finished_at) - julianday(started_at)) * 86400.0 AS seconds \
+               FROM runs WHERE id >= (SELECT id FROM runs WHERE started_at >= ?1 ORDER BY started_at LIMIT 1) \
+                 AND +started_at >= ?1 AND +started_at < ?2 AND dry_run = 0) \
+             GROUP BY day ORDER BY day",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .iter()
+            .map(|r| DayStats {
+                day: r.get(0),
+                runs: r.get(1),
+                adds: r.get(2),
+                removes: r.get(3),
+                failed: r.get(4),
+                pending_max: r.get(5),
+                duration_avg: r.get::<Option<f64>, _>(6).unwrap_or(0.0),
+                duration_max: r.get::<Option<f64>, _>(7).unwrap_or(0.0),
+            })
+            .collect())
+    }
+
+    /// The newest run that was not a dry run, and the newest aborted one (a tripped guard).
+    pub async fn latest_real_runs(
+        &self,
+    ) -> Result<(Option<RunRecord>, Option<RunRecord>), HistoryError> {
+        let latest = sqlx::query_as(&format!(
+            "SELECT {} FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1",
+            Self::RUN_COLUMNS
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        let aborted = sqlx::query_as(&format!(
+            "SELECT {} FROM runs WHERE status = 'aborted' AND dry_run = 0 ORDER BY id DESC LIMIT 1",
+            Self::RUN_COLUMNS
+        ))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok((latest, aborted))
+    }
+
+    /// The stored OAuth lineages: client, access-token expiry, last rotation. Never a token.
+    pub async fn auth_records(&self) -> Result<Vec<AuthRecord>, HistoryError> {
+        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+            "SELECT client_id, expires_at, updated_at FROM oauth_tokens ORDER BY client_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(client_id, access_expires_at, updated_at)| AuthRecord {
+                client_id,
+                access_expires_at,
+                updated_at,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn filters_pages_and_days() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = History::open(&dir.path().join("history.db")).await.unwrap();
+        for (i, (trigger, status, day)) in [
+            ("startup", RunStatus::Succeeded, "2025-03-01"),
+            ("schedule", RunStatus::Aborted, "2025-03-01"),
+            ("schedule", RunStatus::Succeeded, "2025-03-02"),
+            ("manual", RunStatus::Partial, "2025-03-03"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = h.start_run(trigger, false).await.unwrap();
+            let run = RunRecord {
+                id,
+                status,
+                adds_applied: i as i64,
+                failed: (status == RunStatus::Partial) as i64,
+                pending: 3,
+                ..Default::default()
+            };
+            h.finish_run(&run).await.unwrap();
+            sqlx::query("UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?")
+                .bind(format!("{day}T10:00:00.000Z"))
+                .bind(format!("{day}T10:00:02.000Z"))
+                .bind(id)
+                .execute(&h.pool)
+                .await
+                .unwrap();
+        }
+        let ids = |runs: Vec<RunRecord>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+        let all = RunFilter::default();
+        assert_eq!(
+            ids(h.runs_filtered(&all, 0, 10).await.unwrap()),
+            [4, 3, 2, 1]
+        );
+        assert_eq!(ids(h.runs_filtered(&all, 1, 2).await.unwrap()), [3, 2]);
+        let scheduled = RunFilter {
+            trigger: Some("schedule".into()),
+            ..Default::default()
+        };
+        assert_eq!(h.count_runs(&scheduled).await.unwrap(), 2);
+        let march_2 = RunFilter {
+            from: Some("2025-03-02".into()),
+            to: Some("2025-03-03".into()),
+            ..Default::default()
+        };
+        assert_eq!(ids(h.runs_filtered(&march_2, 0, 10).await.unwrap()), [3]);
+        let aborted = RunFilter {
+            status: Some(RunStatus::Aborted),
+            ..Default::default()
+        };
+        assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);
+        let days = h.day_stats("2025-03-01", "2025-03-04").await.unwrap();
+        assert_eq!(days.len(), 3);
+        assert_eq!((days[0].runs, days[0].adds, days[0].pending_max), (2, 1, 3));
+        assert!((days[0].duration_max - 2.0).abs() < 0.01, "{days:?}");
+        assert_eq!((days[2].day.as_str(), days[2].failed), ("2025-03-03", 1));
+        let (latest, tripped) = h.latest_real_runs().await.unwrap();
+        assert_eq!((latest.unwrap().id, tripped.unwrap().id), (4, 2));
+        assert!(h.auth_records().await.unwrap().is_empty());
+    }
+}

@@ -1,0 +1,465 @@
+//! The run history: a SQLite file that records every run and every action.
+//!
+//! Admins read it (`history`, or plain `sqlite3`), so its tables are a contract. It is written
+//! as a run progresses, not at its end: the run row first (`running`), the planned actions
+//! next (`planned`), then each batch's outcomes as they come back. A process killed at any
+//! moment leaves the truth behind, and the next process marks its run `interrupted`. WAL mode
+//! and one transaction per write keep the file consistent through `kill -9`.
+//!
+//! The same file keeps small working tables: the emails once found ambiguous (`identity.rs`),
+//! the emails left alone as spans of runs (`pending.rs`, read through the `run_pending` view)
+//! and the newest OAuth tokens. That is why a new file is created `0600`. Approvals and run
+//! requests (`approvals.rs`) are how people reach the daemon through it.
+//!
+//! Times come from a [`Clock`]: the system clock, or a manual one that a benchmark drives
+//! through a simulated year.
+
+mod approvals;
+mod browse;
+mod clock;
+mod identity;
+mod interrupted;
+pub mod notifications;
+mod pending;
+mod retention;
+mod tokens;
+mod trail;
+
+pub use browse::{AuthRecord, DayStats, RunFilter};
+pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
+
+pub use approvals::{ApprovalRow, ApproveError};
+pub use clock::Clock;
+pub use pending::{PendingNow, PendingUpdate};
+pub use retention::Pruned;
+
+use crate::store::state_files;
+pub use crate::studio::tokens::StoredTokens;
+use crate::sync::run_status::RunStatus;
+use chrono::{SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+/// Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
+const ROWS_PER_INSERT: usize = 500;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// Opens the pool. Switching a new file to WAL needs a moment alone with it, and SQLite
+/// answers "database is locked" at once (no busy wait) when another process is opening it
+/// too: try again a few times.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+    let mut attempt = 0;
+    loop {
+        let result = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
+            .await;
+        match result {
+            Err(e) if attempt < 10 && e.to_string().contains("database is locked") => {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Applies the migrations. Two processes opening a new (or older) file at once (a daemon
+/// starting while an admin runs `plan`) race: SQLite migrations take no lock, so the loser
+/// fails on a migration the winner has just committed. Each migration commits with its record,
+/// so trying again a few times sees it applied and goes on.
+async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut attempt = 0;
+    loop {
+        match MIGRATOR.run(pool).await {
+            Err(e) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(error = %e, attempt, "migration failed; another process may be migrating, trying again");
+                tokio::time::sleep(Duration::from_millis(100 * attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The history could not be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+#[error("history database {}: {failure}", path.display())]
+pub struct HistoryError {
+    pub path: PathBuf,
+    #[source]
+    pub failure: HistoryFailure,
+}
+
+/// What went wrong with the history: a query (with SQLite's own error kept as the source), or
+/// setting the file up.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryFailure {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Now, as the history writes times: RFC 3339, UTC, milliseconds.
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[derive(Clone, Debug)]
+pub struct History {
+    pool: SqlitePool,
+    path: PathBuf,
+    clock: Clock,
+}
+
+/// A row of `runs`.
+#[derive(Clone, Debug, Default, Serialize, sqlx::FromRow, PartialEq)]
+pub struct RunRecord {
+    pub id: i64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub trigger: String,
+    pub dry_run: bool,
+    pub status: RunStatus,
+    pub desired_users: Option<i64>,
+    pub adds_planned: i64,
+    pub removes_planned: i64,
+    pub adds_applied: i64,
+    pub removes_applied: i64,
+    pub failed: i64,
+    pub pending: i64,
+    pub api_requests: i64,
+    pub error: Option<String>,
+    pub retries: i64,
+    pub throttled: i64,
+    /// `incremental` or `full`; `None` before the run read Studio.
+    pub verification: Option<String>,
+}
+
+/// A row of `run_actions`.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct ActionRow {
+    pub email: Option<String>,
+    pub user_id: i64,
+    pub role: String,
+    pub action: String,
+    pub outcome: String,
+    pub http_status: Option<i64>,
+    pub detail: Option<String>,
+    /// The user id the plan chose; `user_id` differs when the user was re-resolved.
+    #[serde(skip)]
+    pub planned_user_id: i64,
+}
+
+/// A row of `run_pending`.
+#[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
+pub struct PendingRow {
+    pub email: String,
+    pub reason: String,
+    pub user_id: Option<i64>,
+    pub detail: Option<String>,
+}
+
+impl History {
+    /// Opens (creating it and its folder if missing) and migrates the history database.
+    pub async fn open(path: &Path) -> Result<History, HistoryError> {
+        let err = |message: String| HistoryError {
+            path: path.to_path_buf(),
+            failure: HistoryFailure::Setup(message),
+        };
+        // Private whatever the umask: a new folder 0700, the files 0600 (see `state_files`).
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            state_files::create_private_dir(dir)
+                .map_err(|e| err(format!("cannot create its folder: {e}")))?;
+        }
+        state_files::create_private_file(path)
+            .map_err(|e| err(format!("cannot create the file: {e}")))?;
+        for companion in state_files::sqlite_companions(path) {
+            state_files::tighten(&companion);
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            // Takes effect on a new file (set before its first table); an older file keeps
+            // its mode until one VACUUM (docs/operations.md).
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
+            .foreign_keys(true);
+        let pool = connect(options)
+            .await
+            .map_err(|e| err(format!("cannot open: {e}")))?;
+        migrate(&pool)
+            .await
+            .map_err(|e| err(format!("cannot migrate: {e}")))?;
+        // SQLite gives its -wal/-shm the database's mode; checked in case they predate it.
+        for companion in state_files::sqlite_companions(path) {
+            state_files::tighten(&companion);
+        }
+        Ok(History {
+            pool,
+            path: path.to_path_buf(),
+            clock: Clock::system(),
+        })
+    }
+
+    /// The same history, timed by `clock` (a benchmark's simulated time).
+    pub fn with_clock(mut self, clock: Clock) -> History {
+        self.clock = clock;
+        self
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Now by this history's clock, as the history writes times.
+    pub fn now(&self) -> String {
+        self.clock.now_text()
+    }
+
+    /// Opens an existing history for reading only (the console): SQLite itself refuses any
+    /// write on these connections, and nothing is created or migrated. The file must have been
+    /// opened by [`open`](Self::open) first (the daemon does, before it serves).
+    /// It connects on first use, so it can be set up before the daemon has created the file.
+    pub fn open_read_only(path: &Path) -> History {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        History {
+            pool,
+            path: path.to_path_buf(),
+            clock: Clock::system(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, e: sqlx::Error) -> HistoryError {
+        HistoryError {
+            path: self.path.clone(),
+            failure: HistoryFailure::Sql(e),
+        }
+    }
+
+    pub async fn start_run(&self, trigger: &str, dry_run: bool) -> Result<i64, HistoryError> {
+        let r = sqlx::query("INSERT INTO runs (started_at, trigger, dry_run, status, pid) VALUES (?, ?, ?, 'running', ?)")
+            .bind(self.now())
+            .bind(trigger)
+            .bind(dry_run)
+            .bind(std::process::id() as i64)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(r.last_insert_rowid())
+    }
+
+    /// Records the planned actions and the pending emails of a run, in one transaction: the
+    /// actions as rows, the pending emails as changes to their spans (`pending.rs`).
+    pub async fn record_plan(
+        &self,
+        run_id: i64,
+        actions: &[ActionRow],
+        pending: &PendingUpdate<'_>,
+    ) -> Result<(), HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        // A write first, so the transaction holds the write lock before it reads the spans.
+        sqlx::query("UPDATE runs SET plan_recorded = 1 WHERE id = ?")
+            .bind(run_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        let at = self.now();
+        // Many rows per statement: a 20,000-action plan is 40 statements, not 20,000.
+        for chunk in actions.chunks(ROWS_PER_INSERT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at) ",
+            );
+            q.push_values(chunk, |mut row, a| {
+                row.push_bind(run_id)
+                    .push_bind(&a.email)
+                    .push_bind(a.user_id)
+                    .push_bind(&a.role)
+                    .push_bind(&a.action)
+                    .push_bind(&a.outcome)
+                    .push_bind(a.http_status)
+                    .push_bind(&a.detail)
+                    .push_bind(a.planned_user_id)
+                    .push_bind(&at);
+            });
+            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+        }
+        pending::record(&mut tx, run_id, &self.clock, pending)
+            .await
+            .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Writes the outcomes of actions recorded by [`record_plan`](Self::record_plan).
+    pub async fn record_outcomes(
+        &self,
+        run_id: i64,
+        outcomes: &[ActionRow],
+    ) -> Result<(), HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let at = self.now();
+        for a in outcomes {
+            sqlx::query(
+                "UPDATE run_actions SET user_id = ?, outcome = ?, http_status = ?, detail = ?, updated_at = ? \
+                 WHERE run_id = ? AND planned_user_id = ? AND role = ? AND action = ?",
+            )
+            .bind(a.user_id)
+            .bind(&a.outcome)
+            .bind(a.http_status)
+            .bind(&a.detail)
+            .bind(&at)
+            .bind(run_id)
+            .bind(a.planned_user_id)
+            .bind(&a.role)
+            .bind(&a.action)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        }
+        tx.commit().await.map_err(|e| self.err(e))
+    }
+
+    /// Writes the end of a run: its status, counts and error.
+    pub async fn finish_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
+        sqlx::query(
+            "UPDATE runs SET finished_at = ?, status = ?, desired_users = ?, adds_planned = ?, removes_planned = ?, \
+             adds_applied = ?, removes_applied = ?, failed = ?, pending = ?, api_requests = ?, error = ?, \
+             retries = ?, throttled = ? WHERE id = ?",
+        )
+        .bind(run.finished_at.clone().unwrap_or_else(|| self.now()))
+        .bind(run.status)
+        .bind(run.desired_users)
+        .bind(run.adds_planned)
+        .bind(run.removes_planned)
+        .bind(run.adds_applied)
+        .bind(run.removes_applied)
+        .bind(run.failed)
+        .bind(run.pending)
+        .bind(run.api_requests)
+        .bind(&run.error)
+        .bind(run.retries)
+        .bind(run.throttled)
+        .bind(run.id)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    const RUN_COLUMNS: &'static str = "id, started_at, finished_at, trigger, dry_run, status, desired_users, adds_planned, \
+        removes_planned, adds_applied, removes_applied, failed, pending, api_requests, error, retries, throttled, \
+        verification";
+
+    /// The latest runs, newest first.
+    pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>, HistoryError> {
+        sqlx::query_as(&format!(
+            "SELECT {} FROM runs ORDER BY id DESC LIMIT ?",
+            Self::RUN_COLUMNS
+        ))
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    pub async fn run(&self, id: i64) -> Result<Option<RunRecord>, HistoryError> {
+        sqlx::query_as(&format!(
+            "SELECT {} FROM runs WHERE id = ?",
+            Self::RUN_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    pub async fn actions(&self, run_id: i64) -> Result<Vec<ActionRow>, HistoryError> {
+        sqlx::query_as(
+            "SELECT email, user_id, role, action, outcome, http_status, detail, planned_user_id FROM run_actions \
+             WHERE run_id = ? ORDER BY role, action, email, id",
+        )
+        .bind(run_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
+    pub async fn pending(&self, run_id: i64) -> Result<Vec<PendingRow>, HistoryError> {
+        sqlx::query_as("SELECT email, reason, user_id, detail FROM run_pending WHERE run_id = ? ORDER BY reason, email")
+            .bind(run_id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| self.err(e))
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn runs_round_trip_and_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/history.db");
+        let h = History::open(&path).await.unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let id = h.start_run("manual", false).await.unwrap();
+        let row = ActionRow {
+            email: Some("a@x.edu".into()),
+            user_id: 7,
+            role: "Admin".into(),
+            action: "add".into(),
+            outcome: "planned".into(),
+            http_status: None,
+            detail: None,
+            planned_user_id: 7,
+        };
+        h.record_plan(id, std::slice::from_ref(&row), &PendingUpdate::default())
+            .await
+            .unwrap();
+        let done = ActionRow {
+            user_id: 8,
+            outcome: "applied".into(),
+            http_status: Some(200),
+            ..row.clone()
+        };
+        h.record_outcomes(id, &[done]).await.unwrap();
+        let actions = h.actions(id).await.unwrap();
+        assert_eq!(
+            (actions[0].user_id, actions[0].outcome.as_str()),
+            (8, "applied")
+        );
+        assert_eq!(h.mark_interrupted().await.unwrap(), 1);
+        let run = h.run(id).await.unwrap().unwrap();
+        assert_eq!(run.status, RunStatus::Interrupted);
+        assert!(run.finished_at.is_some());
+    }
+}

@@ -1,0 +1,262 @@
+//! Retention: old runs that changed nothing become one row per day; the space is reclaimed
+//! while the daemon runs.
+//!
+//! A run that succeeded without planning a change tells nothing a day's summary does not
+//! (`run_days`: runs, requests, retries, durations). Once older than `history.keep_noop_runs`
+//! it is folded into its day and deleted. Every other run (a change, a failure, an abort, an
+//! interrupted run) is kept for `history.keep_changes`, forever by default. The newest run and
+//! the last full verification are never pruned (the next run reads them). Pages freed go back
+//! to the file system with `PRAGMA incremental_vacuum` (the file is in incremental auto-vacuum
+//! mode when created by this version; an older file needs one `VACUUM`, docs/operations.md).
+
+use super::clock::text;
+use super::{History, HistoryError};
+use crate::input::config::RetentionConfig;
+
+/// Runs deleted per transaction: short transactions keep the daemon's own writes flowing.
+const RUNS_PER_PASS: i64 = 5_000;
+
+/// What a prune did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// No-op runs folded into `run_days`.
+    pub noop_runs: u64,
+    /// Runs with changes (and their actions) older than `keep_changes`.
+    pub change_runs: u64,
+    /// Pending spans no remaining run refers to.
+    pub spans: u64,
+}
+
+/// The runs a prune must never delete: the newest, and the last completed full verification.
+const KEPT: &str = "id NOT IN (SELECT MAX(id) FROM runs) \
+    AND id IS NOT (SELECT MAX(id) FROM runs WHERE verification = 'full' \
+                   AND status IN ('succeeded', 'partial', 'aborted'))";
+
+impl History {
+    /// Applies `retention` as of this history's clock, then returns freed pages to the disk.
+    pub async fn prune(&self, retention: &RetentionConfig) -> Result<Pruned, HistoryError> {
+        let now = self.clock.now();
+        let age = |d: std::time::Duration| {
+            text(now - chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2))
+        };
+        let mut pruned = Pruned::default();
+        let noop_before = age(retention.keep_noop_runs);
+        loop {
+            let n = self.fold_noop_runs(&noop_before).await?;
+            pruned.noop_runs += n;
+            if n < RUNS_PER_PASS as u64 {
+                break;
+            }
+        }
+        if let Some(keep) = retention.keep_changes {
+            let before = age(keep);
+            loop {
+                let n = self.delete_old_runs(&before).await?;
+                pruned.change_runs += n;
+                if n < RUNS_PER_PASS as u64 {
+                    break;
+                }
+            }
+        }
+        if pruned.noop_runs + pruned.change_runs > 0 {
+            pruned.spans = sqlx::query(
+                "DELETE FROM pending_spans WHERE ended_run_id IS NOT NULL AND NOT EXISTS \
+                 (SELECT 1 FROM runs r WHERE r.id >= pending_spans.first_run_id \
+                  AND r.id < pending_spans.ended_run_id AND r.plan_recorded = 1)",
+            )
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+            // Gives the freed pages back; a no-op on a file not in incremental mode.
+            sqlx::query("PRAGMA incremental_vacuum")
+                .execute(&self.pool)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(pruned)
+    }
+
+    async fn fold_noop_runs(&self, before: &str) -> Result<u64, HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let which = format!(
+            "SELECT id FROM runs WHERE status = 'succeeded' AND adds_planned = 0 \
+             AND removes_planned = 0 AND failed = 0 AND error IS NULL AND started_at < ? AND {KEPT} \
+             AND NOT EXISTS (SELECT 1 FROM run_actions a WHERE a.run_id = runs.id) \
+             AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.used_by_run = runs.id) \
+             ORDER BY id LIMIT {RUNS_PER_PASS}"
+        );
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query("DELETE FROM prune_ids")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query(&format!("INSERT INTO prune_ids {which}"))
+            .bind(before)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+        sqlx::query(
+            "INSERT INTO run_days (day, runs, succeeded, dry_runs, api_requests, retries, throttled, \
+             pending_max, seconds_total, seconds_max, first_run_id, last_run_id) \
+             SELECT substr(started_at, 1, 10), COUNT(*), COUNT(*), SUM(dry_run), SUM(api_requests), \
+             SUM(retries), SUM(throttled), MAX(pending), \
+             SUM(COALESCE((julianday(finished_at) - julianday(started_at)) * 86400.0, 0)), \
+             MAX(COALESCE((julianday(finished_at) - julianday(started_at)) * 86400.0, 0)), \
+             MIN(id), MAX(id) \
+             FROM runs WHERE id IN (SELECT id FROM prune_ids) GROUP BY substr(started_at, 1, 10) \
+             ON CONFLICT (day) DO UPDATE SET runs = runs + excluded.runs, \
+             succeeded = succeeded + excluded.succeeded, dry_runs = dry_runs + excluded.dry_runs, \
+             api_requests = api_requests + excluded.api_requests, retries = retries + excluded.retries, \
+             throttled = throttled + excluded.throttled, pending_max = MAX(pending_max, excluded.pending_max), \
+             seconds_total = seconds_total + excluded.seconds_total, \
+             seconds_max = MAX(seconds_max, excluded.seconds_max), \
+             first_run_id = MIN(first_run_id, excluded.first_run_id), \
+             last_run_id = MAX(last_run_id, excluded.last_run_id)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        let n = sqlx::query("DELETE FROM runs WHERE id IN (SELECT id FROM prune_ids)")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .rows_affected();
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(n)
+    }
+
+    async fn delete_old_runs(&self, before: &str) -> Result<u64, HistoryError> {
+        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+            "SELECT id FROM runs WHERE status != 'running' AND started_at < ? AND {KEPT} \
+             ORDER BY id LIMIT {RUNS_PER_PASS}"
+        ))
+        .bind(before)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        for id in &ids {
+            // An approval goes with the run it approved; a run that used one is forgotten by it.
+            for sql in [
+                "DELETE FROM run_actions WHERE run_id = ?",
+                "DELETE FROM approvals WHERE run_id = ?1",
+                "UPDATE approvals SET used_by_run = NULL WHERE used_by_run = ?1",
+                "DELETE FROM runs WHERE id = ?",
+            ] {
+                sqlx::query(sql)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+        }
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(ids.len() as u64)
+    }
+
+    /// Folds the WAL back into the file (what an idle daemon's file looks like on disk).
+    pub async fn checkpoint(&self) -> Result<(), HistoryError> {
+        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The file's size in bytes as SQLite sees it (pages in use and free), and its free pages.
+    pub async fn size(&self) -> Result<(u64, u64), HistoryError> {
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let size: i64 = sqlx::query_scalar("PRAGMA page_size")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| self.err(e))?;
+        Ok(((pages * size) as u64, (free * size) as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Clock, PendingUpdate, RunRecord};
+    use super::*;
+    use crate::sync::run_status::RunStatus;
+    use chrono::TimeZone;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn old_noop_runs_become_days_and_changes_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let clock = Clock::manual(start);
+        let h = History::open(&dir.path().join("h.db"))
+            .await
+            .unwrap()
+            .with_clock(clock.clone());
+        let auto: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
+            .fetch_one(&h.pool)
+            .await
+            .unwrap();
+        assert_eq!(auto, 2, "a new file is in incremental auto-vacuum mode");
+        let mut ids = Vec::new();
+        for i in 0..96 * 3 {
+            clock.set(start + chrono::Duration::minutes(15 * i));
+            let id = h.start_run("schedule", false).await.unwrap();
+            h.record_plan(id, &[], &PendingUpdate::default())
+                .await
+                .unwrap();
+            let changed = i == 10;
+            h.finish_run(&RunRecord {
+                id,
+                status: if i == 20 {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Succeeded
+                },
+                adds_planned: i64::from(changed),
+                api_requests: 3,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        let keep = RetentionConfig {
+            keep_noop_runs: Duration::from_secs(86400),
+            keep_changes: None,
+        };
+        clock.set(start + chrono::Duration::days(3));
+        let pruned = h.prune(&keep).await.unwrap();
+        // Two days older than a day, less the run with a change and the failed one.
+        assert_eq!(pruned.noop_runs, 96 * 2 - 2);
+        assert!(h.run(ids[10]).await.unwrap().is_some());
+        assert!(h.run(ids[20]).await.unwrap().is_some());
+        let days: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT day, runs, api_requests FROM run_days ORDER BY day")
+                .fetch_all(&h.pool)
+                .await
+                .unwrap();
+        assert_eq!(
+            days,
+            [
+                ("2026-01-01".into(), 94, 94 * 3),
+                ("2026-01-02".into(), 96, 96 * 3)
+            ]
+        );
+        assert_eq!(h.prune(&keep).await.unwrap(), Pruned::default());
+        let forever_but = RetentionConfig {
+            keep_changes: Some(Duration::from_secs(86400)),
+            ..keep
+        };
+        assert_eq!(h.prune(&forever_but).await.unwrap().change_runs, 2);
+    }
+}

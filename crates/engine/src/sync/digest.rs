@@ -1,0 +1,228 @@
+//! What a person approves: a plan's actions in one canonical form, its SHA-256 digest, and the
+//! differences between two plans when a digest does not match.
+//!
+//! An approval (`approve RUN_ID`) or a saved plan (`plan --out FILE`, `apply FILE`) names a
+//! plan by its digest, and a later run may send its own plan only when that digest is the
+//! same: the approval is of *these* actions, not of "some removals". The canonical form is one
+//! line per action (`user id`, `email`, `role`, `add|remove`), sorted, so the digest does not
+//! depend on the order a plan lists them in, and it is computed the same way from a live
+//! [`Plan`] and from the `run_actions` rows of an aborted run. Pure: no I/O.
+
+use crate::input::roles::ManagedRoles;
+use crate::sync::plan::Plan;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// How many actions of each side a differences message lists before counting the rest.
+const LISTED: usize = 5;
+
+/// One planned action, as approved: who, which role, add or remove.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct PlannedAction {
+    pub user_id: i64,
+    pub email: Option<String>,
+    pub role: String,
+    /// `add` or `remove`.
+    pub action: String,
+}
+
+impl fmt::Display for PlannedAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} (user {})",
+            self.action,
+            self.role,
+            self.email.as_deref().unwrap_or("(no email)"),
+            self.user_id
+        )
+    }
+}
+
+/// The actions of `plan`, sorted canonically.
+pub fn planned_actions(plan: &Plan, managed: &ManagedRoles) -> Vec<PlannedAction> {
+    let mut v: Vec<PlannedAction> = plan
+        .actions
+        .iter()
+        .map(|a| PlannedAction {
+            user_id: a.user_id as i64,
+            email: a.email.clone(),
+            role: managed.name(a.role).to_string(),
+            action: a.kind.as_str().to_string(),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// `sha256:<hex>` of the canonical form of `actions` (sorted here, whatever their order).
+pub fn digest(actions: &[PlannedAction]) -> String {
+    let mut lines: Vec<String> = actions
+        .iter()
+        .map(|a| {
+            format!(
+                "{}\t{}\t{}\t{}\n",
+                a.user_id,
+                a.email.as_deref().unwrap_or(""),
+                a.role,
+                a.action
+            )
+        })
+        .collect();
+    lines.sort_unstable();
+    let mut h = Sha256::new();
+    // A version line: a later canonical form gets other digests, never colliding ones.
+    h.update(b"studio-role-sync plan v1\n");
+    for l in &lines {
+        h.update(l.as_bytes());
+    }
+    let hex: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// The first characters of a digest, for tables and messages.
+pub fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    hex.get(..12).unwrap_or(hex)
+}
+
+/// How two plans differ: the actions only the approved one has, and those only the new one
+/// has (each as a multiset difference, sorted).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanDifferences {
+    pub only_approved: Vec<PlannedAction>,
+    pub only_new: Vec<PlannedAction>,
+}
+
+impl PlanDifferences {
+    pub fn between(approved: &[PlannedAction], new: &[PlannedAction]) -> PlanDifferences {
+        let mut a = approved.to_vec();
+        let mut b = new.to_vec();
+        a.sort();
+        b.sort();
+        let (mut i, mut j) = (0, 0);
+        let mut d = PlanDifferences::default();
+        while i < a.len() || j < b.len() {
+            match (a.get(i), b.get(j)) {
+                (Some(x), Some(y)) if x == y => {
+                    i += 1;
+                    j += 1;
+                }
+                (Some(x), Some(y)) if x < y => {
+                    d.only_approved.push(x.clone());
+                    i += 1;
+                }
+                (Some(_), Some(y)) => {
+                    d.only_new.push(y.clone());
+                    j += 1;
+                }
+                (Some(x), None) => {
+                    d.only_approved.push(x.clone());
+                    i += 1;
+                }
+                (None, Some(y)) => {
+                    d.only_new.push(y.clone());
+                    j += 1;
+                }
+                (None, None) => break,
+            }
+        }
+        d
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.only_approved.is_empty() && self.only_new.is_empty()
+    }
+}
+
+fn list(f: &mut fmt::Formatter<'_>, what: &str, actions: &[PlannedAction]) -> fmt::Result {
+    write!(
+        f,
+        "{} action{} {what}",
+        actions.len(),
+        if actions.len() == 1 { "" } else { "s" }
+    )?;
+    if actions.is_empty() {
+        return Ok(());
+    }
+    write!(f, " (")?;
+    for (i, a) in actions.iter().take(LISTED).enumerate() {
+        if i > 0 {
+            write!(f, "; ")?;
+        }
+        write!(f, "{a}")?;
+    }
+    if actions.len() > LISTED {
+        write!(f, "; and {} more", actions.len() - LISTED)?;
+    }
+    write!(f, ")")
+}
+
+impl fmt::Display for PlanDifferences {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        list(f, "only in the approved plan", &self.only_approved)?;
+        write!(f, ", ")?;
+        list(f, "only in the new plan", &self.only_new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(id: i64, email: &str, role: &str, action: &str) -> PlannedAction {
+        PlannedAction {
+            user_id: id,
+            email: Some(email.into()),
+            role: role.into(),
+            action: action.into(),
+        }
+    }
+
+    #[test]
+    fn digest_ignores_order_and_sees_every_field() {
+        let x = a(1, "a@x.edu", "Admin", "remove");
+        let y = a(2, "b@x.edu", "Admin", "remove");
+        assert_eq!(
+            digest(&[x.clone(), y.clone()]),
+            digest(&[y.clone(), x.clone()])
+        );
+        let base = digest(&[x.clone(), y.clone()]);
+        assert!(
+            base.starts_with("sha256:") && base.len() == 7 + 64,
+            "{base}"
+        );
+        for changed in [
+            a(3, "b@x.edu", "Admin", "remove"),
+            a(2, "c@x.edu", "Admin", "remove"),
+            a(2, "b@x.edu", "CaptionEditor", "remove"),
+            a(2, "b@x.edu", "Admin", "add"),
+        ] {
+            assert_ne!(digest(&[x.clone(), changed]), base);
+        }
+        assert_ne!(digest(std::slice::from_ref(&x)), base);
+        assert_ne!(digest(&[]), base);
+    }
+
+    #[test]
+    fn differences_name_each_side_and_count_the_rest() {
+        let approved: Vec<_> = (1..=8)
+            .map(|i| a(i, &format!("u{i}@x.edu"), "Admin", "remove"))
+            .collect();
+        let mut new = approved[1..].to_vec();
+        new.push(a(99, "new@x.edu", "Admin", "remove"));
+        let d = PlanDifferences::between(&approved, &new);
+        assert_eq!(d.only_approved, vec![approved[0].clone()]);
+        assert_eq!(d.only_new, vec![a(99, "new@x.edu", "Admin", "remove")]);
+        let text = d.to_string();
+        assert_eq!(
+            text,
+            "1 action only in the approved plan (remove Admin u1@x.edu (user 1)), \
+             1 action only in the new plan (remove Admin new@x.edu (user 99))"
+        );
+        let d = PlanDifferences::between(&approved, &[]);
+        assert!(d.to_string().contains("; and 3 more"), "{d}");
+        assert!(PlanDifferences::between(&new, &new).is_empty());
+    }
+}

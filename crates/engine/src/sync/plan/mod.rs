@@ -1,0 +1,575 @@
+//! The plan: the pure difference between the desired and the current state, and the safety
+//! guards that decide whether it may be applied.
+//!
+//! No I/O happens here. [`plan`] is a function of its arguments, so it is tested exhaustively
+//! (property tests below) and `plan` and `apply` agree by construction. Safety lives in two
+//! places on purpose: per-user rules (protected, no email, ambiguous, add-only) shape the plan
+//! itself, while whole-run guards ([`check_guards`]) judge the plan as a whole, and each
+//! managed role's share of it, and abort the run before anything is sent. A plan also knows
+//! the order its actions must reach Studio in ([`Plan::phases`]): a move between exclusive
+//! roles removes first.
+
+use crate::input::desired::DesiredState;
+use crate::input::roles::{ManagedRoles, RoleSet};
+use crate::input::safety_limits::SafetyLimits;
+use crate::sync::current::{CurrentState, EmailMatch};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ActionKind {
+    Add,
+    Remove,
+}
+
+impl ActionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Add => "add",
+            ActionKind::Remove => "remove",
+        }
+    }
+}
+
+/// One change to send: give or take one managed role from one Studio user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct RoleAction {
+    pub user_id: u64,
+    pub email: Option<String>,
+    /// Index into `roles.managed`.
+    pub role: usize,
+    pub kind: ActionKind,
+}
+
+/// Why a desired email or a holder is left alone this run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PendingReason {
+    /// Studio has no user with this email yet; retried every run.
+    NotInStudio,
+    /// Several Studio users share this email.
+    Ambiguous,
+    /// A holder with no email: it can never be matched, so it is never pruned.
+    NoEmail,
+    /// A protected email would have lost roles.
+    Protected,
+    /// The email should get a role that excludes one it holds (`roles.exclusive`), and the
+    /// held role is not removed (protected email, or `remove_unlisted: false`): Studio would
+    /// refuse the add, so it is not sent.
+    Exclusive,
+}
+
+impl PendingReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingReason::NotInStudio => "not_in_studio",
+            PendingReason::Ambiguous => "ambiguous",
+            PendingReason::NoEmail => "no_email",
+            PendingReason::Protected => "protected",
+            PendingReason::Exclusive => "exclusive",
+        }
+    }
+}
+
+/// An email (or an email-less user) the run reports but does not act on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingEmail {
+    /// The email, or `user <id>` for a user without one.
+    pub email: String,
+    pub user_id: Option<u64>,
+    pub reason: PendingReason,
+    pub detail: String,
+}
+
+/// The rules that shape a plan, from the `roles` section of the config.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub remove_unlisted: bool,
+    pub protected: HashSet<String>,
+    /// `roles.managed`, with its exclusive groups (`roles.exclusive`).
+    pub managed: ManagedRoles,
+}
+
+impl Policy {
+    /// A role of `kept` that shares an exclusive group with `role`.
+    fn conflicting(&self, kept: RoleSet, role: usize) -> Option<usize> {
+        self.managed
+            .exclusive_groups()
+            .iter()
+            .filter(|g| g.contains(role))
+            .find_map(|g| g.intersection(kept).iter().find(|&r| r != role))
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// Sorted by role, then kind, then email: stable output, and batches group by role.
+    pub actions: Vec<RoleAction>,
+    pub pending: Vec<PendingEmail>,
+    /// Current managed-role grants (user, role) seen in Studio.
+    pub current_grants: usize,
+    /// Current holders of each managed role, by role index: the base of each role's guard.
+    pub current_by_role: Vec<usize>,
+}
+
+impl Plan {
+    pub fn adds(&self) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.kind == ActionKind::Add)
+            .count()
+    }
+
+    pub fn removes(&self) -> usize {
+        self.actions.len() - self.adds()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.actions.is_empty()
+    }
+
+    /// Current holders of managed role `role`.
+    pub fn holders_of(&self, role: usize) -> usize {
+        self.current_by_role.get(role).copied().unwrap_or(0)
+    }
+
+    /// Removes planned of managed role `role`.
+    pub fn removes_of(&self, role: usize) -> usize {
+        self.actions
+            .iter()
+            .filter(|a| a.role == role && a.kind == ActionKind::Remove)
+            .count()
+    }
+
+    /// The actions in the order they must reach Studio. A user moving between two roles of
+    /// an exclusive group must lose the old role before Studio lets them have the new one, so
+    /// such removes form a first phase that completes before the rest is sent. A plan with no
+    /// move is one phase: it costs no PUT more than the batches need.
+    pub fn phases(&self, managed: &ManagedRoles) -> Vec<Vec<RoleAction>> {
+        let mut added: HashMap<u64, RoleSet> = HashMap::new();
+        for a in self.actions.iter().filter(|a| a.kind == ActionKind::Add) {
+            added.entry(a.user_id).or_default().insert(a.role);
+        }
+        let (first, rest): (Vec<RoleAction>, Vec<RoleAction>) =
+            self.actions.iter().cloned().partition(|a| {
+                a.kind == ActionKind::Remove
+                    && added
+                        .get(&a.user_id)
+                        .is_some_and(|new| new.iter().any(|r| managed.excludes(r, a.role)))
+            });
+        if first.is_empty() {
+            vec![rest]
+        } else {
+            vec![first, rest]
+        }
+    }
+
+    /// Desired emails not acted on: not in Studio yet, or ambiguous. They are reported, not
+    /// failures, and retried every run.
+    pub fn pending_emails(&self) -> usize {
+        self.pending
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.reason,
+                    PendingReason::NotInStudio | PendingReason::Ambiguous
+                )
+            })
+            .count()
+    }
+}
+
+/// Computes the changes that make Studio's managed roles equal the desired state.
+pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> Plan {
+    let mut actions = Vec::new();
+    let mut pending = Vec::new();
+    // Users whose fate the desired state decided (matched, or ambiguous): not pruned below.
+    let mut decided: HashSet<u64> = HashSet::with_capacity(desired.users.len());
+
+    for (email, &want) in &desired.users {
+        match current.by_email.get(email).unwrap_or(&EmailMatch::NotFound) {
+            EmailMatch::NotFound => {
+                if !want.is_empty() {
+                    pending.push(PendingEmail {
+                        email: email.clone(),
+                        user_id: None,
+                        reason: PendingReason::NotInStudio,
+                        detail: "no Studio user has this email yet".into(),
+                    });
+                }
+            }
+            EmailMatch::Many(ids) => {
+                decided.extend(ids.iter().copied());
+                let mut ids = ids.clone();
+                ids.sort_unstable();
+                let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
+                pending.push(PendingEmail {
+                    email: email.clone(),
+                    user_id: None,
+                    reason: PendingReason::Ambiguous,
+                    detail: format!("Studio users {} share this email", ids.join(", ")),
+                });
+            }
+            EmailMatch::One(id) => {
+                decided.insert(*id);
+                let Some(user) = current.users.get(id) else {
+                    continue;
+                };
+                let extra = user.roles.minus(want);
+                let removing = policy.remove_unlisted && !policy.protected.contains(email);
+                // Roles the user keeps after this run: an add that one of them excludes
+                // would be refused by Studio.
+                let kept = if removing {
+                    want
+                } else {
+                    user.roles.union(want)
+                };
+                let mut add = want.minus(user.roles);
+                for r in add.iter() {
+                    if let Some(held) = policy.conflicting(kept, r) {
+                        add.remove(r);
+                        pending.push(PendingEmail {
+                            email: email.clone(),
+                            user_id: Some(user.id),
+                            reason: PendingReason::Exclusive,
+                            detail: format!(
+                                "{} not added: the user holds {}, which excludes it \
+                                 (roles.exclusive), and that role is not removed ({})",
+                                policy.managed.name(r),
+                                policy.managed.name(held),
+                                if policy.remove_unlisted {
+                                    "protected email"
+                                } else {
+                                    "roles.remove_unlisted is false"
+                                }
+                            ),
+                        });
+                    }
+                }
+                push_all(&mut actions, user.id, Some(email), add, ActionKind::Add);
+                if !extra.is_empty() && policy.remove_unlisted {
+                    remove_unless_protected(
+                        &mut actions,
+                        &mut pending,
+                        policy,
+                        user.id,
+                        email,
+                        extra,
+                    );
+                }
+            }
+        }
+    }
+
+    if policy.remove_unlisted {
+        let mut holders: Vec<_> = current
+            .holders()
+            .filter(|u| !decided.contains(&u.id))
+            .collect();
+        holders.sort_by_key(|u| u.id);
+        for user in holders {
+            match &user.email {
+                None => pending.push(PendingEmail {
+                    email: format!("user {}", user.id),
+                    user_id: Some(user.id),
+                    reason: PendingReason::NoEmail,
+                    detail: "holds a managed role but has no email; never removed".into(),
+                }),
+                Some(email) => remove_unless_protected(
+                    &mut actions,
+                    &mut pending,
+                    policy,
+                    user.id,
+                    email,
+                    user.roles,
+                ),
+            }
+        }
+    }
+
+    actions.sort_by(|a, b| {
+        (a.role, a.kind, &a.email, a.user_id).cmp(&(b.role, b.kind, &b.email, b.user_id))
+    });
+    pending.sort_by(|a, b| (a.reason, &a.email).cmp(&(b.reason, &b.email)));
+    let mut current_by_role = vec![0; crate::input::roles::MAX_MANAGED_ROLES];
+    for u in current.users.values() {
+        for r in u.roles.iter() {
+            current_by_role[r] += 1;
+        }
+    }
+    Plan {
+        actions,
+        pending,
+        current_grants: current.grants(),
+        current_by_role,
+    }
+}
+
+fn push_all(
+    actions: &mut Vec<RoleAction>,
+    user_id: u64,
+    email: Option<&String>,
+    roles: RoleSet,
+    kind: ActionKind,
+) {
+    actions.extend(roles.iter().map(|role| RoleAction {
+        user_id,
+        email: email.cloned(),
+        role,
+        kind,
+    }));
+}
+
+fn remove_unless_protected(
+    actions: &mut Vec<RoleAction>,
+    pending: &mut Vec<PendingEmail>,
+    policy: &Policy,
+    user_id: u64,
+    email: &String,
+    roles: RoleSet,
+) {
+    if policy.protected.contains(email) {
+        pending.push(PendingEmail {
+            email: email.clone(),
+            user_id: Some(user_id),
+            reason: PendingReason::Protected,
+            detail: format!("{} managed role(s) kept", roles.len()),
+        });
+    } else {
+        push_all(actions, user_id, Some(email), roles, ActionKind::Remove);
+    }
+}
+
+/// A whole-run guard that refused the plan. Nothing is sent when one trips.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GuardTrip {
+    EmptyDesired,
+    /// One role's guard: more removals of `role` than its limit.
+    RoleRemovals {
+        role: String,
+        planned: usize,
+        max: usize,
+        /// The limit's config key (`safety.max_removals` or `safety.roles.<role>.max_removals`).
+        key: String,
+    },
+    /// One role's guard: more than its share of the role's holders.
+    RoleRatio {
+        role: String,
+        planned: usize,
+        current: usize,
+        max_ratio: f64,
+        key: String,
+    },
+    TooManyRemovals {
+        planned: usize,
+        max: usize,
+    },
+    RemovalRatio {
+        planned: usize,
+        current: usize,
+        max_ratio: f64,
+    },
+    /// An approval or a saved plan was for other actions than this run's plan: it is not
+    /// used. `still` is the removal guard this plan trips without it (a saved plan is refused
+    /// even when none does: `apply FILE` sends that plan or nothing).
+    PlanChanged {
+        /// What was approved, e.g. `approval 3 (alice) of run 12's plan`.
+        approved: String,
+        differences: crate::sync::digest::PlanDifferences,
+        still: Option<Box<GuardTrip>>,
+    },
+}
+
+/// Which guard tripped, as `runs.guard` records it (the text is what users query).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
+pub enum GuardKind {
+    EmptyDesired,
+    RoleMaxRemovals,
+    RoleMaxRemovalRatio,
+    MaxRemovals,
+    MaxRemovalRatio,
+    PlanChanged,
+}
+
+impl GuardKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuardKind::EmptyDesired => "empty_desired",
+            GuardKind::RoleMaxRemovals => "role_max_removals",
+            GuardKind::RoleMaxRemovalRatio => "role_max_removal_ratio",
+            GuardKind::MaxRemovals => "max_removals",
+            GuardKind::MaxRemovalRatio => "max_removal_ratio",
+            GuardKind::PlanChanged => "plan_changed",
+        }
+    }
+
+    /// Whether an approval of this exact plan lets it through: the removal guards (overall,
+    /// ratio, per role) only. The empty-desired-state refusal is never lifted.
+    pub fn approvable(self) -> bool {
+        matches!(
+            self,
+            GuardKind::MaxRemovals
+                | GuardKind::MaxRemovalRatio
+                | GuardKind::RoleMaxRemovals
+                | GuardKind::RoleMaxRemovalRatio
+        )
+    }
+}
+
+impl fmt::Display for GuardKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl GuardTrip {
+    /// The guard's kind, as recorded in `runs.guard`. For a changed plan, the removal guard it
+    /// still trips: that is what an approval of the new plan would lift.
+    pub fn kind(&self) -> GuardKind {
+        match self {
+            GuardTrip::EmptyDesired => GuardKind::EmptyDesired,
+            GuardTrip::RoleRemovals { .. } => GuardKind::RoleMaxRemovals,
+            GuardTrip::RoleRatio { .. } => GuardKind::RoleMaxRemovalRatio,
+            GuardTrip::TooManyRemovals { .. } => GuardKind::MaxRemovals,
+            GuardTrip::RemovalRatio { .. } => GuardKind::MaxRemovalRatio,
+            GuardTrip::PlanChanged { still: Some(g), .. } => g.kind(),
+            GuardTrip::PlanChanged { still: None, .. } => GuardKind::PlanChanged,
+        }
+    }
+
+    /// Whether an approval of this exact plan lets it through (see [`GuardKind::approvable`]).
+    pub fn approvable(&self) -> bool {
+        self.kind().approvable()
+    }
+}
+
+impl fmt::Display for GuardTrip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GuardTrip::EmptyDesired => write!(
+                f,
+                "the desired state grants no role while roles.remove_unlisted is true: refusing to \
+                 revoke every managed role (an empty file or a failed query looks the same)"
+            ),
+            GuardTrip::RoleRemovals {
+                role,
+                planned,
+                max,
+                key,
+            } => write!(
+                f,
+                "role {role}: {planned} removals planned, more than {key} ({max}) for this role"
+            ),
+            GuardTrip::RoleRatio {
+                role,
+                planned,
+                current,
+                max_ratio,
+                key,
+            } => write!(
+                f,
+                "role {role}: {planned} of its {current} holders would lose it ({:.0}%), more \
+                 than {key} ({:.0}%) for this role",
+                100.0 * *planned as f64 / *current as f64,
+                100.0 * max_ratio
+            ),
+            GuardTrip::TooManyRemovals { planned, max } => write!(
+                f,
+                "{planned} removals planned, more than safety.max_removals ({max})"
+            ),
+            GuardTrip::RemovalRatio {
+                planned,
+                current,
+                max_ratio,
+            } => write!(
+                f,
+                "{planned} removals planned out of {current} current grants ({:.0}%), more than \
+                 safety.max_removal_ratio ({:.0}%)",
+                100.0 * *planned as f64 / *current as f64,
+                100.0 * max_ratio
+            ),
+            GuardTrip::PlanChanged {
+                approved,
+                differences,
+                still,
+            } => {
+                write!(
+                    f,
+                    "the plan changed since {approved}, which is not used: {differences}"
+                )?;
+                match still {
+                    Some(g) => write!(f, "; without it: {g}"),
+                    None => Ok(()),
+                }
+            }
+        }
+    }
+}
+
+/// Judges a plan as a whole; the first guard that trips is returned: the empty-state guard,
+/// then each managed role's own guard (in `roles.managed` order, so the message names the
+/// role), then the overall guards.
+pub fn check_guards(
+    plan: &Plan,
+    desired: &DesiredState,
+    policy: &Policy,
+    safety: &SafetyLimits,
+) -> Result<(), GuardTrip> {
+    if policy.remove_unlisted && desired.is_empty() {
+        return Err(GuardTrip::EmptyDesired);
+    }
+    let managed = &policy.managed;
+    for role in 0..managed.len() {
+        let planned = plan.removes_of(role);
+        if planned == 0 {
+            continue;
+        }
+        let name = managed.name(role);
+        let limits = safety.roles.get(&role).copied().unwrap_or_default();
+        let key = |field: &str, overridden: bool| {
+            if overridden {
+                format!("safety.roles.{name}.{field}")
+            } else {
+                format!("safety.{field}")
+            }
+        };
+        let max = limits.max_removals.unwrap_or(safety.max_removals);
+        if planned > max {
+            return Err(GuardTrip::RoleRemovals {
+                role: name.to_string(),
+                planned,
+                max,
+                key: key("max_removals", limits.max_removals.is_some()),
+            });
+        }
+        let max_ratio = limits.max_removal_ratio.unwrap_or(safety.max_removal_ratio);
+        let current = plan.holders_of(role);
+        if planned as f64 > max_ratio * current as f64 {
+            return Err(GuardTrip::RoleRatio {
+                role: name.to_string(),
+                planned,
+                current,
+                max_ratio,
+                key: key("max_removal_ratio", limits.max_removal_ratio.is_some()),
+            });
+        }
+    }
+    let removes = plan.removes();
+    if removes > safety.max_removals {
+        return Err(GuardTrip::TooManyRemovals {
+            planned: removes,
+            max: safety.max_removals,
+        });
+    }
+    if removes > 0 && removes as f64 > safety.max_removal_ratio * plan.current_grants as f64 {
+        return Err(GuardTrip::RemovalRatio {
+            planned: removes,
+            current: plan.current_grants,
+            max_ratio: safety.max_removal_ratio,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
