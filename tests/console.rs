@@ -11,15 +11,15 @@
 //! `CONSOLE_SCREENSHOTS=1 cargo test -p studio-role-sync --test console` also writes the
 //! screenshots of the main pages to `docs/console/*.png`.
 
-mod common;
+mod support;
 
-use common::daemon::Daemon;
-use common::{user, Opts, Tenant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use libtest_mimic::{Completion, Failed, Trial};
 use std::future::Future;
 use std::process::Stdio;
 use std::time::Duration;
+use support::daemon::Daemon;
+use support::{assert_secret_absent, user, Opts, Tenant};
 
 const WAIT: Duration = Duration::from_secs(20);
 const PASSWORD: &str = "console-pa55word";
@@ -47,7 +47,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    common::daemon::wait_for(what, WAIT, check).await
+    support::daemon::wait_for(what, WAIT, check).await
 }
 
 /// A tenant whose first run adds, removes (a holder whose Studio email is HTML) and leaves a
@@ -79,7 +79,7 @@ async fn tenant_with_console() -> (Tenant, Daemon, u16) {
             return None;
         }
         let db = t.history().await;
-        let n = common::count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
+        let n = support::count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'").await;
         db.close().await;
         (n >= 1).then_some(())
     })
@@ -117,7 +117,7 @@ async fn the_daemon_serves_the_console_only_with_the_password() {
         .await
         .unwrap();
     assert_eq!(elsewhere.status(), 404, "the console has its own listener");
-    assert!(!d.log().contains(PASSWORD), "the password is never logged");
+    assert_secret_absent(&d.log(), PASSWORD, "the console password");
 }
 
 /// chromedriver on a free loopback port, killed when dropped.
@@ -267,7 +267,7 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .text()
         .await?;
     assert!(
-        left.contains("newhire@school.edu") && left.contains("not_in_studio"),
+        left.contains("newhire@school.edu") && left.contains("no Studio account yet"),
         "{left}"
     );
     screenshot(c, "run").await;
@@ -319,7 +319,10 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .at_most(WAIT)
         .for_element(Locator::Css("table#trail"))
         .await?;
-    assert!(trail.text().await?.contains("left alone: not_in_studio"));
+    assert!(trail
+        .text()
+        .await?
+        .contains("left alone: no Studio account yet"));
     screenshot(c, "person").await;
 
     c.find(Locator::LinkText("Pending")).await?.click().await?;
@@ -348,6 +351,209 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
     Ok(())
 }
 
+/// The roles file of the "what to do next" tenant: ada, grace and `staff` of staff3..staff8.
+fn staff_roles(staff: std::ops::RangeInclusive<u64>) -> String {
+    let mut text = "users:\n  ada@school.edu: [Admin]\n  grace@school.edu: [Admin]\n".to_string();
+    for n in staff {
+        text.push_str(&format!("  staff{n}@school.edu: [Admin]\n"));
+    }
+    text
+}
+
+/// Waits until `n` runs have finished (none `running`), returns the newest one's status.
+async fn finished_runs(t: &Tenant, n: i64) -> String {
+    wait_for(&format!("{n} finished runs"), || async {
+        let db = t.history().await;
+        let done = support::count(&db, "SELECT COUNT(*) FROM runs WHERE status <> 'running'").await;
+        let running =
+            support::count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'running'").await;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM runs ORDER BY id DESC LIMIT 1")
+                .fetch_optional(&db)
+                .await
+                .unwrap();
+        db.close().await;
+        (done >= n && running == 0).then(|| status.unwrap_or_default())
+    })
+    .await
+}
+
+/// What an admin needs next, in a real browser on the real daemon: flapping on a run and a
+/// person, a guard tripped now in the status strip with the risk before the remedy, a stopped
+/// run superseded by a later one, another approved and applied (and the run that sent it
+/// saying so), an invalid roles file in the strip, and the key columns at 400 px.
+async fn a_browser_shows_what_to_do_next() {
+    let mut users = vec![
+        user(1, Some("ada@school.edu"), &["Admin"]),
+        user(2, Some("grace@school.edu"), &[]),
+    ];
+    for n in 3..=8 {
+        users.push(user(n, Some(&format!("staff{n}@school.edu")), &["Admin"]));
+    }
+    let t = Tenant::start(users).await;
+    std::fs::write(t.path("console-password"), PASSWORD).unwrap();
+    t.write_config(&Opts {
+        managed: "[Admin]",
+        max_removals: 2,
+        extra: "schedule: \"0 0 0 1 1 *\"\n\
+                console:\n  listen: 0.0.0.0:0\n  password_file: console-password\n  behind_tls_proxy: true\n"
+            .into(),
+        ..Opts::default()
+    });
+    t.write_roles(&staff_roles(3..=8));
+    let d = Daemon::start(&t);
+    let port = d.port("(console /console/)").await;
+    assert_eq!(finished_runs(&t, 1).await, "succeeded");
+    // Something in Studio takes grace's role back after each run: run 3 finds it flapping.
+    for n in 2..=3 {
+        t.sim.set_roles(2, vec![]);
+        d.signal("-HUP");
+        assert_eq!(finished_runs(&t, n).await, "succeeded");
+    }
+    // Five of the six staff dropped from the file: more removals than max_removals (2).
+    t.write_roles(&staff_roles(8..=8));
+    assert_eq!(finished_runs(&t, 4).await, "aborted");
+
+    let driver = start_chromedriver().await;
+    let c = browser(&driver).await;
+    let result = next_steps(&c, &t, &d, port).await;
+    let _ = c.close().await;
+    result.unwrap();
+}
+
+async fn next_steps(
+    c: &Client,
+    t: &Tenant,
+    _d: &Daemon,
+    port: u16,
+) -> Result<(), fantoccini::error::CmdError> {
+    let base = format!("http://admin:{PASSWORD}@127.0.0.1:{port}");
+    let text_of = |css: &'static str| async move {
+        c.wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await?
+            .text()
+            .await
+    };
+
+    // Flapping, on the run and on the person.
+    c.goto(&format!("{base}/console/runs/3")).await?;
+    let flapping = text_of("#flapping").await?;
+    assert!(
+        flapping.contains("1 change(s)") && flapping.contains("docs/operations.md §15"),
+        "{flapping}"
+    );
+    assert!(!c
+        .find_all(Locator::Css("#actions tr.flapping"))
+        .await?
+        .is_empty());
+    c.goto(&format!("{base}/console/person?email=grace%40school.edu"))
+        .await?;
+    let person = text_of("#person-flapping").await?;
+    assert!(
+        person.contains("Flapping") && person.contains("run(s)"),
+        "{person}"
+    );
+
+    // A guard tripped now: the strip says so on every page, and the run shows the risk first.
+    c.goto(&format!("{base}/console/pending")).await?;
+    let guard = text_of("#status li[data-kind='guard']").await?;
+    assert!(guard.contains("A safety guard stopped run 4"), "{guard}");
+    assert!(guard.contains("Next step:"), "{guard}");
+    c.goto(&format!("{base}/console/runs/4")).await?;
+    let risk = text_of("#risk table.risk").await?;
+    let risk = risk.split_whitespace().collect::<Vec<_>>().join(" ");
+    // ada, grace and six staff hold Admin; five would lose it.
+    assert!(
+        risk.contains("Admin 8 5 62%"),
+        "holders, removals, share: {risk}"
+    );
+    let config = t.config_path().display().to_string();
+    let command = text_of("#approve-command").await?;
+    assert_eq!(
+        command,
+        format!("studio-role-sync --config {config} approve 4 --by NAME")
+    );
+    let remedies = text_of("#remedies").await?;
+    assert!(
+        remedies.find("restore the roles file") < remedies.find("approve 4"),
+        "the common remedy first: {remedies}"
+    );
+    screenshot(c, "run-aborted").await;
+
+    // The file restored: run 5 has nothing to do, and run 4 is superseded (no command).
+    t.write_roles(&staff_roles(3..=8));
+    assert_eq!(finished_runs(t, 5).await, "succeeded");
+    c.goto(&format!("{base}/console/runs/4")).await?;
+    let since = text_of("#afterwards").await?;
+    assert!(
+        since.contains("Superseded by run 5: nothing to do."),
+        "{since}"
+    );
+    assert!(c
+        .find_all(Locator::Css("#approve-command"))
+        .await?
+        .is_empty());
+
+    // Stopped again (run 6), approved with a name and a ticket, applied by run 7.
+    t.write_roles(&staff_roles(8..=8));
+    assert_eq!(finished_runs(t, 6).await, "aborted");
+    let approved = t
+        .cli(&["approve", "6", "--by", "alice (ticket 4711)"])
+        .await;
+    assert_eq!(approved.code, 0, "{approved:?}");
+    assert_eq!(finished_runs(t, 7).await, "succeeded");
+    c.goto(&format!("{base}/console/runs/6")).await?;
+    let since = text_of("#afterwards").await?;
+    assert!(
+        since.contains("approved by alice (ticket 4711)") && since.contains("applied in run 7"),
+        "{since}"
+    );
+    c.goto(&format!("{base}/console/runs/7")).await?;
+    let used = text_of("#used-approval").await?;
+    assert!(
+        used.contains("sent an approved plan: run 6's plan"),
+        "{used}"
+    );
+
+    // An invalid roles file: the strip names it (no run is recorded for it).
+    t.write_roles("users:\n  not-an-email: [Admin]\n");
+    let inputs = wait_for("the invalid roles file in the strip", || async {
+        c.goto(&format!("{base}/console/")).await.ok()?;
+        let li = c
+            .find(Locator::Css("#status li[data-kind='inputs']"))
+            .await
+            .ok()?;
+        li.text().await.ok()
+    })
+    .await;
+    assert!(
+        inputs.contains("roles file") && inputs.contains("line"),
+        "{inputs}"
+    );
+
+    // At 400 px the key columns stay, the others fold away.
+    c.set_window_size(400, 900).await?;
+    c.goto(&format!("{base}/console/?view=all")).await?;
+    let head: Vec<_> = c.find_all(Locator::Css("table#runs thead th")).await?;
+    let mut shown = Vec::new();
+    for th in head {
+        if th.is_displayed().await? {
+            shown.push(th.text().await?);
+        }
+    }
+    assert_eq!(shown, ["Status", "Run", "When", "Changes"]);
+    let width: f64 = c
+        .execute("return document.documentElement.scrollWidth", vec![])
+        .await?
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(width <= 420.0, "no sideways scrolling at 400 px: {width}");
+    screenshot(c, "phone").await;
+    Ok(())
+}
+
 fn on_runtime<Fut: Future<Output = ()>>(body: impl FnOnce() -> Fut) {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -364,6 +570,23 @@ fn chromedriver_present() -> bool {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// A trial that needs chromedriver: ignored without it, failed without it under `CI=true`.
+fn browser_trial(name: &'static str, body: fn()) -> Trial {
+    Trial::ignorable_test(name, move || {
+        if !chromedriver_present() {
+            let reason = "chromedriver is not installed (apt-get install chromium chromium-driver)";
+            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+                return Err(Failed::from(format!(
+                    "CI is set, so this test must run: {reason}"
+                )));
+            }
+            return Ok(Completion::ignored_with(reason));
+        }
+        body();
+        Ok(Completion::Completed)
+    })
 }
 
 fn main() -> std::process::ExitCode {
@@ -389,6 +612,9 @@ fn main() -> std::process::ExitCode {
             }
             on_runtime(a_browser_follows_a_run_and_a_person);
             Ok(Completion::Completed)
+        }),
+        browser_trial("a_browser_shows_what_to_do_next", || {
+            on_runtime(a_browser_shows_what_to_do_next)
         }),
     ];
     libtest_mimic::run(&args, trials).exit_code()

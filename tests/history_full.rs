@@ -8,15 +8,15 @@
 //! is reported *ignored* with the reason, never passed, and with `CI=true` it fails instead.
 //! That is decided when the test runs, so this binary has its own harness (`libtest-mimic`).
 
-mod common;
+mod support;
 
-use common::{count, run_row, user, Opts, Tenant};
 use libtest_mimic::{Completion, Failed, Trial};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use studio_sim::Faults;
+use support::{count, run_row, user, Opts, Tenant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn main() -> std::process::ExitCode {

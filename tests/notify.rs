@@ -7,14 +7,12 @@
 //! decided at run time, so this binary has its own harness (`libtest-mimic`), with the usual
 //! filters and flags.
 
-mod common;
+mod support;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use common::daemon::{Daemon, YEARLY};
-use common::{user, Opts, Tenant};
 use libtest_mimic::{Completion, Failed, Trial};
 use serde_json::Value;
 use sqlx::{Row, SqlitePool};
@@ -22,6 +20,8 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::daemon::{wait_for_history, Daemon, YEARLY};
+use support::{admins, assert_secret_absent, user, Opts, Tenant};
 
 /// Deadline for one awaited condition.
 const WAIT: Duration = Duration::from_secs(20);
@@ -45,22 +45,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    common::daemon::wait_for(what, WAIT, check).await
-}
-
-async fn history(t: &Tenant) -> SqlitePool {
-    wait_for("the runs table", || async {
-        if !t.history_path().exists() {
-            return None;
-        }
-        let db = t.history().await;
-        let ok = sqlx::query("SELECT 1 FROM notify_conditions LIMIT 1")
-            .fetch_optional(&db)
-            .await
-            .is_ok();
-        ok.then_some(db)
-    })
-    .await
+    support::daemon::wait_for(what, WAIT, check).await
 }
 
 /// `status` of every finished run, oldest first.
@@ -222,20 +207,12 @@ fn free_port() -> u16 {
 
 // ---- the tests --------------------------------------------------------------------------
 
-fn admins(emails: &[&str]) -> String {
-    let mut text = String::from("users:\n");
-    for e in emails {
-        text.push_str(&format!("  {e}: [Admin]\n"));
-    }
-    text
-}
-
 /// `PATCH /sim/users/{id}`: Admin given back behind the tool's back, as Canvas does for its
 /// account admins.
 async fn canvas_gives_admin_back(t: &Tenant, id: u64) {
     let r = reqwest::Client::new()
         .patch(format!("{}/sim/users/{id}", t.sim.base_url()))
-        .bearer_auth(common::TOKEN)
+        .bearer_auth(support::TOKEN)
         .json(&serde_json::json!({"role_names": ["Admin"]}))
         .send()
         .await
@@ -269,7 +246,7 @@ async fn guard_trip_notifies_once_and_recovery_says_back_to_normal(smtp: Smtp) {
     ];
     let start = |t: &Tenant| Daemon::start_with_env(t, &envs);
     let mut d = start(&t);
-    let db = history(&t).await;
+    let db = wait_for_history(&t, "notify_conditions", WAIT).await;
     assert_eq!(wait_runs(&db, 1).await, ["succeeded"]);
 
     // Two of three Admins would go: more than max_removals.
@@ -338,7 +315,7 @@ async fn guard_trip_notifies_once_and_recovery_says_back_to_normal(smtp: Smtp) {
     }
     assert!(!d2.log().contains("s3cret-path"), "{}", d2.log());
     let db = t.history().await;
-    let open: i64 = common::count(&db, "SELECT COUNT(*) FROM notify_conditions").await;
+    let open: i64 = support::count(&db, "SELECT COUNT(*) FROM notify_conditions").await;
     assert_eq!(open, 0);
 }
 
@@ -359,7 +336,7 @@ async fn a_role_regranted_in_three_runs_is_flapping() {
     t.write_roles(&admins(&["alice@school.edu"]));
     let d = Daemon::start_with_env(&t, &[("TEST_WEBHOOK_URL", hook.url.clone())]);
     let base = d.base_url(WAIT).await;
-    let db = history(&t).await;
+    let db = wait_for_history(&t, "notify_conditions", WAIT).await;
     let regrant = || canvas_gives_admin_back(&t, 2);
     for run in 1..=3 {
         if run > 1 {
@@ -387,7 +364,7 @@ async fn a_role_regranted_in_three_runs_is_flapping() {
         })
         .collect();
     assert_eq!(flapping, expected);
-    let flagged: i64 = common::count(&db, "SELECT flapping FROM runs WHERE id = 3").await;
+    let flagged: i64 = support::count(&db, "SELECT flapping FROM runs WHERE id = 3").await;
     assert_eq!(flagged, 1);
     let shown = t.cli(&["history", "--run", "3"]).await;
     assert_eq!(shown.code, 0, "{shown:?}");
@@ -516,7 +493,7 @@ async fn an_undeliverable_webhook_never_fails_a_run() {
     t.write_roles(&admins(&THREE[..1]));
     let d = Daemon::start(&t);
     let base = d.base_url(WAIT).await;
-    let db = history(&t).await;
+    let db = wait_for_history(&t, "notify_conditions", WAIT).await;
     assert_eq!(wait_runs(&db, 1).await, ["aborted"]);
     let failed = "studio_role_sync_notifications_total{channel=\"webhook\",event=\"guard_tripped\",outcome=\"failed\"} 1";
     wait_for("the failed delivery in /metrics", || async {
@@ -533,7 +510,7 @@ async fn an_undeliverable_webhook_never_fails_a_run() {
     .await;
     let log = d.log();
     assert!(log.contains("notification could not be delivered"), "{log}");
-    assert!(!log.contains("s3cret-path"), "the URL is a secret:\n{log}");
+    assert_secret_absent(&log, "s3cret-path", "the webhook URL");
 }
 
 // ---- the harness ------------------------------------------------------------------------

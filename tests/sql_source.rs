@@ -8,9 +8,8 @@
 //! `main`), with the usual filters and flags. SQLite tests always run. Every test uses its
 //! own table, dropped at the end.
 
-mod common;
+mod support;
 
-use common::{count, run_row, user, Opts, Run, Tenant};
 use libtest_mimic::{Completion, Failed, Trial};
 use sqlx::{ConnectOptions, Connection, Executor};
 use std::future::Future;
@@ -18,6 +17,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use studio_sim::SimUser;
+use support::{count, run_row, user, Opts, Run, Tenant};
 
 const PG_ENV: &str = "STUDIO_ROLE_SYNC_TEST_POSTGRES_URL";
 const MYSQL_ENV: &str = "STUDIO_ROLE_SYNC_TEST_MYSQL_URL";

@@ -9,7 +9,7 @@ use super::{fail, open_existing_history, who};
 use crate::exit::Exit;
 use std::path::Path;
 use std::time::Duration;
-use studio_role_sync_engine::lock::{lock_path, InstanceLock};
+use studio_role_sync_engine::lock::InstanceLock;
 
 /// How long `trigger` waits for the daemon to take the request: a few polls.
 const TAKEN_WITHIN: Duration = Duration::from_secs(10);
@@ -26,10 +26,9 @@ pub async fn trigger(config_path: &Path, by: Option<String>) -> Exit {
     let Some(pid) = InstanceLock::holder(&config.history) else {
         history.close().await;
         return fail(format!(
-            "no daemon is running for {}: no process holds its lock ({}). For one run now \
+            "no daemon is running for {}: no process holds its lock. For one run now \
              without a daemon: studio-role-sync apply",
-            config.history.display(),
-            lock_path(&config.history).display()
+            config.history.display()
         ));
     };
     let holder = pid.map(|p| format!(" (pid {p})")).unwrap_or_default();

@@ -17,14 +17,18 @@
 //! daemon, which serves it on `http.listen` or on `console.listen` through its bounded
 //! accept loop.
 
+mod advice;
 mod charts;
 mod pages;
 mod params;
+mod remedy;
 mod security;
+mod strip;
 mod views;
 
 use axum::routing::get;
 use axum::Router;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use studio_role_sync_engine::config::{AuthConfig, Config};
 use studio_role_sync_engine::daemon::Slots;
@@ -48,6 +52,11 @@ pub struct ConsoleOptions {
     pub studio_auth: String,
     /// The daemon's own view of its health, when served by the daemon.
     pub readiness: Option<Arc<RwLock<Readiness>>>,
+    /// `studio.base_url`, named when Studio cannot be reached.
+    pub base_url: String,
+    /// The daemon's config file, for the commands the console suggests (`--config PATH`
+    /// where it is not the default).
+    pub config_path: Option<PathBuf>,
 }
 
 /// Shared by every handler.
@@ -56,6 +65,9 @@ pub(crate) struct Console {
     pub schedule: Option<Slots>,
     pub studio_auth: String,
     pub readiness: Option<Arc<RwLock<Readiness>>>,
+    pub base_url: String,
+    /// `studio-role-sync`, with `--config PATH` when the daemon's config is not the default.
+    pub command: String,
 }
 
 /// The console's routes (all under [`PREFIX`], and `/` redirecting there), with
@@ -66,6 +78,8 @@ pub fn router(options: ConsoleOptions) -> Router {
         schedule: options.schedule,
         studio_auth: options.studio_auth,
         readiness: options.readiness,
+        base_url: options.base_url,
+        command: remedy::command(options.config_path.as_deref()),
     });
     let credentials = Arc::new(options.credentials);
     Router::new()
@@ -98,6 +112,13 @@ pub fn extension(config: &Config) -> Option<HttpExtension> {
         AuthConfig::Token { file: None, .. } => "access token from studio.token_env".into(),
         AuthConfig::OAuth(o) => format!("OAuth, client {}", o.client_id),
     };
+    let base_url = config
+        .studio
+        .base_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_string();
+    let config_path = config.path.clone();
     Some(HttpExtension {
         listen: console.listen,
         name: format!("console {PREFIX}/"),
@@ -108,6 +129,8 @@ pub fn extension(config: &Config) -> Option<HttpExtension> {
                 schedule,
                 studio_auth,
                 readiness: Some(state.readiness.clone()),
+                base_url,
+                config_path: Some(config_path),
             })
         }),
     })

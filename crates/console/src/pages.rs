@@ -3,16 +3,18 @@
 //! page saying which and why; a history that cannot be read is a `500` page that says so
 //! (the details go to the log, not to the reader).
 
+use crate::advice::{common_domain, explain, reason_words, typo_hint};
 use crate::params::{self, BadParam};
+use crate::strip::Strip;
 use crate::views::*;
-use crate::{charts, Console};
+use crate::{charts, remedy, Console};
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
-use studio_role_sync_engine::history::{history_time, HistoryError};
+use studio_role_sync_engine::history::{history_time, HistoryError, TrailEvent};
 use studio_role_sync_engine::run_status::RunStatus;
 
 type Shared = State<Arc<Console>>;
@@ -20,14 +22,22 @@ type Shared = State<Arc<Console>>;
 const RUNS_PER_PAGE: u32 = 50;
 /// Entries of a person's trail shown (newest first).
 const TRAIL_LIMIT: u32 = 500;
+/// Runs after an aborted one looked at, to say what became of it.
+const AFTERWARDS_RUNS: u32 = 50;
+/// Flapping runs of one person named on their page.
+const PERSON_FLAPPING: u32 = 20;
 /// Days the charts cover when the filter gives no range.
 const DEFAULT_CHART_DAYS: i64 = 30;
 
 /// A page with `status`, `title` and `message`.
 pub fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
-    let html = ErrorPage { title, message }
-        .render()
-        .unwrap_or_else(|_| "error".into());
+    let html = ErrorPage {
+        title,
+        message,
+        strip: Strip::default(),
+    }
+    .render()
+    .unwrap_or_else(|_| "error".into());
     (status, Html(html)).into_response()
 }
 
@@ -93,20 +103,28 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         .max(chart_to - Duration::days(params::MAX_CHART_DAYS));
     let offset = (q.page - 1) * RUNS_PER_PAGE;
     let (chart_from_text, chart_to_text) = (history_time(chart_from), history_time(chart_to));
-    let (total, runs, days) = match tokio::try_join!(
+    let (total, runs, days, strip) = match tokio::try_join!(
         c.history.count_runs(&q.filter),
         c.history.runs_filtered(&q.filter, offset, RUNS_PER_PAGE),
         c.history.day_stats(&chart_from_text, &chart_to_text),
+        c.strip(now),
     ) {
         Ok(r) => r,
         Err(e) => return unreadable(e),
     };
+    let ids: Vec<i64> = runs.iter().map(|r| r.id).collect();
+    let who = match c.history.requested_by(&ids).await {
+        Ok(w) => w,
+        Err(e) => return unreadable(e),
+    };
+    let who_of = |id: i64| who.iter().find(|(i, _)| *i == id).map(|(_, w)| w.as_str());
     let pages = ((total.max(1) as u64).div_ceil(u64::from(RUNS_PER_PAGE))) as u32;
-    let link = |page: u32| {
+    let link_with = |page: u32, view: Option<&str>| {
         let mut parts: Vec<String> = q
             .shown
             .iter()
             .filter(|(n, v)| n != "page" && !v.trim().is_empty())
+            .filter(|(n, _)| view.is_none() || n != "view")
             .map(|(n, v)| {
                 format!(
                     "{n}={}",
@@ -117,9 +135,13 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
                 )
             })
             .collect();
+        if let Some(v) = view {
+            parts.push(format!("view={v}"));
+        }
         parts.push(format!("page={page}"));
         format!("/console/?{}", parts.join("&"))
     };
+    let link = |page: u32| link_with(page, None);
     let choices = |all: &[&'static str], chosen: &Option<String>| {
         all.iter()
             .map(|v| Choice {
@@ -133,7 +155,10 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             .unwrap_or_default()
     };
     page(RunsPage {
-        rows: runs.iter().map(RunRow::new).collect(),
+        rows: runs
+            .iter()
+            .map(|r| RunRow::new(r, now, who_of(r.id)))
+            .collect(),
         total,
         page: q.page,
         pages,
@@ -145,7 +170,8 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         ),
         trigger_options: choices(params::TRIGGERS, &q.filter.trigger),
         from: date(q.from),
-        to: date(q.to),
+        // The form's "to" is a day included; the filter ends at the next midnight.
+        to: date(q.to.map(|t| t - Duration::days(1))),
         chart_range: format!(
             "{} to {} (apply runs only)",
             chart_from.format("%Y-%m-%d %H:%M"),
@@ -154,21 +180,35 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         chart_changes: charts::changes_per_day(&days),
         chart_duration: charts::duration_per_day(&days),
         chart_pending: charts::pending_per_day(&days),
+        strip,
+        changes_only: q.filter.changes_only,
+        all_href: link_with(1, Some("all")),
+        changes_href: link_with(1, Some("changes")),
     })
 }
 
-/// One run: its facts, its actions, what it left alone and why.
+/// One run: its facts, the cause and next step of a failure, the risk and the remedies of a
+/// run a guard stopped (and what became of it), flapping, its actions and who it left alone.
 pub async fn run(
     State(c): Shared,
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Response {
+    if let Err(e) = params::pairs(query.as_deref(), &[]) {
+        return bad_request(e);
+    }
     let Ok(Path(id)) = id else {
         return bad_request(BadParam("a run id is a whole number".into()));
     };
-    let (record, actions, pending) = match tokio::try_join!(
+    let now = Utc::now();
+    let ids = [id];
+    let (record, actions, pending, context, approvals, strip) = match tokio::try_join!(
         c.history.run(id),
         c.history.actions(id),
-        c.history.pending(id)
+        c.history.pending(id),
+        c.history.run_context(id),
+        c.history.approvals_of_runs(&ids),
+        c.strip(now),
     ) {
         Ok(r) => r,
         Err(e) => return unreadable(e),
@@ -180,19 +220,83 @@ pub async fn run(
             &format!("There is no run {id} in the history."),
         );
     };
-    let approve = (record.status == RunStatus::Aborted && !record.dry_run)
-        .then(|| format!("studio-role-sync approve {}", record.id));
+    let (afterwards, risks) = if record.status == RunStatus::Aborted {
+        let later = match c.history.runs_after(id, AFTERWARDS_RUNS).await {
+            Ok(l) => l,
+            Err(e) => return unreadable(e),
+        };
+        let approval = approvals
+            .iter()
+            .find(|a| a.run_id == Some(id) && a.kind == "approve");
+        (
+            Some(remedy::afterwards(
+                &record,
+                context.guard.as_deref(),
+                approval,
+                &later,
+                &c.command,
+            )),
+            remedy::risks(&actions, &context.role_holders),
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let flapping_actions = if context.flapping > 0 {
+        match tokio::try_join!(
+            c.history.flapping_actions(id),
+            c.history.flapping_streak(id)
+        ) {
+            Ok(f) => Some(f),
+            Err(e) => return unreadable(e),
+        }
+    } else {
+        None
+    };
+    let is_flapping = |a: &studio_role_sync_engine::history::ActionRow| {
+        flapping_actions.as_ref().is_some_and(|(f, _)| {
+            f.iter()
+                .any(|(e, r, k)| *e == a.email && *r == a.role && *k == a.action)
+        })
+    };
+    let who = context.requested_by.as_deref();
     page(RunPage {
-        run: RunRow::new(&record),
+        run: RunRow::new(&record, now, who),
         finished: record
             .finished_at
             .as_deref()
             .map(short_time)
             .unwrap_or_else(|| "not yet".into()),
+        advice: record
+            .error
+            .as_deref()
+            .filter(|_| matches!(record.status, RunStatus::Failed | RunStatus::Partial))
+            .map(|e| explain(e, &c.base_url)),
         error: record.error.clone(),
-        approve,
-        actions: actions.iter().map(ActionView::new).collect(),
+        risks,
+        afterwards,
+        used_approval: remedy::used_approval(id, &approvals),
+        flapping: flapping_actions.as_ref().map(|(f, streak)| {
+            format!(
+                "Flapping: {} change(s) of this run were undone in Studio after an earlier run \
+                 applied them ({streak} run(s) in a row found flapping). Something in Studio \
+                 (a person, another tool, an SSO rule) changes these roles behind the tool: find \
+                 it, or change the desired state; see docs/operations.md §15.",
+                f.len()
+            )
+        }),
+        actions: actions
+            .iter()
+            .map(|a| {
+                let mut v = ActionView::new(a, is_flapping(a));
+                // A stopped run's guard message is said once, above: not on every row.
+                if v.detail.starts_with("not sent: safety guard") {
+                    v.detail = "not sent: a safety guard stopped the run".into();
+                }
+                v
+            })
+            .collect(),
         pending: pending.iter().map(LeftAloneView::new).collect(),
+        strip,
     })
 }
 
@@ -207,12 +311,43 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             "give an email: /console/person?email=ADDRESS".into(),
         ));
     };
-    let entries = match c.history.email_trail(&email, since, TRAIL_LIMIT).await {
+    let normalized = studio_role_sync_engine::email_address::normalize(&email);
+    let (entries, flapping, strip) = match tokio::try_join!(
+        c.history.email_trail(&email, since, TRAIL_LIMIT),
+        c.history.flapping_of_email(&normalized, PERSON_FLAPPING),
+        c.strip(Utc::now()),
+    ) {
         Ok(e) => e,
         Err(e) => return unreadable(e),
     };
+    let mut user_ids: Vec<i64> = entries
+        .iter()
+        .filter_map(|e| match &e.event {
+            TrailEvent::Action { user_id, .. } => Some(*user_id),
+            TrailEvent::LeftAlone { user_id, .. } => *user_id,
+        })
+        .collect();
+    user_ids.sort_unstable();
+    user_ids.dedup();
     page(PersonPage {
-        email: studio_role_sync_engine::email_address::normalize(&email),
+        user_ids: user_ids
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        flapping: (!flapping.is_empty()).then(|| {
+            let runs: Vec<String> = flapping.iter().map(|(r, _, _)| r.to_string()).collect();
+            let (_, role, action) = &flapping[0];
+            format!(
+                "Flapping: this person's {role} was changed back in Studio after the tool's \
+                 {action}, in {} run(s) (newest: {}). Someone or something in Studio undoes it: \
+                 find out who, or change the desired state; see docs/operations.md §15.",
+                flapping.len(),
+                runs.join(", ")
+            )
+        }),
+        strip,
+        email: normalized,
         since: since.map(history_time).unwrap_or_default(),
         truncated: entries.len() as u32 >= TRAIL_LIMIT,
         limit: TRAIL_LIMIT,
@@ -226,10 +361,11 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         return bad_request(e);
     }
     let now = Utc::now();
-    let rows = match c.history.pending_now().await {
+    let (rows, strip) = match tokio::try_join!(c.history.pending_now(), c.strip(now)) {
         Ok(r) => r,
         Err(e) => return unreadable(e),
     };
+    let common = common_domain(rows.iter().map(|p| p.email.as_str()));
     let at = |t: &Option<String>| t.as_deref().map(short_time).unwrap_or_else(|| "-".into());
     page(PendingPage {
         as_of: "As of the latest run that read Studio.".into(),
@@ -238,7 +374,10 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             .map(|p| PendingView {
                 person_href: person_href(&p.email),
                 email: p.email.clone(),
-                reason: p.reason.clone(),
+                typo: (p.reason == "not_in_studio")
+                    .then(|| typo_hint(&p.email, common.as_deref()))
+                    .flatten(),
+                reason: reason_words(&p.reason).to_string(),
                 since: short_time(&p.since),
                 age: DateTime::parse_from_rfc3339(&p.since)
                     .map(|s| age((now - s.with_timezone(&Utc)).num_seconds()))
@@ -248,6 +387,7 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
                 detail: p.detail.clone().unwrap_or_default(),
             })
             .collect(),
+        strip,
     })
 }
 
@@ -256,12 +396,22 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     if let Err(e) = params::pairs(query.as_deref(), &[]) {
         return bad_request(e);
     }
-    let ((latest, tripped), auth) =
-        match tokio::try_join!(c.history.latest_real_runs(), c.history.auth_records()) {
-            Ok(r) => r,
-            Err(e) => return unreadable(e),
-        };
     let now = Utc::now();
+    let ((latest, tripped), auth, strip) = match tokio::try_join!(
+        c.history.latest_real_runs(),
+        c.history.auth_records(),
+        c.strip(now)
+    ) {
+        Ok(r) => r,
+        Err(e) => return unreadable(e),
+    };
+    let tripped_guard = match &tripped {
+        Some(t) => match c.history.run_context(t.id).await {
+            Ok(ctx) => ctx.guard,
+            Err(e) => return unreadable(e),
+        },
+        None => None,
+    };
     let mut items = Vec::new();
     let readiness = c
         .readiness
@@ -325,7 +475,14 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             value: format!("tripped in run {}: nothing was sent", t.id),
             href: Some(run_href(t.id)),
             detail: t.error.clone(),
-            command: Some(format!("studio-role-sync approve {}", t.id)),
+            // Only where `approve` accepts it; the run page says what to do otherwise.
+            command: tripped_guard
+                .as_deref()
+                .filter(|g| {
+                    studio_role_sync_engine::plan::GuardKind::parse(g)
+                        .is_some_and(|k| k.approvable())
+                })
+                .map(|_| format!("{} approve {} --by NAME", c.command, t.id)),
         },
         (_, Some(t)) => HealthItem {
             name: "Safety guards",
@@ -352,10 +509,7 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         .as_ref()
         .filter(|r| r.status == RunStatus::Failed)
         .and_then(|r| r.error.clone())
-        .filter(|e| {
-            let e = e.to_lowercase();
-            e.contains("401") || e.contains("403") || e.contains("token") || e.contains("auth")
-        });
+        .filter(|e| crate::advice::is_auth_error(e));
     let mut auth_detail: Vec<String> = auth
         .iter()
         .map(|a| {
@@ -388,27 +542,13 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         detail: (!auth_detail.is_empty()).then(|| auth_detail.join("; ")),
         command: None,
     });
-    items.push(match c.schedule.as_ref().and_then(|s| s.next_after(now)) {
-        Some(next) => HealthItem {
-            name: "Next scheduled run",
-            state: "ok",
-            value: format!(
-                "{} (in {})",
-                next.format("%Y-%m-%d %H:%M:%S"),
-                age((next - now).num_seconds())
-            ),
-            href: None,
-            detail: None,
-            command: None,
-        },
-        None => HealthItem {
-            name: "Next scheduled run",
-            state: "warn",
-            value: "unknown".into(),
-            href: None,
-            detail: None,
-            command: None,
-        },
+    items.push(HealthItem {
+        name: "Next scheduled run",
+        state: "ok",
+        value: c.next_run(now),
+        href: None,
+        detail: None,
+        command: None,
     });
-    page(HealthPage { items })
+    page(HealthPage { items, strip })
 }

@@ -2,7 +2,7 @@
 //! short list or a range, and anything else is a `400` that says which parameter and why.
 //! The whole query string is bounded too, before any of it is decoded.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use studio_role_sync_engine::history::{history_time, parse_time, RunFilter};
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -20,6 +20,8 @@ pub fn statuses() -> Vec<&'static str> {
     RunStatus::ALL.iter().map(|s| s.as_str()).collect()
 }
 pub const TRIGGERS: &[&str] = &["manual", "schedule", "startup", "reload"];
+/// The runs list's views: runs with changes (the default) or every run.
+pub const VIEWS: &[&str] = &["changes", "all"];
 
 /// A bad parameter, as the `400` page says it.
 #[derive(Debug)]
@@ -135,9 +137,13 @@ pub struct RunsQuery {
 }
 
 pub fn runs_query(query: Option<&str>, now: DateTime<Utc>) -> Result<RunsQuery, BadParam> {
-    let p = pairs(query, &["status", "trigger", "from", "to", "page"])?;
+    let p = pairs(query, &["view", "status", "trigger", "from", "to", "page"])?;
     let from = time("from", get(&p, "from"), now)?;
-    let to = time("to", get(&p, "to"), now)?;
+    // A plain day as "to" includes that day: the filter ends at the next midnight.
+    let to = time("to", get(&p, "to"), now)?.map(|t| match get(&p, "to") {
+        Some(v) if NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() => t + Duration::days(1),
+        _ => t,
+    });
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
             return Err(BadParam("from must be before to".into()));
@@ -150,6 +156,7 @@ pub fn runs_query(query: Option<&str>, now: DateTime<Utc>) -> Result<RunsQuery, 
             trigger: one_of("trigger", get(&p, "trigger"), TRIGGERS)?,
             from: from.map(history_time),
             to: to.map(history_time),
+            changes_only: one_of("view", get(&p, "view"), VIEWS)?.as_deref() != Some("all"),
         },
         from,
         to,

@@ -2,9 +2,14 @@
 //! when compiled; askama escapes every `{{ value }}`, so an email or a Studio detail holding
 //! HTML is shown as text). The formatting lives here, so the templates stay logic-free.
 
+use crate::advice::{reason_words, Advice};
+use crate::remedy::{Afterwards, RoleRisk};
+use crate::strip::Strip;
 use askama::Template;
+use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord, TrailEntry, TrailEvent};
+use studio_role_sync_engine::run_status::RunStatus;
 
 /// `2025-03-01T10:00:00.123Z` as `2025-03-01 10:00:00`.
 pub fn short_time(t: &str) -> String {
@@ -28,6 +33,7 @@ pub fn run_href(id: i64) -> String {
 pub struct ErrorPage<'a> {
     pub title: &'a str,
     pub message: &'a str,
+    pub strip: Strip,
 }
 
 pub struct Choice {
@@ -35,14 +41,38 @@ pub struct Choice {
     pub selected: bool,
 }
 
-/// A row of the runs table: the columns of `history`.
+/// A run's duration in words, `-` while it runs.
+fn duration(r: &RunRecord) -> String {
+    let (Some(end), Ok(start)) = (
+        r.finished_at
+            .as_deref()
+            .and_then(|f| DateTime::parse_from_rfc3339(f).ok()),
+        DateTime::parse_from_rfc3339(&r.started_at),
+    ) else {
+        return "-".into();
+    };
+    let ms = (end - start).num_milliseconds().max(0);
+    if ms < 10_000 {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    } else {
+        age(ms / 1000)
+    }
+}
+
+/// A row of the runs table: status first, then when, how long, what changed, who asked.
 pub struct RunRow {
     pub id: i64,
     pub href: String,
     pub started: String,
+    pub ago: String,
+    pub duration: String,
     pub trigger: String,
-    pub mode: &'static str,
+    /// Who asked (`trigger --by alice`, `SIGHUP`, `approve`), or empty.
+    pub who: String,
+    pub dry_run: bool,
     pub status: String,
+    /// `+2 −121`: applied, or planned for a dry run or a stopped run.
+    pub changes: String,
     pub adds: String,
     pub removes: String,
     pub failed: i64,
@@ -53,14 +83,36 @@ pub struct RunRow {
 }
 
 impl RunRow {
-    pub fn new(r: &RunRecord) -> RunRow {
+    pub fn new(r: &RunRecord, now: DateTime<Utc>, who: Option<&str>) -> RunRow {
+        let planned_only = r.dry_run || r.status == RunStatus::Aborted;
+        let (adds, removes) = if planned_only {
+            (r.adds_planned, r.removes_planned)
+        } else {
+            (r.adds_applied, r.removes_applied)
+        };
+        let mut changes = match (adds, removes) {
+            (0, 0) => "none".to_string(),
+            (a, 0) => format!("+{a}"),
+            (0, d) => format!("\u{2212}{d}"),
+            (a, d) => format!("+{a} \u{2212}{d}"),
+        };
+        if planned_only && adds + removes > 0 {
+            changes.push_str(if r.dry_run { " planned" } else { " not sent" });
+        }
+        if r.failed > 0 {
+            changes.push_str(&format!(", {} failed", r.failed));
+        }
         RunRow {
             id: r.id,
             href: run_href(r.id),
             started: short_time(&r.started_at),
+            ago: crate::strip::ago(&r.started_at, now),
+            duration: duration(r),
             trigger: r.trigger.clone(),
-            mode: if r.dry_run { "plan" } else { "apply" },
+            who: who.unwrap_or_default().to_string(),
+            dry_run: r.dry_run,
             status: r.status.to_string(),
+            changes,
             adds: format!("{}/{}", r.adds_applied, r.adds_planned),
             removes: format!("{}/{}", r.removes_applied, r.removes_planned),
             failed: r.failed,
@@ -70,7 +122,7 @@ impl RunRow {
             error: r
                 .error
                 .as_deref()
-                .map(|e| e.chars().take(160).collect())
+                .map(|e| e.chars().take(300).collect())
                 .unwrap_or_default(),
         }
     }
@@ -93,9 +145,17 @@ pub struct RunsPage {
     pub chart_changes: String,
     pub chart_duration: String,
     pub chart_pending: String,
+    pub strip: Strip,
+    /// The "changes only" view (the default) rather than every run.
+    pub changes_only: bool,
+    pub all_href: String,
+    pub changes_href: String,
 }
 
 pub struct ActionView {
+    /// Why the run planned it, in words.
+    pub why: &'static str,
+    pub flapping: bool,
     pub role: String,
     pub action: String,
     pub email: String,
@@ -107,8 +167,15 @@ pub struct ActionView {
 }
 
 impl ActionView {
-    pub fn new(a: &ActionRow) -> ActionView {
+    pub fn new(a: &ActionRow, flapping: bool) -> ActionView {
         ActionView {
+            why: match (a.action.as_str(), flapping) {
+                ("add", true) => "re-granted: removed in Studio behind the tool (flapping)",
+                (_, true) => "removed again: re-granted in Studio behind the tool (flapping)",
+                ("add", _) => "in the desired state, not held in Studio",
+                _ => "held in Studio, not in the desired state",
+            },
+            flapping,
             role: a.role.clone(),
             action: a.action.clone(),
             email: a.email.clone().unwrap_or_else(|| "(no email)".into()),
@@ -133,7 +200,7 @@ impl LeftAloneView {
         LeftAloneView {
             person_href: Some(person_href(&p.email)),
             email: p.email.clone(),
-            reason: p.reason.clone(),
+            reason: reason_words(&p.reason).to_string(),
             detail: p.detail.clone().unwrap_or_default(),
         }
     }
@@ -145,9 +212,18 @@ pub struct RunPage {
     pub run: RunRow,
     pub finished: String,
     pub error: Option<String>,
-    pub approve: Option<String>,
+    /// The error's cause and next step (a failed run).
+    pub advice: Option<Advice>,
+    /// A stopped run: the risk per role, and its state since.
+    pub risks: Vec<RoleRisk>,
+    pub afterwards: Option<Afterwards>,
+    /// A run that sent an approved or saved plan says so.
+    pub used_approval: Option<(String, Option<String>)>,
+    /// Flapping in this run: how many runs in a row, and the changes.
+    pub flapping: Option<String>,
     pub actions: Vec<ActionView>,
     pub pending: Vec<LeftAloneView>,
+    pub strip: Strip,
 }
 
 pub struct TrailView {
@@ -188,7 +264,14 @@ impl TrailView {
                 detail,
                 ..
             } => {
-                v.what = format!("{action} {role}");
+                v.what = format!(
+                    "{action} {role}: {}",
+                    if action == "add" {
+                        "in the desired state, not held in Studio"
+                    } else {
+                        "held in Studio, not in the desired state"
+                    }
+                );
                 v.outcome = outcome.clone();
                 v.http = http_status.map(|s| s.to_string()).unwrap_or_default();
                 v.detail = detail.clone().unwrap_or_default();
@@ -208,8 +291,12 @@ impl TrailView {
                         short_time(first_started_at),
                         short_time(&e.started_at)
                     );
+                    // Trigger, mode and status differ across the folded runs: claim none.
+                    v.trigger = "various".into();
+                    v.mode = "-";
+                    v.status = "-".into();
                 }
-                v.what = format!("left alone: {reason}");
+                v.what = format!("left alone: {}", reason_words(reason));
                 v.outcome = if *runs == 1 {
                     "1 run".into()
                 } else {
@@ -230,6 +317,11 @@ pub struct PersonPage {
     pub entries: Vec<TrailView>,
     pub limit: u32,
     pub truncated: bool,
+    /// Flapping seen for this person: the runs and what to do.
+    pub flapping: Option<String>,
+    /// The Studio user ids seen for this email.
+    pub user_ids: String,
+    pub strip: Strip,
 }
 
 pub struct PendingView {
@@ -241,6 +333,8 @@ pub struct PendingView {
     pub last_check: String,
     pub next_check: String,
     pub detail: String,
+    /// `user15@school.edu?` when the domain is a near miss of the one most emails use.
+    pub typo: Option<String>,
 }
 
 #[derive(Template)]
@@ -248,6 +342,7 @@ pub struct PendingView {
 pub struct PendingPage {
     pub rows: Vec<PendingView>,
     pub as_of: String,
+    pub strip: Strip,
 }
 
 pub struct HealthItem {
@@ -264,6 +359,7 @@ pub struct HealthItem {
 #[template(path = "health.html")]
 pub struct HealthPage {
     pub items: Vec<HealthItem>,
+    pub strip: Strip,
 }
 
 /// A duration in words, at most two units: `3d 4h`, `12m`, `40s`.

@@ -11,6 +11,7 @@ use studio_role_sync_console::{router, ConsoleOptions, Credentials};
 use studio_role_sync_engine::config::ConsoleAuth;
 use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
+use studio_role_sync_engine::plan::GuardKind;
 use studio_role_sync_engine::run_status::RunStatus;
 
 const TOKEN: &str = "console-t0ken-for-tests";
@@ -77,6 +78,14 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
             ..Default::default()
         };
         h.finish_run(&record).await.unwrap();
+        if status == RunStatus::Aborted {
+            h.set_run_plan(id, "digest", Some(GuardKind::MaxRemovalRatio))
+                .await
+                .unwrap();
+            h.set_role_holders(id, &[("Admin".into(), 1)])
+                .await
+                .unwrap();
+        }
     }
     h.close().await;
     let app = router(ConsoleOptions {
@@ -85,6 +94,8 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
         schedule: None,
         studio_auth: "access token from studio.token_file".into(),
         readiness: None,
+        base_url: "https://myschool.instructuremedia.com".into(),
+        config_path: None,
     });
     let listen: SocketAddr = "0.0.0.0:0".parse().unwrap();
     let (bound, _task) = serve_router(
@@ -138,6 +149,24 @@ fn as_text(body: &str) -> String {
         .replace("&#39;", "'")
         .replace("&#38;", "&")
         .replace("&amp;", "&")
+}
+
+/// What a reader sees: the text without tags, spaces collapsed, entities decoded.
+fn words(body: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for ch in body.chars() {
+        match ch {
+            '<' => {
+                in_tag = true;
+                out.push(' ');
+            }
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    as_text(&out.split_whitespace().collect::<Vec<_>>().join(" "))
 }
 
 /// `text` is in the page as text: escaped in the markup, and there once decoded.
@@ -286,11 +315,40 @@ async fn html_in_an_email_or_a_detail_is_shown_as_text() {
 }
 
 #[tokio::test]
-async fn an_aborted_run_shows_the_approve_command_and_nothing_writes() {
+async fn an_aborted_run_shows_the_risk_then_the_approve_command_and_nothing_writes() {
+    // Run 2, stopped by a guard, is the newest run: the risk, then the remedies.
+    let s = serve(2, bearer()).await;
+    let (_, run) = s.page("/console/runs/2").await;
+    let text = words(&run);
+    assert!(
+        text.contains("Admin 1 1 100%"),
+        "holders, removals, share: {text}"
+    );
+    assert!(
+        run.contains("<code id=\"approve-command\">studio-role-sync approve 2 --by NAME</code>"),
+        "{run}"
+    );
+    assert!(
+        text.find("restore the roles file") < text.find("studio-role-sync approve 2"),
+        "the most common remedy first: {text}"
+    );
+    assert!(text.contains("Since: Nothing has happened since"), "{text}");
+    let (_, health) = s.page("/console/health").await;
+    assert!(health.contains("tripped in run 2"), "{health}");
+    assert!(health.contains("studio-role-sync approve 2 --by NAME"));
+    let (_, runs) = s.page("/console/").await;
+    assert!(
+        runs.contains("data-kind=\"guard\"")
+            && words(&runs).contains("A safety guard stopped run 2"),
+        "the status strip names the tripped guard: {runs}"
+    );
+
+    // Once run 3 succeeded with nothing to do, run 2 is superseded: no command any more.
     let s = serve(3, bearer()).await;
     let (_, run) = s.page("/console/runs/2").await;
+    assert!(!run.contains("approve-command"), "{run}");
     assert!(
-        run.contains("<code id=\"approve-command\">studio-role-sync approve 2</code>"),
+        words(&run).contains("Superseded by run 3: nothing to do."),
         "{run}"
     );
     let (_, health) = s.page("/console/health").await;
@@ -325,18 +383,26 @@ async fn an_aborted_run_shows_the_approve_command_and_nothing_writes() {
 #[tokio::test]
 async fn pages_and_parameters_are_bounded() {
     let s = serve(120, bearer()).await;
-    let (status, first) = s.page("/console/").await;
+    // By default only the runs with changes: here the one a guard stopped.
+    let (status, changes) = s.page("/console/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        changes.contains("1 run ") && changes.contains("href=\"/console/runs/2\""),
+        "{changes}"
+    );
+    assert!(as_text(&changes).contains("href=\"/console/?view=all&page=1\""));
+    let (status, first) = s.page("/console/?view=all").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
         first.contains("120 runs") && first.contains("page 1 of 3"),
         "{first}"
     );
     assert_eq!(first.matches("<td><a href=\"/console/runs/").count(), 50);
-    assert!(first.contains("href=\"/console/?page=2\""));
-    let (_, last) = s.page("/console/?page=3").await;
+    assert!(as_text(&first).contains("href=\"/console/?view=all&page=2\""));
+    let (_, last) = s.page("/console/?view=all&page=3").await;
     assert_eq!(last.matches("<td><a href=\"/console/runs/").count(), 20);
     assert!(last.contains("href=\"/console/runs/1\"") && !last.contains("rel=\"next\""));
-    let (status, beyond) = s.page("/console/?page=4").await;
+    let (status, beyond) = s.page("/console/?view=all&page=4").await;
     assert_eq!(status, StatusCode::OK);
     assert!(beyond.contains("No run matches."));
     let (_, aborted) = s.page("/console/?status=aborted&trigger=schedule").await;
@@ -353,6 +419,7 @@ async fn pages_and_parameters_are_bounded() {
         ("page=99999999999999999999", "page must be a whole number"),
         ("status=%3Cb%3E", "status \"<b>\" is not one of"),
         ("sort=id", "unknown parameter \"sort\""),
+        ("view=some", "view \"some\" is not one of: changes, all"),
         ("from=2025-13-01", "from: \"2025-13-01\" is not a time"),
     ] {
         let (status, body) = s.page(&format!("/console/?{query}")).await;
@@ -371,6 +438,12 @@ async fn pages_and_parameters_are_bounded() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = s.page("/console/pending?x=1").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = s.page("/console/runs/2?approve=1").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        as_text(&body).contains("unknown parameter \"approve\""),
+        "{body}"
+    );
 }
 
 #[tokio::test]

@@ -215,6 +215,8 @@ async fn serve(path: &Path) -> SocketAddr {
         schedule: None,
         studio_auth: "access token from studio.token_file".into(),
         readiness: None,
+        base_url: "https://myschool.instructuremedia.com".into(),
+        config_path: None,
     });
     let (addr, _task) = serve_router(
         "127.0.0.1:0".parse().unwrap(),

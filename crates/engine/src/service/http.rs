@@ -42,6 +42,10 @@ pub struct Readiness {
     pub invalid_desired: Option<String>,
     /// The last run, or the last attempt to start one; `None` until one has finished.
     pub last_run: Option<LastRun>,
+    /// The schedule in effect now (a reload may change it), for "next run" on the console.
+    pub schedule: Option<crate::service::daemon::Slots>,
+    /// The history file was deleted or replaced under the daemon: no run until it is back.
+    pub history_displaced: Option<String>,
 }
 
 /// How the last run ended.
@@ -56,6 +60,9 @@ pub struct LastRun {
 impl Readiness {
     /// `None` when ready; otherwise the JSON reason served with `503`.
     pub fn not_ready(&self) -> Option<Value> {
+        if let Some(e) = &self.history_displaced {
+            return Some(json!({"ready": false, "reason": "history_missing", "detail": e}));
+        }
         if let Some(e) = &self.invalid_config {
             return Some(json!({"ready": false, "reason": "invalid_config", "detail": e}));
         }

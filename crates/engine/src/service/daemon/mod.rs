@@ -11,6 +11,11 @@
 //! on `/readyz` and in metrics, and never applied; scheduled runs go on with the last valid
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
 //! finish its batch (bounded wait), records it with its true status, and exits 0.
+//!
+//! Every few seconds, and before each run, it checks that the history's path still leads to
+//! the file it holds (`InstanceLock::check_in_place`): runs recorded into a deleted or replaced
+//! file would be lost at the next start, so then it fails `/readyz`, logs an error, and runs
+//! nothing until the file is back (moved back into place) or the daemon restarts.
 
 mod requests;
 mod schedule;
@@ -44,6 +49,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 const HTTP_GRACE: Duration = Duration::from_secs(5);
 /// How long a shutdown waits for notifications still being delivered.
 const NOTIFY_GRACE: Duration = Duration::from_secs(5);
+/// How often the daemon checks that its history file is still in place.
+const HISTORY_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
 #[derive(Debug, thiserror::Error)]
@@ -83,7 +90,8 @@ pub async fn run_with(
     extension: Option<HttpExtension>,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    let _lock = InstanceLock::acquire(&config.history)?;
+    // Kept until the history is closed (see `lock.rs` on closing descriptors): the daemon owns it.
+    let lock = InstanceLock::acquire(&config.history)?;
     let history = History::open(&config.history).await?;
     match history.mark_interrupted().await {
         Ok(0) => {}
@@ -93,9 +101,16 @@ pub async fn run_with(
         ),
         Err(e) => tracing::error!("{e}"),
     }
-    let mut daemon = Daemon::new(config, config_path.to_path_buf(), config_text, history);
+    let mut daemon = Daemon::new(
+        config,
+        config_path.to_path_buf(),
+        config_text,
+        history,
+        lock,
+    );
     let served = daemon.serve(extension).await;
     daemon.history.close().await;
+    drop(daemon);
     served
 }
 
@@ -128,6 +143,10 @@ struct Daemon {
     readiness: Arc<RwLock<Readiness>>,
     engine: Option<Engine>,
     last_desired: Option<DesiredState>,
+    /// Who asked for the next manual run (recorded as `runs.requested_by`).
+    askers: requests::Askers,
+    /// The instance lock, which also tells whether the history file is still in place.
+    lock: InstanceLock,
 }
 
 impl Daemon {
@@ -136,6 +155,7 @@ impl Daemon {
         config_path: PathBuf,
         config_text: String,
         history: History,
+        lock: InstanceLock,
     ) -> Daemon {
         let metrics = Metrics::new();
         metrics.set_config_valid(true);
@@ -148,7 +168,35 @@ impl Daemon {
             readiness: Arc::new(RwLock::new(Readiness::default())),
             engine: None,
             last_desired: None,
+            askers: requests::Askers::default(),
+            lock,
         }
+    }
+
+    /// Whether the history file is still the one the daemon holds; logs and sets readiness
+    /// when that changes (an error when it goes, so whoever watches errors hears of it).
+    fn history_in_place(&self) -> bool {
+        let now = self.lock.check_in_place().err().map(|d| {
+            format!(
+                "{d}; no run until it is back in place or the daemon restarts \
+                 (runs recorded into it now would be lost)"
+            )
+        });
+        let before = self.readiness_now().history_displaced;
+        if now != before {
+            match &now {
+                Some(problem) => tracing::error!(
+                    history = %self.config.history.display(),
+                    "{problem}"
+                ),
+                None => tracing::info!(
+                    history = %self.config.history.display(),
+                    "the history database is back in place; runs resume"
+                ),
+            }
+            self.set_ready(|r| r.history_displaced = now.clone());
+        }
+        now.is_none()
     }
 
     /// A run could not even be recorded: readiness shows it as a failed run without an id.
@@ -207,8 +255,13 @@ impl Daemon {
         // Queued before the scheduler starts, so the first run is always `startup`.
         let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
-        requests::spawn_sighup(tx.clone(), shutdown.clone());
-        requests::spawn_poller(self.history.clone(), tx.clone(), shutdown.clone());
+        requests::spawn_sighup(tx.clone(), self.askers.clone(), shutdown.clone());
+        requests::spawn_poller(
+            self.history.clone(),
+            tx.clone(),
+            self.askers.clone(),
+            shutdown.clone(),
+        );
         let mut triggers = Triggers {
             tx: tx.clone(),
             busy: busy.clone(),
@@ -216,7 +269,10 @@ impl Daemon {
             watcher: None,
         };
         match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
-            Ok(s) => triggers.scheduler = Some(s),
+            Ok(s) => {
+                triggers.scheduler = Some(s);
+                self.schedule_in_effect(&self.config.clone());
+            }
             Err(source) => {
                 return Err(DaemonError::Schedule {
                     schedule: self.config.schedule.clone(),
@@ -238,11 +294,16 @@ impl Daemon {
         spawn_watchdog(shutdown.clone());
         tracing::info!(schedule = %self.config.schedule, timezone = %self.config.timezone, "daemon started");
 
+        let mut history_check = tokio::time::interval(HISTORY_CHECK_EVERY);
         loop {
             let trigger = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 t = rx.recv() => match t { Some(t) => t, None => break },
+                _ = history_check.tick() => {
+                    self.history_in_place();
+                    continue;
+                }
             };
             busy.store(true, Ordering::SeqCst);
             let finished = {
@@ -302,6 +363,13 @@ impl Daemon {
         shutdown: CancellationToken,
         triggers: &mut Triggers,
     ) {
+        if !self.history_in_place() {
+            tracing::warn!(
+                trigger = ?trigger,
+                "not running: the history database is not in place (see /readyz)"
+            );
+            return;
+        }
         if trigger != Trigger::Startup {
             self.reload_config(triggers).await;
         }
@@ -364,11 +432,22 @@ impl Daemon {
                 }
             }
         }
+        // Taken as the run starts: who asks during it is served by the next run.
+        let asked_by = if trigger == Trigger::Manual {
+            self.askers.take()
+        } else {
+            None
+        };
         let engine = self.engine.as_ref().expect("set above");
         let run = run_catching_panics(&self.history, engine.run(trigger, false, desired, shutdown));
         match run.await {
             Ok(report) => {
                 let r = &report.record;
+                if let Some(who) = &asked_by {
+                    if let Err(e) = self.history.set_requested_by(r.id, who).await {
+                        tracing::warn!(error = %e, "cannot record who asked for the run");
+                    }
+                }
                 notify_systemd(&[sd_notify::NotifyState::Status(&format!(
                     "last run {} ({}) {}",
                     r.id, r.trigger, r.status
@@ -399,6 +478,12 @@ impl Daemon {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "cannot prune the history"),
         }
+    }
+
+    /// Tells readers of the readiness (the console) which schedule the runs follow now.
+    fn schedule_in_effect(&self, config: &Config) {
+        let slots = Slots::new(&config.schedule, config.timezone).ok();
+        self.set_ready(|r| r.schedule = slots);
     }
 
     fn readiness_now(&self) -> Readiness {
@@ -449,6 +534,7 @@ impl Daemon {
                                 let _ = old.shutdown().await;
                             }
                             tracing::info!(schedule = %new.schedule, timezone = %new.timezone, "new schedule in effect");
+                            self.schedule_in_effect(&new);
                         }
                         Err(e) => {
                             tracing::error!(error = %e, "cannot start the new schedule; keeping the previous one")

@@ -5,11 +5,14 @@
 //! from another container or user, without signals and without the instance lock. Every
 //! request only *asks* the run loop, through the same one-slot channel as the schedule: while a
 //! run is in progress, the first request queues exactly one follow-up run and later ones join
-//! it. Runs asked for this way are recorded with trigger `manual`.
+//! it. Runs asked for this way are recorded with trigger `manual`, and with who asked
+//! (`runs.requested_by`: `trigger --by NAME`, `SIGHUP`, `approve`), gathered in [`Askers`]
+//! until the run that serves them starts.
 
 use crate::service::shutdown::CancellationToken;
 use crate::store::history::History;
 use crate::sync::reconcile::Trigger;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
@@ -17,8 +20,31 @@ use tokio::sync::mpsc::error::TrySendError;
 /// How often the history is asked for run requests and new approvals.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// Asks for a manual run; `why` is logged.
-fn ask(tx: &mpsc::Sender<Trigger>, why: &str) {
+/// Who asked for the manual run to come; the run loop takes them when it starts one.
+#[derive(Clone, Default)]
+pub struct Askers(Arc<Mutex<Vec<String>>>);
+
+impl Askers {
+    fn push(&self, who: String) {
+        let mut v = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        // Bounded: a burst of requests is served by one run and named once each, up to a few.
+        if v.len() < 8 && !v.contains(&who) {
+            v.push(who);
+        }
+    }
+
+    /// Who asked since the last call, as one line (`None`: nobody recorded).
+    pub fn take(&self) -> Option<String> {
+        let v = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        (!v.is_empty()).then(|| v.join(", "))
+    }
+}
+
+/// Asks for a manual run on behalf of `who`; `why` is logged.
+fn ask(tx: &mpsc::Sender<Trigger>, askers: &Askers, who: Vec<String>, why: &str) {
+    for w in who {
+        askers.push(w);
+    }
     match tx.try_send(Trigger::Manual) {
         Ok(()) => tracing::info!("{why}: a run starts now (or right after the run in progress)"),
         Err(TrySendError::Full(_)) => {
@@ -29,7 +55,7 @@ fn ask(tx: &mpsc::Sender<Trigger>, why: &str) {
 }
 
 /// SIGHUP asks for a run now. Without a handler SIGHUP would end the process.
-pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
+pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, askers: Askers, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -46,7 +72,7 @@ pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
                     if got.is_none() {
                         return;
                     }
-                    ask(&tx, "SIGHUP received");
+                    ask(&tx, &askers, vec!["SIGHUP".into()], "SIGHUP received");
                 }
             }
         }
@@ -55,7 +81,12 @@ pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
 
 /// Polls the history for run requests (`trigger`) and approvals newer than the last one seen.
 /// Waiting requests are taken at start: the startup run serves them.
-pub fn spawn_poller(history: History, tx: mpsc::Sender<Trigger>, shutdown: CancellationToken) {
+pub fn spawn_poller(
+    history: History,
+    tx: mpsc::Sender<Trigger>,
+    askers: Askers,
+    shutdown: CancellationToken,
+) {
     tokio::spawn(async move {
         let mut seen_approval: Option<i64> = None;
         let mut failing = false;
@@ -69,16 +100,26 @@ pub fn spawn_poller(history: History, tx: mpsc::Sender<Trigger>, shutdown: Cance
                     }
                     if waiting {
                         match history.take_run_requests().await {
-                            Ok(n) if n > 0 && !first => {
-                                ask(&tx, "run requested (studio-role-sync trigger)")
-                            }
+                            Ok(by) if !by.is_empty() && !first => ask(
+                                &tx,
+                                &askers,
+                                by.into_iter()
+                                    .map(|b| format!("trigger --by {b}"))
+                                    .collect(),
+                                "run requested (studio-role-sync trigger)",
+                            ),
                             Ok(_) => {}
                             Err(e) => tracing::warn!(error = %e, "cannot take run requests"),
                         }
                     }
                     if approval.is_some() && approval > seen_approval {
                         if !first {
-                            ask(&tx, "new approval (studio-role-sync approve)");
+                            ask(
+                                &tx,
+                                &askers,
+                                vec!["approve".into()],
+                                "new approval (studio-role-sync approve)",
+                            );
                         }
                         seen_approval = approval;
                     }

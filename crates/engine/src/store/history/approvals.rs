@@ -323,16 +323,18 @@ impl History {
         Ok(matches!(taken, Some(Some(_))))
     }
 
-    /// Takes every waiting run request (the daemon's poller); returns how many there were.
-    /// Requests taken more than 30 days ago are deleted: they are not history, only mail.
-    pub async fn take_run_requests(&self) -> Result<u64, HistoryError> {
+    /// Takes every waiting run request (the daemon's poller); returns who asked, one name per
+    /// request. Requests taken more than 30 days ago are deleted: they are not history, only mail.
+    pub async fn take_run_requests(&self) -> Result<Vec<String>, HistoryError> {
         let at = now();
-        let r = sqlx::query("UPDATE run_requests SET taken_at = ? WHERE taken_at IS NULL")
-            .bind(&at)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| self.err(e))?;
-        if r.rows_affected() > 0 {
+        let by: Vec<String> = sqlx::query_scalar(
+            "UPDATE run_requests SET taken_at = ? WHERE taken_at IS NULL RETURNING requested_by",
+        )
+        .bind(&at)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| self.err(e))?;
+        if !by.is_empty() {
             let cutoff = (chrono::Utc::now() - chrono::Duration::days(30))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             sqlx::query("DELETE FROM run_requests WHERE taken_at < ?")
@@ -341,7 +343,7 @@ impl History {
                 .await
                 .map_err(|e| self.err(e))?;
         }
-        Ok(r.rows_affected())
+        Ok(by)
     }
 
     /// The daemon's poll, one cheap query on two partial indexes: the newest pending
@@ -427,7 +429,7 @@ mod tests {
         assert_eq!(h.poll_requests().await.unwrap(), (None, false));
         let r = h.request_run("bob").await.unwrap();
         assert_eq!(h.poll_requests().await.unwrap(), (None, true));
-        assert_eq!(h.take_run_requests().await.unwrap(), 1);
+        assert_eq!(h.take_run_requests().await.unwrap().len(), 1);
         assert!(h.run_request_taken(r).await.unwrap());
         assert_eq!(h.approvals_of_runs(&[id]).await.unwrap().len(), 1);
     }

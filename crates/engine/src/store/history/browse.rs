@@ -20,7 +20,13 @@ pub struct RunFilter {
     pub from: Option<String>,
     /// Started before.
     pub to: Option<String>,
+    /// Only runs that planned or failed a change, or did not succeed (the console's default).
+    pub changes_only: bool,
 }
+
+/// The runs [`RunFilter::changes_only`] keeps: the condition of the `runs_changes` index
+/// (migration 0008), word for word, so that SQLite walks that index.
+const CHANGES: &str = " AND (adds_planned + removes_planned + failed > 0 OR status <> 'succeeded')";
 
 /// One day of runs that changed or could have changed Studio (dry runs left out).
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -59,6 +65,9 @@ fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &RunFilter) {
     }
     if let Some(to) = &f.to {
         q.push(" AND started_at < ").push_bind(to.clone());
+    }
+    if f.changes_only {
+        q.push(CHANGES);
     }
 }
 

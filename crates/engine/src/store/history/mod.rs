@@ -22,6 +22,7 @@ mod interrupted;
 pub mod notifications;
 mod pending;
 mod retention;
+mod status;
 mod tokens;
 mod trail;
 
@@ -32,6 +33,7 @@ pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
 pub use pending::{PendingNow, PendingUpdate};
 pub use retention::Pruned;
+pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
@@ -167,6 +169,24 @@ pub struct PendingRow {
     pub detail: Option<String>,
 }
 
+/// Refuses a history file with several hard links: SQLite keeps its journal (`-wal`) beside
+/// the name it was opened by, so two names of one file keep two journals, and a checkpoint
+/// through one overwrites the runs recorded through the other. (A symlink is fine: SQLite
+/// resolves it.)
+fn check_single_name(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    match std::fs::metadata(path) {
+        Ok(m) if m.nlink() > 1 => Err(format!(
+            "the file has {} hard links (names); SQLite keeps a journal per name, so runs \
+             recorded through one name would be lost through the other. Remove the extra \
+             hard links (find / -samefile {}) and use one path, or a symbolic link",
+            m.nlink(),
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl History {
     /// Opens (creating it and its folder if missing) and migrates the history database.
     pub async fn open(path: &Path) -> Result<History, HistoryError> {
@@ -181,6 +201,7 @@ impl History {
         }
         state_files::create_private_file(path)
             .map_err(|e| err(format!("cannot create the file: {e}")))?;
+        check_single_name(path).map_err(err)?;
         for companion in state_files::sqlite_companions(path) {
             state_files::tighten(&companion);
         }

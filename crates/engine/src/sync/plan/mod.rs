@@ -403,6 +403,20 @@ impl GuardKind {
         }
     }
 
+    /// The kind whose text (in `runs.guard`) is `text`, if any.
+    pub fn parse(text: &str) -> Option<GuardKind> {
+        [
+            GuardKind::EmptyDesired,
+            GuardKind::RoleMaxRemovals,
+            GuardKind::RoleMaxRemovalRatio,
+            GuardKind::MaxRemovals,
+            GuardKind::MaxRemovalRatio,
+            GuardKind::PlanChanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
+    }
+
     /// Whether an approval of this exact plan lets it through: the removal guards (overall,
     /// ratio, per role) only. The empty-desired-state refusal is never lifted.
     pub fn approvable(self) -> bool {

@@ -355,6 +355,15 @@ impl Engine {
                 guard.as_ref().map(GuardTrip::kind),
             )
             .await?;
+        if guard.is_some() {
+            // What the guard protected, per role: the console shows the risk before the remedy.
+            let holders: Vec<(String, usize)> = (0..managed.len())
+                .map(|role| (managed.name(role).to_string(), the_plan.holders_of(role)))
+                .collect();
+            self.history
+                .set_role_holders(report.record.id, &holders)
+                .await?;
+        }
         report.digest = Some(digest);
         let r = &mut report.record;
         r.adds_planned = the_plan.adds() as i64;

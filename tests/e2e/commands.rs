@@ -1,9 +1,7 @@
 //! The core run end to end: the real binary against the simulator over HTTP, with a real
 //! SQLite history. Each test reads like what an admin would do and see.
 
-mod common;
-
-use common::{count, run_row, user, Opts, Tenant, TOKEN};
+use crate::support::{assert_secret_absent, count, run_row, user, Opts, Tenant, TOKEN};
 
 /// A small institution with each awkward case real tenants have.
 fn institution() -> Vec<studio_sim::SimUser> {
@@ -334,9 +332,10 @@ async fn a_wrong_token_is_a_clear_error_and_never_shown() {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("401"), "{run:?}");
     assert_eq!(t.sim.stats().put_roles, 0);
-    assert!(
-        !run.stderr.contains("wrong-token-value-42")
-            && !run.stdout.contains("wrong-token-value-42")
+    assert_secret_absent(
+        &format!("{}{}", run.stdout, run.stderr),
+        "wrong-token-value-42",
+        "a refused token",
     );
     let db = t.history().await;
     assert_eq!(run_row(&db, 1).await.0, "failed");
@@ -349,10 +348,7 @@ async fn secrets_never_reach_output_or_history() {
     t.write_roles(ROLES);
     for command in ["validate", "plan", "apply", "history", "export"] {
         let run = t.cli_env(&[command], &[("RUST_LOG", "trace")]).await;
-        assert!(
-            !run.stdout.contains(TOKEN) && !run.stderr.contains(TOKEN),
-            "{command} leaked the token"
-        );
+        assert_secret_absent(&format!("{}{}", run.stdout, run.stderr), TOKEN, command);
     }
     let bytes = std::fs::read(t.history_path()).unwrap();
     let wal = std::fs::read(t.path("state/history.db-wal")).unwrap_or_default();

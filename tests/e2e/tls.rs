@@ -4,9 +4,7 @@
 //! token requests alike; without either, the run fails with a clear TLS error (exit 1) and
 //! nothing is sent.
 
-mod common;
-
-use common::{user, Opts, Tenant, TOKEN};
+use crate::support::{user, Opts, Tenant, TOKEN};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

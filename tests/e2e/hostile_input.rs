@@ -7,9 +7,7 @@
 //! file modes. Commands run under a generous deadline that only fails the test if the
 //! process hangs; how long the bombs take is measured by a command (see RELIABILITY.md).
 
-mod common;
-
-use common::{user, Opts, Run, Tenant, TOKEN};
+use crate::support::{assert_secret_absent, user, Opts, Run, Tenant, TOKEN};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -275,7 +273,7 @@ async fn secrets_pasted_into_env_and_file_keys_are_never_echoed() {
         ),
         "{r:?}"
     );
-    assert!(!r.stderr.contains("fifo-token"), "{r:?}");
+    assert_secret_absent(&r.stderr, "fifo-token", "a FIFO as token_file");
 }
 
 #[tokio::test]
@@ -453,7 +451,7 @@ async fn readyz_never_shows_a_secret_written_in_the_config() {
     assert!(!body.contains(TOKEN), "{body}");
     let (_, metrics) = get(&addr, "/metrics").await;
     assert!(!metrics.contains(TOKEN));
-    assert!(!d.log().contains(TOKEN), "{}", d.log());
+    assert_secret_absent(&d.log(), TOKEN, "the daemon's log");
 }
 
 #[tokio::test]

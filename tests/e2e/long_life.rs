@@ -6,40 +6,14 @@
 //! person who appears in Studio gets their role within `pending.recheck_max` plus one slot; a
 //! killed run's record counts what it did; SIGTERM during a long read stops the requests.
 
-mod common;
-
-use common::daemon::{wait_for, Daemon};
-use common::{count, user, Opts, Tenant};
+use crate::support::daemon::{wait_for, wait_for_history, Daemon};
+use crate::support::{count, user, Opts, Tenant};
 use sqlx::SqlitePool;
 
 use std::time::{Duration, Instant};
 use studio_sim::Faults;
 
 const WAIT: Duration = Duration::from_secs(30);
-
-impl Daemon {
-    async fn wait_exit(&mut self) -> Option<i32> {
-        match tokio::time::timeout(WAIT, self.child.wait()).await {
-            Ok(status) => status.expect("wait works").code(),
-            Err(_) => panic!("daemon did not exit within {WAIT:?}"),
-        }
-    }
-}
-
-async fn wait_for_history(t: &Tenant) -> SqlitePool {
-    wait_for("the runs table", WAIT, || async {
-        if !t.history_path().exists() {
-            return None;
-        }
-        let db = t.history().await;
-        let ok = sqlx::query("SELECT 1 FROM runs LIMIT 1")
-            .fetch_optional(&db)
-            .await
-            .is_ok();
-        ok.then_some(db)
-    })
-    .await
-}
 
 /// Runs that finished, and the history's size in bytes (pages in use, WAL included).
 async fn finished_runs_and_size(db: &SqlitePool) -> (i64, i64) {
@@ -89,7 +63,7 @@ async fn a_fast_daemon_with_hundreds_of_pending_emails_stays_small_and_quiet() {
     });
     t.write_roles(&roles_file(&students, &admins));
     let d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
 
     // Past the first runs (the first searches everything; the next ones start the back-off).
     wait_for("3 finished runs", WAIT, || async {
@@ -172,7 +146,7 @@ async fn sigterm_during_the_read_stops_the_searches_at_once() {
     t.write_roles(&roles_file(&students, &["admin@school.edu".into()]));
     slow(&t, 100).await;
     let mut d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     wait_for("the searches to be under way", WAIT, || async {
         (email_searches(&t).len() >= 20).then_some(())
     })
@@ -180,7 +154,7 @@ async fn sigterm_during_the_read_stops_the_searches_at_once() {
     d.signal("-TERM");
     let termed = Instant::now();
     let at_term = t.sim.requests().len();
-    assert_eq!(d.wait_exit().await, Some(0));
+    assert_eq!(d.wait_exit(WAIT).await, Some(0));
     let stopped_in = termed.elapsed();
     let after = t.sim.requests().len() - at_term;
     assert!(
@@ -225,13 +199,13 @@ async fn a_killed_run_is_recorded_with_what_it_applied() {
     t.write_roles(&roles_file(&emails, &[]));
     slow(&t, 150).await;
     let mut d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     wait_for("a third of the adds", WAIT, || async {
         (t.holders("Admin").len() >= 4).then_some(())
     })
     .await;
     d.signal("-KILL");
-    assert_eq!(d.wait_exit().await, None);
+    assert_eq!(d.wait_exit(WAIT).await, None);
     let in_studio = t.holders("Admin").len() as i64;
 
     // The next process marks the dead run interrupted, with its counts rebuilt.

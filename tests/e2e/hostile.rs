@@ -4,26 +4,10 @@
 //! limits. Nothing may crash (exit 101), hang, or take unbounded memory; every run ends with
 //! a recorded status; and once the server behaves, the tenant converges.
 
-mod common;
-
-use common::{count, user, Opts, Tenant, TOKEN};
+use crate::support::{count, numbered_admins, people, Opts, Tenant, TOKEN};
 use std::time::Instant;
 use studio_sim::hostile;
 use studio_sim::{Faults, SimConfig, SimUser};
-
-fn people(n: u64) -> Vec<SimUser> {
-    (1..=n)
-        .map(|i| user(i, Some(&format!("u{i}@example.edu")), &[]))
-        .collect()
-}
-
-fn admins(from: u64, to: u64) -> String {
-    let mut text = String::from("users:\n");
-    for i in from..=to {
-        text.push_str(&format!("  u{i}@example.edu: [Admin]\n"));
-    }
-    text
-}
 
 async fn tenant(faults: Faults, users: Vec<SimUser>) -> Tenant {
     Tenant::start_with(
@@ -54,7 +38,7 @@ async fn absurd_answers_never_crash_the_client_and_it_converges_once_studio_beha
         max_retries: 3,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 40));
+    t.write_roles(&numbered_admins(1, 40));
     for _ in 0..4 {
         let run = t.cli(&["apply"]).await;
         assert!(
@@ -86,7 +70,7 @@ async fn absurd_answers_never_crash_the_client_and_it_converges_once_studio_beha
 }
 
 /// Runs `plan` and samples the child's peak resident memory (`VmHWM`, MiB) while it runs.
-async fn plan_with_peak_rss(t: &Tenant) -> (common::Run, u64) {
+async fn plan_with_peak_rss(t: &Tenant) -> (crate::support::Run, u64) {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
         .arg("--config")
         .arg(t.config_path())
@@ -121,7 +105,7 @@ async fn plan_with_peak_rss(t: &Tenant) -> (common::Run, u64) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     };
     let (out, err) = output.await.unwrap();
-    let run = common::Run {
+    let run = crate::support::Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out).into_owned(),
         stderr: String::from_utf8_lossy(&err).into_owned(),
@@ -136,7 +120,7 @@ async fn each_broken_answer_ends_in_a_clear_error_in_bounded_time_and_memory() {
         max_retries: 1,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 5));
+    t.write_roles(&numbered_admins(1, 5));
     let (normal, baseline_rss) = plan_with_peak_rss(&t).await;
     assert_eq!(normal.code, 2, "{normal:?}");
     for which in hostile::non_throttling() {
@@ -199,7 +183,7 @@ async fn a_canvas_style_403_rate_limit_is_treated_like_429() {
         max_retries: 1,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 30));
+    t.write_roles(&numbered_admins(1, 30));
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(t.holders("Admin").len(), 30);

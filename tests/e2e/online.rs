@@ -2,9 +2,7 @@
 //! and `roles.managed` checked against the role values the tenant's API schema lists (or,
 //! without a usable schema, against a listing of each role). Plain `validate` sends nothing.
 
-mod common;
-
-use common::{user, Opts, Tenant};
+use crate::support::{assert_secret_absent, user, Opts, Tenant};
 use serde_json::json;
 
 async fn tenant() -> Tenant {
@@ -99,9 +97,9 @@ async fn a_refused_token_or_an_unreachable_tenant_fails_with_exit_1() {
         run.stderr.contains("401 Unauthorized") && run.stderr.contains("ping"),
         "{run:?}"
     );
-    assert!(!run.stderr.contains("not-the-token"));
+    assert_secret_absent(&run.stderr, "not-the-token", "a refused token");
     // Nothing listens on port 1.
-    std::fs::write(t.path("token"), common::TOKEN).unwrap();
+    std::fs::write(t.path("token"), crate::support::TOKEN).unwrap();
     let text = t
         .config_text(&Opts::default())
         .replace(&t.sim.base_url(), "http://127.0.0.1:1");

@@ -3,10 +3,8 @@
 //! simulator over HTTP and a real history file. Each test checks what an admin would see:
 //! roles in Studio, rows in the history, messages and exit codes.
 
-mod common;
-
-use common::daemon::{Daemon, YEARLY};
-use common::{user, Opts, Tenant};
+use crate::support::daemon::{wait_for_history, Daemon, YEARLY};
+use crate::support::{admins, user, Opts, Tenant};
 use sqlx::{Row, SqlitePool};
 use std::future::Future;
 use std::time::Duration;
@@ -32,23 +30,7 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    common::daemon::wait_for(what, WAIT, check).await
-}
-
-/// The history, once the daemon has created and migrated it.
-async fn wait_for_history(t: &Tenant) -> SqlitePool {
-    wait_for("the history", || async {
-        if !t.history_path().exists() {
-            return None;
-        }
-        let db = t.history().await;
-        let ok = sqlx::query("SELECT 1 FROM approvals LIMIT 1")
-            .fetch_optional(&db)
-            .await
-            .is_ok();
-        ok.then_some(db)
-    })
-    .await
+    crate::support::daemon::wait_for(what, WAIT, check).await
 }
 
 /// `(id, trigger, status, removes_applied)` of every finished run, oldest first.
@@ -82,14 +64,6 @@ async fn approval(db: &SqlitePool, id: i64) -> (String, Option<i64>, Option<Stri
         .await
         .expect("approval exists");
     (r.get(0), r.get(1), r.get(2))
-}
-
-fn admins(emails: &[&str]) -> String {
-    let mut text = String::from("users:\n");
-    for e in emails {
-        text.push_str(&format!("  {e}: [Admin]\n"));
-    }
-    text
 }
 
 const SIX: [&str; 6] = [
@@ -135,7 +109,7 @@ fn all_admins() -> Vec<String> {
 async fn approve_makes_the_running_daemon_apply_the_aborted_plan() {
     let t = guarded_tenant().await;
     let d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "approvals", WAIT).await;
     assert_eq!(wait_run(&db, 1).await.1, "succeeded");
 
     // An end-of-term cleanup: four Admins leave, more than max_removals (2).
@@ -224,7 +198,7 @@ async fn approve_makes_the_running_daemon_apply_the_aborted_plan() {
 async fn approve_is_refused_when_the_plan_changed_and_says_what_differs() {
     let t = guarded_tenant().await;
     let d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "approvals", WAIT).await;
     wait_run(&db, 1).await;
     t.write_roles(&admins(&SIX[..2]));
     assert_eq!(wait_run(&db, 2).await.1, "aborted");
@@ -421,7 +395,7 @@ async fn sighup_and_trigger_start_a_run_and_a_busy_daemon_queues_one() {
         ..Opts::default()
     });
     let d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "approvals", WAIT).await;
     assert_eq!(wait_run(&db, 2).await.0, "startup");
 
     d.signal("-HUP");

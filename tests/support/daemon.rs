@@ -4,6 +4,7 @@
 //! Test files add the few methods only they need in an `impl Daemon` block of their own.
 
 use super::Tenant;
+use sqlx::SqlitePool;
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -80,6 +81,33 @@ impl Daemon {
             .expect("kill runs");
         assert!(status.success(), "kill {signal} {pid}");
     }
+}
+
+impl Daemon {
+    /// The exit code once the process has exited (`None`: killed by a signal).
+    pub async fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.expect("wait works").code(),
+            Err(_) => panic!("daemon did not exit within {within:?}\n{}", self.log()),
+        }
+    }
+}
+
+/// The tenant's history once the daemon has created and migrated it far enough that `table`
+/// exists.
+pub async fn wait_for_history(t: &Tenant, table: &str, within: Duration) -> SqlitePool {
+    wait_for(&format!("the {table} table"), within, || async {
+        if !t.history_path().exists() {
+            return None;
+        }
+        let db = t.history().await;
+        let ok = sqlx::query(&format!("SELECT 1 FROM {table} LIMIT 1"))
+            .fetch_optional(&db)
+            .await
+            .is_ok();
+        ok.then_some(db)
+    })
+    .await
 }
 
 impl Drop for Daemon {

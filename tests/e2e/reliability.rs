@@ -4,27 +4,11 @@
 //! Each test is one fault from RELIABILITY.md; `cargo run -p bench --release --bin fault_report`
 //! prints the figures for all of them.
 
-mod common;
-
-use common::{count, run_row, user, Opts, Tenant, TOKEN};
+use crate::support::{
+    count, faulty_tenant, numbered_admins, people, run_row, user, Opts, Tenant, TOKEN,
+};
 use std::time::{Duration, Instant};
 use studio_sim::{Faults, SimConfig, SimUser};
-
-/// `n` users `u{i}@example.edu` (ids 1..=n) holding no role.
-fn people(n: u64) -> Vec<SimUser> {
-    (1..=n)
-        .map(|i| user(i, Some(&format!("u{i}@example.edu")), &[]))
-        .collect()
-}
-
-/// A roles file granting `Admin` to users `from..=to`.
-fn admins(from: u64, to: u64) -> String {
-    let mut text = String::from("users:\n");
-    for i in from..=to {
-        text.push_str(&format!("  u{i}@example.edu: [Admin]\n"));
-    }
-    text
-}
 
 fn expected_admins(from: u64, to: u64) -> Vec<String> {
     let mut v: Vec<String> = (from..=to).map(|i| format!("u{i}@example.edu")).collect();
@@ -32,22 +16,10 @@ fn expected_admins(from: u64, to: u64) -> Vec<String> {
     v
 }
 
-async fn tenant(faults: Faults, users: Vec<SimUser>) -> Tenant {
-    Tenant::start_with(
-        SimConfig {
-            token: Some(TOKEN.into()),
-            faults,
-            ..SimConfig::default()
-        },
-        users,
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_under_5xx_and_a_server_rate_limit_well_under_the_configured_one() {
     let server_rate = 20.0;
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             error_rate: 0.10,
             rate_limit: Some(server_rate),
@@ -63,7 +35,7 @@ async fn converges_under_5xx_and_a_server_rate_limit_well_under_the_configured_o
         max_retries: 4,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 80));
+    t.write_roles(&numbered_admins(1, 80));
     let started = Instant::now();
     let run = t.cli(&["apply"]).await;
     let seconds = started.elapsed().as_secs_f64();
@@ -118,7 +90,7 @@ async fn a_refused_batch_is_bisected_and_the_other_actions_applied() {
         managed: "[Admin]",
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 8));
+    t.write_roles(&numbered_admins(1, 8));
 
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 4, "partial: {run:?}");
@@ -171,7 +143,7 @@ async fn a_refused_batch_is_bisected_and_the_other_actions_applied() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_is_down_fails_the_run_fast_with_a_clear_error() {
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             error_rate: 1.0,
             ..Faults::default()
@@ -183,7 +155,7 @@ async fn a_server_that_is_down_fails_the_run_fast_with_a_clear_error() {
         max_retries: 2,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 20));
+    t.write_roles(&numbered_admins(1, 20));
     let started = Instant::now();
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 1, "{run:?}");
@@ -202,7 +174,7 @@ async fn a_server_that_is_down_fails_the_run_fast_with_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_that_goes_down_during_apply_trips_the_circuit_breaker() {
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             latency: Duration::from_millis(30),
             ..Faults::default()
@@ -216,7 +188,7 @@ async fn a_server_that_goes_down_during_apply_trips_the_circuit_breaker() {
         max_retries: 1,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 40));
+    t.write_roles(&numbered_admins(1, 40));
     let apply = {
         let bin = env!("CARGO_BIN_EXE_studio-role-sync");
         let config = t.config_path();
@@ -290,7 +262,7 @@ async fn wait_for(mut ready: impl FnMut() -> bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_apply_then_the_next_run_marks_it_interrupted_and_converges() {
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             latency: Duration::from_millis(40),
             ..Faults::default()
@@ -303,7 +275,7 @@ async fn kill_9_during_apply_then_the_next_run_marks_it_interrupted_and_converge
         concurrency: 2,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 30));
+    t.write_roles(&numbered_admins(1, 30));
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
         .arg("--config")
         .arg(t.config_path())
@@ -366,7 +338,7 @@ async fn kill_9_during_apply_then_the_next_run_marks_it_interrupted_and_converge
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_json_from_the_server_is_a_clear_error() {
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             malformed_rate: 1.0,
             ..Faults::default()
@@ -378,7 +350,7 @@ async fn malformed_json_from_the_server_is_a_clear_error() {
         max_retries: 1,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 5));
+    t.write_roles(&numbered_admins(1, 5));
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
@@ -392,7 +364,7 @@ async fn malformed_json_from_the_server_is_a_clear_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_through_cut_connections_and_malformed_bodies() {
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             drop_rate: 0.1,
             malformed_rate: 0.1,
@@ -406,7 +378,7 @@ async fn converges_through_cut_connections_and_malformed_bodies() {
         max_retries: 5,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 60));
+    t.write_roles(&numbered_admins(1, 60));
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(t.holders("Admin"), expected_admins(1, 60));
@@ -416,7 +388,7 @@ async fn converges_through_cut_connections_and_malformed_bodies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_slower_than_the_timeout_is_a_clear_error() {
-    let t = tenant(
+    let t = faulty_tenant(
         Faults {
             latency: Duration::from_millis(1500),
             ..Faults::default()
@@ -429,7 +401,7 @@ async fn a_server_slower_than_the_timeout_is_a_clear_error() {
         max_retries: 1,
         ..Opts::default()
     });
-    t.write_roles(&admins(1, 3));
+    t.write_roles(&numbered_admins(1, 3));
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     assert!(run.stderr.contains("timed out"), "{run:?}");

@@ -4,10 +4,8 @@
 //! port is read from the `listening on ADDR` log line), and checks what an admin would see:
 //! roles in Studio, rows in the history, HTTP answers, exit codes.
 
-mod common;
-
-use common::daemon::{Daemon, YEARLY};
-use common::{count, user, Opts, Tenant};
+use crate::support::daemon::{wait_for_history, Daemon, YEARLY};
+use crate::support::{admins, count, user, Opts, Tenant};
 use sqlx::{Row, SqlitePool};
 use std::future::Future;
 use std::time::Duration;
@@ -16,40 +14,13 @@ use studio_sim::{Faults, SimUser};
 /// Deadline for one awaited condition.
 const WAIT: Duration = Duration::from_secs(15);
 
-impl Daemon {
-    /// Exit code once the process has exited (`None`: killed by a signal).
-    async fn wait_exit(&mut self) -> Option<i32> {
-        match tokio::time::timeout(WAIT, self.child.wait()).await {
-            Ok(status) => status.expect("wait works").code(),
-            Err(_) => panic!("daemon did not exit within {WAIT:?}\n{}", self.log()),
-        }
-    }
-}
-
 /// Polls `check` until it gives a value; panics with `what` after [`WAIT`].
 async fn wait_for<T, F, Fut>(what: &str, check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
-    common::daemon::wait_for(what, WAIT, check).await
-}
-
-async fn wait_for_history(t: &Tenant) -> SqlitePool {
-    wait_for("the history database", || async {
-        t.history_path().exists().then_some(())
-    })
-    .await;
-    // The daemon creates the file, then migrates it: wait until `runs` exists.
-    wait_for("the runs table", || async {
-        let db = t.history().await;
-        let ok = sqlx::query("SELECT 1 FROM runs LIMIT 1")
-            .fetch_optional(&db)
-            .await
-            .is_ok();
-        ok.then_some(db)
-    })
-    .await
+    crate::support::daemon::wait_for(what, WAIT, check).await
 }
 
 /// `(id, trigger, status)` of every run, oldest first.
@@ -83,14 +54,6 @@ async fn wait_ready(base: &str, status: u16, reason: Option<&str>) -> serde_json
         (s == status && reason.is_none_or(|r| body["reason"] == r)).then_some(body)
     })
     .await
-}
-
-fn admins(emails: &[&str]) -> String {
-    let mut text = String::from("users:\n");
-    for e in emails {
-        text.push_str(&format!("  {e}: [Admin]\n"));
-    }
-    text
 }
 
 fn population(n: u64) -> (Vec<SimUser>, Vec<String>) {
@@ -137,7 +100,7 @@ async fn scheduled_runs_are_recorded_and_endpoints_answer() {
     t.write_roles(&admins(&["alice@school.edu", "nobody@school.edu"]));
     let mut d = Daemon::start(&t);
     let base = d.base_url(WAIT).await;
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
 
     let all = wait_for("two scheduled runs", || async {
         let all = runs(&db).await;
@@ -184,7 +147,7 @@ async fn scheduled_runs_are_recorded_and_endpoints_answer() {
     }
 
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
     assert_eq!(
         count(&db, "SELECT COUNT(*) FROM runs WHERE status = 'running'").await,
         0
@@ -207,7 +170,7 @@ async fn edits_are_applied_at_once_and_bad_edits_are_kept_out() {
     let mut d = Daemon::start(&t);
     let base = d.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
 
     // A good edit is applied without waiting for the (yearly) schedule.
@@ -264,7 +227,7 @@ async fn edits_are_applied_at_once_and_bad_edits_are_kept_out() {
     wait_ready(&base, 200, None).await;
 
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
 #[tokio::test]
@@ -285,7 +248,7 @@ async fn first_run_failing_makes_the_daemon_not_ready() {
             .is_some_and(|d| d.contains("roles.yaml:2")),
         "{body}"
     );
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     wait_for("the failed startup run", || async {
         let all = runs(&db).await;
         (all.first().map(|r| r.2.as_str()) == Some("failed")).then_some(())
@@ -310,7 +273,7 @@ async fn first_run_failing_makes_the_daemon_not_ready() {
     assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
 
     d.signal("-INT");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
 #[tokio::test]
@@ -335,23 +298,189 @@ async fn a_second_instance_is_refused() {
     }
 
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
     // The lock went with the process.
     let after = t.cli(&["apply"]).await;
     assert_eq!(after.code, 0, "{after:?}");
+}
+
+/// Runs the binary with the config file `config` (in the tenant's folder) and `args`.
+async fn cli_with_config(t: &Tenant, config: &str, args: &[&str]) -> crate::support::Run {
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+            .arg("--config")
+            .arg(t.path(config))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{args:?} with {config} did not finish"))
+    .unwrap();
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A second daemon, and an apply, with the config file `config` are refused: the lock is held.
+async fn refused_as_second(t: &Tenant, config: &str) {
+    for command in ["daemon", "apply"] {
+        let twin = cli_with_config(t, config, &[command]).await;
+        assert_eq!(twin.code, 1, "{config} {command}: {twin:?}");
+        assert!(
+            twin.stderr.contains("already using the history database"),
+            "{config} {command}: {twin:?}"
+        );
+    }
+}
+
+/// One daemon per history file, whatever path names it: a second daemon (or apply) through a
+/// symlink or a hard link to the running daemon's history is refused, and `trigger` through
+/// either name reaches the running daemon.
+#[tokio::test]
+async fn a_second_instance_through_a_symlink_or_a_hard_link_is_refused() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    let opts = Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    };
+    t.write_config(&opts);
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url(WAIT).await;
+    wait_ready(&base, 200, None).await;
+
+    std::fs::create_dir(t.path("elsewhere")).unwrap();
+    std::os::unix::fs::symlink(t.path("state"), t.path("elsewhere/state-link")).unwrap();
+    std::os::unix::fs::symlink(t.history_path(), t.path("elsewhere/history-link.db")).unwrap();
+    let write_config = |config: &str, history: &str| {
+        let text = t
+            .config_text(&opts)
+            .replace("history: state/history.db", &format!("history: {history}"));
+        std::fs::write(t.path(config), text).unwrap();
+    };
+    for (config, history) in [
+        ("symlinked-folder.yaml", "elsewhere/state-link/history.db"),
+        ("symlink.yaml", "elsewhere/history-link.db"),
+    ] {
+        write_config(config, history);
+        refused_as_second(&t, config).await;
+        let asked = cli_with_config(&t, config, &["trigger", "--by", "tester"]).await;
+        assert_eq!(asked.code, 0, "{config} trigger: {asked:?}");
+        assert!(asked.stdout.contains("The daemon"), "{asked:?}");
+    }
+
+    // A hard link: the same lock. It would also give SQLite a second journal (runs lost at a
+    // checkpoint), so every command that writes the history refuses it, through either name,
+    // and says what to do.
+    std::fs::hard_link(t.history_path(), t.path("elsewhere/hard-link.db")).unwrap();
+    write_config("hard-link.yaml", "elsewhere/hard-link.db");
+    refused_as_second(&t, "hard-link.yaml").await;
+    for config in ["hard-link.yaml", "studio-role-sync.yaml"] {
+        let asked = cli_with_config(&t, config, &["trigger", "--by", "tester"]).await;
+        assert_eq!(asked.code, 1, "{config} trigger: {asked:?}");
+        assert!(
+            asked.stderr.contains("the file has 2 hard links"),
+            "{config}: {asked:?}"
+        );
+    }
+    std::fs::remove_file(t.path("elsewhere/hard-link.db")).unwrap();
+    let asked = t.cli(&["trigger", "--by", "tester"]).await;
+    assert_eq!(asked.code, 0, "{asked:?}");
+
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
+}
+
+/// A history deleted (or moved away) under the running daemon: `/readyz` fails with the
+/// reason, the log says so at ERROR, no run is made into the lost file; moved back, runs
+/// resume.
+#[tokio::test]
+async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &[]),
+        user(2, Some("bob@school.edu"), &[]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url(WAIT).await;
+    wait_ready(&base, 200, None).await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+
+    let aside = t.path("aside.db");
+    std::fs::rename(t.history_path(), &aside).unwrap();
+    let body = wait_ready(&base, 503, Some("history_missing")).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("was deleted under the running daemon"),
+        "{body}"
+    );
+    wait_for("the ERROR line", || async {
+        d.log()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("deleted under the running daemon"))
+            .then_some(())
+    })
+    .await;
+    // A change and a request to run: nothing happens while the file is gone.
+    t.write_roles(&admins(&["alice@school.edu", "bob@school.edu"]));
+    d.signal("-HUP");
+    wait_for("the skipped run", || async {
+        d.log()
+            .contains("not running: the history database is not in place")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+    // Another file in its place is not it either.
+    std::fs::write(t.history_path(), b"").unwrap();
+    wait_ready(&base, 503, Some("history_missing")).await;
+    std::fs::remove_file(t.history_path()).unwrap();
+
+    // Back in place: ready, and the next run goes to the right file.
+    std::fs::rename(&aside, t.history_path()).unwrap();
+    d.signal("-HUP");
+    wait_for("bob's role", || async {
+        (t.holders("Admin").len() == 2).then_some(())
+    })
+    .await;
+    wait_ready(&base, 200, None).await;
+    assert!(
+        d.log().contains("back in place; runs resume"),
+        "{}",
+        d.log()
+    );
+    let db = t.history().await;
+    assert!(
+        runs(&db).await.len() >= 2,
+        "the runs are in the file on disk"
+    );
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
 #[tokio::test]
 async fn sigterm_lets_the_batch_finish_and_records_the_truth() {
     let (t, emails) = slow_tenant(12, "* * * * * *").await;
     let mut d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     wait_for("the run to be half way", || async {
         (t.holders("Admin").len() >= 2).then_some(())
     })
     .await;
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 
     let log = d.log();
     assert!(log.contains("scheduled slot skipped"), "{log}");
@@ -361,7 +490,7 @@ async fn sigterm_lets_the_batch_finish_and_records_the_truth() {
     );
     let all = runs(&db).await;
     assert_eq!(all.len(), 1, "no run started after SIGTERM: {all:?}");
-    let (status, adds, ..) = common::run_row(&db, all[0].0).await;
+    let (status, adds, ..) = crate::support::run_row(&db, all[0].0).await;
     let holders = t.holders("Admin").len() as i64;
     assert!(holders < emails.len() as i64, "stopped before the end");
     assert_eq!(status, "interrupted");
@@ -380,13 +509,13 @@ async fn sigterm_lets_the_batch_finish_and_records_the_truth() {
 async fn a_killed_daemon_is_followed_by_one_that_marks_its_run_interrupted() {
     let (t, emails) = slow_tenant(12, "0 0 0 1 1 *").await;
     let mut d = Daemon::start(&t);
-    let db = wait_for_history(&t).await;
+    let db = wait_for_history(&t, "runs", WAIT).await;
     wait_for("the run to be half way", || async {
         (!t.holders("Admin").is_empty()).then_some(())
     })
     .await;
     d.signal("-KILL");
-    assert_eq!(d.wait_exit().await, None, "killed by the signal");
+    assert_eq!(d.wait_exit(WAIT).await, None, "killed by the signal");
     assert_eq!(runs(&db).await[0].2, "running", "a dead run is left behind");
 
     t.sim.set_faults(Faults::default());
@@ -404,7 +533,7 @@ async fn a_killed_daemon_is_followed_by_one_that_marks_its_run_interrupted() {
     );
 
     next.signal("-TERM");
-    assert_eq!(next.wait_exit().await, Some(0), "{}", next.log());
+    assert_eq!(next.wait_exit(WAIT).await, Some(0), "{}", next.log());
 }
 
 #[tokio::test]
@@ -419,7 +548,7 @@ async fn json_log_lines_of_a_run_carry_its_id() {
     let base = d.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
     d.signal("-TERM");
-    assert_eq!(d.wait_exit().await, Some(0), "{}", d.log());
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 
     let lines: Vec<serde_json::Value> = d
         .log()

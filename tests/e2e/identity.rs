@@ -3,9 +3,7 @@
 //! simulator's request log read per request: a role is only ever added to an account whose
 //! email, at the moment the request reached Studio, is the desired email.
 
-mod common;
-
-use common::{count, run_row, user, Opts, Tenant, TOKEN};
+use crate::support::{count, run_row, user, Opts, Tenant, TOKEN};
 use serde_json::json;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -9,9 +9,57 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
 use std::path::PathBuf;
 use std::process::Output;
-use studio_sim::{Sim, SimConfig, SimUser};
+use studio_sim::{Faults, Sim, SimConfig, SimUser};
 
 pub const TOKEN: &str = "test-token-5ecret";
+
+/// A roles file giving `Admin` to each of `emails`.
+pub fn admins(emails: &[&str]) -> String {
+    let mut text = String::from("users:\n");
+    for e in emails {
+        text.push_str(&format!("  {e}: [Admin]\n"));
+    }
+    text
+}
+
+/// `n` Studio users `u1@example.edu` ... `un@example.edu`, holding no role.
+pub fn people(n: u64) -> Vec<SimUser> {
+    (1..=n)
+        .map(|i| user(i, Some(&format!("u{i}@example.edu")), &[]))
+        .collect()
+}
+
+/// A roles file giving `Admin` to the [`people`] numbered `from` to `to`.
+pub fn numbered_admins(from: u64, to: u64) -> String {
+    let mut text = String::from("users:\n");
+    for i in from..=to {
+        text.push_str(&format!("  u{i}@example.edu: [Admin]\n"));
+    }
+    text
+}
+
+/// A tenant whose simulator injects `faults`.
+pub async fn faulty_tenant(faults: Faults, users: Vec<SimUser>) -> Tenant {
+    Tenant::start_with(
+        SimConfig {
+            token: Some(TOKEN.into()),
+            faults,
+            ..SimConfig::default()
+        },
+        users,
+    )
+    .await
+}
+
+/// Asserts that `secret` is nowhere in `log`, and that `log` is not empty: a secret is
+/// trivially absent from a log that was never captured.
+pub fn assert_secret_absent(log: &str, secret: &str, what: &str) {
+    assert!(
+        !log.trim().is_empty(),
+        "{what}: the log is empty, so the secret check would prove nothing"
+    );
+    assert!(!log.contains(secret), "{what}: a secret is in the log");
+}
 
 pub fn user(id: u64, email: Option<&str>, roles: &[&str]) -> SimUser {
     SimUser {

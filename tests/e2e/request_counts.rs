@@ -6,9 +6,7 @@
 //! email a holder has; one PUT per `batch_size` actions. Not timed: the benchmark
 //! (`cargo run -p bench --release --bin bench`) measures time.
 
-mod common;
-
-use common::{count, run_row, user, Opts, Tenant};
+use crate::support::{count, run_row, user, Opts, Tenant};
 use studio_sim::{SimStats, SimUser};
 
 /// Listing pages for `holders` holders of one role.
