@@ -4,6 +4,7 @@
 
 use super::table;
 use std::fmt::Write;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::history::{ActionRow, ApprovalRow, PendingRow, RunRecord};
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -184,7 +185,7 @@ pub fn render_run_detail(
         Format::Table => {
             let mut out = render_runs(std::slice::from_ref(run), approvals, Format::Table);
             if let Some(e) = &run.error {
-                let _ = writeln!(out, "\nError: {e}");
+                let _ = writeln!(out, "\nError: {}", escaped(e));
             }
             for a in approvals {
                 let _ = writeln!(
@@ -196,7 +197,7 @@ pub fn render_run_detail(
                     } else {
                         "approve"
                     },
-                    a.approved_by,
+                    escaped(&a.approved_by),
                     a.approved_at,
                     studio_role_sync_engine::digest::short(&a.digest),
                     a.actions,
@@ -206,7 +207,7 @@ pub fn render_run_detail(
                         .unwrap_or_default(),
                     a.detail
                         .as_deref()
-                        .map(|d| format!(": {d}"))
+                        .map(|d| format!(": {}", escaped(d)))
                         .unwrap_or_default()
                 );
             }
