@@ -120,6 +120,41 @@ async fn the_daemon_serves_the_console_only_with_the_password() {
     assert_secret_absent(&d.log(), PASSWORD, "the console password");
 }
 
+/// A rotated console password: within seconds the new one works and the old one is
+/// refused, without a restart or a reload.
+async fn a_rotated_console_password_takes_over_without_a_restart() {
+    let (t, _d, port) = tenant_with_console().await;
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/console/");
+    let status = |password: &'static str| {
+        let (client, url) = (client.clone(), url.clone());
+        async move {
+            client
+                .get(&url)
+                .basic_auth("admin", Some(password))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(status(PASSWORD).await, 200);
+    const ROTATED: &str = "rotated-pa55word-2";
+    // As a secret manager rotates it: a new file renamed over the old one.
+    std::fs::write(t.path("console-password.new"), format!("{ROTATED}\n")).unwrap();
+    std::fs::rename(t.path("console-password.new"), t.path("console-password")).unwrap();
+    wait_for("the rotated password to work", || async {
+        (status(ROTATED).await == 200).then_some(())
+    })
+    .await;
+    assert_eq!(
+        status(PASSWORD).await,
+        401,
+        "the old password no longer works"
+    );
+}
+
 /// chromedriver on a free loopback port, killed when dropped.
 struct Driver {
     _child: tokio::process::Child,
@@ -596,6 +631,13 @@ fn main() -> std::process::ExitCode {
             "the_daemon_serves_the_console_only_with_the_password",
             || {
                 on_runtime(the_daemon_serves_the_console_only_with_the_password);
+                Ok(())
+            },
+        ),
+        Trial::test(
+            "a_rotated_console_password_takes_over_without_a_restart",
+            || {
+                on_runtime(a_rotated_console_password_takes_over_without_a_restart);
                 Ok(())
             },
         ),

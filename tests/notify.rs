@@ -473,6 +473,37 @@ async fn leave_alone_keeps_a_flapping_change_unsent() {
     );
 }
 
+/// A Studio email built to look like Slack markup: the flapping alert that names it reaches
+/// a real receiver with `<`, `>` and `&` escaped, so Slack shows it as text (no @channel ping,
+/// no disguised link).
+async fn a_flapping_alert_reaches_slack_with_the_email_escaped() {
+    const EVIL: &str = "<!channel> <https://evil.example/approve|click to approve run>";
+    let hook = Receiver::start().await;
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &["Admin"]),
+        user(2, Some(EVIL), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: "flapping:\n  after_runs: 2\n  reapply: false\nnotify:\n  webhook:\n    url_env: TEST_WEBHOOK_URL\n    format: slack\n".into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let envs = [("TEST_WEBHOOK_URL", hook.url.as_str())];
+    assert_eq!(t.cli_env(&["apply"], &envs).await.code, 0);
+    canvas_gives_admin_back(&t, 2).await;
+    let run = t.cli_env(&["apply"], &envs).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let text = bodies[0]["text"].as_str().expect("a Slack body");
+    assert!(
+        text.contains("&lt;!channel&gt; &lt;https://evil.example/approve|click to approve run&gt;"),
+        "{text}"
+    );
+    assert!(!text.contains('<') && !text.contains('>'), "{text}");
+}
+
 /// A webhook nobody answers: the runs go on and end as they would, and the failure is logged
 /// (without the URL) and counted.
 async fn an_undeliverable_webhook_never_fails_a_run() {
@@ -511,6 +542,80 @@ async fn an_undeliverable_webhook_never_fails_a_run() {
     let log = d.log();
     assert!(log.contains("notification could not be delivered"), "{log}");
     assert_secret_absent(&log, "s3cret-path", "the webhook URL");
+}
+
+/// An SMTP server on 127.0.0.1 that refuses every login and echoes the `AUTH` line in its
+/// reply, as some do: the base64 credentials are in what it says.
+async fn echoing_smtp_server() -> u16 {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                let _ = write.write_all(b"220 echo.test ESMTP\r\n").await;
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+                    let reply = match verb.as_str() {
+                        "EHLO" => "250-echo.test\r\n250 AUTH PLAIN LOGIN\r\n".to_string(),
+                        "AUTH" => format!("535 5.7.8 Authentication failed for {line}\r\n"),
+                        "QUIT" => "221 bye\r\n".to_string(),
+                        _ => "250 ok\r\n".to_string(),
+                    };
+                    if write.write_all(reply.as_bytes()).await.is_err() || verb == "QUIT" {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// A failed email delivery is logged as the reply code and a cleaned text, never with the
+/// credentials the server echoed; a server that is not there is "connection refused".
+async fn smtp_failures_are_logged_without_the_echoed_credentials() {
+    let echo = echoing_smtp_server().await;
+    let dead = free_port();
+    for (port, expected) in [
+        (echo, "the server answered 535"),
+        (dead, "connection refused"),
+    ] {
+        let t = Tenant::start(vec![
+            user(1, Some(THREE[0]), &["Admin"]),
+            user(2, Some(THREE[1]), &["Admin"]),
+            user(3, Some(THREE[2]), &["Admin"]),
+        ])
+        .await;
+        t.write_config(&Opts {
+            max_removals: 1,
+            extra: "notify:\n  email:\n    smtp_url_env: TEST_SMTP_URL\n    from: srs@school.edu\n    to: [admins@school.edu]\n  retries: 0\n".into(),
+            ..Opts::default()
+        });
+        t.write_roles(&admins(&THREE[..1]));
+        let url = format!("smtp://mailer:Pa55w0rd-s3cret@127.0.0.1:{port}");
+        let run = t
+            .cli_env(&["apply"], &[("TEST_SMTP_URL", url.as_str())])
+            .await;
+        assert_eq!(run.code, 3, "the guard trips: {run:?}");
+        let log = format!("{}{}", run.stdout, run.stderr);
+        assert!(
+            log.contains("notification could not be delivered") && log.contains(expected),
+            "{expected}: {log}"
+        );
+        // AUTH PLAIN of mailer / Pa55w0rd-s3cret, whole and as LOGIN's parts.
+        for secret in [
+            "AG1haWxlcgBQYTU1dzByZC1zM2NyZXQ=",
+            "bWFpbGVy",
+            "UGE1NXcwcmQtczNjcmV0",
+            "Pa55w0rd-s3cret",
+        ] {
+            assert!(!log.contains(secret), "{secret} in the log: {log}");
+        }
+        assert!(!log.contains("error sending request"), "{log}");
+    }
 }
 
 // ---- the harness ------------------------------------------------------------------------
@@ -575,6 +680,14 @@ fn main() -> std::process::ExitCode {
         trial(
             "leave_alone_keeps_a_flapping_change_unsent",
             leave_alone_keeps_a_flapping_change_unsent,
+        ),
+        trial(
+            "a_flapping_alert_reaches_slack_with_the_email_escaped",
+            a_flapping_alert_reaches_slack_with_the_email_escaped,
+        ),
+        trial(
+            "smtp_failures_are_logged_without_the_echoed_credentials",
+            smtp_failures_are_logged_without_the_echoed_credentials,
         ),
         trial(
             "an_undeliverable_webhook_never_fails_a_run",

@@ -32,6 +32,7 @@ pub fn note(run_id: i64, approvals: &[ApprovalRow]) -> String {
             };
             parts.push(match a.status.as_str() {
                 "applied" => format!("sent the {what}"),
+                "superseded" => format!("the {what} superseded"),
                 _ => format!("refused the {what}"),
             });
         }

@@ -4,6 +4,7 @@
 
 use std::fmt::Write;
 use studio_role_sync_engine::config::Config;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::reconcile::RunReport;
 
 /// Empty when nothing flaps.
@@ -30,7 +31,7 @@ pub fn render_flapping(report: &RunReport, config: &Config) -> String {
         let _ = writeln!(
             out,
             "    ! {sign} {:<38} role {:<16} flapping",
-            a.email.as_deref().unwrap_or("(no email)"),
+            escaped(a.email.as_deref().unwrap_or("(no email)")),
             config.roles.managed.name(a.role)
         );
     }
@@ -57,7 +58,7 @@ pub fn render_flapping_rows(rows: &[(Option<String>, String, String)]) -> String
         let _ = writeln!(
             out,
             "    ! {action:<6} {:<38} role {role}",
-            email.as_deref().unwrap_or("(no email)")
+            escaped(email.as_deref().unwrap_or("(no email)"))
         );
     }
     out

@@ -4,6 +4,7 @@
 
 use super::table;
 use std::fmt::Write;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::history::{ActionRow, ApprovalRow, PendingRow, RunRecord};
 
 /// How `history` prints: a table for people, JSON or CSV for programs.
@@ -183,7 +184,7 @@ pub fn render_run_detail(
         Format::Table => {
             let mut out = render_runs(std::slice::from_ref(run), approvals, Format::Table);
             if let Some(e) = &run.error {
-                let _ = writeln!(out, "\nError: {e}");
+                let _ = writeln!(out, "\nError: {}", escaped(e));
             }
             for a in approvals {
                 let _ = writeln!(
@@ -195,7 +196,7 @@ pub fn render_run_detail(
                     } else {
                         "approve"
                     },
-                    a.approved_by,
+                    escaped(&a.approved_by),
                     a.approved_at,
                     studio_role_sync_engine::digest::short(&a.digest),
                     a.actions,
@@ -205,7 +206,7 @@ pub fn render_run_detail(
                         .unwrap_or_default(),
                     a.detail
                         .as_deref()
-                        .map(|d| format!(": {d}"))
+                        .map(|d| format!(": {}", escaped(d)))
                         .unwrap_or_default()
                 );
             }

@@ -1,9 +1,12 @@
 //! The plan as a diff in the style of `terraform plan`, and the end of an `apply`: what was
 //! done and where to look. Both are read by a person deciding whether to go on, so the plan
 //! is grouped by role and the outcome names the failed actions and the command for details.
+//! Every string from outside (emails, details, errors) is [`escaped`]: an email ending in
+//! `ESC[8m` must not hide the rest of the plan, nor a newline draw a line of it.
 
 use std::fmt::Write;
 use studio_role_sync_engine::apply::Outcome;
+use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::plan::{ActionKind, GuardTrip, PendingReason, Plan};
 use studio_role_sync_engine::reconcile::RunReport;
 use studio_role_sync_engine::roles::ManagedRoles;
@@ -25,7 +28,7 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 ActionKind::Add => '+',
                 ActionKind::Remove => '-',
             };
-            let email = a.email.as_deref().unwrap_or("(no email)");
+            let email = escaped(a.email.as_deref().unwrap_or("(no email)"));
             let _ = writeln!(out, "    {sign} {email:<40} user {}", a.user_id);
         }
     }
@@ -40,7 +43,12 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 PendingReason::Protected => "protected",
                 PendingReason::Exclusive => "exclusive",
             };
-            let _ = writeln!(out, "    ~ {:<40} {mark}: {}", p.email, p.detail);
+            let _ = writeln!(
+                out,
+                "    ~ {:<40} {mark}: {}",
+                escaped(&p.email),
+                escaped(&p.detail)
+            );
         }
     }
     let _ = writeln!(
@@ -53,7 +61,8 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
     if let Some(g) = guard {
         let _ = writeln!(
             out,
-            "\nSafety guard: {g}.\nA run would abort before sending anything (exit 3)."
+            "\nSafety guard: {}.\nA run would abort before sending anything (exit 3).",
+            escaped(&g.to_string())
         );
     }
     out
@@ -92,12 +101,13 @@ pub fn render_run(report: &RunReport) -> String {
         }
     }
     if let Some(e) = &report.error {
-        let _ = writeln!(out, "Run {} failed: {e}", r.id);
+        let _ = writeln!(out, "Run {} failed: {}", r.id, escaped(&e.to_string()));
     } else if let Some(g) = &report.guard {
         let _ = writeln!(
             out,
-            "Run {} aborted by a safety guard, nothing was sent: {g}",
-            r.id
+            "Run {} aborted by a safety guard, nothing was sent: {}",
+            r.id,
+            escaped(&g.to_string())
         );
         if g.approvable() {
             let _ = writeln!(
@@ -123,11 +133,11 @@ pub fn render_run(report: &RunReport) -> String {
             out,
             "  failed: {} {} user {} ({}): {}",
             o.action.kind.as_str(),
-            o.action.email.as_deref().unwrap_or("-"),
+            escaped(o.action.email.as_deref().unwrap_or("-")),
             o.action.user_id,
             o.http_status
                 .map_or("no answer".to_string(), |s| s.to_string()),
-            o.detail.as_deref().unwrap_or("")
+            escaped(o.detail.as_deref().unwrap_or(""))
         );
     }
     if failures.len() > 20 {

@@ -2,9 +2,12 @@
 //!
 //! The table style is the one of `kubectl get` or `docker ps`: no borders, a header row,
 //! columns two spaces apart, no trailing spaces. Its width is the content's: a history piped
-//! to a file or `grep` is never wrapped to a terminal's width.
+//! to a file or `grep` is never wrapped to a terminal's width. Every cell is [`escaped`]: the
+//! cells hold emails, details and errors from outside, and a control character in one must
+//! not hide or draw a row. CSV is data for programs and keeps the values as they are.
 
 use comfy_table::{presets, ContentArrangement, Table};
+use studio_role_sync_engine::email_address::escaped;
 
 /// Columns of `rows` under `headers`, left-aligned, two spaces apart; ends with a newline.
 pub fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> String {
@@ -13,7 +16,11 @@ pub fn table(headers: &[&str], rows: impl Iterator<Item = Vec<String>>) -> Strin
         .load_style(presets::NOTHING)
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(headers.to_vec())
-        .add_rows(rows);
+        .add_rows(rows.map(|row| {
+            row.into_iter()
+                .map(|cell| escaped(&cell).into_owned())
+                .collect::<Vec<_>>()
+        }));
     let last = headers.len().saturating_sub(1);
     for (i, column) in table.column_iter_mut().enumerate() {
         column.set_padding((0, if i == last { 0 } else { 2 }));

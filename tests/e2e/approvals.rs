@@ -434,6 +434,105 @@ async fn sighup_and_trigger_start_a_run_and_a_busy_daemon_queues_one() {
     d.stop().await;
 }
 
+/// A flapping change left alone beside a cleanup: the approval is of the plan the run made,
+/// which leaves that change out, so the next `apply` uses it and sends only the cleanup.
+#[tokio::test]
+async fn an_approval_beside_a_flapping_change_left_alone_is_used() {
+    let t = Tenant::start(vec![
+        user(1, Some("a1@school.edu"), &["Admin"]),
+        user(2, Some("a2@school.edu"), &["Admin"]),
+        user(3, Some("a3@school.edu"), &["Admin"]),
+        user(4, Some("canvasadmin@school.edu"), &["Admin"]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        max_removals: 1,
+        max_removal_ratio: 1.0,
+        extra: "flapping:\n  after_runs: 2\n  reapply: false\n".into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&[
+        "a1@school.edu",
+        "a2@school.edu",
+        "a3@school.edu",
+    ]));
+    assert_eq!(t.cli(&["apply"]).await.code, 0, "run 1 removes canvasadmin");
+    // Canvas gives its admin the role back; the cleanup removes two Admins (limit 1).
+    t.sim.set_roles(4, vec!["Admin".into()]);
+    t.write_roles(&admins(&["a1@school.edu"]));
+    let aborted = t.cli(&["apply"]).await;
+    assert_eq!(aborted.code, 3, "{aborted:?}");
+    assert!(
+        aborted
+            .stdout
+            .contains("left alone: flapping.reapply is false"),
+        "{aborted:?}"
+    );
+    let ok = t.cli(&["approve", "2", "--by", "alice"]).await;
+    assert_eq!(ok.code, 0, "{ok:?}");
+    assert!(
+        ok.stdout
+            .contains("Approved the plan of run 2 as alice: 2 actions"),
+        "the change left alone is not part of the plan: {ok:?}"
+    );
+    let applied = t.cli(&["apply"]).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert!(
+        applied.stdout.contains("Approved: approval 1 by alice"),
+        "{applied:?}"
+    );
+    assert_eq!(
+        t.holders("Admin"),
+        ["a1@school.edu", "canvasadmin@school.edu"],
+        "the cleanup was sent, the flapping change still left alone"
+    );
+    let db = t.history().await;
+    assert_eq!(approval(&db, 1).await, ("applied".into(), Some(3), None));
+}
+
+/// Two approvals of one plan (of the aborted `apply` and of the `plan` after it): the run
+/// uses one, and the other is recorded superseded by it, not refused.
+#[tokio::test]
+async fn a_second_approval_of_the_same_plan_is_superseded_not_refused() {
+    let t = guarded_tenant().await;
+    assert_eq!(t.cli(&["apply"]).await.code, 0);
+    t.write_roles(&admins(&SIX[..2]));
+    assert_eq!(t.cli(&["apply"]).await.code, 3, "run 2 aborted");
+    assert_eq!(t.cli(&["plan"]).await.code, 3, "run 3: the same plan");
+    assert_eq!(t.cli(&["approve", "2", "--by", "alice"]).await.code, 0);
+    assert_eq!(t.cli(&["approve", "3", "--by", "bob"]).await.code, 0);
+    let applied = t.cli(&["apply"]).await;
+    assert_eq!(applied.code, 0, "{applied:?}");
+    assert_eq!(t.holders("Admin").len(), 4, "a1, a2, keep, user 7");
+    let db = t.history().await;
+    assert_eq!(approval(&db, 1).await, ("applied".into(), Some(4), None));
+    assert_eq!(
+        approval(&db, 2).await,
+        (
+            "superseded".into(),
+            Some(4),
+            Some("superseded by approval 1, used by run 4".into())
+        )
+    );
+    let list = t.cli(&["history", "--approvals"]).await;
+    assert_eq!(list.code, 0, "{list:?}");
+    let bob = list
+        .stdout
+        .lines()
+        .find(|l| l.contains("bob"))
+        .unwrap_or_default();
+    assert!(
+        bob.contains("superseded") && bob.contains("run 4") && !bob.contains("refused"),
+        "{list:?}"
+    );
+    let runs = t.cli(&["history"]).await;
+    assert!(
+        runs.stdout.contains("approved by bob: superseded in run 4")
+            && runs.stdout.contains("approval 2 of run 3 (bob) superseded"),
+        "{runs:?}"
+    );
+}
+
 /// `plan --out` writes only a regular file (or a new one): a symlink, a FIFO or a folder is
 /// refused before the run, by name, without hanging and without touching what it points to.
 /// A regular file is replaced by a rename (a full disk would leave the old plan whole).

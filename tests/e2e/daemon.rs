@@ -576,3 +576,108 @@ async fn json_log_lines_of_a_run_carry_its_id() {
         assert_eq!(l["span"]["run_id"], 1, "{l}");
     }
 }
+
+/// The log grows with changes, not with runs × pending emails: an email left alone is logged
+/// when it starts and when it ends, and each run writes one summary line.
+#[tokio::test]
+async fn pending_emails_are_logged_when_they_start_and_end_not_every_run() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    t.write_config(&Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    let ghosts: Vec<String> = (1..=20).map(|i| format!("ghost{i}@school.edu")).collect();
+    let mut desired: Vec<&str> = ghosts.iter().map(String::as_str).collect();
+    desired.push("alice@school.edu");
+    t.write_roles(&admins(&desired));
+    let mut d = Daemon::start(&t);
+    let db = wait_for_history(&t, "runs", WAIT).await;
+    let finished = |n: usize| {
+        let db = db.clone();
+        async move {
+            wait_for(&format!("{n} finished runs"), || async {
+                let done = runs(&db).await.iter().filter(|r| r.2 != "running").count();
+                (done >= n).then_some(())
+            })
+            .await
+        }
+    };
+    finished(1).await;
+    for n in 2..=3 {
+        d.signal("-HUP");
+        finished(n).await;
+    }
+    let ghost_lines = |log: &str, ghost: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("{ghost}@school.edu")))
+            .count()
+    };
+    let summary = |log: &str| log.matches("emails left alone").count();
+    wait_for("three summary lines", || async {
+        (summary(&d.log()) == 3).then_some(())
+    })
+    .await;
+    let log = d.log();
+    for i in 1..=20 {
+        assert_eq!(ghost_lines(&log, &format!("ghost{i}")), 1, "{log}");
+    }
+    assert!(
+        log.contains("left_alone=20") && log.contains("by_reason=not_in_studio=20"),
+        "{log}"
+    );
+    assert_eq!(log.matches("new=20").count(), 1, "{log}");
+    assert_eq!(log.matches("new=0").count(), 2, "{log}");
+
+    // ghost1 is no longer desired: its end is logged once, nothing else about the others.
+    desired.retain(|e| *e != "ghost1@school.edu");
+    t.write_roles(&admins(&desired));
+    wait_for("the fourth summary line", || async {
+        (summary(&d.log()) == 4).then_some(())
+    })
+    .await;
+    let log = d.log();
+    assert_eq!(ghost_lines(&log, "ghost1"), 2, "{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ghost1@school.edu") && l.contains("no longer left alone")),
+        "{log}"
+    );
+    assert_eq!(ghost_lines(&log, "ghost2"), 1, "{log}");
+    assert!(log.contains("ended=1"), "{log}");
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
+}
+
+/// A graceful stop while the run reads Studio: recorded `interrupted`, logged as that, and
+/// not as an ERROR "run failed" that would page whoever watches errors.
+#[tokio::test]
+async fn sigterm_while_reading_is_logged_as_an_interruption_not_an_error() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    t.write_config(&Opts {
+        concurrency: 1,
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    let ghosts: Vec<String> = (1..=200).map(|i| format!("ghost{i}@school.edu")).collect();
+    let desired: Vec<&str> = ghosts.iter().map(String::as_str).collect();
+    t.write_roles(&admins(&desired));
+    t.sim.set_faults(Faults {
+        latency: Duration::from_millis(100),
+        ..Faults::default()
+    });
+    let mut d = Daemon::start(&t);
+    let db = wait_for_history(&t, "runs", WAIT).await;
+    wait_for("the run reading Studio", || async {
+        d.log().contains("reading Studio").then_some(())
+    })
+    .await;
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
+    assert_eq!(runs(&db).await[0].2, "interrupted");
+    let log = d.log();
+    assert!(log.contains("run interrupted by the shutdown"), "{log}");
+    assert!(
+        !log.lines().any(|l| l.contains("ERROR")),
+        "no ERROR line for a graceful stop:\n{log}"
+    );
+}

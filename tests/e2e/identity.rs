@@ -236,6 +236,35 @@ async fn an_ambiguous_email_stays_ambiguous_until_one_account_has_it() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM ambiguous_emails").await, 0);
 }
 
+/// An email that is not desired is no reason to keep a role, twins or not: every account
+/// with it loses the role (no account with that email should hold it), while a desired email
+/// shared by twins is left alone.
+#[tokio::test]
+async fn twins_of_an_email_that_is_not_desired_both_lose_the_role() {
+    let t = Tenant::start(vec![
+        user(1, Some("gone@school.edu"), &["Admin"]),
+        user(2, Some("Gone@School.edu"), &["Admin"]),
+        user(3, Some("twin@school.edu"), &["Admin"]),
+        user(4, Some("twin@school.edu"), &[]),
+        user(5, Some("solo@school.edu"), &["Admin"]),
+    ])
+    .await;
+    t.write_roles("users:\n  twin@school.edu: [Admin]\n  solo@school.edu: [Admin]\n");
+    let out = t.cli(&["apply"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(t.sim.user(1).unwrap().role_names.is_empty(), "{out:?}");
+    assert!(t.sim.user(2).unwrap().role_names.is_empty(), "{out:?}");
+    assert_eq!(t.sim.user(3).unwrap().role_names, ["Admin"], "left alone");
+    assert!(t.sim.user(4).unwrap().role_names.is_empty(), "left alone");
+    assert!(
+        out.stdout.contains("Run 1 succeeded: 0 added, 2 removed")
+            && out
+                .stdout
+                .contains("ambiguous: Studio users 3, 4 share this email"),
+        "{out:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_full_verification_finds_a_twin_hidden_behind_a_holder() {
     let t = Tenant::start(vec![user(1, Some("ada@school.edu"), &["Admin"])]).await;

@@ -18,6 +18,8 @@ mod identity;
 mod long_life;
 mod oauth;
 mod online;
+mod open_files;
+mod outside_text;
 mod reliability;
 mod request_counts;
 mod tls;

@@ -105,7 +105,10 @@ pub fn router(options: ConsoleOptions) -> Router {
 pub fn extension(config: &Config) -> Option<HttpExtension> {
     let console = config.console.as_ref()?;
     let history = History::open_read_only(&config.history);
-    let credentials = console.auth.as_ref().map(Credentials::new);
+    let credentials = console
+        .auth
+        .as_ref()
+        .map(|a| Credentials::new(a).reading(console.secret_file.clone()));
     let schedule = Slots::new(&config.schedule, config.timezone).ok();
     let studio_auth = match &config.studio.auth {
         AuthConfig::Token { file: Some(_), .. } => "access token from studio.token_file".into(),

@@ -5,6 +5,11 @@
 //! `Authorization` gets `401` with the challenge a browser understands (basic) or a program
 //! expects (bearer). The style sheet is public (it is in the repository) and served without
 //! credentials, so a browser given the password in its prompt also styles the 401 page.
+//!
+//! A secret from a file (`token_file`, `password_file`) is read again when a request comes
+//! and the last read is older than [`RECHECK`]: a rotated password works within seconds, and
+//! the old one stops working, without a restart. A file that cannot be read (mid-rotation,
+//! say) keeps the last secret read, with a warning.
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -13,23 +18,26 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use secrecy::ExposeSecret;
 use sha2::{Digest, Sha256};
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::ConsoleAuth;
 use subtle::ConstantTimeEq;
-
-/// The policy: nothing but our own style sheet and images (the charts are inline SVG).
-pub const CONTENT_SECURITY_POLICY: &str =
-    "default-src 'none'; style-src 'self'; img-src 'self' data:; \
-     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// Largest `Authorization` value looked at (a token or a basic pair is far smaller).
 const MAX_AUTHORIZATION: usize = 4096;
 
+/// How old the secret read from a file may be when a request is checked against it.
+pub const RECHECK: Duration = Duration::from_secs(2);
+
 /// The expected credentials, as digests.
 pub struct Credentials {
-    kind: Kind,
+    /// The secret's file, when it came from one; read again after [`RECHECK`].
+    file: Option<PathBuf>,
+    current: Mutex<(Kind, Instant)>,
 }
 
+#[derive(Clone)]
 enum Kind {
     Bearer([u8; 32]),
     Basic {
@@ -51,7 +59,42 @@ impl Credentials {
                 password: digest(password.expose_secret().as_bytes()),
             },
         };
-        Credentials { kind }
+        Credentials {
+            file: None,
+            current: Mutex::new((kind, Instant::now())),
+        }
+    }
+
+    /// As [`Credentials::new`], with the secret read again from `file` when it is older than
+    /// [`RECHECK`].
+    pub fn reading(mut self, file: Option<PathBuf>) -> Credentials {
+        self.file = file;
+        self
+    }
+
+    /// The credentials now in force, read again from the file when due.
+    fn kind(&self) -> Kind {
+        let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(file) = self
+            .file
+            .as_ref()
+            .filter(|_| current.1.elapsed() >= RECHECK)
+        {
+            current.1 = Instant::now();
+            match studio_role_sync_engine::config::read_secret_file(file) {
+                Ok(secret) => {
+                    let fresh = digest(secret.expose_secret().as_bytes());
+                    match &mut current.0 {
+                        Kind::Bearer(d) | Kind::Basic { password: d, .. } => *d = fresh,
+                    }
+                }
+                Err(e) => tracing::warn!(
+                    file = %file.display(),
+                    "the console's secret file {e}: the last secret read stays in force"
+                ),
+            }
+        }
+        current.0.clone()
     }
 
     /// Whether an `Authorization` header value proves the reader may read.
@@ -63,7 +106,7 @@ impl Credentials {
             return false;
         };
         let (scheme, rest) = value.trim().split_once(' ').unwrap_or((value, ""));
-        match &self.kind {
+        match &self.kind() {
             Kind::Bearer(expected) if scheme.eq_ignore_ascii_case("bearer") => {
                 bool::from(digest(rest.trim().as_bytes()).ct_eq(expected))
             }
@@ -85,7 +128,7 @@ impl Credentials {
     }
 
     fn challenge(&self) -> &'static str {
-        match self.kind {
+        match self.kind() {
             Kind::Bearer(_) => "Bearer realm=\"studio-role-sync console\"",
             Kind::Basic { .. } => "Basic realm=\"studio-role-sync console\", charset=\"UTF-8\"",
         }
@@ -123,24 +166,12 @@ pub async fn authenticate(
     answer
 }
 
-/// The security headers, on every answer (pages, errors, the style sheet).
+/// The security headers, on every answer (pages, errors, the style sheet): the engine's
+/// set, which its listeners also put on every answer, so the router carries them wherever
+/// it is served.
 pub async fn headers(request: Request, next: Next) -> Response {
     let mut answer = next.run(request).await;
-    let h = answer.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    studio_role_sync_engine::http::add_security_headers(answer.headers_mut());
     answer
 }
 

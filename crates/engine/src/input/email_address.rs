@@ -10,7 +10,12 @@
 //!
 //! Deliberately loose on the rest: Studio is the authority on which addresses exist, so any
 //! visible local part and a dotted domain pass.
+//!
+//! Emails from Studio, a directory or a SQL row are data, and reach terminals raw otherwise:
+//! [`escaped`] is the one function that makes outside text safe to print (a bad value in a
+//! message, [`shown`], goes through it too).
 
+use std::borrow::Cow;
 use std::fmt;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
@@ -135,15 +140,50 @@ pub fn is_valid(email: &str) -> bool {
     check(email).is_ok()
 }
 
-/// A bad value as a message shows it: quoted, escaped, and cut after [`SHOWN_CHARS`].
+/// A bad value as a message shows it: quoted, [`escaped`], and cut after [`SHOWN_CHARS`].
 pub fn shown(raw: &str) -> String {
     let mut chars = raw.chars();
     let head: String = chars.by_ref().take(SHOWN_CHARS).collect();
+    let head = escaped(&head).replace('"', "\\\"");
     if chars.next().is_some() {
-        format!("{head:?}… ({} characters)", raw.chars().count())
+        format!("\"{head}\"… ({} characters)", raw.chars().count())
     } else {
-        format!("{head:?}")
+        format!("\"{head}\"")
     }
+}
+
+/// Outside text (a Studio email, name or detail, a SQL value) as a person may read it in a
+/// terminal: every control character, and every character that hides or reorders text
+/// (zero-width, bidi controls, line separators), written as its Rust escape (`\u{1b}`, `\n`).
+/// So an `ESC[8m` cannot hide the rest of a plan, and a newline cannot draw a line of it.
+/// Borrowed, at no cost, when there is nothing to escape (nearly always).
+pub fn escaped(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(hides) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if hides(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A character that a terminal does not show as itself.
+fn hides(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
+    c.is_control()
+        || matches!(
+            c.general_category(),
+            GeneralCategory::Format
+                | GeneralCategory::LineSeparator
+                | GeneralCategory::ParagraphSeparator
+        )
 }
 
 /// `mailto:`, `smtp:`... : letters then a colon before any `@`.
@@ -360,5 +400,15 @@ mod tests {
                 prop_assert!(is_valid(&e));
             }
         }
+    }
+
+    #[test]
+    fn escaped_leaves_text_alone_and_makes_controls_visible() {
+        assert!(matches!(escaped("ada@x.edu"), Cow::Borrowed("ada@x.edu")));
+        assert_eq!(escaped("Zoë Ünal"), "Zoë Ünal");
+        assert_eq!(escaped("a\u{1b}[8m@x.edu"), "a\\u{1b}[8m@x.edu");
+        assert_eq!(escaped("a@x.edu\n    - b"), "a@x.edu\\n    - b");
+        assert_eq!(escaped("\u{202e}moc.x@a"), "\\u{202e}moc.x@a");
+        assert_eq!(shown("a\"\u{7}"), "\"a\\\"\\u{7}\"");
     }
 }

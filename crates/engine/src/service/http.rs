@@ -10,13 +10,20 @@
 //! a request head must arrive within a few seconds (this also closes idle keep-alive
 //! connections), a request must be answered within a few more, a connection lives at most a
 //! minute, heads are small, and at most a few hundred connections are served at once (more
-//! wait in the kernel's backlog until a slot frees). HTTP/1.1 only: Prometheus and kubelet
+//! wait in the kernel's backlog until a slot frees). The daemon's listeners share one
+//! [`ConnectionBudget`], well below its open-file limit: idle clients can never take the
+//! file descriptors a run needs for the history and for Studio. HTTP/1.1 only: Prometheus and kubelet
 //! probes speak it, and it is the protocol whose limits hyper enforces here.
+//!
+//! Every answer carries the security headers ([`SECURITY_HEADERS`]), whoever wrote it: the
+//! routes, the `408` of a request past its time, and the answers hyper writes on its own
+//! before any route sees the request (`400` for garbage, `431` for a head too large, `414`),
+//! which get them through the connection's writer ([`Headed`]).
 
 use crate::service::metrics::Metrics;
 use axum::extract::Request;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -25,11 +32,39 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{json, Value};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
+
+/// The content security policy of every answer: nothing but the console's own style sheet
+/// and images (its charts are inline SVG); the other endpoints load nothing at all.
+pub const CONTENT_SECURITY_POLICY: &str =
+    "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The headers every answer of every listener carries.
+pub const SECURITY_HEADERS: [(&str, &str); 5] = [
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-frame-options", "DENY"),
+    ("cache-control", "no-store"),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+];
+
+/// Sets [`SECURITY_HEADERS`] on an answer.
+pub fn add_security_headers(headers: &mut HeaderMap) {
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+}
 
 /// What the daemon knows about its own health; `/readyz` is computed from it.
 #[derive(Clone, Debug, Default)]
@@ -197,13 +232,59 @@ pub struct HttpExtension {
     pub build: Box<dyn FnOnce(&HttpState) -> Router + Send>,
 }
 
+/// Connections served at once by every listener that shares it; one more waits in the
+/// kernel's backlog (costing this process no file descriptor) until a slot frees.
+#[derive(Clone, Debug)]
+pub struct ConnectionBudget {
+    slots: Arc<Semaphore>,
+    size: usize,
+}
+
+impl ConnectionBudget {
+    /// Largest budget, whatever the open-file limit.
+    pub const MAX: usize = 512;
+
+    pub fn new(size: usize) -> ConnectionBudget {
+        let size = size.max(1);
+        ConnectionBudget {
+            slots: Arc::new(Semaphore::new(size)),
+            size,
+        }
+    }
+
+    /// The budget for a process that may open `open_files` files: a quarter of them, at
+    /// most [`Self::MAX`], so that three quarters stay for runs (the history, Studio,
+    /// notifications) whatever the clients do.
+    pub fn within(open_files: u64) -> ConnectionBudget {
+        ConnectionBudget::new((open_files / 4).clamp(8, Self::MAX as u64) as usize)
+    }
+
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
 /// Binds `listen`, logs `listening on ADDR WHAT`, and serves `router` within `limits` until
-/// `shutdown` resolves.
+/// `shutdown` resolves, with a connection budget of its own (`limits.max_connections`).
 pub async fn serve_router(
     listen: SocketAddr,
     router: Router,
     what: &str,
     limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let budget = ConnectionBudget::new(limits.max_connections);
+    serve_router_within(listen, router, what, limits, budget, shutdown).await
+}
+
+/// As [`serve_router`], with connections counted against `budget`, which other listeners
+/// may share.
+pub async fn serve_router_within(
+    listen: SocketAddr,
+    router: Router,
+    what: &str,
+    limits: HttpLimits,
+    budget: ConnectionBudget,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
@@ -214,7 +295,7 @@ pub async fn serve_router(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
-    let task = tokio::spawn(accept_loop(listener, router, limits, stop));
+    let task = tokio::spawn(accept_loop(listener, router, limits, budget, stop));
     Ok((bound, task))
 }
 
@@ -224,9 +305,10 @@ async fn accept_loop(
     listener: TcpListener,
     router: Router,
     limits: HttpLimits,
+    budget: ConnectionBudget,
     mut stop: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = budget.slots;
     loop {
         let permit = tokio::select! {
             p = slots.clone().acquire_owned() => p.expect("the semaphore is never closed"),
@@ -252,8 +334,9 @@ async fn accept_loop(
         });
     }
     drop(listener);
-    // Every slot back: every connection closed.
-    let _ = slots.acquire_many(limits.max_connections as u32).await;
+    // Every slot back: every connection closed (those of the listeners sharing the budget
+    // too: they stop at the same time).
+    let _ = slots.acquire_many(budget.size as u32).await;
 }
 
 /// Resolves once shutdown is asked for (at once if it already was).
@@ -271,18 +354,20 @@ async fn serve_connection(
         let router = router.clone();
         async move {
             let answer = tokio::time::timeout(limits.request_timeout, router.oneshot(request));
-            Ok::<_, Infallible>(match answer.await {
+            let mut response = match answer.await {
                 Ok(Ok(response)) => response,
                 Ok(Err(never)) => match never {},
                 Err(_) => (StatusCode::REQUEST_TIMEOUT, "request timed out\n").into_response(),
-            })
+            };
+            add_security_headers(response.headers_mut());
+            Ok::<_, Infallible>(response)
         }
     });
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
-        .serve_connection(TokioIo::new(stream), service);
+        .serve_connection(TokioIo::new(Headed::new(stream)), service);
     tokio::pin!(conn);
     let lifetime = tokio::time::sleep(limits.connection_lifetime);
     tokio::pin!(lifetime);
@@ -294,6 +379,100 @@ async fn serve_connection(
     // Finish the request in progress, if any, then close; a client that stalls is dropped.
     conn.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(limits.request_timeout, conn).await;
+}
+
+/// A connection's stream that puts [`SECURITY_HEADERS`] into the answers hyper writes on
+/// its own (a request it could not parse never reaches a route). Such an answer is the one
+/// head hyper writes without them: every other answer got them in `serve_connection`.
+/// Writes are not vectored, so hyper hands each answer over as one buffer, head first.
+pub(crate) struct Headed<T> {
+    io: T,
+    /// A rewritten head still being written, how much of it is written, and how many bytes
+    /// of hyper's buffer it stands for.
+    out: Vec<u8>,
+    written: usize,
+    owed: usize,
+}
+
+impl<T> Headed<T> {
+    pub(crate) fn new(io: T) -> Headed<T> {
+        Headed {
+            io,
+            out: Vec::new(),
+            written: 0,
+            owed: 0,
+        }
+    }
+}
+
+/// `buf` with the security headers after its status line, when it is an answer head that
+/// lacks them.
+fn with_headers(buf: &[u8]) -> Option<Vec<u8>> {
+    if !buf.starts_with(b"HTTP/1.") {
+        return None;
+    }
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = buf[..head_end].to_ascii_lowercase();
+    if head.windows(23).any(|w| w == b"\r\nx-content-type-options") {
+        return None;
+    }
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")? + 2;
+    let mut out = Vec::with_capacity(buf.len() + 400);
+    out.extend_from_slice(&buf[..line_end]);
+    for (name, value) in SECURITY_HEADERS {
+        out.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
+    }
+    out.extend_from_slice(&buf[line_end..]);
+    Some(out)
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Headed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Headed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        if this.out.is_empty() {
+            match with_headers(buf) {
+                Some(out) => {
+                    this.out = out;
+                    this.written = 0;
+                    this.owed = buf.len();
+                }
+                None => return Pin::new(&mut this.io).poll_write(cx, buf),
+            }
+        }
+        // hyper asks again with the same bytes until they are taken: they are, once the
+        // rewritten head is out.
+        while this.written < this.out.len() {
+            let n = ready!(Pin::new(&mut this.io).poll_write(cx, &this.out[this.written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            this.written += n;
+        }
+        this.out.clear();
+        Poll::Ready(Ok(this.owed))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
 }
 
 #[cfg(test)]

@@ -6,9 +6,12 @@
 //! same: the approval is of *these* actions, not of "some removals". The canonical form is one
 //! line per action (`user id`, `email`, `role`, `add|remove`), sorted, so the digest does not
 //! depend on the order a plan lists them in, and it is computed the same way from a live
-//! [`Plan`] and from the `run_actions` rows of an aborted run. Pure: no I/O.
+//! [`Plan`] and from the `run_actions` rows of an aborted run. A run's own digest and the one
+//! `approve` computes from the history both read the recorded rows through [`recorded_plan`],
+//! so a row recorded but not planned (a flapping change left alone) is out of both. Pure: no I/O.
 
 use crate::input::roles::ManagedRoles;
+use crate::store::history::ActionRow;
 use crate::sync::plan::Plan;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -50,6 +53,31 @@ pub fn planned_actions(plan: &Plan, managed: &ManagedRoles) -> Vec<PlannedAction
             email: a.email.clone(),
             role: managed.name(a.role).to_string(),
             action: a.kind.as_str().to_string(),
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// How the detail of a recorded action that is not part of the plan begins: a flapping change
+/// left alone is recorded, so the history shows it, but it is neither sent nor approved.
+pub const LEFT_ALONE: &str = "left alone: ";
+
+/// The plan a run recorded, from its `run_actions` rows (every row but those [`LEFT_ALONE`]),
+/// sorted canonically: the one reading for the run's digest and for `approve`'s.
+pub fn recorded_plan<'a>(rows: impl IntoIterator<Item = &'a ActionRow>) -> Vec<PlannedAction> {
+    let mut v: Vec<PlannedAction> = rows
+        .into_iter()
+        .filter(|r| {
+            !r.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with(LEFT_ALONE))
+        })
+        .map(|r| PlannedAction {
+            user_id: r.planned_user_id,
+            email: r.email.clone(),
+            role: r.role.clone(),
+            action: r.action.clone(),
         })
         .collect();
     v.sort();

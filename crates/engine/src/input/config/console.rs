@@ -22,6 +22,9 @@ pub struct ConsoleConfig {
     pub auth: Option<ConsoleAuth>,
     /// A proxy in front terminates TLS (required for a listener off loopback).
     pub behind_tls_proxy: bool,
+    /// The `token_file` or `password_file` the secret in `auth` came from (resolved): the
+    /// console reads it again, so a rotated secret works without a restart.
+    pub secret_file: Option<PathBuf>,
 }
 
 /// How a reader proves they may read. The secrets are `SecretString`: redacted in `Debug`.
@@ -65,6 +68,11 @@ impl Checker<'_> {
                 self.error(&key("listen"), format!("{text:?} is not an address:port"))
             })?),
         };
+        let secret_file = raw
+            .token_file
+            .as_deref()
+            .or(raw.password_file.as_deref())
+            .map(resolve);
         let auth = match (
             raw.token_env,
             raw.token_file,
@@ -158,6 +166,7 @@ impl Checker<'_> {
         }
         Ok(ConsoleConfig {
             listen,
+            secret_file,
             auth,
             behind_tls_proxy: raw.behind_tls_proxy,
         })

@@ -41,7 +41,7 @@ pub use oauth::OAuthConfig;
 pub use pending::PendingConfig;
 pub use roles::RolesConfig;
 pub use schedule::{check_schedule, parse_schedule};
-pub use secrets::{process_env, Env};
+pub use secrets::{process_env, read_secret_file, Env};
 pub use source::{SourceConfig, SqlSourceConfig, YamlSourceConfig};
 pub use studio::{AuthConfig, StudioConfig};
 pub use verify::VerifyConfig;

@@ -18,6 +18,20 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// The secret in `file` as a `*_file` key reads it (bounded, trimmed, not empty), for a
+/// reader that reads it again after the config loaded (the console's rotated password).
+/// The error says what is wrong with the file, never its content.
+pub fn read_secret_file(file: &Path) -> Result<SecretString, String> {
+    let value =
+        crate::input::input_file::read_text(file, crate::input::input_file::SECRET_MAX_BYTES)
+            .map_err(|e| e.to_string())?;
+    let value = value.trim();
+    if value.is_empty() {
+        return Err("is empty".into());
+    }
+    Ok(SecretString::from(value.to_string()))
+}
+
 impl Checker<'_> {
     /// The value of the environment variable that `key` names.
     pub(super) fn secret_env(&self, key: &[&str], var: &str) -> Result<SecretString, ConfigError> {

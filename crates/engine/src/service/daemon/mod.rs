@@ -17,6 +17,7 @@
 //! file would be lost at the next start, so then it fails `/readyz`, logs an error, and runs
 //! nothing until the file is back (moved back into place) or the daemon restarts.
 
+mod open_files;
 mod requests;
 mod schedule;
 mod systemd;
@@ -240,10 +241,21 @@ impl Daemon {
         let mut servers = Vec::new();
         let listeners =
             std::iter::once((self.config.http.listen, router, what)).chain(own_listener);
+        // One budget for every listener, sized by the open-file limit.
+        let budget = crate::service::http::ConnectionBudget::within(open_files::raise_limit());
+        tracing::info!(
+            connections = budget.size(),
+            "HTTP connections served at once, all listeners together"
+        );
         for (listen, router, what) in listeners {
             let limits = crate::service::http::HttpLimits::default();
             let stop = shutdown.clone().cancelled_owned();
-            match crate::service::http::serve_router(listen, router, &what, limits, stop).await {
+            let budget = budget.clone();
+            match crate::service::http::serve_router_within(
+                listen, router, &what, limits, budget, stop,
+            )
+            .await
+            {
                 Ok((_, h)) => servers.push(h),
                 Err(source) => return Err(DaemonError::Listen { listen, source }),
             }

@@ -509,7 +509,7 @@ where
         // Each attempt is bounded here too, whatever the transport does.
         let result = match tokio::time::timeout(n.timeout, send()).await {
             Ok(r) => r,
-            Err(_) => Err(format!("no answer within {:?}", n.timeout)),
+            Err(_) => Err(format!("timed out after {} s", n.timeout.as_secs_f64())),
         };
         match result {
             Ok(()) => return Ok(()),

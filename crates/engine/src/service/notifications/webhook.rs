@@ -5,6 +5,11 @@
 //! it is never logged, and errors are shown without it (`reqwest::Error::without_url`).
 //! Redirects are not followed (a redirect could carry the body elsewhere), the answer's body
 //! is not read, and every attempt has a time limit.
+//!
+//! The message carries text from outside (Studio emails, errors), so each chat format gets
+//! it escaped its own way ([`slack_text`], [`teams_text`]): an email spelled
+//! `<!channel> <https://evil.example|approve>` must arrive as text, not as a ping and a
+//! disguised link. The JSON format is data for programs and keeps the message as it is.
 
 use super::Notice;
 use crate::input::config::{WebhookConfig, WebhookFormat};
@@ -41,7 +46,7 @@ impl Webhook {
             .json(&body(notice, self.format))
             .send()
             .await
-            .map_err(|e| e.without_url().to_string())?;
+            .map_err(|e| crate::studio::describe(&e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -74,7 +79,7 @@ pub(super) fn body(notice: &Notice, format: WebhookFormat) -> Value {
     match format {
         WebhookFormat::Json => serde_json::to_value(notice).unwrap_or(Value::Null),
         WebhookFormat::Slack => json!({
-            "text": format!("*{title}*\n{}\n_{counts}_", notice.message),
+            "text": format!("*{title}*\n{}\n_{counts}_", slack_text(&notice.message)),
         }),
         WebhookFormat::Teams => json!({
             "@type": "MessageCard",
@@ -82,7 +87,7 @@ pub(super) fn body(notice: &Notice, format: WebhookFormat) -> Value {
             "summary": title,
             "themeColor": if notice.event == "recovered" { "2EB886" } else { "D00000" },
             "title": title,
-            "text": notice.message,
+            "text": teams_text(&notice.message),
             "sections": [{
                 "facts": [
                     {"name": "event", "value": notice.event},
@@ -94,6 +99,45 @@ pub(super) fn body(notice: &Notice, format: WebhookFormat) -> Value {
             }],
         }),
     }
+}
+
+/// Slack's mrkdwn reads `<...>` as a mention, a channel ping or a link, and `&` as the start
+/// of an entity: Slack's own rule is to escape these three, and nothing else is needed.
+/// Control characters are shown, not obeyed.
+pub(super) fn slack_text(text: &str) -> String {
+    let text = crate::email_address::escaped(text);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Teams MessageCard's text is Markdown that also reads a little HTML: every Markdown
+/// punctuation character is backslash-escaped, and `<`, `>`, `&` become entities, so links,
+/// emphasis and tags from outside arrive as the characters they are.
+pub(super) fn teams_text(text: &str) -> String {
+    let text = crate::email_address::escaped(text);
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\\' | '`' | '*' | '_' | '{' | '}' | '[' | ']' | '(' | ')' | '#' | '+' | '-' | '.'
+            | '!' | '|' | '~' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -131,5 +175,18 @@ mod tests {
         let t = body(&notice(), WebhookFormat::Teams);
         assert_eq!(t["@type"], "MessageCard");
         assert_eq!(t["text"], "Run 7 was stopped");
+    }
+
+    #[test]
+    fn outside_text_arrives_as_text() {
+        let evil = "<!channel> <https://evil.example/approve|click> & *bold*\nfake";
+        assert_eq!(
+            slack_text(evil),
+            "&lt;!channel&gt; &lt;https://evil.example/approve|click&gt; &amp; *bold*\\nfake"
+        );
+        assert_eq!(
+            teams_text("[click](https://evil.example) <b>&"),
+            "\\[click\\]\\(https://evil\\.example\\) &lt;b&gt;&amp;"
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! run while the daemon holds the lock. Every check `approve` makes (the run exists, a removal
 //! guard aborted it, it has no approval yet) is here, next to the rows it reads.
 
-use super::{now, History, HistoryError};
+use super::{now, ActionRow, History, HistoryError};
 use crate::sync::digest::{self, PlannedAction};
 use crate::sync::plan::is_approvable_kind;
 use serde::Serialize;
@@ -24,7 +24,7 @@ pub struct ApprovalRow {
     pub approved_at: String,
     pub digest: String,
     pub actions: i64,
-    /// `pending`, `applied` or `refused`.
+    /// `pending`, `applied`, `superseded` (the run used another approval) or `refused`.
     pub status: String,
     pub used_by_run: Option<i64>,
     pub used_at: Option<String>,
@@ -64,26 +64,18 @@ fn consumed(row: &ApprovalRow) -> String {
 }
 
 impl History {
-    /// The planned actions of a run, as recorded before anything was sent.
+    /// The planned actions of a run, as recorded before anything was sent (without those left
+    /// alone), read as the run itself read them for its digest.
     pub async fn planned_actions(&self, run_id: i64) -> Result<Vec<PlannedAction>, HistoryError> {
-        let rows: Vec<(i64, Option<String>, String, String)> = sqlx::query_as(
-            "SELECT planned_user_id, email, role, action FROM run_actions WHERE run_id = ?",
+        let rows: Vec<ActionRow> = sqlx::query_as(
+            "SELECT email, user_id, role, action, outcome, http_status, detail, planned_user_id \
+             FROM run_actions WHERE run_id = ?",
         )
         .bind(run_id)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        let mut v: Vec<PlannedAction> = rows
-            .into_iter()
-            .map(|(user_id, email, role, action)| PlannedAction {
-                user_id,
-                email,
-                role,
-                action,
-            })
-            .collect();
-        v.sort();
-        Ok(v)
+        Ok(digest::recorded_plan(&rows))
     }
 
     /// Records a run's plan digest and the guard that stopped it (if one did).
@@ -234,7 +226,7 @@ impl History {
         .map_err(|e| self.err(e))
     }
 
-    /// Marks a pending approval `applied` or `refused` by run `run_id`. False when it was no
+    /// Marks a pending approval `applied`, `superseded` or `refused` by run `run_id`. False when it was no
     /// longer pending.
     pub async fn consume_approval(
         &self,

@@ -31,7 +31,7 @@ pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
-pub use pending::{PendingNow, PendingUpdate};
+pub use pending::{PendingChanges, PendingNow, PendingUpdate};
 pub use retention::Pruned;
 pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
@@ -284,7 +284,7 @@ impl History {
         run_id: i64,
         actions: &[ActionRow],
         pending: &PendingUpdate<'_>,
-    ) -> Result<(), HistoryError> {
+    ) -> Result<PendingChanges, HistoryError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
         // A write first, so the transaction holds the write lock before it reads the spans.
         sqlx::query("UPDATE runs SET plan_recorded = 1 WHERE id = ?")
@@ -312,10 +312,11 @@ impl History {
             });
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
-        pending::record(&mut tx, run_id, &self.clock, pending)
+        let changes = pending::record(&mut tx, run_id, &self.clock, pending)
             .await
             .map_err(|e| self.err(e))?;
-        tx.commit().await.map_err(|e| self.err(e))
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(changes)
     }
 
     /// Writes the outcomes of actions recorded by [`record_plan`](Self::record_plan).

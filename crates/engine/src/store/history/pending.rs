@@ -24,6 +24,16 @@ pub struct PendingUpdate<'a> {
     pub backoff: Backoff,
 }
 
+/// How a run's pending set differs from the one before: what the log reports (it grows with
+/// changes, like the spans). Empty for a run recorded out of order (it changes no open span).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingChanges {
+    /// Spans this run opened: `(email, reason, detail)`.
+    pub started: Vec<(String, String, Option<String>)>,
+    /// Spans this run closed: `(email, reason)`.
+    pub ended: Vec<(String, String)>,
+}
+
 /// An email left alone now (an open span), with its back-off.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
 pub struct PendingNow {
@@ -56,7 +66,7 @@ pub(super) async fn record(
     run_id: i64,
     clock: &Clock,
     update: &PendingUpdate<'_>,
-) -> Result<(), sqlx::Error> {
+) -> Result<PendingChanges, sqlx::Error> {
     let now = clock.now();
     let at = text(now);
     let later: Option<i64> =
@@ -69,7 +79,8 @@ pub(super) async fn record(
     if later.is_some() {
         // Out of order: the open spans already speak for the later run; this run's set is
         // recorded as spans covering this run alone.
-        return insert(tx, run_id, &at, &rows, Some(run_id + 1)).await;
+        insert(tx, run_id, &at, &rows, Some(run_id + 1)).await?;
+        return Ok(PendingChanges::default());
     }
     let open: Vec<OpenSpan> = sqlx::query_as(
         "SELECT id, email, reason, user_id, detail, checks FROM pending_spans WHERE ended_run_id IS NULL",
@@ -80,11 +91,12 @@ pub(super) async fn record(
     for (id, email, reason, user_id, detail, checks) in open {
         open_by_key.insert((email, reason, user_id, detail), (id, checks));
     }
-    let ended: Vec<i64> = open_by_key
+    let ended_keys: Vec<(&Key, i64)> = open_by_key
         .iter()
         .filter(|(k, _)| !seen.contains(*k))
-        .map(|(_, (id, _))| *id)
+        .map(|(k, (id, _))| (k, *id))
         .collect();
+    let ended: Vec<i64> = ended_keys.iter().map(|(_, id)| *id).collect();
     if !ended.is_empty() {
         let last: Option<(i64, String)> = sqlx::query_as(
             "SELECT id, COALESCE(finished_at, started_at) FROM runs \
@@ -118,6 +130,16 @@ pub(super) async fn record(
         .filter(|p| !open_by_key.contains_key(&key(p)))
         .collect();
     insert(tx, run_id, &at, &new, None).await?;
+    let changes = PendingChanges {
+        started: new
+            .iter()
+            .map(|p| (p.email.clone(), p.reason.clone(), p.detail.clone()))
+            .collect(),
+        ended: ended_keys
+            .iter()
+            .map(|((email, reason, _, _), _)| (email.clone(), reason.clone()))
+            .collect(),
+    };
 
     // The back-off: an email searched and still not found waits longer before the next search.
     let searched: HashSet<&str> = update.searched.iter().map(String::as_str).collect();
@@ -141,7 +163,7 @@ pub(super) async fn record(
         .execute(&mut *tx)
         .await?;
     }
-    Ok(())
+    Ok(changes)
 }
 
 async fn insert(

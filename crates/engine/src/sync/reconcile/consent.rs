@@ -3,8 +3,9 @@
 //!
 //! Decided after the guards judged the plan and before anything is recorded as planned, so
 //! the record says at once whether the actions will be sent. An approval is consumed by the
-//! first run that gets this far: `applied` when its digest is this run's, else `refused` with
-//! what differs; it is never carried over to a later plan. The empty-desired-state refusal is
+//! first run that gets this far: `applied` when its digest is this run's, `superseded` when
+//! the run used another pending approval, else `refused` with what differs; it is never
+//! carried over to a later plan. The empty-desired-state refusal is
 //! never lifted, and the per-user rules (protected emails, users without an email, ambiguous
 //! emails) shaped the plan before any approval is looked at, so an approval cannot touch them.
 
@@ -142,9 +143,11 @@ impl Engine {
                     h.consume_approval(m.id, "applied", run_id, None)
                         .await
                         .map_err(e)?;
+                    // Not refused: the run sent a plan someone approved, through another approval.
                     for p in pending.iter().filter(|p| p.id != m.id) {
-                        let detail = format!("superseded: run {run_id} used approval {}", m.id);
-                        h.consume_approval(p.id, "refused", run_id, Some(&detail))
+                        let detail =
+                            format!("superseded by approval {}, used by run {run_id}", m.id);
+                        h.consume_approval(p.id, "superseded", run_id, Some(&detail))
                             .await
                             .map_err(e)?;
                     }

@@ -25,6 +25,7 @@ use std::time::Instant;
 use tracing::Instrument;
 
 mod consent;
+mod left_alone_log;
 
 pub use consent::{ApprovalUse, Consent, SavedPlanConsent};
 
@@ -244,7 +245,13 @@ impl Engine {
             )
             .await;
         if let Err(message) = result {
-            tracing::error!(error = %message, "run failed");
+            // A graceful stop (SIGTERM, `systemctl restart`) is not a failure: nothing is
+            // wrong, and whoever is paged on errors must not be.
+            if report.record.status == "interrupted" {
+                tracing::info!(reason = %message, "run interrupted by the shutdown; the next run finishes the work");
+            } else {
+                tracing::error!(error = %message, "run failed");
+            }
             report.error = Some(message);
         }
         let counts = self.client.counts().since(before);
@@ -386,7 +393,35 @@ impl Engine {
             the_plan.actions.retain(|a| !alone.contains(a));
         }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
-        let planned = crate::sync::digest::planned_actions(&the_plan, managed);
+        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| ActionRow {
+            email: a.email.clone(),
+            user_id: a.user_id as i64,
+            role: managed.name(a.role).to_string(),
+            action: a.kind.as_str().into(),
+            outcome: outcome.into(),
+            http_status: None,
+            detail,
+            planned_user_id: a.user_id as i64,
+        };
+        // The rows as they will be recorded; the digest reads them as `approve` will.
+        let mut rows: Vec<ActionRow> = the_plan
+            .actions
+            .iter()
+            .map(|a| row(a, "planned", None))
+            .collect();
+        if left_alone {
+            let why = format!(
+                "{}flapping (applied in {} consecutive runs; flapping.reapply: false)",
+                crate::sync::digest::LEFT_ALONE,
+                config.flapping.after_runs
+            );
+            rows.extend(
+                flapping
+                    .iter()
+                    .map(|a| row(a, "skipped", Some(why.clone()))),
+            );
+        }
+        let planned = crate::sync::digest::recorded_plan(&rows);
         let digest = crate::sync::digest::digest(&planned);
         let guard = if dry_run {
             guard
@@ -421,40 +456,19 @@ impl Engine {
         r.removes_planned = the_plan.removes() as i64;
         r.pending = the_plan.pending_emails() as i64;
         // Recorded before anything is sent; a tripped guard means none of it will be.
-        let (outcome, detail) = match &guard {
+        let skipped = match &guard {
             // The differences are in the run's error; one line per action is enough here.
-            Some(GuardTrip::PlanChanged { .. }) => (
-                "skipped",
-                Some("not sent: the plan changed since it was approved".to_string()),
-            ),
-            Some(g) => ("skipped", Some(format!("not sent: safety guard: {g}"))),
-            None => ("planned", None),
+            Some(GuardTrip::PlanChanged { .. }) => {
+                Some("not sent: the plan changed since it was approved".to_string())
+            }
+            Some(g) => Some(format!("not sent: safety guard: {g}")),
+            None => None,
         };
-        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| ActionRow {
-            email: a.email.clone(),
-            user_id: a.user_id as i64,
-            role: managed.name(a.role).to_string(),
-            action: a.kind.as_str().into(),
-            outcome: outcome.into(),
-            http_status: None,
-            detail,
-            planned_user_id: a.user_id as i64,
-        };
-        let mut rows: Vec<ActionRow> = the_plan
-            .actions
-            .iter()
-            .map(|a| row(a, outcome, detail.clone()))
-            .collect();
-        if left_alone {
-            let why = format!(
-                "left alone: flapping (applied in {} consecutive runs; flapping.reapply: false)",
-                config.flapping.after_runs
-            );
-            rows.extend(
-                flapping
-                    .iter()
-                    .map(|a| row(a, "skipped", Some(why.clone()))),
-            );
+        if let Some(detail) = skipped {
+            for r in rows.iter_mut().take(the_plan.actions.len()) {
+                r.outcome = "skipped".into();
+                r.detail = Some(detail.clone());
+            }
         }
         let pending: Vec<PendingRow> = the_plan
             .pending
@@ -471,13 +485,12 @@ impl Engine {
             searched: &read.searched,
             backoff: config.pending.backoff(),
         };
-        self.history
+        let changes = self
+            .history
             .record_plan(report.record.id, &rows, &update)
             .await
             .map_err(|e| e.to_string())?;
-        for p in &the_plan.pending {
-            tracing::info!(email = %p.email, reason = p.reason.as_str(), "{}", p.detail);
-        }
+        left_alone_log::log_left_alone(&the_plan.pending, &changes);
         if !flapping.is_empty() {
             let keys: Vec<_> = flapping
                 .iter()
