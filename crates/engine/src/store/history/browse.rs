@@ -24,7 +24,7 @@ pub struct RunFilter {
 }
 
 /// The runs [`RunFilter::changes_only`] keeps: the condition of the `runs_changes` index
-/// (migration 0009), word for word, so that SQLite walks that index.
+/// (migration 0008), word for word, so that SQLite walks that index.
 const CHANGES: &str = " AND (adds_planned + removes_planned + failed > 0 OR status <> 'succeeded')";
 
 /// One day of runs that changed or could have changed Studio (dry runs left out).
