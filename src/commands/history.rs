@@ -9,7 +9,7 @@ use crate::render::{self, Format};
 use std::path::Path;
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::email_address;
-use studio_role_sync_engine::history::{parse_time, History};
+use studio_role_sync_engine::history::parse_time;
 
 /// What `history` shows.
 pub enum HistoryQuery {
@@ -31,12 +31,6 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
         Err(e) => return fail(e),
     };
     crate::logging::init(config.log.format, "warn");
-    if !config.history.exists() {
-        return fail(format!(
-            "no history yet at {} (no run has been recorded)",
-            config.history.display()
-        ));
-    }
     // An empty or malformed address would only ever show an empty trail: say why instead.
     if let HistoryQuery::Email { email: raw, .. } = &what {
         if let Err(problem) = email_address::check(raw) {
@@ -52,9 +46,9 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
         },
         _ => None,
     };
-    let history = match History::open(&config.history).await {
+    let history = match super::open_history_to_read(&config).await {
         Ok(h) => h,
-        Err(e) => return fail(e),
+        Err(code) => return code,
     };
     let text =
         match what {
@@ -107,7 +101,12 @@ pub async fn history(config_path: &Path, limit: u32, what: HistoryQuery, format:
 
 /// `history --approvals`: the approvals (`approve`, saved plans), newest first.
 pub async fn history_approvals(config_path: &Path, limit: u32, format: Format) -> Exit {
-    let (_, history) = match super::open_existing_history(config_path).await {
+    let config = match Config::load_without_secrets(config_path) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    crate::logging::init(config.log.format, "warn");
+    let history = match super::open_history_to_read(&config).await {
         Ok(h) => h,
         Err(code) => return code,
     };

@@ -105,3 +105,31 @@ async fn open_existing_history(config_path: &Path) -> Result<(Config, History), 
     let history = History::open(&config.history).await.map_err(fail)?;
     Ok((config, history))
 }
+
+/// Opens an existing history for a read command (`history` in all its forms). With write
+/// access it is opened as usual (migrated, tightened); an auditor who may only read the file
+/// gets a read-only connection, as the console uses, so every read command works for them.
+async fn open_history_to_read(config: &Config) -> Result<History, Exit> {
+    if !config.history.exists() {
+        return Err(fail(format!(
+            "no history yet at {} (no run has been recorded)",
+            config.history.display()
+        )));
+    }
+    let writable = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&config.history)
+        .is_ok();
+    if writable {
+        return History::open(&config.history).await.map_err(fail);
+    }
+    // SQLite shares a WAL file's index through `-shm`: readable, it is used (a daemon may be
+    // writing); otherwise the file is read as it is on disk.
+    let mut shm = config.history.clone().into_os_string();
+    shm.push("-shm");
+    if std::fs::File::open(&shm).is_ok() {
+        Ok(History::open_read_only(&config.history))
+    } else {
+        Ok(History::open_read_only_unshared(&config.history))
+    }
+}

@@ -51,6 +51,17 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
             );
         }
     }
+    if !plan.waiting.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nMissing from the sources, kept until safety.remove_after has passed:"
+        );
+        for w in &plan.waiting {
+            let email = w.action.email.as_deref().unwrap_or("(no email)");
+            let role = managed.name(w.action.role);
+            let _ = writeln!(out, "    ~ {email:<40} {role}: {}", w.left);
+        }
+    }
     let _ = writeln!(
         out,
         "\nPlan: {} to add, {} to remove, {} pending.",

@@ -529,6 +529,66 @@ async fn history_email_shows_a_persons_trail() {
     }
 }
 
+/// An auditor who may only read the history runs every read command: `history`, `--run`,
+/// `--email`, `--approvals`, in every format. As root (which ignores file modes) the commands
+/// run as `nobody`; otherwise the file is made read-only.
+#[tokio::test]
+async fn every_history_read_works_on_a_read_only_history() {
+    use std::os::unix::fs::PermissionsExt;
+    let t = Tenant::start(institution()).await;
+    t.write_config(&safe_opts());
+    t.write_roles(ROLES);
+    assert_eq!(t.cli(&["apply"]).await.code, 0);
+    let before = std::fs::read(t.history_path()).unwrap();
+    let mode = |p: std::path::PathBuf, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    mode(t.dir.path().to_path_buf(), 0o755);
+    mode(t.path("state"), 0o555);
+    mode(t.history_path(), 0o444);
+    mode(t.config_path(), 0o644);
+    let root = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap();
+    let bin = env!("CARGO_BIN_EXE_studio-role-sync");
+    let config = t.config_path();
+    for args in [
+        vec!["history"],
+        vec!["history", "--format", "json"],
+        vec!["history", "--run", "1", "--format", "csv"],
+        vec!["history", "--email", "newhire@school.edu"],
+        vec!["history", "--approvals"],
+    ] {
+        let mut cmd = if root {
+            let mut c = tokio::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+            c
+        } else {
+            tokio::process::Command::new(bin)
+        };
+        let out = cmd
+            .arg("--config")
+            .arg(&config)
+            .args(&args)
+            .env_remove("RUST_LOG")
+            .output()
+            .await
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(!stderr.contains("readonly database"), "{args:?}: {stderr}");
+        assert!(!out.stdout.is_empty(), "{args:?}");
+    }
+    assert_eq!(
+        std::fs::read(t.history_path()).unwrap(),
+        before,
+        "not changed"
+    );
+    mode(t.path("state"), 0o700);
+}
+
 #[tokio::test]
 async fn export_prints_a_roles_file_that_validates() {
     let t = Tenant::start(institution()).await;

@@ -21,5 +21,6 @@ mod online;
 mod open_files;
 mod outside_text;
 mod reliability;
+mod remove_after;
 mod request_counts;
 mod tls;

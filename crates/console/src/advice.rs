@@ -99,6 +99,7 @@ pub fn reason_words(reason: &str) -> &'static str {
         "protected" => "protected email (roles.protected)",
         "exclusive" => "excluded by a role it holds (roles.exclusive)",
         "flapping" => "flapping: changed back in Studio",
+        "remove_after" => "missing from the sources: removal waits (safety.remove_after)",
         _ => "left alone",
     }
 }

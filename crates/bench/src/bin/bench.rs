@@ -907,6 +907,7 @@ fn planner_scenario(grants: usize) -> PlannerResult {
         max_removals: usize::MAX,
         max_removal_ratio: 1.0,
         roles: Default::default(),
+        remove_after: None,
     };
     check_guards(&the_plan, &desired, &policy, &safety).expect("guards pass");
     let plan_t = (w.elapsed().as_secs_f64(), cpu_seconds() - c);

@@ -4,6 +4,8 @@
 //! its own, so the planner depends on no config type and the config on nothing of the planner.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
 
 /// The limits of the whole-run guards (`safety:` in the config): how many grants a run may
 /// remove, in all and as a share of the current ones, and per role.
@@ -14,6 +16,27 @@ pub struct SafetyLimits {
     /// `safety.roles`: limits for one managed role (by index), overriding the two above for
     /// that role's own guard. Every managed role has a guard; this only changes its limits.
     pub roles: BTreeMap<usize, RoleLimits>,
+    /// `safety.remove_after`: how long a grant must be missing from the sources before it is
+    /// removed; `None` (the default) removes it on the first run that misses it.
+    pub remove_after: Option<RemoveAfter>,
+}
+
+/// The grace period of `safety.remove_after`: a number of runs that must have seen the grant
+/// missing, or a time it must have been missing for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoveAfter {
+    Runs(u32),
+    Time(Duration),
+}
+
+impl fmt::Display for RemoveAfter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RemoveAfter::Runs(1) => write!(f, "1 run"),
+            RemoveAfter::Runs(n) => write!(f, "{n} runs"),
+            RemoveAfter::Time(d) => write!(f, "{}", humantime::format_duration(*d)),
+        }
+    }
 }
 
 /// A per-role override of the removal guard; `None` keeps the overall value.

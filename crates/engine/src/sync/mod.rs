@@ -10,6 +10,7 @@ pub mod apply;
 pub mod current;
 pub mod digest;
 pub(crate) mod flapping;
+pub mod grace;
 pub(crate) mod identity;
 pub mod plan;
 pub mod read;

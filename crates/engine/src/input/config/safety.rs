@@ -4,9 +4,10 @@
 use super::checker::Checker;
 use super::ConfigError;
 use crate::input::roles::ManagedRoles;
-use crate::input::safety_limits::{RoleLimits, SafetyLimits};
+use crate::input::safety_limits::{RemoveAfter, RoleLimits, SafetyLimits};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -17,6 +18,7 @@ pub(super) struct RawSafety {
     max_removal_ratio: f64,
     #[serde(default)]
     roles: BTreeMap<String, RawRoleLimits>,
+    remove_after: Option<String>,
 }
 
 impl Default for RawSafety {
@@ -25,6 +27,7 @@ impl Default for RawSafety {
             max_removals: default_max_removals(),
             max_removal_ratio: default_max_ratio(),
             roles: BTreeMap::new(),
+            remove_after: None,
         }
     }
 }
@@ -82,17 +85,70 @@ impl Checker<'_> {
                 },
             );
         }
+        let remove_after = match raw.remove_after.as_deref().map(str::trim) {
+            None | Some("off") => None,
+            Some(text) => Some(
+                parse_remove_after(text).map_err(|m| self.error(&["safety", "remove_after"], m))?,
+            ),
+        };
         Ok(SafetyLimits {
             max_removals: raw.max_removals,
             max_removal_ratio: raw.max_removal_ratio,
             roles,
+            remove_after,
         })
     }
+}
+
+/// `2 runs`, `1 run` or a duration such as `6h`; at most 1,000 runs or 90 days (a grant
+/// missing longer than that is not a hiccup of a source).
+fn parse_remove_after(text: &str) -> Result<RemoveAfter, String> {
+    const MAX_RUNS: u32 = 1000;
+    const MAX_TIME: Duration = Duration::from_secs(90 * 24 * 3600);
+    let runs = text
+        .strip_suffix("runs")
+        .or_else(|| text.strip_suffix("run"))
+        .map(str::trim);
+    if let Some(n) = runs {
+        return match n.parse::<u32>() {
+            Ok(n @ 1..=MAX_RUNS) => Ok(RemoveAfter::Runs(n)),
+            _ => Err(format!(
+                "{text:?}: the number of runs must be a whole number from 1 to {MAX_RUNS}"
+            )),
+        };
+    }
+    let d = humantime::parse_duration(text).map_err(|e| {
+        format!("{text:?} is neither a number of runs (2 runs) nor a duration (6h): {e}")
+    })?;
+    if d < Duration::from_secs(60) || d > MAX_TIME {
+        return Err(format!("{text:?} must be between 1m and 90d"));
+    }
+    Ok(RemoveAfter::Time(d))
 }
 
 #[cfg(test)]
 mod tests {
     use super::super::tests::{load, GOOD};
+    use super::*;
+
+    #[test]
+    fn remove_after_reads_runs_and_durations_and_names_its_line() {
+        assert_eq!(parse_remove_after("2 runs"), Ok(RemoveAfter::Runs(2)));
+        assert_eq!(parse_remove_after("1 run"), Ok(RemoveAfter::Runs(1)));
+        assert_eq!(
+            parse_remove_after("6h"),
+            Ok(RemoveAfter::Time(Duration::from_secs(6 * 3600)))
+        );
+        for bad in ["0 runs", "-1 runs", "two runs", "6 parsecs", "1s", "400d"] {
+            assert!(parse_remove_after(bad).is_err(), "{bad}");
+        }
+        let c = load(&format!("{GOOD}safety:\n  remove_after: 3 runs\n")).unwrap();
+        assert_eq!(c.safety.remove_after, Some(RemoveAfter::Runs(3)));
+        assert_eq!(load(GOOD).unwrap().safety.remove_after, None);
+        let e = load(&format!("{GOOD}safety:\n  remove_after: soon\n")).unwrap_err();
+        assert_eq!(e.line, Some(9), "{e}");
+        assert!(e.message.contains("safety.remove_after"), "{e}");
+    }
 
     #[test]
     fn removal_limits_out_of_range_name_key_and_line() {

@@ -19,6 +19,7 @@ mod browse;
 mod clock;
 mod identity;
 mod interrupted;
+mod missing;
 pub mod notifications;
 mod pending;
 mod retention;
@@ -31,6 +32,7 @@ pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
+pub use missing::MissingGrant;
 pub use pending::{PendingChanges, PendingNow, PendingUpdate};
 pub use retention::Pruned;
 pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
@@ -239,9 +241,22 @@ impl History {
     /// opened by [`open`](Self::open) first (the daemon does, before it serves).
     /// It connects on first use, so it can be set up before the daemon has created the file.
     pub fn open_read_only(path: &Path) -> History {
+        Self::read_only_with(path, false)
+    }
+
+    /// As [`open_read_only`](Self::open_read_only), for a reader who may not create SQLite's
+    /// `-shm` beside the file nor read the service's (an auditor with read rights on the file
+    /// alone): SQLite is told the file does not change while it reads (`immutable`), which is
+    /// true of a history no process has open, and otherwise reads what was checkpointed.
+    pub fn open_read_only_unshared(path: &Path) -> History {
+        Self::read_only_with(path, true)
+    }
+
+    fn read_only_with(path: &Path, immutable: bool) -> History {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .read_only(true)
+            .immutable(immutable)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

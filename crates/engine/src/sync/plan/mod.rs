@@ -109,6 +109,9 @@ pub struct Plan {
     pub current_grants: usize,
     /// Current holders of each managed role, by role index: the base of each role's guard.
     pub current_by_role: Vec<usize>,
+    /// Removals held back by `safety.remove_after` (see [`plan_with_grace`]): not sent, and
+    /// not counted by the guards.
+    pub waiting: Vec<crate::sync::grace::Waiting>,
 }
 
 impl Plan {
@@ -176,6 +179,21 @@ impl Plan {
             })
             .count()
     }
+}
+
+/// As [`plan`], with the grace period of `safety.remove_after` (when set): a removal whose
+/// grant has not been missing long enough waits in [`Plan::waiting`].
+pub fn plan_with_grace(
+    desired: &DesiredState,
+    current: &CurrentState,
+    policy: &Policy,
+    grace: Option<&crate::sync::grace::Grace<'_>>,
+) -> Plan {
+    let mut p = plan(desired, current, policy);
+    if let Some(grace) = grace {
+        crate::sync::grace::hold_back(&mut p, grace, policy);
+    }
+    p
 }
 
 /// Computes the changes that make Studio's managed roles equal the desired state.
@@ -301,6 +319,7 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
         pending,
         current_grants: current.grants(),
         current_by_role,
+        waiting: Vec::new(),
     }
 }
 

@@ -116,6 +116,7 @@ const SAFETY: SafetyLimits = SafetyLimits {
     max_removals: 25,
     max_removal_ratio: 0.25,
     roles: std::collections::BTreeMap::new(),
+    remove_after: None,
 };
 
 #[test]
@@ -217,6 +218,7 @@ fn guards() {
         max_removals: 1,
         max_removal_ratio: 1.0,
         roles: Default::default(),
+        remove_after: None,
     };
     assert!(matches!(
         check_guards(&p, &d, &pol, &tight),
@@ -715,4 +717,114 @@ proptest! {
         let again = plan(&d, &read(&m, &after, &d), &pol);
         prop_assert!(again.actions.is_empty(), "not converged in one run: {:?}", again.actions);
     }
+}
+
+/// `missing`: (user index, role, runs that saw it missing) for a tenant's Studio users.
+fn missing_facts(
+    t: &Tenant,
+    seen: &[(usize, usize, u32)],
+    now: chrono::DateTime<chrono::Utc>,
+) -> HashMap<(u64, usize), crate::sync::grace::MissingSince> {
+    seen.iter()
+        .filter_map(|&(u, role, runs)| {
+            let user = t.studio.get(u)?;
+            let at = now - chrono::Duration::hours(i64::from(runs));
+            Some((
+                (user.id, role),
+                crate::sync::grace::MissingSince { at, runs },
+            ))
+        })
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// The grace period only splits the removals into those sent and those that wait: it
+    /// adds nothing, sends only what is due, and the guards count only what is sent.
+    #[test]
+    fn grace_only_holds_back_removals_not_due(
+        t in tenant(),
+        seen in prop::collection::vec((0..14usize, 0..3usize, 0..4u32), 0..12),
+        n in 1..4u32,
+        by_time in any::<bool>(),
+    ) {
+        use crate::sync::grace::{Grace, Left};
+        use crate::input::safety_limits::RemoveAfter;
+        let m = managed(t.managed);
+        let d = t.desired(&m);
+        let pol = t.policy(&m);
+        let c = read(&m, &t.studio, &d);
+        let now = chrono::Utc::now();
+        let missing = missing_facts(&t, &seen, now);
+        let remove_after = if by_time {
+            RemoveAfter::Time(std::time::Duration::from_secs(3600 * u64::from(n)))
+        } else {
+            RemoveAfter::Runs(n)
+        };
+        let grace = Grace { remove_after, now, missing: &missing };
+        let plain = plan(&d, &c, &pol);
+        let held = plan_with_grace(&d, &c, &pol, Some(&grace));
+
+        let removals = |p: &Plan| p.actions.iter().filter(|a| a.kind == ActionKind::Remove).cloned().collect::<HashSet<_>>();
+        let adds = |p: &Plan| p.actions.iter().filter(|a| a.kind == ActionKind::Add).cloned().collect::<Vec<_>>();
+        let waiting: HashSet<RoleAction> = held.waiting.iter().map(|w| w.action.clone()).collect();
+        prop_assert_eq!(waiting.len(), held.waiting.len());
+        prop_assert!(removals(&held).is_disjoint(&waiting));
+        prop_assert_eq!(removals(&held).union(&waiting).cloned().collect::<HashSet<_>>(), removals(&plain));
+        // No exclusive groups here: every add goes out as it would without a grace period.
+        prop_assert_eq!(adds(&held), adds(&plain));
+        for a in removals(&held) {
+            let seen = missing.get(&(a.user_id, a.role));
+            prop_assert!(seen.is_some_and(|s| s.runs >= n), "removed before its time: {:?}", a);
+        }
+        for w in &held.waiting {
+            let runs = missing.get(&(w.action.user_id, w.action.role)).map_or(0, |s| s.runs);
+            prop_assert!(runs < n);
+            let left = if by_time {
+                Left::Time(std::time::Duration::from_secs(3600 * u64::from(n - runs)))
+            } else {
+                Left::Runs(n - runs)
+            };
+            prop_assert_eq!(w.left, left);
+        }
+        prop_assert_eq!(held.removes(), plain.removes() - held.waiting.len());
+        // Everything missing long enough: the plan is the plan without a grace period.
+        let all: HashMap<_, _> = plain.actions.iter().map(|a| ((a.user_id, a.role), crate::sync::grace::MissingSince { at: now - chrono::Duration::days(9), runs: n })).collect();
+        let long = Grace { remove_after, now, missing: &all };
+        prop_assert_eq!(plan_with_grace(&d, &c, &pol, Some(&long)), plain.clone());
+        prop_assert_eq!(plan_with_grace(&d, &c, &pol, None), plain);
+    }
+}
+
+#[test]
+fn a_move_between_exclusive_roles_waits_for_the_removal() {
+    use crate::input::safety_limits::RemoveAfter;
+    use crate::sync::grace::{Grace, Left};
+    let m = managed(2).with_exclusive(vec![RoleSet::single(0).union(RoleSet::single(1))]);
+    let studio = vec![user(1, Some("a@x.edu"), &["Admin"])];
+    let mut d = DesiredState::default();
+    d.users.insert("a@x.edu".into(), RoleSet::single(1));
+    let pol = policy_for(&m, true, &[]);
+    let missing = HashMap::new();
+    let grace = Grace {
+        remove_after: RemoveAfter::Runs(2),
+        now: chrono::Utc::now(),
+        missing: &missing,
+    };
+    let p = plan_with_grace(&d, &read(&m, &studio, &d), &pol, Some(&grace));
+    assert!(p.actions.is_empty(), "{:?}", p.actions);
+    assert_eq!(p.waiting.len(), 1);
+    assert_eq!(p.waiting[0].left, Left::Runs(2));
+    assert_eq!(p.waiting[0].left.to_string(), "removal in 2 runs");
+    assert_eq!(p.pending[0].reason, PendingReason::Exclusive);
+    assert!(
+        p.pending[0].detail.contains("until its removal in 2 runs"),
+        "{}",
+        p.pending[0].detail
+    );
+    assert_eq!(
+        Left::Time(std::time::Duration::from_secs(5 * 3600 + 1)).to_string(),
+        "removal in 6h"
+    );
 }

@@ -10,16 +10,20 @@ use crate::input::desired::{self, DesiredError, DesiredState};
 use crate::service::metrics::Metrics;
 use crate::service::notifications::Notifier;
 use crate::service::shutdown::CancellationToken;
+use crate::store::history::MissingGrant;
 use crate::store::history::{
     ActionRow, History, HistoryError, PendingRow, PendingUpdate, RunRecord,
 };
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
 use crate::sync::apply::{ActionOutcome, Applier, Outcome, Stopped};
+use crate::sync::grace::{Grace, MissingSince};
 use crate::sync::identity::{self, Verification};
-use crate::sync::plan::{check_guards, plan, ActionKind, GuardTrip, Plan, Policy, RoleAction};
+use crate::sync::plan::{
+    check_guards, plan, plan_with_grace, ActionKind, GuardTrip, Plan, Policy, RoleAction,
+};
 use crate::sync::read::{read_current, ReadError, ReadInputs};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -381,7 +385,10 @@ impl Engine {
             .map_err(|e| e.to_string())?;
 
         let policy = self.policy();
-        let mut the_plan = plan(&desired, &read.current, &policy);
+        let mut the_plan = self
+            .plan_with_grace(report.record.id, dry_run, &desired, &read.current, &policy)
+            .await
+            .map_err(|e| e.to_string())?;
         let flapping = self
             .find_flapping(report.record.id, &the_plan)
             .await
@@ -470,7 +477,7 @@ impl Engine {
                 r.detail = Some(detail.clone());
             }
         }
-        let pending: Vec<PendingRow> = the_plan
+        let mut pending: Vec<PendingRow> = the_plan
             .pending
             .iter()
             .map(|p| PendingRow {
@@ -480,6 +487,22 @@ impl Engine {
                 detail: Some(p.detail.clone()),
             })
             .collect();
+        // The countdown is left out of the detail: a detail that changed every run would
+        // start a new span every run. `plan` shows it.
+        pending.extend(the_plan.waiting.iter().map(|w| PendingRow {
+            email: w.action.email.clone().unwrap_or_default(),
+            reason: "remove_after".into(),
+            user_id: Some(w.action.user_id as i64),
+            detail: Some(format!(
+                "{}: missing from the sources; removed once missing for safety.remove_after ({})",
+                managed.name(w.action.role),
+                config
+                    .safety
+                    .remove_after
+                    .map(|a| a.to_string())
+                    .unwrap_or_default()
+            )),
+        }));
         let update = PendingUpdate {
             rows: &pending,
             searched: &read.searched,
@@ -581,6 +604,46 @@ impl Engine {
 }
 
 impl Engine {
+    /// The plan, with the grace period of `safety.remove_after` judged on the history's
+    /// "missing since" facts. A run that is not a dry run records the grants it found missing
+    /// (and forgets the others; all of them when the grace period is off).
+    async fn plan_with_grace(
+        &self,
+        run_id: i64,
+        dry_run: bool,
+        desired: &DesiredState,
+        current: &crate::sync::current::CurrentState,
+        policy: &Policy,
+    ) -> Result<Plan, HistoryError> {
+        let managed = &self.config.roles.managed;
+        let Some(remove_after) = self.config.safety.remove_after else {
+            if !dry_run {
+                self.history.record_missing(run_id, &[]).await?;
+            }
+            return Ok(plan(desired, current, policy));
+        };
+        let missing: HashMap<(u64, usize), MissingSince> = self
+            .history
+            .missing_grants(run_id)
+            .await?
+            .into_iter()
+            .filter_map(|((user, role), since)| Some(((user, managed.index(&role)?), since)))
+            .collect();
+        let grace = Grace {
+            remove_after,
+            now: self.history.clock().now(),
+            missing: &missing,
+        };
+        let the_plan = plan_with_grace(desired, current, policy, Some(&grace));
+        if !dry_run {
+            let grants: Vec<MissingGrant> = crate::sync::grace::missing_grants(&the_plan)
+                .map(|a| (a.user_id, managed.name(a.role).to_string(), a.email.clone()))
+                .collect();
+            self.history.record_missing(run_id, &grants).await?;
+        }
+        Ok(the_plan)
+    }
+
     /// The planned actions that were also applied in each of the previous
     /// `flapping.after_runs - 1` runs that sent changes.
     async fn find_flapping(
