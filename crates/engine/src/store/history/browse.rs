@@ -37,9 +37,12 @@ pub struct DayStats {
     pub adds: i64,
     pub removes: i64,
     pub failed: i64,
-    /// The most emails left alone by one run that day.
+    /// The most emails left alone by one run that day (runs that read Studio and finished).
     pub pending_max: i64,
-    /// Run durations that day, in seconds (runs that finished).
+    /// Runs that failed, were stopped by a guard or interrupted: drawn as marks, never as
+    /// zero seconds or zero pending.
+    pub bad_runs: i64,
+    /// Run durations that day, in seconds (runs that succeeded or were partial).
     pub duration_avg: f64,
     pub duration_max: f64,
 }
@@ -107,9 +110,12 @@ impl History {
     pub async fn day_stats(&self, from: &str, to: &str) -> Result<Vec<DayStats>, HistoryError> {
         let rows = sqlx::query(
             "SELECT substr(started_at, 1, 10) AS day, COUNT(*), SUM(adds_applied), SUM(removes_applied), \
-             SUM(failed), MAX(pending), AVG(seconds), MAX(seconds) FROM ( \
-               SELECT started_at, adds_applied, removes_applied, failed, pending, \
-                 (julianday(finished_at) - julianday(started_at)) * 86400.0 AS seconds \
+             SUM(failed), MAX(pending), AVG(seconds), MAX(seconds), SUM(bad) FROM ( \
+               SELECT started_at, adds_applied, removes_applied, failed, \
+                 CASE WHEN status IN ('succeeded', 'partial') THEN pending END AS pending, \
+                 CASE WHEN status IN ('succeeded', 'partial') THEN \
+                   (julianday(finished_at) - julianday(started_at)) * 86400.0 END AS seconds, \
+                 status IN ('failed', 'aborted', 'interrupted') AS bad \
                FROM runs WHERE id >= (SELECT id FROM runs WHERE started_at >= ?1 ORDER BY started_at LIMIT 1) \
                  AND +started_at >= ?1 AND +started_at < ?2 AND dry_run = 0) \
              GROUP BY day ORDER BY day",
@@ -127,7 +133,8 @@ impl History {
                 adds: r.get(2),
                 removes: r.get(3),
                 failed: r.get(4),
-                pending_max: r.get(5),
+                pending_max: r.get::<Option<i64>, _>(5).unwrap_or(0),
+                bad_runs: r.get(8),
                 duration_avg: r.get::<Option<f64>, _>(6).unwrap_or(0.0),
                 duration_max: r.get::<Option<f64>, _>(7).unwrap_or(0.0),
             })
