@@ -161,7 +161,7 @@ fn save(
     config: &studio_role_sync_engine::config::Config,
     config_path: &Path,
     path: &Path,
-    report: &studio_role_sync_engine::reconcile::RunReport,
+    report: &studio_role_sync_engine::run_report::RunReport,
     plan: &studio_role_sync_engine::plan::Plan,
     desired_sha256: String,
 ) -> Result<(), Exit> {

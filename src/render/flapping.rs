@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::email_address::escaped;
-use studio_role_sync_engine::reconcile::RunReport;
+use studio_role_sync_engine::run_report::RunReport;
 
 /// Empty when nothing flaps.
 pub fn render_flapping(report: &RunReport, config: &Config) -> String {

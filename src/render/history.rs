@@ -6,6 +6,7 @@ use super::table;
 use std::fmt::Write;
 use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::history::{ActionRow, ApprovalRow, PendingRow, RunRecord};
+use studio_role_sync_engine::run_status::RunStatus;
 
 /// How `history` prints: a table for people, JSON or CSV for programs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -61,7 +62,7 @@ pub fn render_runs(runs: &[RunRecord], approvals: &[ApprovalRow], format: Format
                     r.finished_at.clone().unwrap_or_default(),
                     r.trigger.clone(),
                     (r.dry_run as u8).to_string(),
-                    r.status.clone(),
+                    r.status.to_string(),
                     r.desired_users.map(|d| d.to_string()).unwrap_or_default(),
                     r.adds_planned.to_string(),
                     r.removes_planned.to_string(),
@@ -105,7 +106,7 @@ pub fn render_runs(runs: &[RunRecord], approvals: &[ApprovalRow], format: Format
                             .replace('T', " "),
                         r.trigger.clone(),
                         if r.dry_run { "plan" } else { "apply" }.into(),
-                        r.status.clone(),
+                        r.status.to_string(),
                         format!("{}/{}", r.adds_applied, r.adds_planned),
                         format!("{}/{}", r.removes_applied, r.removes_planned),
                         r.failed.to_string(),
@@ -214,7 +215,7 @@ pub fn render_run_detail(
                 .error
                 .as_deref()
                 .is_some_and(|e| e.starts_with("safety guard:") && !e.contains("grants no role"));
-            if run.status == "aborted"
+            if run.status == RunStatus::Aborted
                 && approvable
                 && !approvals.iter().any(|a| a.run_id == Some(run.id))
             {

@@ -8,8 +8,8 @@ use std::fmt::Write;
 use studio_role_sync_engine::apply::Outcome;
 use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::plan::{ActionKind, GuardTrip, PendingReason, Plan};
-use studio_role_sync_engine::reconcile::RunReport;
 use studio_role_sync_engine::roles::ManagedRoles;
+use studio_role_sync_engine::run_report::RunReport;
 
 /// The plan, grouped by role, in the style of `terraform plan`.
 pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip>) -> String {

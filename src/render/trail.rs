@@ -115,7 +115,7 @@ fn table_row(e: &TrailEntry) -> Vec<String> {
         started,
         e.trigger.clone(),
         mode.into(),
-        e.run_status.clone(),
+        e.run_status.to_string(),
         what,
         outcome,
         http,
@@ -133,7 +133,7 @@ fn csv_row(e: &TrailEntry) -> Vec<String> {
         e.started_at.clone(),
         e.trigger.clone(),
         (e.dry_run as u8).to_string(),
-        e.run_status.clone(),
+        e.run_status.to_string(),
         e.kind().to_string(),
     ];
     match &e.event {
@@ -183,6 +183,7 @@ fn csv_row(e: &TrailEntry) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use studio_role_sync_engine::run_status::RunStatus;
 
     fn entries() -> Vec<TrailEntry> {
         vec![
@@ -191,7 +192,7 @@ mod tests {
                 started_at: "2025-03-02T10:00:00.000Z".into(),
                 trigger: "schedule".into(),
                 dry_run: false,
-                run_status: "succeeded".into(),
+                run_status: RunStatus::Succeeded,
                 event: TrailEvent::Action {
                     role: "Admin".into(),
                     action: "add".into(),
@@ -207,7 +208,7 @@ mod tests {
                 started_at: "2025-03-02T09:45:00.000Z".into(),
                 trigger: "schedule".into(),
                 dry_run: false,
-                run_status: "succeeded".into(),
+                run_status: RunStatus::Succeeded,
                 event: TrailEvent::LeftAlone {
                     reason: "not_in_studio".into(),
                     detail: Some("no Studio user has this email".into()),

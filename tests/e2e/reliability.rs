@@ -307,7 +307,7 @@ async fn kill_9_during_apply_then_the_next_run_marks_it_interrupted_and_converge
             .await
             .expect("history opens after kill -9");
         let run = history.run(1).await.unwrap().unwrap();
-        assert_eq!(run.status, "running");
+        assert_eq!(run.status.as_str(), "running");
         history.close().await;
     }
 

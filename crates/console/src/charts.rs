@@ -113,6 +113,16 @@ pub fn changes_per_day(days: &[DayStats]) -> String {
             d.failed,
             d.runs
         );
+        if d.bad_runs > 0 {
+            // A failed or stopped run is a red mark above the axis, never a zero.
+            let _ = write!(
+                out,
+                "<rect class=\"badrun\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"4\"><title>{}: {} run(s) failed or stopped by a guard</title></rect>",
+                HEIGHT - BOTTOM + 2.0,
+                escape(&d.day),
+                d.bad_runs
+            );
+        }
         for (class, n) in [("add", d.adds), ("remove", d.removes), ("fail", d.failed)] {
             if n > 0 {
                 let h = n as f64 / top * plot;
@@ -129,6 +139,7 @@ pub fn changes_per_day(days: &[DayStats]) -> String {
         ("add", "added"),
         ("remove", "removed"),
         ("fail", "failed"),
+        ("badrun", "run failed"),
     ]));
     out.push_str("</svg>");
     out
@@ -233,9 +244,21 @@ mod tests {
             removes,
             failed,
             pending_max: 4,
+            bad_runs: 0,
             duration_avg: 1.5,
             duration_max: 3.0,
         }
+    }
+
+    #[test]
+    fn a_failed_run_is_a_red_mark_not_a_zero() {
+        let failing = DayStats {
+            bad_runs: 2,
+            ..day("2025-03-01", 0, 0, 0)
+        };
+        let svg = changes_per_day(&[failing, day("2025-03-02", 1, 0, 0)]);
+        assert_eq!(svg.matches("<rect class=\"badrun\" x=").count(), 2, "{svg}");
+        assert!(svg.contains("2025-03-01: 2 run(s) failed or stopped by a guard"));
     }
 
     #[test]

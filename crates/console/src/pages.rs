@@ -15,6 +15,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use chrono::{DateTime, Duration, Utc};
 use std::sync::Arc;
 use studio_role_sync_engine::history::{history_time, HistoryError, TrailEvent};
+use studio_role_sync_engine::run_status::RunStatus;
 
 type Shared = State<Arc<Console>>;
 
@@ -163,7 +164,10 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         pages,
         prev: (q.page > 1).then(|| link(q.page - 1)),
         next: (q.page < pages).then(|| link(q.page + 1)),
-        status_options: choices(params::STATUSES, &q.filter.status),
+        status_options: choices(
+            &params::statuses(),
+            &q.filter.status.map(|s| s.as_str().to_string()),
+        ),
         trigger_options: choices(params::TRIGGERS, &q.filter.trigger),
         from: date(q.from),
         // The form's "to" is a day included; the filter ends at the next midnight.
@@ -216,7 +220,7 @@ pub async fn run(
             &format!("There is no run {id} in the history."),
         );
     };
-    let (afterwards, risks) = if record.status == "aborted" {
+    let (afterwards, risks) = if record.status == RunStatus::Aborted {
         let later = match c.history.runs_after(id, AFTERWARDS_RUNS).await {
             Ok(l) => l,
             Err(e) => return unreadable(e),
@@ -265,7 +269,7 @@ pub async fn run(
         advice: record
             .error
             .as_deref()
-            .filter(|_| matches!(record.status.as_str(), "failed" | "partial"))
+            .filter(|_| matches!(record.status, RunStatus::Failed | RunStatus::Partial))
             .map(|e| explain(e, &c.base_url)),
         error: record.error.clone(),
         risks,
@@ -447,10 +451,10 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         },
         Some(r) => HealthItem {
             name: "Last run",
-            state: match r.status.as_str() {
-                "succeeded" | "running" => "ok",
-                "partial" | "interrupted" => "warn",
-                _ => "bad",
+            state: match r.status {
+                RunStatus::Succeeded | RunStatus::Running => "ok",
+                RunStatus::Partial | RunStatus::Interrupted => "warn",
+                RunStatus::Failed | RunStatus::Aborted => "bad",
             },
             value: format!(
                 "run {} {} at {} ({})",
@@ -474,7 +478,10 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             // Only where `approve` accepts it; the run page says what to do otherwise.
             command: tripped_guard
                 .as_deref()
-                .filter(|g| studio_role_sync_engine::plan::is_approvable_kind(g))
+                .filter(|g| {
+                    studio_role_sync_engine::plan::GuardKind::parse(g)
+                        .is_some_and(|k| k.approvable())
+                })
                 .map(|_| format!("{} approve {} --by NAME", c.command, t.id)),
         },
         (_, Some(t)) => HealthItem {
@@ -500,7 +507,7 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     });
     let auth_failed = latest
         .as_ref()
-        .filter(|r| r.status == "failed")
+        .filter(|r| r.status == RunStatus::Failed)
         .and_then(|r| r.error.clone())
         .filter(|e| crate::advice::is_auth_error(e));
     let mut auth_detail: Vec<String> = auth

@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use studio_role_sync_engine::history::{history_time, parse_time, RunFilter};
+use studio_role_sync_engine::run_status::RunStatus;
 
 /// Longest query string looked at.
 const MAX_QUERY: usize = 2048;
@@ -14,14 +15,10 @@ pub const MAX_PAGE: u32 = 100_000;
 /// Widest chart range, in days.
 pub const MAX_CHART_DAYS: i64 = 400;
 
-pub const STATUSES: &[&str] = &[
-    "running",
-    "succeeded",
-    "partial",
-    "failed",
-    "aborted",
-    "interrupted",
-];
+/// Every run status, as `runs.status` writes it.
+pub fn statuses() -> Vec<&'static str> {
+    RunStatus::ALL.iter().map(|s| s.as_str()).collect()
+}
 pub const TRIGGERS: &[&str] = &["manual", "schedule", "startup", "reload"];
 /// The runs list's views: runs with changes (the default) or every run.
 pub const VIEWS: &[&str] = &["changes", "all"];
@@ -154,7 +151,8 @@ pub fn runs_query(query: Option<&str>, now: DateTime<Utc>) -> Result<RunsQuery, 
     }
     Ok(RunsQuery {
         filter: RunFilter {
-            status: one_of("status", get(&p, "status"), STATUSES)?,
+            status: one_of("status", get(&p, "status"), &statuses())?
+                .and_then(|s| RunStatus::parse(&s)),
             trigger: one_of("trigger", get(&p, "trigger"), TRIGGERS)?,
             from: from.map(history_time),
             to: to.map(history_time),
@@ -195,7 +193,7 @@ mod tests {
             now(),
         )
         .unwrap();
-        assert_eq!(q.filter.status.as_deref(), Some("aborted"));
+        assert_eq!(q.filter.status, Some(RunStatus::Aborted));
         assert_eq!(q.filter.trigger, None);
         assert_eq!(q.filter.from.as_deref(), Some("2025-03-01T00:00:00.000Z"));
         assert_eq!(q.page, 3);

@@ -4,13 +4,14 @@
 //! of the run afterwards (approved and applied, refused, superseded by a later run).
 //!
 //! The same rules as `approve` itself decide whether the command is shown
-//! ([`is_approvable_kind`]), so the page never suggests a command that is then refused.
+//! ([`GuardKind::approvable`]), so the page never suggests a command that is then refused.
 
 use crate::views::{person_href, run_href, short_time};
 use std::path::Path;
 use studio_role_sync_engine::config::DEFAULT_CONFIG_PATH;
 use studio_role_sync_engine::history::{ActionRow, ApprovalRow, RunRecord};
-use studio_role_sync_engine::plan::is_approvable_kind;
+use studio_role_sync_engine::plan::GuardKind;
+use studio_role_sync_engine::run_status::RunStatus;
 
 /// `studio-role-sync`, with `--config PATH` when `config` is not the default path.
 pub fn command(config: Option<&Path>) -> String {
@@ -137,7 +138,7 @@ pub fn afterwards(
     }
     if let Some(next) = later
         .iter()
-        .find(|r| matches!(r.status.as_str(), "succeeded" | "partial"))
+        .find(|r| matches!(r.status, RunStatus::Succeeded | RunStatus::Partial))
     {
         let changes = next.adds_planned + next.removes_planned;
         a.state = "ok";
@@ -152,7 +153,7 @@ pub fn afterwards(
         a.href = Some(run_href(next.id));
         return a;
     }
-    if let Some(newest) = later.iter().rev().find(|r| r.status == "aborted") {
+    if let Some(newest) = later.iter().rev().find(|r| r.status == RunStatus::Aborted) {
         a.text = format!(
             "Run {} was stopped by a guard too: act on the newest stopped run.",
             newest.id
@@ -161,7 +162,7 @@ pub fn afterwards(
         return a;
     }
     match guard {
-        Some(kind) if is_approvable_kind(kind) && !run.dry_run => {
+        Some(kind) if GuardKind::parse(kind).is_some_and(GuardKind::approvable) && !run.dry_run => {
             a.approve = Some(format!("{command} approve {} --by NAME", run.id));
         }
         Some("empty_desired") => {
@@ -225,7 +226,7 @@ mod tests {
     fn run(id: i64, status: &str, changes: i64) -> RunRecord {
         RunRecord {
             id,
-            status: status.into(),
+            status: RunStatus::parse(status).expect("a status"),
             adds_planned: changes,
             ..Default::default()
         }

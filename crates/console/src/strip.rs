@@ -13,6 +13,7 @@ use crate::views::{age, run_href, short_time};
 use crate::Console;
 use chrono::{DateTime, Duration, Utc};
 use studio_role_sync_engine::history::{history_time, HistoryError, StatusFacts};
+use studio_role_sync_engine::run_status::RunStatus;
 
 /// An email pending longer than this is a problem worth a look (a typo, a person who left).
 const PENDING_LONG_DAYS: i64 = 7;
@@ -56,10 +57,10 @@ impl Console {
             ..Strip::default()
         };
         if let Some(r) = &f.last_scheduled {
-            s.last_state = match r.status.as_str() {
-                "succeeded" | "running" => "ok",
-                "partial" | "interrupted" => "warn",
-                _ => "bad",
+            s.last_state = match r.status {
+                RunStatus::Succeeded | RunStatus::Running => "ok",
+                RunStatus::Partial | RunStatus::Interrupted => "warn",
+                RunStatus::Failed | RunStatus::Aborted => "bad",
             };
             let changes = r.adds_applied + r.removes_applied;
             s.last = format!(
@@ -117,7 +118,7 @@ impl Console {
             }
         }
         if let Some(latest) = f.recent.first() {
-            if latest.status == "aborted" {
+            if latest.status == RunStatus::Aborted {
                 let empty = latest.guard.as_deref() == Some("empty_desired");
                 s.problems.push(Problem {
                     state: "bad",
@@ -142,7 +143,7 @@ impl Console {
                     href: Some(run_href(latest.id)),
                 });
             }
-            let failing = f.streak(|r| r.status == "failed");
+            let failing = f.streak(|r| r.status == RunStatus::Failed);
             if failing > 0 {
                 let error = f
                     .latest
@@ -172,7 +173,7 @@ impl Console {
                     },
                     href: Some(run_href(latest.id)),
                 });
-            } else if latest.status == "partial" {
+            } else if latest.status == RunStatus::Partial {
                 s.problems.push(Problem {
                     state: "warn",
                     kind: "failing",

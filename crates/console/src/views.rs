@@ -9,6 +9,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord, TrailEntry, TrailEvent};
+use studio_role_sync_engine::run_status::RunStatus;
 
 /// `2025-03-01T10:00:00.123Z` as `2025-03-01 10:00:00`.
 pub fn short_time(t: &str) -> String {
@@ -83,7 +84,7 @@ pub struct RunRow {
 
 impl RunRow {
     pub fn new(r: &RunRecord, now: DateTime<Utc>, who: Option<&str>) -> RunRow {
-        let planned_only = r.dry_run || r.status == "aborted";
+        let planned_only = r.dry_run || r.status == RunStatus::Aborted;
         let (adds, removes) = if planned_only {
             (r.adds_planned, r.removes_planned)
         } else {
@@ -110,7 +111,7 @@ impl RunRow {
             trigger: r.trigger.clone(),
             who: who.unwrap_or_default().to_string(),
             dry_run: r.dry_run,
-            status: r.status.clone(),
+            status: r.status.to_string(),
             changes,
             adds: format!("{}/{}", r.adds_applied, r.adds_planned),
             removes: format!("{}/{}", r.removes_applied, r.removes_planned),
@@ -248,7 +249,7 @@ impl TrailView {
             when: short_time(&e.started_at),
             trigger: e.trigger.clone(),
             mode: if e.dry_run { "plan" } else { "apply" },
-            status: e.run_status.clone(),
+            status: e.run_status.to_string(),
             what: String::new(),
             outcome: String::new(),
             http: String::new(),

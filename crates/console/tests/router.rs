@@ -11,6 +11,8 @@ use studio_role_sync_console::{router, ConsoleOptions, Credentials};
 use studio_role_sync_engine::config::ConsoleAuth;
 use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
+use studio_role_sync_engine::plan::GuardKind;
+use studio_role_sync_engine::run_status::RunStatus;
 
 const TOKEN: &str = "console-t0ken-for-tests";
 const EVIL_EMAIL: &str = "<script>alert(1)</script>@x.edu";
@@ -46,7 +48,7 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
         let id = h.start_run("schedule", false).await.unwrap();
         let (status, actions, pending) = match i {
             2 => (
-                "aborted",
+                RunStatus::Aborted,
                 vec![action(EVIL_EMAIL, "skipped", Some(EVIL_DETAIL))],
                 vec![PendingRow {
                     email: "newhire@x.edu".into(),
@@ -55,7 +57,7 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
                     detail: Some("no Studio user has this email <b>yet</b>".into()),
                 }],
             ),
-            _ => ("succeeded", vec![], vec![]),
+            _ => (RunStatus::Succeeded, vec![], vec![]),
         };
         h.record_plan(
             id,
@@ -69,15 +71,16 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
         .unwrap();
         let record = RunRecord {
             id,
-            status: status.into(),
+            status,
             removes_planned: actions.len() as i64,
             pending: pending.len() as i64,
-            error: (status == "aborted").then(|| "safety guard: 1 removal <b>planned</b>".into()),
+            error: (status == RunStatus::Aborted)
+                .then(|| "safety guard: 1 removal <b>planned</b>".into()),
             ..Default::default()
         };
         h.finish_run(&record).await.unwrap();
-        if status == "aborted" {
-            h.set_run_plan(id, "digest", Some("max_removal_ratio"))
+        if status == RunStatus::Aborted {
+            h.set_run_plan(id, "digest", Some(GuardKind::MaxRemovalRatio))
                 .await
                 .unwrap();
             h.set_role_holders(id, &[("Admin".into(), 1)])

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use studio_role_sync_console::{router, ConsoleOptions};
 use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
+use studio_role_sync_engine::run_status::RunStatus;
 
 #[derive(Parser, Debug)]
 #[command(about = "Times every console page on a year-sized history")]
@@ -76,7 +77,7 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
             // Studio unreachable: the run fails before planning.
             let record = RunRecord {
                 id,
-                status: "failed".into(),
+                status: RunStatus::Failed,
                 error: Some("reading Studio failed: connection refused".into()),
                 ..Default::default()
             };
@@ -160,11 +161,11 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
         let record = RunRecord {
             id,
             status: if aborted {
-                "aborted".into()
+                RunStatus::Aborted
             } else if planned.iter().any(|a| a.outcome == "failed") {
-                "partial".into()
+                RunStatus::Partial
             } else {
-                "succeeded".into()
+                RunStatus::Succeeded
             },
             desired_users: Some(2_000),
             adds_planned: planned.iter().filter(|a| a.action == "add").count() as i64,

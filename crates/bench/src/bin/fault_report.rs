@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
-use studio_role_sync_engine::reconcile::{Engine, RunReport, Trigger};
+use studio_role_sync_engine::reconcile::{Engine, Trigger};
+use studio_role_sync_engine::run_report::RunReport;
 use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_sim::{Faults, Sim, SimConfig, SimStats, SimUser};
 
@@ -162,7 +163,7 @@ impl Lab {
             statuses: self
                 .runs
                 .iter()
-                .map(|r| r.record.status.clone())
+                .map(|r| r.record.status.to_string())
                 .collect::<Vec<_>>()
                 .join(" → "),
             converged: self.converged(),
@@ -361,7 +362,11 @@ async fn down_mid_apply() -> Row {
          next run converged",
         first.adds_applied,
         first.failed,
-        first.error.clone().unwrap_or_default()
+        first
+            .error
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
     );
     row
 }
@@ -544,7 +549,7 @@ async fn shared_oauth_lineage() -> Row {
                     .run(Trigger::Schedule, dry_run, None, CancellationToken::new())
                     .await
                     .expect("history writes");
-                statuses.push(report.record.status);
+                statuses.push(report.record.status.to_string());
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
             history.close().await;

@@ -63,7 +63,7 @@ async fn main() {
         history
             .finish_run(&RunRecord {
                 id,
-                status: "succeeded".into(),
+                status: studio_role_sync_engine::run_status::RunStatus::Succeeded,
                 dry_run: dry,
                 ..Default::default()
             })

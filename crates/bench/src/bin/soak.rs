@@ -286,7 +286,7 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
                 .expect("run recorded");
             let seconds = t0.elapsed().as_secs_f64();
             let r = &report.record;
-            *out.statuses.entry(r.status.clone()).or_default() += 1;
+            *out.statuses.entry(r.status.to_string()).or_default() += 1;
             out.runs += 1;
             for (stretch, wanted) in [(&mut out.first, day < 7), (&mut out.last, day >= days - 7)] {
                 if wanted {

@@ -21,6 +21,7 @@
 //! which get them through the connection's writer ([`Headed`]).
 
 use crate::service::metrics::Metrics;
+use crate::sync::run_status::RunStatus;
 use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -87,8 +88,7 @@ pub struct Readiness {
 pub struct LastRun {
     /// The run's id in the history; `None` when the run could not even be recorded or set up.
     pub id: Option<i64>,
-    /// `succeeded|partial|failed|aborted|interrupted`.
-    pub status: String,
+    pub status: RunStatus,
     pub error: Option<String>,
 }
 
@@ -110,7 +110,7 @@ impl Readiness {
                 "reason": "starting",
                 "detail": "the first run has not finished",
             })),
-            Some(r) if r.status == "failed" || r.status == "aborted" => Some(json!({
+            Some(r) if matches!(r.status, RunStatus::Failed | RunStatus::Aborted) => Some(json!({
                 "ready": false,
                 "reason": format!("last_run_{}", r.status),
                 "run_id": r.id,
@@ -479,10 +479,10 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Headed<T> {
 mod tests {
     use super::*;
 
-    fn run(status: &str) -> Option<LastRun> {
+    fn run(status: RunStatus) -> Option<LastRun> {
         Some(LastRun {
             id: Some(7),
-            status: status.into(),
+            status,
             error: Some("boom".into()),
         })
     }
@@ -534,15 +534,15 @@ mod tests {
     fn readiness_reasons_in_order() {
         let mut r = Readiness::default();
         assert_eq!(r.not_ready().unwrap()["reason"], "starting");
-        r.last_run = run("succeeded");
+        r.last_run = run(RunStatus::Succeeded);
         assert!(r.not_ready().is_none());
-        r.last_run = run("partial");
+        r.last_run = run(RunStatus::Partial);
         assert!(r.not_ready().is_none(), "a partial run still did its job");
-        r.last_run = run("failed");
+        r.last_run = run(RunStatus::Failed);
         let why = r.not_ready().unwrap();
         assert_eq!(why["reason"], "last_run_failed");
         assert_eq!(why["run_id"], 7);
-        r.last_run = run("aborted");
+        r.last_run = run(RunStatus::Aborted);
         assert_eq!(r.not_ready().unwrap()["reason"], "last_run_aborted");
         r.invalid_desired = Some("roles.yaml:3: bad".into());
         assert_eq!(r.not_ready().unwrap()["reason"], "invalid_desired_state");

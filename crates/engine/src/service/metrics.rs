@@ -5,6 +5,7 @@
 //! HTTP endpoint is serving it. Label values are fixed vocabularies (endpoint names, statuses,
 //! outcomes): never an email, a URL or a token.
 
+use crate::sync::run_status::RunStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -161,7 +162,7 @@ impl Metrics {
             .inc_by(n);
     }
 
-    pub fn run_finished(&self, status: &str, seconds: f64, pending: usize) {
+    pub fn run_finished(&self, status: RunStatus, seconds: f64, pending: usize) {
         self.inner
             .runs
             .get_or_create(&StatusLabel {
@@ -170,7 +171,7 @@ impl Metrics {
             .inc();
         self.inner.run_duration.observe(seconds);
         self.inner.pending_users.set(pending as i64);
-        if status == "succeeded" {
+        if status == RunStatus::Succeeded {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs());
@@ -231,7 +232,7 @@ mod tests {
         let m = Metrics::new();
         m.request("search_by_role", Some(200));
         m.action("add", "applied", 3);
-        m.run_finished("succeeded", 1.5, 2);
+        m.run_finished(RunStatus::Succeeded, 1.5, 2);
         let text = m.render();
         assert!(
             text.contains(

@@ -4,7 +4,8 @@
 //! ([`identity`], [`recheck`]); [`plan`] is the pure difference with its guards, and
 //! [`digest`] names a plan for a person's consent (an approval or a [`saved_plan`]);
 //! [`flapping`] notices grants that come and go; [`apply`] sends the changes in batches;
-//! [`reconcile`] strings one run together and records it in the store.
+//! [`reconcile`] strings one run together and records it in the store; how it ended is a
+//! [`run_report`] with a [`run_status`].
 
 pub mod apply;
 pub mod current;
@@ -16,4 +17,6 @@ pub mod plan;
 pub mod read;
 pub(crate) mod recheck;
 pub mod reconcile;
+pub mod run_report;
+pub mod run_status;
 pub mod saved_plan;

@@ -33,6 +33,7 @@ use crate::service::shutdown::{spawn_signal_handler, CancellationToken};
 use crate::store::history::History;
 use crate::store::lock::InstanceLock;
 use crate::sync::reconcile::{load_desired, Engine, Trigger};
+use crate::sync::run_status::RunStatus;
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -204,7 +205,7 @@ impl Daemon {
         self.set_ready(|r| {
             r.last_run = Some(LastRun {
                 id: None,
-                status: "failed".into(),
+                status: RunStatus::Failed,
                 error: Some(error),
             })
         });
@@ -466,7 +467,7 @@ impl Daemon {
                 self.set_ready(|ready| {
                     ready.last_run = Some(LastRun {
                         id: Some(r.id),
-                        status: r.status.clone(),
+                        status: r.status,
                         error: r.error.clone(),
                     })
                 });
@@ -580,9 +581,9 @@ impl Daemon {
 async fn run_catching_panics(
     history: &History,
     run: impl std::future::Future<
-        Output = Result<crate::sync::reconcile::RunReport, crate::store::history::HistoryError>,
+        Output = Result<crate::sync::run_report::RunReport, crate::store::history::HistoryError>,
     >,
-) -> Result<crate::sync::reconcile::RunReport, String> {
+) -> Result<crate::sync::run_report::RunReport, String> {
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(report)) => Ok(report),
@@ -627,7 +628,7 @@ mod tests {
             "{message}"
         );
         let run = history.run(1).await.unwrap().unwrap();
-        assert_eq!(run.status, "failed");
+        assert_eq!(run.status, RunStatus::Failed);
         assert!(run.error.unwrap().contains("internal error"));
         assert!(run.finished_at.is_some());
     }

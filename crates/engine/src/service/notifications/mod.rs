@@ -21,7 +21,8 @@ use crate::input::config::Config;
 use crate::service::metrics::Metrics;
 use crate::store::history::notifications::StoredCondition;
 use crate::store::history::History;
-use crate::sync::reconcile::RunReport;
+use crate::sync::run_report::RunReport;
+use crate::sync::run_status::RunStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;
@@ -105,7 +106,7 @@ pub struct Notice {
     pub event: &'static str,
     pub run_id: i64,
     /// The run's status: `aborted`, `failed`, `partial`, `succeeded`.
-    pub status: String,
+    pub status: RunStatus,
     pub trigger: String,
     pub message: String,
     pub summary: Summary,
@@ -124,8 +125,8 @@ pub fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
     let r = &report.record;
     let id = r.id;
     let mut out = Vec::new();
-    match r.status.as_str() {
-        "failed" if report.auth_failed => out.push((
+    match r.status {
+        RunStatus::Failed if report.auth_failed() => out.push((
             Event::AuthFailing,
             format!(
                 "Run {id}: Studio refused the credentials, nothing was changed: {}. Replace the \
@@ -133,14 +134,14 @@ pub fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
                 r.error.as_deref().unwrap_or("authentication failed")
             ),
         )),
-        "failed" => out.push((
+        RunStatus::Failed => out.push((
             Event::RunFailed,
             format!(
                 "Run {id} failed: {}. Details: `studio-role-sync history --run {id}`.",
                 r.error.as_deref().unwrap_or("unknown error")
             ),
         )),
-        "aborted" => out.push((
+        RunStatus::Aborted => out.push((
             Event::GuardTripped,
             format!(
                 "Run {id} was stopped by a safety guard, nothing was sent to Studio: {}. Review \
@@ -152,7 +153,7 @@ pub fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
                     .map_or_else(|| "see the history".to_string(), |g| g.to_string())
             ),
         )),
-        "partial" => out.push((
+        RunStatus::Partial => out.push((
             Event::RunPartial,
             format!(
                 "Run {id} finished, but {} of its changes failed ({} added, {} removed). \
@@ -365,7 +366,7 @@ impl Notifier {
     /// the messages in the background. Never fails the run: problems are logged.
     pub async fn after_run(&self, history: &History, report: &RunReport) {
         let r = &report.record;
-        if r.dry_run || r.status == "interrupted" || r.status == "running" {
+        if r.dry_run || matches!(r.status, RunStatus::Interrupted | RunStatus::Running) {
             return;
         }
         let now_in = conditions(report, &self.inner.config);
@@ -385,7 +386,7 @@ impl Notifier {
             let notice = Notice {
                 event: o.event.as_str(),
                 run_id,
-                status: r.status.clone(),
+                status: r.status,
                 trigger: r.trigger.clone(),
                 message: cut(&o.message),
                 summary: Summary {

@@ -8,7 +8,8 @@
 
 use super::{now, ActionRow, History, HistoryError};
 use crate::sync::digest::{self, PlannedAction};
-use crate::sync::plan::is_approvable_kind;
+use crate::sync::plan::GuardKind;
+use crate::sync::run_status::RunStatus;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite};
 
@@ -38,7 +39,7 @@ pub enum ApproveError {
     #[error("there is no run {0} in the history")]
     NoSuchRun(i64),
     #[error("run {id} is {status}, not aborted by a safety guard: there is nothing to approve")]
-    NotAborted { id: i64, status: String },
+    NotAborted { id: i64, status: RunStatus },
     #[error(
         "run {id} was refused because the desired state is empty; an approval never lifts \
          that refusal (an empty file or a failed query looks the same): fix the source"
@@ -83,7 +84,7 @@ impl History {
         &self,
         run_id: i64,
         digest: &str,
-        guard: Option<&str>,
+        guard: Option<GuardKind>,
     ) -> Result<(), HistoryError> {
         sqlx::query("UPDATE runs SET plan_digest = ?, guard = ? WHERE id = ?")
             .bind(digest)
@@ -99,8 +100,8 @@ impl History {
     pub async fn run_plan(
         &self,
         run_id: i64,
-    ) -> Result<(Option<String>, Option<String>), HistoryError> {
-        let row: Option<(Option<String>, Option<String>)> =
+    ) -> Result<(Option<String>, Option<GuardKind>), HistoryError> {
+        let row: Option<(Option<String>, Option<GuardKind>)> =
             sqlx::query_as("SELECT plan_digest, guard FROM runs WHERE id = ?")
                 .bind(run_id)
                 .fetch_optional(&self.pool)
@@ -116,16 +117,16 @@ impl History {
             .run(run_id)
             .await?
             .ok_or(ApproveError::NoSuchRun(run_id))?;
-        if run.status != "aborted" {
+        if run.status != RunStatus::Aborted {
             return Err(ApproveError::NotAborted {
                 id: run_id,
                 status: run.status,
             });
         }
         let (_, guard) = self.run_plan(run_id).await?;
-        match guard.as_deref() {
-            Some("empty_desired") => return Err(ApproveError::EmptyDesired { id: run_id }),
-            Some(kind) if is_approvable_kind(kind) => {}
+        match guard {
+            Some(GuardKind::EmptyDesired) => return Err(ApproveError::EmptyDesired { id: run_id }),
+            Some(kind) if kind.approvable() => {}
             other => {
                 return Err(ApproveError::NotApprovable {
                     id: run_id,
@@ -356,7 +357,7 @@ mod tests {
     use super::*;
     use crate::store::history::{ActionRow, RunRecord};
 
-    async fn aborted_run(h: &History, guard: &str) -> i64 {
+    async fn aborted_run(h: &History, guard: GuardKind) -> i64 {
         let id = h.start_run("schedule", false).await.unwrap();
         let row = ActionRow {
             email: Some("a@x.edu".into()),
@@ -375,7 +376,7 @@ mod tests {
         let digest = digest::digest(&h.planned_actions(id).await.unwrap());
         h.set_run_plan(id, &digest, Some(guard)).await.unwrap();
         let mut r: RunRecord = h.run(id).await.unwrap().unwrap();
-        r.status = "aborted".into();
+        r.status = RunStatus::Aborted;
         h.finish_run(&r).await.unwrap();
         id
     }
@@ -388,12 +389,12 @@ mod tests {
             h.approve(9, "alice").await,
             Err(ApproveError::NoSuchRun(9))
         ));
-        let empty = aborted_run(&h, "empty_desired").await;
+        let empty = aborted_run(&h, GuardKind::EmptyDesired).await;
         assert!(matches!(
             h.approve(empty, "alice").await,
             Err(ApproveError::EmptyDesired { .. })
         ));
-        let id = aborted_run(&h, "role_max_removal_ratio").await;
+        let id = aborted_run(&h, GuardKind::RoleMaxRemovalRatio).await;
         let row = h.approve(id, "alice").await.unwrap();
         assert_eq!(
             (row.status.as_str(), row.actions, row.run_id),
@@ -438,7 +439,7 @@ mod tests {
             .await
             .unwrap()
             .with_clock(clock.clone());
-        let aborted = aborted_run(&h, "max_removals").await;
+        let aborted = aborted_run(&h, GuardKind::MaxRemovals).await;
         let approval = h.approve(aborted, "alice").await.unwrap();
         // The source was fixed instead: a run with nothing to do refuses the approval.
         let noop = h.start_run("manual", false).await.unwrap();
@@ -447,7 +448,7 @@ mod tests {
             .unwrap();
         h.finish_run(&RunRecord {
             id: noop,
-            status: "succeeded".into(),
+            status: RunStatus::Succeeded,
             ..Default::default()
         })
         .await

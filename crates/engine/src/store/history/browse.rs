@@ -7,13 +7,14 @@
 //! page than a week.
 
 use super::{History, HistoryError, RunRecord};
+use crate::sync::run_status::RunStatus;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Which runs to list. Times are compared as the history writes them (RFC 3339 UTC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunFilter {
-    pub status: Option<String>,
+    pub status: Option<RunStatus>,
     pub trigger: Option<String>,
     /// Started at or after.
     pub from: Option<String>,
@@ -36,9 +37,12 @@ pub struct DayStats {
     pub adds: i64,
     pub removes: i64,
     pub failed: i64,
-    /// The most emails left alone by one run that day.
+    /// The most emails left alone by one run that day (runs that read Studio and finished).
     pub pending_max: i64,
-    /// Run durations that day, in seconds (runs that finished).
+    /// Runs that failed, were stopped by a guard or interrupted: drawn as marks, never as
+    /// zero seconds or zero pending.
+    pub bad_runs: i64,
+    /// Run durations that day, in seconds (runs that succeeded or were partial).
     pub duration_avg: f64,
     pub duration_max: f64,
 }
@@ -54,7 +58,7 @@ pub struct AuthRecord {
 fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &RunFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(s) = &f.status {
-        q.push(" AND status = ").push_bind(s.clone());
+        q.push(" AND status = ").push_bind(*s);
     }
     if let Some(t) = &f.trigger {
         q.push(" AND trigger = ").push_bind(t.clone());
@@ -106,9 +110,12 @@ impl History {
     pub async fn day_stats(&self, from: &str, to: &str) -> Result<Vec<DayStats>, HistoryError> {
         let rows = sqlx::query(
             "SELECT substr(started_at, 1, 10) AS day, COUNT(*), SUM(adds_applied), SUM(removes_applied), \
-             SUM(failed), MAX(pending), AVG(seconds), MAX(seconds) FROM ( \
-               SELECT started_at, adds_applied, removes_applied, failed, pending, \
-                 (julianday(finished_at) - julianday(started_at)) * 86400.0 AS seconds \
+             SUM(failed), MAX(pending), AVG(seconds), MAX(seconds), SUM(bad) FROM ( \
+               SELECT started_at, adds_applied, removes_applied, failed, \
+                 CASE WHEN status IN ('succeeded', 'partial') THEN pending END AS pending, \
+                 CASE WHEN status IN ('succeeded', 'partial') THEN \
+                   (julianday(finished_at) - julianday(started_at)) * 86400.0 END AS seconds, \
+                 status IN ('failed', 'aborted', 'interrupted') AS bad \
                FROM runs WHERE id >= (SELECT id FROM runs WHERE started_at >= ?1 ORDER BY started_at LIMIT 1) \
                  AND +started_at >= ?1 AND +started_at < ?2 AND dry_run = 0) \
              GROUP BY day ORDER BY day",
@@ -126,7 +133,8 @@ impl History {
                 adds: r.get(2),
                 removes: r.get(3),
                 failed: r.get(4),
-                pending_max: r.get(5),
+                pending_max: r.get::<Option<i64>, _>(5).unwrap_or(0),
+                bad_runs: r.get(8),
                 duration_avg: r.get::<Option<f64>, _>(6).unwrap_or(0.0),
                 duration_max: r.get::<Option<f64>, _>(7).unwrap_or(0.0),
             })
@@ -182,10 +190,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&dir.path().join("history.db")).await.unwrap();
         for (i, (trigger, status, day)) in [
-            ("startup", "succeeded", "2025-03-01"),
-            ("schedule", "aborted", "2025-03-01"),
-            ("schedule", "succeeded", "2025-03-02"),
-            ("manual", "partial", "2025-03-03"),
+            ("startup", RunStatus::Succeeded, "2025-03-01"),
+            ("schedule", RunStatus::Aborted, "2025-03-01"),
+            ("schedule", RunStatus::Succeeded, "2025-03-02"),
+            ("manual", RunStatus::Partial, "2025-03-03"),
         ]
         .into_iter()
         .enumerate()
@@ -193,9 +201,9 @@ mod tests {
             let id = h.start_run(trigger, false).await.unwrap();
             let run = RunRecord {
                 id,
-                status: status.into(),
+                status,
                 adds_applied: i as i64,
-                failed: (status == "partial") as i64,
+                failed: (status == RunStatus::Partial) as i64,
                 pending: 3,
                 ..Default::default()
             };
@@ -227,7 +235,7 @@ mod tests {
         };
         assert_eq!(ids(h.runs_filtered(&march_2, 0, 10).await.unwrap()), [3]);
         let aborted = RunFilter {
-            status: Some("aborted".into()),
+            status: Some(RunStatus::Aborted),
             ..Default::default()
         };
         assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);

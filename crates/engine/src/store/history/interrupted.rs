@@ -7,6 +7,7 @@
 //! `unknown`: Studio may or may not have them; the next run reads Studio and finishes the job.
 
 use super::{History, HistoryError};
+use crate::sync::run_status::RunStatus;
 
 /// Outcome of an action whose answer was never recorded.
 pub const UNKNOWN: &str = "unknown";
@@ -19,7 +20,7 @@ impl History {
     /// be marked.
     pub async fn mark_interrupted(&self) -> Result<u64, HistoryError> {
         self.close_running(
-            "interrupted",
+            RunStatus::Interrupted,
             "the process stopped before the run finished",
             "status = 'running'",
             None,
@@ -34,7 +35,7 @@ impl History {
         error: &str,
     ) -> Result<u64, HistoryError> {
         self.close_running(
-            "failed",
+            RunStatus::Failed,
             error,
             "status = 'running' AND pid = ?",
             Some(std::process::id() as i64),
@@ -44,7 +45,7 @@ impl History {
 
     async fn close_running(
         &self,
-        status: &str,
+        status: RunStatus,
         error: &str,
         which: &str,
         pid: Option<i64>,
@@ -129,7 +130,7 @@ mod tests {
         h.record_outcomes(id, &answered).await.unwrap();
         assert_eq!(h.mark_interrupted().await.unwrap(), 1);
         let run = h.run(id).await.unwrap().unwrap();
-        assert_eq!(run.status, "interrupted");
+        assert_eq!(run.status, RunStatus::Interrupted);
         assert_eq!((run.adds_planned, run.removes_planned), (45, 5));
         assert_eq!(
             (run.adds_applied, run.removes_applied, run.failed),

@@ -39,6 +39,7 @@ pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
+use crate::sync::run_status::RunStatus;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{
@@ -91,11 +92,23 @@ async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     }
 }
 
+/// The history could not be opened, read or written.
 #[derive(Debug, thiserror::Error)]
-#[error("history database {}: {message}", path.display())]
+#[error("history database {}: {failure}", path.display())]
 pub struct HistoryError {
     pub path: PathBuf,
-    pub message: String,
+    #[source]
+    pub failure: HistoryFailure,
+}
+
+/// What went wrong with the history: a query (with SQLite's own error kept as the source), or
+/// setting the file up.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryFailure {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// Now, as the history writes times: RFC 3339, UTC, milliseconds.
@@ -118,7 +131,7 @@ pub struct RunRecord {
     pub finished_at: Option<String>,
     pub trigger: String,
     pub dry_run: bool,
-    pub status: String,
+    pub status: RunStatus,
     pub desired_users: Option<i64>,
     pub adds_planned: i64,
     pub removes_planned: i64,
@@ -185,7 +198,7 @@ impl History {
     pub async fn open(path: &Path) -> Result<History, HistoryError> {
         let err = |message: String| HistoryError {
             path: path.to_path_buf(),
-            message,
+            failure: HistoryFailure::Setup(message),
         };
         // Private whatever the umask: a new folder 0700, the files 0600 (see `state_files`).
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -280,7 +293,7 @@ impl History {
     fn err(&self, e: sqlx::Error) -> HistoryError {
         HistoryError {
             path: self.path.clone(),
-            message: e.to_string(),
+            failure: HistoryFailure::Sql(e),
         }
     }
 
@@ -376,7 +389,7 @@ impl History {
              retries = ?, throttled = ? WHERE id = ?",
         )
         .bind(run.finished_at.clone().unwrap_or_else(|| self.now()))
-        .bind(&run.status)
+        .bind(run.status)
         .bind(run.desired_users)
         .bind(run.adds_planned)
         .bind(run.removes_planned)
@@ -489,7 +502,7 @@ mod tests {
         );
         assert_eq!(h.mark_interrupted().await.unwrap(), 1);
         let run = h.run(id).await.unwrap().unwrap();
-        assert_eq!(run.status, "interrupted");
+        assert_eq!(run.status, RunStatus::Interrupted);
         assert!(run.finished_at.is_some());
     }
 }

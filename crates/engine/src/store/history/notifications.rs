@@ -172,8 +172,9 @@ impl History {
 mod tests {
     use super::*;
     use crate::store::history::{ActionRow, PendingUpdate, RunRecord};
+    use crate::sync::run_status::RunStatus;
 
-    async fn run(h: &History, dry_run: bool, status: &str, applied: &[i64]) -> i64 {
+    async fn run(h: &History, dry_run: bool, status: RunStatus, applied: &[i64]) -> i64 {
         let id = h.start_run("schedule", dry_run).await.unwrap();
         let rows: Vec<ActionRow> = applied
             .iter()
@@ -182,7 +183,7 @@ mod tests {
                 user_id,
                 role: "Admin".into(),
                 action: "remove".into(),
-                outcome: if status == "aborted" {
+                outcome: if status == RunStatus::Aborted {
                     "skipped"
                 } else {
                     "applied"
@@ -199,7 +200,7 @@ mod tests {
             .unwrap();
         h.finish_run(&RunRecord {
             id,
-            status: status.into(),
+            status,
             dry_run,
             ..Default::default()
         })
@@ -213,19 +214,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&dir.path().join("h.db")).await.unwrap();
         let key = (7, "Admin".to_string(), "remove".to_string());
-        run(&h, false, "succeeded", &[7, 8]).await;
+        run(&h, false, RunStatus::Succeeded, &[7, 8]).await;
         assert_eq!(
             h.repeated_actions(2, 2).await.unwrap(),
             None,
             "too few runs"
         );
-        run(&h, true, "succeeded", &[]).await; // a `plan`
-        run(&h, false, "aborted", &[7]).await; // a guard: sent nothing
-        let third = run(&h, false, "succeeded", &[7]).await;
+        run(&h, true, RunStatus::Succeeded, &[]).await; // a `plan`
+        run(&h, false, RunStatus::Aborted, &[7]).await; // a guard: sent nothing
+        let third = run(&h, false, RunStatus::Succeeded, &[7]).await;
         let repeated = h.repeated_actions(third + 1, 2).await.unwrap().unwrap();
         assert_eq!(repeated, [key.clone()].into());
         // A quiet run in between breaks the streak.
-        let quiet = run(&h, false, "succeeded", &[]).await;
+        let quiet = run(&h, false, RunStatus::Succeeded, &[]).await;
         assert_eq!(
             h.repeated_actions(quiet + 1, 2).await.unwrap(),
             Some(HashSet::new())
@@ -236,7 +237,7 @@ mod tests {
             .execute(&h.pool)
             .await
             .ok();
-        let after = run(&h, false, "succeeded", &[7]).await;
+        let after = run(&h, false, RunStatus::Succeeded, &[7]).await;
         assert_eq!(h.repeated_actions(after, 2).await.unwrap(), None);
     }
 }

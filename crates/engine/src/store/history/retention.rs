@@ -189,6 +189,7 @@ impl History {
 mod tests {
     use super::super::{Clock, PendingUpdate, RunRecord};
     use super::*;
+    use crate::sync::run_status::RunStatus;
     use chrono::TimeZone;
     use std::time::Duration;
 
@@ -216,7 +217,11 @@ mod tests {
             let changed = i == 10;
             h.finish_run(&RunRecord {
                 id,
-                status: if i == 20 { "failed" } else { "succeeded" }.into(),
+                status: if i == 20 {
+                    RunStatus::Failed
+                } else {
+                    RunStatus::Succeeded
+                },
                 adds_planned: i64::from(changed),
                 api_requests: 3,
                 ..Default::default()

@@ -7,6 +7,7 @@
 //! on a year of history as on a week.
 
 use super::{History, HistoryError, RunRecord};
+use crate::sync::run_status::RunStatus;
 
 /// How many of the newest real runs the streaks look at.
 pub const STREAK_WINDOW: i64 = 50;
@@ -15,7 +16,7 @@ pub const STREAK_WINDOW: i64 = 50;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RecentRun {
     pub id: i64,
-    pub status: String,
+    pub status: RunStatus,
     pub flapping: i64,
     pub guard: Option<String>,
 }
@@ -58,7 +59,7 @@ impl History {
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
-        let recent: Vec<(i64, String, i64, Option<String>)> = sqlx::query_as(
+        let recent: Vec<(i64, RunStatus, i64, Option<String>)> = sqlx::query_as(
             "SELECT id, status, flapping, guard FROM runs WHERE dry_run = 0 \
              ORDER BY id DESC LIMIT ?",
         )
@@ -237,14 +238,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&dir.path().join("history.db")).await.unwrap();
         for (trigger, status) in [
-            ("schedule", "succeeded"),
-            ("schedule", "failed"),
-            ("manual", "failed"),
+            ("schedule", RunStatus::Succeeded),
+            ("schedule", RunStatus::Failed),
+            ("manual", RunStatus::Failed),
         ] {
             let id = h.start_run(trigger, false).await.unwrap();
             h.finish_run(&RunRecord {
                 id,
-                status: status.into(),
+                status,
                 ..Default::default()
             })
             .await
@@ -257,7 +258,7 @@ mod tests {
         let facts = h.status_facts("2000-01-01T00:00:00.000Z").await.unwrap();
         assert_eq!(facts.last_scheduled.as_ref().unwrap().id, 2);
         assert_eq!(facts.latest.as_ref().unwrap().id, 3);
-        assert_eq!(facts.streak(|r| r.status == "failed"), 2);
+        assert_eq!(facts.streak(|r| r.status == RunStatus::Failed), 2);
         assert_eq!(facts.pending_old, 0);
         let c = h.run_context(2).await.unwrap();
         assert_eq!(

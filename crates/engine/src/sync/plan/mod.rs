@@ -428,34 +428,82 @@ pub enum GuardTrip {
     },
 }
 
-impl GuardTrip {
-    /// The guard's name, as recorded in `runs.guard`. For a changed plan, the removal guard it
-    /// still trips: that is what an approval of the new plan would lift.
-    pub fn kind(&self) -> &'static str {
+/// Which guard tripped, as `runs.guard` records it (the text is what users query).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "snake_case")]
+pub enum GuardKind {
+    EmptyDesired,
+    RoleMaxRemovals,
+    RoleMaxRemovalRatio,
+    MaxRemovals,
+    MaxRemovalRatio,
+    PlanChanged,
+}
+
+impl GuardKind {
+    pub fn as_str(self) -> &'static str {
         match self {
-            GuardTrip::EmptyDesired => "empty_desired",
-            GuardTrip::RoleRemovals { .. } => "role_max_removals",
-            GuardTrip::RoleRatio { .. } => "role_max_removal_ratio",
-            GuardTrip::TooManyRemovals { .. } => "max_removals",
-            GuardTrip::RemovalRatio { .. } => "max_removal_ratio",
-            GuardTrip::PlanChanged { still: Some(g), .. } => g.kind(),
-            GuardTrip::PlanChanged { still: None, .. } => "plan_changed",
+            GuardKind::EmptyDesired => "empty_desired",
+            GuardKind::RoleMaxRemovals => "role_max_removals",
+            GuardKind::RoleMaxRemovalRatio => "role_max_removal_ratio",
+            GuardKind::MaxRemovals => "max_removals",
+            GuardKind::MaxRemovalRatio => "max_removal_ratio",
+            GuardKind::PlanChanged => "plan_changed",
         }
+    }
+
+    /// The kind whose text (in `runs.guard`) is `text`, if any.
+    pub fn parse(text: &str) -> Option<GuardKind> {
+        [
+            GuardKind::EmptyDesired,
+            GuardKind::RoleMaxRemovals,
+            GuardKind::RoleMaxRemovalRatio,
+            GuardKind::MaxRemovals,
+            GuardKind::MaxRemovalRatio,
+            GuardKind::PlanChanged,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 
     /// Whether an approval of this exact plan lets it through: the removal guards (overall,
     /// ratio, per role) only. The empty-desired-state refusal is never lifted.
-    pub fn approvable(&self) -> bool {
-        is_approvable_kind(self.kind())
+    pub fn approvable(self) -> bool {
+        matches!(
+            self,
+            GuardKind::MaxRemovals
+                | GuardKind::MaxRemovalRatio
+                | GuardKind::RoleMaxRemovals
+                | GuardKind::RoleMaxRemovalRatio
+        )
     }
 }
 
-/// Whether a guard recorded in `runs.guard` is one an approval lifts.
-pub fn is_approvable_kind(kind: &str) -> bool {
-    matches!(
-        kind,
-        "max_removals" | "max_removal_ratio" | "role_max_removals" | "role_max_removal_ratio"
-    )
+impl fmt::Display for GuardKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl GuardTrip {
+    /// The guard's kind, as recorded in `runs.guard`. For a changed plan, the removal guard it
+    /// still trips: that is what an approval of the new plan would lift.
+    pub fn kind(&self) -> GuardKind {
+        match self {
+            GuardTrip::EmptyDesired => GuardKind::EmptyDesired,
+            GuardTrip::RoleRemovals { .. } => GuardKind::RoleMaxRemovals,
+            GuardTrip::RoleRatio { .. } => GuardKind::RoleMaxRemovalRatio,
+            GuardTrip::TooManyRemovals { .. } => GuardKind::MaxRemovals,
+            GuardTrip::RemovalRatio { .. } => GuardKind::MaxRemovalRatio,
+            GuardTrip::PlanChanged { still: Some(g), .. } => g.kind(),
+            GuardTrip::PlanChanged { still: None, .. } => GuardKind::PlanChanged,
+        }
+    }
+
+    /// Whether an approval of this exact plan lets it through (see [`GuardKind::approvable`]).
+    pub fn approvable(&self) -> bool {
+        self.kind().approvable()
+    }
 }
 
 impl fmt::Display for GuardTrip {

@@ -62,9 +62,8 @@ impl Engine {
         digest: &str,
         guard: Option<GuardTrip>,
         consent: &Consent,
-    ) -> Result<Decision, String> {
+    ) -> Result<Decision, crate::store::history::HistoryError> {
         let h = &self.history;
-        let e = |e: crate::store::history::HistoryError| e.to_string();
         let empty = matches!(guard, Some(GuardTrip::EmptyDesired));
         match consent {
             Consent::SavedPlan(saved) => {
@@ -77,19 +76,15 @@ impl Engine {
                         saved.actions.len(),
                         Some(&saved.file),
                     )
-                    .await
-                    .map_err(e)?;
+                    .await?;
                 let approved = format!("the saved plan {}", saved.file);
                 if empty {
                     h.consume_approval(id, "refused", run_id, Some(NEVER_EMPTY))
-                        .await
-                        .map_err(e)?;
+                        .await?;
                     return Ok(Decision { guard, used: None });
                 }
                 if saved.digest == digest {
-                    h.consume_approval(id, "applied", run_id, None)
-                        .await
-                        .map_err(e)?;
+                    h.consume_approval(id, "applied", run_id, None).await?;
                     log_lifted(&approved, guard.as_ref());
                     return Ok(Decision {
                         guard: None,
@@ -103,8 +98,7 @@ impl Engine {
                 let differences = PlanDifferences::between(&saved.actions, actions);
                 let detail = format!("the plan changed: {differences}");
                 h.consume_approval(id, "refused", run_id, Some(&detail))
-                    .await
-                    .map_err(e)?;
+                    .await?;
                 Ok(Decision {
                     guard: Some(GuardTrip::PlanChanged {
                         approved,
@@ -115,15 +109,14 @@ impl Engine {
                 })
             }
             Consent::Approvals => {
-                let pending = h.pending_approvals().await.map_err(e)?;
+                let pending = h.pending_approvals().await?;
                 let Some(newest) = pending.last() else {
                     return Ok(Decision { guard, used: None });
                 };
                 if empty {
                     for p in &pending {
                         h.consume_approval(p.id, "refused", run_id, Some(NEVER_EMPTY))
-                            .await
-                            .map_err(e)?;
+                            .await?;
                     }
                     tracing::warn!(
                         approvals = pending.len(),
@@ -140,16 +133,13 @@ impl Engine {
                     )
                 };
                 if let Some(m) = pending.iter().find(|p| p.digest == digest) {
-                    h.consume_approval(m.id, "applied", run_id, None)
-                        .await
-                        .map_err(e)?;
+                    h.consume_approval(m.id, "applied", run_id, None).await?;
                     // Not refused: the run sent a plan someone approved, through another approval.
                     for p in pending.iter().filter(|p| p.id != m.id) {
                         let detail =
                             format!("superseded by approval {}, used by run {run_id}", m.id);
                         h.consume_approval(p.id, "superseded", run_id, Some(&detail))
-                            .await
-                            .map_err(e)?;
+                            .await?;
                     }
                     let approved = describe(m);
                     log_lifted(&approved, guard.as_ref());
@@ -164,15 +154,14 @@ impl Engine {
                 }
                 // No approval is for this plan: say how it differs from the newest one.
                 let approved_actions = match newest.run_id {
-                    Some(run) => h.planned_actions(run).await.map_err(e)?,
+                    Some(run) => h.planned_actions(run).await?,
                     None => Vec::new(),
                 };
                 let differences = PlanDifferences::between(&approved_actions, actions);
                 let detail = format!("the plan changed: {differences}");
                 for p in &pending {
                     h.consume_approval(p.id, "refused", run_id, Some(&detail))
-                        .await
-                        .map_err(e)?;
+                        .await?;
                 }
                 let approved = describe(newest);
                 tracing::warn!(approval = %approved, %differences, "the plan changed since it was approved: the approval is not used");

@@ -23,6 +23,8 @@ use crate::sync::plan::{
     check_guards, plan, plan_with_grace, ActionKind, GuardTrip, Plan, Policy, RoleAction,
 };
 use crate::sync::read::{read_current, ReadError, ReadInputs};
+use crate::sync::run_report::{RunError, RunReport};
+use crate::sync::run_status::RunStatus;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
@@ -71,27 +73,6 @@ pub struct Engine {
     pub metrics: Metrics,
     /// Sends messages on the transitions of the runs it makes (`notify:`); `None` when off.
     pub notifier: Option<Notifier>,
-}
-
-/// How a run ended: what the caller prints, and what its exit code is made from.
-#[derive(Debug)]
-pub struct RunReport {
-    pub record: RunRecord,
-    pub plan: Option<Plan>,
-    pub guard: Option<GuardTrip>,
-    pub outcomes: Vec<ActionOutcome>,
-    pub error: Option<String>,
-    /// Planned changes that were also applied in the previous runs (`flapping.after_runs`):
-    /// something in Studio keeps undoing them.
-    pub flapping: Vec<RoleAction>,
-    /// True when those were left alone (`flapping.reapply: false`) rather than applied again.
-    pub flapping_left_alone: bool,
-    /// The run failed because Studio refused the credentials.
-    pub auth_failed: bool,
-    /// The approval or saved plan this run used, if any.
-    pub approval: Option<ApprovalUse>,
-    /// The digest of the plan (`sha256:...`), once planned.
-    pub digest: Option<String>,
 }
 
 /// The Studio client for a config: static token or OAuth (whose tokens live in `history`).
@@ -216,24 +197,13 @@ impl Engine {
         let started = Instant::now();
         let before = self.client.counts();
         tracing::info!(trigger = trigger.as_str(), dry_run, "run started");
-        let mut report = RunReport {
-            record: RunRecord {
-                id,
-                trigger: trigger.as_str().into(),
-                dry_run,
-                status: "running".into(),
-                ..Default::default()
-            },
-            plan: None,
-            guard: None,
-            outcomes: Vec::new(),
-            error: None,
-            flapping: Vec::new(),
-            flapping_left_alone: false,
-            auth_failed: false,
-            approval: None,
-            digest: None,
-        };
+        let mut report = RunReport::new(RunRecord {
+            id,
+            trigger: trigger.as_str().into(),
+            dry_run,
+            status: RunStatus::Running,
+            ..Default::default()
+        });
         let result = self
             .plan_and_apply(
                 &mut report,
@@ -245,32 +215,33 @@ impl Engine {
                 consent,
             )
             .await;
-        if let Err(message) = result {
+        if let Err(e) = result {
             // A graceful stop (SIGTERM, `systemctl restart`) is not a failure: nothing is
             // wrong, and whoever is paged on errors must not be.
-            if report.record.status == "interrupted" {
-                tracing::info!(reason = %message, "run interrupted by the shutdown; the next run finishes the work");
+            if matches!(e, RunError::Stopped) || report.record.status == RunStatus::Interrupted {
+                tracing::info!(reason = %e, "run interrupted by the shutdown; the next run finishes the work");
             } else {
-                tracing::error!(error = %message, "run failed");
+                tracing::error!(error = %e, "run failed");
             }
-            report.error = Some(message);
+            report.error = Some(e);
         }
         let counts = self.client.counts().since(before);
-        let status = status_of(&report);
+        let status = report.status();
         let error = report
             .error
-            .clone()
+            .as_ref()
+            .map(ToString::to_string)
             .or_else(|| report.guard.as_ref().map(|g| format!("safety guard: {g}")));
         let r = &mut report.record;
         r.api_requests = counts.requests as i64;
         r.retries = counts.retries as i64;
         r.throttled = counts.throttled as i64;
         r.error = error;
-        r.status = status.into();
+        r.status = status;
         self.history.finish_run(&report.record).await?;
         let seconds = started.elapsed().as_secs_f64();
         self.metrics.run_finished(
-            &report.record.status,
+            report.record.status,
             seconds,
             report.record.pending as usize,
         );
@@ -294,7 +265,7 @@ impl Engine {
         Ok(report)
     }
 
-    /// The body of a run; an `Err` is the run's error message (status `failed`).
+    /// The body of a run; an `Err` is what stopped it (status `failed` or `interrupted`).
     #[allow(clippy::too_many_arguments)]
     async fn plan_and_apply(
         &self,
@@ -305,25 +276,20 @@ impl Engine {
         shutdown: CancellationToken,
         verify: VerifyRequest,
         consent: Consent,
-    ) -> Result<(), String> {
+    ) -> Result<(), RunError> {
         let config = &self.config;
         let managed = &config.roles.managed;
         let desired = match desired {
             Some(d) => d,
-            None => load_desired(config).await.map_err(|e| e.to_string())?,
+            None => load_desired(config).await?,
         };
         report.record.desired_users = Some(desired.users.len() as i64);
-        let verification = self.verification(verify).await.map_err(|e| e.to_string())?;
+        let verification = self.verification(verify).await?;
         report.record.verification = Some(verification.as_str().into());
         self.history
             .set_verification(report.record.id, verification.as_str())
-            .await
-            .map_err(|e| e.to_string())?;
-        let ambiguous = self
-            .history
-            .ambiguous_emails()
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
+        let ambiguous = self.history.ambiguous_emails().await?;
         tracing::info!(
             verification = verification.as_str(),
             remembered_ambiguous = ambiguous.len(),
@@ -334,10 +300,7 @@ impl Engine {
         let resting = if trigger == Trigger::Manual || verification == Verification::Full {
             HashSet::new()
         } else {
-            self.history
-                .resting_emails()
-                .await
-                .map_err(|e| e.to_string())?
+            self.history.resting_emails().await?
         };
         let inputs = ReadInputs {
             managed,
@@ -349,14 +312,8 @@ impl Engine {
         };
         let read = match read_current(&self.client, &inputs, &shutdown).await {
             Ok(read) => read,
-            Err(ReadError::Stopped) => {
-                report.record.status = "interrupted".into();
-                return Err(ReadError::Stopped.to_string());
-            }
-            Err(ReadError::Studio(e)) => {
-                report.auth_failed = is_auth(&e);
-                return Err(format!("reading Studio failed: {e}"));
-            }
+            Err(ReadError::Stopped) => return Err(RunError::Stopped),
+            Err(ReadError::Studio(e)) => return Err(RunError::StudioRead(e)),
         };
         if !resting.is_empty() {
             tracing::info!(
@@ -376,20 +333,13 @@ impl Engine {
         for email in update.forget.iter().filter(|e| ambiguous.contains(*e)) {
             tracing::info!(email = %email, "a search found one Studio account for this email: no longer ambiguous");
         }
-        self.history
-            .update_ambiguous(&update)
-            .await
-            .map_err(|e| e.to_string())?;
+        self.history.update_ambiguous(&update).await?;
 
         let policy = self.policy();
         let mut the_plan = self
             .plan_with_grace(report.record.id, dry_run, &desired, &read.current, &policy)
-            .await
-            .map_err(|e| e.to_string())?;
-        let flapping = self
-            .find_flapping(report.record.id, &the_plan)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
+        let flapping = self.find_flapping(report.record.id, &the_plan).await?;
         // Left alone, a flapping change is not part of the plan: not sent, not guarded.
         let left_alone = !flapping.is_empty() && !config.flapping.reapply;
         if left_alone {
@@ -455,8 +405,7 @@ impl Engine {
                 &digest,
                 guard.as_ref().map(GuardTrip::kind),
             )
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         if guard.is_some() {
             // What the guard protected, per role: the console shows the risk before the remedy.
             let holders: Vec<(String, usize)> = (0..managed.len())
@@ -464,8 +413,7 @@ impl Engine {
                 .collect();
             self.history
                 .set_role_holders(report.record.id, &holders)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         }
         report.digest = Some(digest);
         let r = &mut report.record;
@@ -521,18 +469,14 @@ impl Engine {
         let changes = self
             .history
             .record_plan(report.record.id, &rows, &update)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         left_alone_log::log_left_alone(&the_plan.pending, &changes);
         if !flapping.is_empty() {
             let keys: Vec<_> = flapping
                 .iter()
                 .map(|a| crate::sync::flapping::key(a, managed))
                 .collect();
-            self.history
-                .mark_flapping(report.record.id, &keys)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.history.mark_flapping(report.record.id, &keys).await?;
             for a in &flapping {
                 tracing::warn!(
                     email = a.email.as_deref().unwrap_or("-"),
@@ -574,12 +518,18 @@ impl Engine {
         // batch, and a slow disk never holds back the requests in flight.
         let (outcomes_tx, mut outcomes_rx) =
             tokio::sync::mpsc::unbounded_channel::<Vec<ActionRow>>();
+        // A batch whose outcomes cannot be written leaves its actions `planned`; the run goes
+        // on (Studio's state does not depend on the history) but cannot succeed.
         let writer = async move {
+            let mut unrecorded: Option<(usize, HistoryError)> = None;
             while let Some(rows) = outcomes_rx.recv().await {
                 if let Err(e) = history.record_outcomes(run_id, &rows).await {
-                    tracing::error!(error = %e, "cannot record outcomes");
+                    tracing::error!(error = %e, changes = rows.len(), "cannot record outcomes");
+                    let n = unrecorded.as_ref().map_or(0, |(n, _)| *n) + rows.len();
+                    unrecorded = Some((n, unrecorded.map_or(e, |(_, first)| first)));
                 }
             }
+            unrecorded
         };
         let sending = applier.apply(phases, move |batch| {
             for o in batch {
@@ -587,7 +537,7 @@ impl Engine {
             }
             let _ = outcomes_tx.send(batch.iter().map(|o| outcome_row(o, managed)).collect());
         });
-        let (applied, ()) = tokio::join!(sending, writer);
+        let (applied, unrecorded) = tokio::join!(sending, writer);
         let r = &mut report.record;
         for o in &applied.outcomes {
             match (o.outcome, o.action.kind) {
@@ -599,15 +549,13 @@ impl Engine {
         }
         report.outcomes = applied.outcomes;
         match applied.stopped {
-            Some(Stopped::Outage(why)) => Err(format!("Studio is failing: {why}")),
-            Some(Stopped::Auth(why)) => {
-                report.auth_failed = true;
-                Err(why)
-            }
-            Some(Stopped::Shutdown) => {
-                report.record.status = "interrupted".into();
-                Ok(())
-            }
+            Some(Stopped::Outage(why)) => return Err(RunError::Outage(why)),
+            Some(Stopped::Auth(why)) => return Err(RunError::Auth(why)),
+            Some(Stopped::Shutdown) => report.record.status = RunStatus::Interrupted,
+            None => {}
+        }
+        match unrecorded {
+            Some((unrecorded, source)) => Err(RunError::Outcomes { unrecorded, source }),
             None => Ok(()),
         }
     }
@@ -678,12 +626,6 @@ impl Engine {
     }
 }
 
-/// Whether Studio refused the credentials (401, or no token could be had).
-fn is_auth(e: &StudioError) -> bool {
-    // A 403 is left out: Studio (behind Canvas) also answers 403 when throttling.
-    matches!(e, StudioError::Unauthorized { .. } | StudioError::Auth(_))
-}
-
 fn outcome_row(o: &ActionOutcome, managed: &crate::input::roles::ManagedRoles) -> ActionRow {
     ActionRow {
         email: o.action.email.clone(),
@@ -695,21 +637,5 @@ fn outcome_row(o: &ActionOutcome, managed: &crate::input::roles::ManagedRoles) -
         detail: o.detail.clone(),
         planned_user_id: o.planned_user_id as i64,
         source: None,
-    }
-}
-
-/// The one mapping from how a run ended to its recorded status. A shutdown wins: the run
-/// did not fail, it was stopped (its error says where).
-fn status_of(report: &RunReport) -> &'static str {
-    if report.record.status == "interrupted" {
-        "interrupted"
-    } else if report.error.is_some() {
-        "failed"
-    } else if report.guard.is_some() {
-        "aborted"
-    } else if report.record.failed > 0 {
-        "partial"
-    } else {
-        "succeeded"
     }
 }

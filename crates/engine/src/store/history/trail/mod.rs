@@ -14,6 +14,7 @@
 //! follows the person's rows, not the size of the history.
 
 use super::{History, HistoryError};
+use crate::sync::run_status::RunStatus;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::Row;
@@ -42,7 +43,7 @@ pub struct TrailEntry {
     pub trigger: String,
     pub dry_run: bool,
     /// How that run ended (`succeeded`, `partial`, `aborted`...).
-    pub run_status: String,
+    pub run_status: RunStatus,
     #[serde(flatten)]
     pub event: TrailEvent,
 }

@@ -52,7 +52,7 @@ impl Fixture {
         self.h
             .finish_run(&RunRecord {
                 id,
-                status: status.into(),
+                status: RunStatus::parse(status).expect("a status"),
                 pending: pending.len() as i64,
                 adds_planned: actions.len() as i64,
                 ..Default::default()
@@ -68,7 +68,7 @@ impl Fixture {
         self.h
             .finish_run(&RunRecord {
                 id,
-                status: "failed".into(),
+                status: RunStatus::Failed,
                 error: Some("reading Studio failed".into()),
                 ..Default::default()
             })
@@ -124,7 +124,7 @@ async fn a_streak_is_one_entry_across_runs_that_never_read_studio() {
     assert_eq!(reason, "not_in_studio");
     assert_eq!(detail.as_deref(), Some("not_in_studio detail"));
     assert!(first_started_at < &trail[1].started_at);
-    assert_eq!(trail[0].run_status, "succeeded");
+    assert_eq!(trail[0].run_status, RunStatus::Succeeded);
     assert_eq!(trail[0].trigger, "schedule");
 }
 
@@ -149,7 +149,7 @@ async fn a_run_that_planned_without_the_email_or_a_new_reason_ends_a_streak() {
             ("left_alone", 2, 1, 2),
         ]
     );
-    assert_eq!(trail[1].run_status, "aborted");
+    assert_eq!(trail[1].run_status, RunStatus::Aborted);
 }
 
 #[tokio::test]
