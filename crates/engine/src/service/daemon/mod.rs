@@ -450,6 +450,22 @@ impl Daemon {
         } else {
             None
         };
+        // Runs of this daemon follow one another, so a row of this process still `running`
+        // here is one whose end could not be written (a full disk, any write error): it is
+        // recorded `failed` now that the history may take writes again, not left `running`
+        // until the next start.
+        match self
+            .history
+            .fail_running_runs_of_this_process(UNRECORDED_END)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                runs = n,
+                "an earlier run whose end could not be written is now recorded failed"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the history still takes no writes"),
+        }
         let engine = self.engine.as_ref().expect("set above");
         let run = run_catching_panics(&self.history, engine.run(trigger, false, desired, shutdown));
         match run.await {
@@ -575,6 +591,10 @@ impl Daemon {
     }
 }
 
+/// The error of a run whose end could not be written, recorded before the next run.
+const UNRECORDED_END: &str =
+    "the history could not record the end of this run (a write failed); recorded before the next run";
+
 /// Runs one run, turning a panic in it (a bug) into a recorded failure: the run row becomes
 /// `failed` with the panic's message, and the daemon goes on with the next run instead of
 /// dying with the run left `running`.
@@ -587,7 +607,19 @@ async fn run_catching_panics(
     use futures::FutureExt;
     match std::panic::AssertUnwindSafe(run).catch_unwind().await {
         Ok(Ok(report)) => Ok(report),
-        Ok(Err(e)) => Err(format!("cannot record the run: {e}")),
+        Ok(Err(e)) => {
+            let message = format!("cannot record the run: {e}");
+            // Recorded `failed` at once where the history takes this write; otherwise before
+            // the next run (see `one_run`), or at the next start.
+            match history.fail_running_runs_of_this_process(&message).await {
+                Ok(_) => {}
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "the run stays `running` in the history until it takes writes again"
+                ),
+            }
+            Err(message)
+        }
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
