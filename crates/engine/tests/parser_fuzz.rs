@@ -297,3 +297,23 @@ fn multi_document_files_name_the_line() {
         other => panic!("{other:?}"),
     }
 }
+
+/// A file saved with old Mac line ends (a lone `\r`): problems still name their line, as YAML
+/// counts lines.
+#[test]
+fn carriage_return_line_ends_keep_their_lines() {
+    for text in [
+        "users:\r\r\r\r  a@b.c: [Admin]\r  a@b.c: [Admin]\r",
+        "users:\r\r\r\r  a@b.c: [Nope]\r",
+    ] {
+        let Err(DesiredError::Invalid(e)) = yaml::parse(ROLES_PATH, text, &managed()) else {
+            panic!("{text:?} should be refused");
+        };
+        assert!(
+            e.problems
+                .iter()
+                .all(|p| matches!(p.origin, Origin::Line(l) if l >= 5)),
+            "{e}"
+        );
+    }
+}

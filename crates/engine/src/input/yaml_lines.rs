@@ -12,11 +12,33 @@ struct KeyAt {
     line: usize,
 }
 
+/// The lines of a YAML text as YAML counts them: `\r\n`, `\n` and a lone `\r` each end a
+/// line (a file saved with old Mac line ends), so a line number here is the parser's too.
+fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
+        let line = &rest[..end];
+        let tail = &rest[end..];
+        rest = if tail.starts_with("\r\n") {
+            &tail[2..]
+        } else if tail.is_empty() {
+            tail
+        } else {
+            &tail[1..]
+        };
+        Some(line)
+    })
+}
+
 fn scan(text: &str) -> Vec<KeyAt> {
     let mut out = Vec::new();
     // (indent, key) of the open mappings above the current line.
     let mut stack: Vec<(usize, String)> = Vec::new();
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in yaml_lines(text).enumerate() {
         let trimmed = raw.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with("---") {
             continue;
@@ -87,7 +109,7 @@ pub fn error_line(error: &serde_yaml::Error, text: &str) -> Option<usize> {
         return Some(l.line());
     }
     let mut first_indent = None;
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in yaml_lines(text).enumerate() {
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
@@ -102,7 +124,7 @@ pub fn error_line(error: &serde_yaml::Error, text: &str) -> Option<usize> {
         }
     }
     // Nowhere better to point: the first line with content.
-    text.lines()
+    yaml_lines(text)
         .position(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
         .map(|i| i + 1)
 }
@@ -110,6 +132,14 @@ pub fn error_line(error: &serde_yaml::Error, text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_end_as_yaml_ends_them() {
+        let lines: Vec<&str> = yaml_lines("a\r\nb\rc\n\nd\r\r").collect();
+        assert_eq!(lines, ["a", "b", "c", "", "d", ""]);
+        assert_eq!(yaml_lines("a\nb\n").collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(yaml_lines("").count(), 0);
+    }
 
     const TEXT: &str = "# comment\nstudio:\n  base_url: https://x\n  token_env: T\nroles:\n  managed: [Admin]\nusers:\n  a@x.edu: [Admin]\n  \"B@x.edu\":\n    - Admin\n  a@x.edu: []\n";
 
