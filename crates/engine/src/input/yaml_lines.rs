@@ -23,12 +23,11 @@ fn yaml_lines(text: &str) -> impl Iterator<Item = &str> {
         let end = rest.find(['\n', '\r']).unwrap_or(rest.len());
         let line = &rest[..end];
         let tail = &rest[end..];
-        rest = if tail.starts_with("\r\n") {
-            &tail[2..]
-        } else if tail.is_empty() {
-            tail
-        } else {
-            &tail[1..]
+        rest = match tail.strip_prefix("\r\n") {
+            Some(after) => after,
+            None if tail.is_empty() => tail,
+            // One line break, `\n` or `\r`: one byte.
+            None => &tail[1..],
         };
         Some(line)
     })

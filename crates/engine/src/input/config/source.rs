@@ -124,10 +124,14 @@ impl Checker<'_> {
                 ))
             }
             (None, None) => {
-                return Err(self.error(
+                let mut e = self.error(
                     &["source"],
                     "missing: set source (yaml, sql, ldap or csv) or sources (a list of them)",
-                ))
+                );
+                // A key that is not there has no line: point where the file's mapping starts,
+                // as serde does for any other missing key.
+                e.line = e.line.or(Some(1));
+                return Err(e);
             }
         };
         let mut names = std::collections::HashSet::new();
