@@ -265,3 +265,17 @@ pub async fn count(db: &SqlitePool, sql: &str) -> i64 {
         .await
         .expect("count query")
 }
+
+/// What a test whose server (or mount, or browser) is missing reports: *ignored* with the
+/// reason, never passed; under `CI=true` it fails instead, since CI must run everything.
+pub fn unavailable(
+    reason: impl Into<String>,
+) -> Result<libtest_mimic::Completion, libtest_mimic::Failed> {
+    let reason = reason.into();
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        return Err(libtest_mimic::Failed::from(format!(
+            "CI is set, so this test must run: {reason}"
+        )));
+    }
+    Ok(libtest_mimic::Completion::ignored_with(reason))
+}
