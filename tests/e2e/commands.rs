@@ -445,7 +445,7 @@ async fn history_email_shows_a_persons_trail() {
     );
     assert!(lines[2].starts_with("1-2  "), "{table:?}");
     assert!(
-        lines[2].contains("left alone: not_in_studio") && lines[2].contains(" 2 runs "),
+        lines[2].contains("left alone: no Studio account yet") && lines[2].contains(" 2 runs "),
         "{table:?}"
     );
 

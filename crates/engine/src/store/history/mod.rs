@@ -28,7 +28,10 @@ mod tokens;
 mod trail;
 
 pub use browse::{AuthRecord, DayStats, RunFilter};
-pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
+pub use trail::{
+    action_reason, history_time, left_alone_why, parse_time, reason_words, short_time,
+    TrailColumns, TrailEntry, TrailEvent,
+};
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
