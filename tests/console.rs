@@ -658,7 +658,7 @@ async fn next_steps(
     );
 
     // An invalid roles file: the strip names it (no run is recorded for it).
-    t.write_roles("users:\n  not-an-email: [Admin]\n");
+    t.write_roles("users:\n  not-an-email: [Admin]\n  also-not-one: [Admin]\n");
     let inputs = wait_for("the invalid roles file in the strip", || async {
         c.goto(&format!("{base}/console/")).await.ok()?;
         let li = c
@@ -672,6 +672,12 @@ async fn next_steps(
         inputs.contains("roles file") && inputs.contains("line"),
         "{inputs}"
     );
+    // One problem a line, as the error has them.
+    let problem_lines: Vec<&str> = inputs
+        .lines()
+        .filter(|l| l.contains("is not an email address"))
+        .collect();
+    assert_eq!(problem_lines.len(), 2, "{inputs}");
 
     // At 400 px the key columns stay, the others fold away.
     c.set_window_size(400, 900).await?;

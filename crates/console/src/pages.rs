@@ -101,12 +101,24 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         .from
         .unwrap_or(chart_to - Duration::days(DEFAULT_CHART_DAYS))
         .max(chart_to - Duration::days(params::MAX_CHART_DAYS));
+    // The days drawn: from the first day of the range to the last day it touches.
+    let chart_days = charts::Days {
+        first: chart_from.date_naive(),
+        last: (chart_to - Duration::milliseconds(1))
+            .date_naive()
+            .max(chart_from.date_naive()),
+    };
     let offset = (q.page - 1) * RUNS_PER_PAGE;
     let (chart_from_text, chart_to_text) = (history_time(chart_from), history_time(chart_to));
     let (total, runs, days, strip) = match tokio::try_join!(
         c.history.count_runs(&q.filter),
         c.history.runs_filtered(&q.filter, offset, RUNS_PER_PAGE),
-        c.history.day_stats(&chart_from_text, &chart_to_text),
+        c.history.day_stats(
+            &chart_from_text,
+            &chart_to_text,
+            q.filter.status,
+            q.filter.trigger.as_deref()
+        ),
         c.strip(now),
     ) {
         Ok(r) => r,
@@ -173,13 +185,19 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         // The form's "to" is a day included; the filter ends at the next midnight.
         to: date(q.to.map(|t| t - Duration::days(1))),
         chart_range: format!(
-            "{} to {} (apply runs only)",
+            "{} to {} UTC, runs that applied{}",
             chart_from.format("%Y-%m-%d %H:%M"),
-            chart_to.format("%Y-%m-%d %H:%M")
+            chart_to.format("%Y-%m-%d %H:%M"),
+            match (q.filter.status, q.filter.trigger.as_deref()) {
+                (None, None) => String::new(),
+                (Some(s), None) => format!(", status {s}"),
+                (None, Some(t)) => format!(", trigger {t}"),
+                (Some(s), Some(t)) => format!(", status {s}, trigger {t}"),
+            }
         ),
-        chart_changes: charts::changes_per_day(&days),
-        chart_duration: charts::duration_per_day(&days),
-        chart_pending: charts::pending_per_day(&days),
+        chart_changes: charts::changes_per_day(&days, chart_days),
+        chart_duration: charts::duration_per_day(&days, chart_days),
+        chart_pending: charts::pending_per_day(&days, chart_days),
         strip,
         changes_only: q.filter.changes_only,
         all_href: link_with(1, Some("all")),

@@ -456,6 +456,15 @@ async fn the_charts_are_inline_svg_with_data() {
         runs.contains("data-points=\"1\""),
         "one day of runs: {runs}"
     );
-    assert!(runs.contains("Changes per day: added, removed, failed"));
-    assert!(runs.contains("<polyline"));
+    assert!(runs.contains(">Changes per day (actions): added, removed, failed</text>"));
+    assert!(runs.contains(">seconds</text>") && runs.contains(">emails</text>"));
+    // One day: points, and no line to draw between days.
+    assert!(runs.contains("<circle class=\"avg\""));
+    // The charts follow the table's filter.
+    let (_, filtered) = s.page("/console/?view=all&trigger=reload").await;
+    assert!(
+        filtered.contains("runs that applied, trigger reload"),
+        "{filtered}"
+    );
+    assert_eq!(filtered.matches("No runs in this range.").count(), 3);
 }
