@@ -9,7 +9,9 @@
 //! has its own harness (`libtest-mimic`). The other test needs no browser and always runs.
 //!
 //! `CONSOLE_SCREENSHOTS=1 cargo test -p studio-role-sync --test console` also writes the
-//! screenshots of the main pages to `docs/console/*.png`.
+//! screenshots of the pages it visits to `target/console-screens/*.png` (to look at what a
+//! test saw). The screenshots in docs/console come from a realistic two-week history instead:
+//! `cargo run -p bench --bin console_screens`.
 
 mod support;
 
@@ -212,12 +214,13 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a WebDriver session")
 }
 
-/// Saves a screenshot of the page to `docs/console/NAME.png` when `CONSOLE_SCREENSHOTS=1`.
+/// Saves a screenshot of the page to `target/console-screens/NAME.png` when
+/// `CONSOLE_SCREENSHOTS=1`.
 async fn screenshot(c: &Client, name: &str) {
     if std::env::var("CONSOLE_SCREENSHOTS").as_deref() != Ok("1") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screens");
     std::fs::create_dir_all(&dir).unwrap();
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
