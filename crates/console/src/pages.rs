@@ -169,7 +169,11 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     page(RunsPage {
         rows: runs
             .iter()
-            .map(|r| RunRow::new(r, now, who_of(r.id)))
+            .map(|r| {
+                let mut row = RunRow::new(r, now, who_of(r.id));
+                row.local = c.local(&r.started_at);
+                row
+            })
             .collect(),
         total,
         page: q.page,
@@ -281,9 +285,11 @@ pub async fn run(
         Ok(n) => n,
         Err(e) => return unreadable(e),
     };
+    let mut run_row = RunRow::new(&record, now, who);
+    run_row.local = c.local(&record.started_at);
     page(RunPage {
         left_alone_summary: left_alone_summary(&pending, record.pending),
-        run: RunRow::new(&record, now, who),
+        run: run_row,
         finished: record
             .finished_at
             .as_deref()
@@ -474,7 +480,20 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
                         .any(|(r, ro, a)| *r == e.run_id && ro == role && a == action),
                     TrailEvent::LeftAlone { .. } => false,
                 };
-                TrailView::new(e, flapped)
+                let mut v = TrailView::new(e, flapped);
+                v.local = match &e.event {
+                    TrailEvent::LeftAlone {
+                        first_run_id,
+                        first_started_at,
+                        ..
+                    } if *first_run_id != e.run_id => format!(
+                        "{} to {}",
+                        c.local(first_started_at),
+                        c.local(&e.started_at)
+                    ),
+                    _ => c.local(&e.started_at),
+                };
+                v
             })
             .collect(),
     })

@@ -63,6 +63,10 @@ pub struct RunRow {
     pub id: i64,
     pub href: String,
     pub started: String,
+    /// The start as the history wrote it (RFC 3339 UTC), for `<time datetime>`.
+    pub started_iso: String,
+    /// The start in the schedule's time zone, offered as the `<time>`'s title.
+    pub local: String,
     pub ago: String,
     pub duration: String,
     pub trigger: String,
@@ -105,6 +109,8 @@ impl RunRow {
             id: r.id,
             href: run_href(r.id),
             started: short_time(&r.started_at),
+            started_iso: r.started_at.clone(),
+            local: String::new(),
             ago: crate::strip::ago(&r.started_at, now),
             duration: duration(r),
             trigger: r.trigger.clone(),
@@ -233,6 +239,9 @@ pub struct TrailView {
     pub kind: &'static str,
     pub run_href: String,
     pub c: TrailColumns,
+    /// The run's start (RFC 3339 UTC) and in the schedule's time zone, for `<time>`.
+    pub iso: String,
+    pub local: String,
 }
 
 impl TrailView {
@@ -241,6 +250,8 @@ impl TrailView {
             kind: e.kind(),
             run_href: run_href(e.run_id),
             c: e.columns(flapping),
+            iso: e.started_at.clone(),
+            local: String::new(),
         }
     }
 }
