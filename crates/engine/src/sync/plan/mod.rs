@@ -198,7 +198,8 @@ impl Plan {
 }
 
 /// As [`plan`], with the grace period of `safety.remove_after` (when set): a removal whose
-/// grant has not been missing long enough waits in [`Plan::waiting`].
+/// grant has not been missing long enough waits in [`Plan::waiting`]. A grant that ended
+/// (its `until` passed) is a declared end, not a missing read: its removal does not wait.
 pub fn plan_with_grace(
     desired: &DesiredState,
     current: &CurrentState,
@@ -207,7 +208,7 @@ pub fn plan_with_grace(
 ) -> Plan {
     let mut p = plan(desired, current, policy);
     if let Some(grace) = grace {
-        crate::sync::grace::hold_back(&mut p, grace, policy);
+        crate::sync::grace::hold_back(&mut p, grace, policy, desired);
     }
     p
 }
