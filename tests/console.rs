@@ -225,7 +225,7 @@ async fn a_browser_follows_a_run_and_a_person() {
     result.unwrap();
 }
 
-async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::error::CmdError> {
+async fn browse(c: &Client, t: &Tenant, port: u16) -> Result<(), fantoccini::error::CmdError> {
     // Without the password: refused (a fresh browser, no credentials cached yet).
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/console/"))
         .await
@@ -359,6 +359,26 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .await?
         .contains("left alone: no Studio account yet"));
     screenshot(c, "person").await;
+    // One rendering: each row of the page reads as the line `history --email` prints.
+    let mut page_rows = Vec::new();
+    for row in c.find_all(Locator::Css("table#trail tbody tr")).await? {
+        let mut cells = Vec::new();
+        for cell in row.find_all(Locator::Css("td")).await? {
+            cells.push(cell.text().await?);
+        }
+        page_rows.push(words(&cells.join(" ")));
+    }
+    let cli = t.cli(&["history", "--email", "newhire@school.edu"]).await;
+    assert_eq!(cli.code, 0, "{cli:?}");
+    let cli_rows: Vec<String> = cli
+        .stdout
+        .lines()
+        .skip(1)
+        .take(page_rows.len())
+        .map(words)
+        .collect();
+    assert!(!page_rows.is_empty());
+    assert_eq!(page_rows, cli_rows, "the page and the CLI say the same");
 
     c.find(Locator::LinkText("Pending")).await?.click().await?;
     let pending = c
@@ -384,6 +404,11 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
     assert!(!c.source().await?.contains(PASSWORD), "no secret on a page");
     screenshot(c, "health").await;
     Ok(())
+}
+
+/// `text` with every run of whitespace as one space.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The roles file of the "what to do next" tenant: ada, grace and `staff` of staff3..staff8.

@@ -351,7 +351,18 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         since: since.map(history_time).unwrap_or_default(),
         truncated: entries.len() as u32 >= TRAIL_LIMIT,
         limit: TRAIL_LIMIT,
-        entries: entries.iter().map(TrailView::new).collect(),
+        entries: entries
+            .iter()
+            .map(|e| {
+                let flapped = match &e.event {
+                    TrailEvent::Action { role, action, .. } => flapping
+                        .iter()
+                        .any(|(r, ro, a)| *r == e.run_id && ro == role && a == action),
+                    TrailEvent::LeftAlone { .. } => false,
+                };
+                TrailView::new(e, flapped)
+            })
+            .collect(),
     })
 }
 

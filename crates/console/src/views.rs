@@ -8,13 +8,12 @@ use crate::strip::Strip;
 use askama::Template;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord, TrailEntry, TrailEvent};
+use studio_role_sync_engine::history::{
+    action_reason, ActionRow, PendingRow, RunRecord, TrailColumns, TrailEntry,
+};
 use studio_role_sync_engine::run_status::RunStatus;
 
-/// `2025-03-01T10:00:00.123Z` as `2025-03-01 10:00:00`.
-pub fn short_time(t: &str) -> String {
-    t.get(..19).unwrap_or(t).replace('T', " ")
-}
+pub use studio_role_sync_engine::history::short_time;
 
 /// The person page of `email`.
 pub fn person_href(email: &str) -> String {
@@ -154,7 +153,7 @@ pub struct RunsPage {
 
 pub struct ActionView {
     /// Why the run planned it, in words.
-    pub why: &'static str,
+    pub why: String,
     pub flapping: bool,
     pub role: String,
     pub action: String,
@@ -169,12 +168,7 @@ pub struct ActionView {
 impl ActionView {
     pub fn new(a: &ActionRow, flapping: bool) -> ActionView {
         ActionView {
-            why: match (a.action.as_str(), flapping) {
-                ("add", true) => "re-granted: removed in Studio behind the tool (flapping)",
-                (_, true) => "removed again: re-granted in Studio behind the tool (flapping)",
-                ("add", _) => "in the desired state, not held in Studio",
-                _ => "held in Studio, not in the desired state",
-            },
+            why: action_reason(&a.action, a.source.as_deref(), flapping),
             flapping,
             role: a.role.clone(),
             action: a.action.clone(),
@@ -226,86 +220,20 @@ pub struct RunPage {
     pub strip: Strip,
 }
 
+/// A trail entry: the columns `history --email` prints too (one rendering, in the engine).
 pub struct TrailView {
     pub kind: &'static str,
-    pub runs: String,
     pub run_href: String,
-    pub when: String,
-    pub trigger: String,
-    pub mode: &'static str,
-    pub status: String,
-    pub what: String,
-    pub outcome: String,
-    pub http: String,
-    pub detail: String,
+    pub c: TrailColumns,
 }
 
 impl TrailView {
-    pub fn new(e: &TrailEntry) -> TrailView {
-        let mut v = TrailView {
+    pub fn new(e: &TrailEntry, flapping: bool) -> TrailView {
+        TrailView {
             kind: e.kind(),
-            runs: e.run_id.to_string(),
             run_href: run_href(e.run_id),
-            when: short_time(&e.started_at),
-            trigger: e.trigger.clone(),
-            mode: if e.dry_run { "plan" } else { "apply" },
-            status: e.run_status.to_string(),
-            what: String::new(),
-            outcome: String::new(),
-            http: String::new(),
-            detail: String::new(),
-        };
-        match &e.event {
-            TrailEvent::Action {
-                role,
-                action,
-                outcome,
-                http_status,
-                detail,
-                ..
-            } => {
-                v.what = format!(
-                    "{action} {role}: {}",
-                    if action == "add" {
-                        "in the desired state, not held in Studio"
-                    } else {
-                        "held in Studio, not in the desired state"
-                    }
-                );
-                v.outcome = outcome.clone();
-                v.http = http_status.map(|s| s.to_string()).unwrap_or_default();
-                v.detail = detail.clone().unwrap_or_default();
-            }
-            TrailEvent::LeftAlone {
-                reason,
-                detail,
-                first_run_id,
-                first_started_at,
-                runs,
-                ..
-            } => {
-                if *first_run_id != e.run_id {
-                    v.runs = format!("{first_run_id}–{}", e.run_id);
-                    v.when = format!(
-                        "{} to {}",
-                        short_time(first_started_at),
-                        short_time(&e.started_at)
-                    );
-                    // Trigger, mode and status differ across the folded runs: claim none.
-                    v.trigger = "various".into();
-                    v.mode = "-";
-                    v.status = "-".into();
-                }
-                v.what = format!("left alone: {}", reason_words(reason));
-                v.outcome = if *runs == 1 {
-                    "1 run".into()
-                } else {
-                    format!("{runs} runs")
-                };
-                v.detail = detail.clone().unwrap_or_default();
-            }
+            c: e.columns(flapping),
         }
-        v
     }
 }
 
