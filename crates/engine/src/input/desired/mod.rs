@@ -76,6 +76,37 @@ impl DesiredState {
         latest_until(of)
     }
 
+    /// The end and reason of `email`'s `role`, to record with an action on it: of its current
+    /// grants (the latest end, none when one has none), else of its grants that ended.
+    /// Several reasons are joined with "; ".
+    pub fn note_of(&self, email: &str, role: usize) -> (Option<NaiveDate>, Option<String>) {
+        let of = |g: &HashMap<String, Vec<Grant>>| -> Vec<Grant> {
+            g.get(email)
+                .into_iter()
+                .flatten()
+                .filter(|g| g.role == role)
+                .cloned()
+                .collect()
+        };
+        let mut grants = of(&self.grants);
+        if grants.is_empty() {
+            grants = of(&self.ended);
+        }
+        if grants.is_empty() {
+            return (None, None);
+        }
+        let mut reasons: Vec<&str> = Vec::new();
+        for r in grants.iter().filter_map(|g| g.reason.as_deref()) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        (
+            latest_until(&grants),
+            (!reasons.is_empty()).then(|| reasons.join("; ")),
+        )
+    }
+
     /// Whether `email`'s `role` is not desired because its grants ended (rather than
     /// because no source lists it).
     pub fn has_ended(&self, email: &str, role: usize) -> bool {

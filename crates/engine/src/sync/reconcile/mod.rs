@@ -370,6 +370,20 @@ impl Engine {
                 }
                 _ => None,
             },
+            until: None,
+            reason: None,
+        };
+        // An added grant's end and reason; a removed grant's when it ended.
+        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| {
+            let mut r = row(a, outcome, detail);
+            if let Some(email) = &a.email {
+                if a.kind == ActionKind::Add || desired.has_ended(email, a.role) {
+                    let (until, reason) = desired.note_of(email, a.role);
+                    r.until = until.map(|d| d.to_string());
+                    r.reason = reason;
+                }
+            }
+            r
         };
         // The rows as they will be recorded; the digest reads them as `approve` will.
         let mut rows: Vec<ActionRow> = the_plan
@@ -638,5 +652,7 @@ fn outcome_row(o: &ActionOutcome, managed: &crate::input::roles::ManagedRoles) -
         detail: o.detail.clone(),
         planned_user_id: o.planned_user_id as i64,
         source: None,
+        until: None,
+        reason: None,
     }
 }
