@@ -6,12 +6,14 @@
 //! file wants every bad line at once. A desired state with any problem is never used.
 
 pub mod csv;
+mod ending;
 mod grant;
 pub mod ldap;
 pub mod sources;
 pub mod sql;
 pub mod yaml;
 
+pub use ending::Ending;
 pub use grant::{latest_until, Calendar, Grant, SourceName};
 pub use sources::{load_all, GroupCount, SourceRead};
 

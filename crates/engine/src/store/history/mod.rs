@@ -22,6 +22,7 @@ mod interrupted;
 mod missing;
 pub mod notifications;
 mod pending;
+mod reminders;
 mod retention;
 mod status;
 mod tokens;

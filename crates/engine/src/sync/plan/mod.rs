@@ -117,6 +117,9 @@ pub struct Plan {
     /// Removals held back by `safety.remove_after` (see [`plan_with_grace`]): not sent, and
     /// not counted by the guards.
     pub waiting: Vec<crate::sync::grace::Waiting>,
+    /// Desired grants that end within `notify.grant_expiring_days` (set by the run, which
+    /// knows today's date): `plan` says "expires in N days".
+    pub ending: Vec<crate::desired::Ending>,
 }
 
 impl Plan {
@@ -351,6 +354,7 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
         current_by_role,
         grants,
         waiting: Vec::new(),
+        ending: Vec::new(),
     }
 }
 

@@ -340,6 +340,10 @@ impl Engine {
         let mut the_plan = self
             .plan_with_grace(report.record.id, dry_run, &desired, &read.current, &policy)
             .await?;
+        the_plan.ending = desired.ending_within(
+            &desired::Calendar::now(config.timezone),
+            config.notify.grant_expiring_days,
+        );
         let flapping = self.find_flapping(report.record.id, &the_plan).await?;
         // Left alone, a flapping change is not part of the plan: not sent, not guarded.
         let left_alone = !flapping.is_empty() && !config.flapping.reapply;
