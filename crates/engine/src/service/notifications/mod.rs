@@ -85,6 +85,14 @@ impl Event {
         }
     }
 
+    /// Any event by its name, for the channels' titles (`parse` knows only conditions).
+    fn named(s: &str) -> Option<Event> {
+        [Event::Recovered, Event::GrantExpiring]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .or_else(|| Event::parse(s))
+    }
+
     fn parse(s: &str) -> Option<Event> {
         [
             Event::GuardTripped,
