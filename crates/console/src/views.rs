@@ -9,7 +9,7 @@ use askama::Template;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use studio_role_sync_engine::history::{
-    action_reason, ActionRow, PendingRow, RunRecord, TrailColumns, TrailEntry,
+    action_reason, ActionRow, PendingRow, Person, RunRecord, TrailColumns, TrailEntry,
 };
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -63,6 +63,10 @@ pub struct RunRow {
     pub id: i64,
     pub href: String,
     pub started: String,
+    /// The start as the history wrote it (RFC 3339 UTC), for `<time datetime>`.
+    pub started_iso: String,
+    /// The start in the schedule's time zone, offered as the `<time>`'s title.
+    pub local: String,
     pub ago: String,
     pub duration: String,
     pub trigger: String,
@@ -105,6 +109,8 @@ impl RunRow {
             id: r.id,
             href: run_href(r.id),
             started: short_time(&r.started_at),
+            started_iso: r.started_at.clone(),
+            local: String::new(),
             ago: crate::strip::ago(&r.started_at, now),
             duration: duration(r),
             trigger: r.trigger.clone(),
@@ -160,6 +166,8 @@ pub struct ActionView {
     pub email: String,
     pub person_href: Option<String>,
     pub user_id: i64,
+    /// The name Studio gave the account, when the history has it.
+    pub name: Option<String>,
     pub outcome: String,
     pub http: String,
     pub detail: String,
@@ -175,6 +183,7 @@ impl ActionView {
             email: a.email.clone().unwrap_or_else(|| "(no email)".into()),
             person_href: a.email.as_deref().map(person_href),
             user_id: a.user_id,
+            name: None,
             outcome: a.outcome.clone(),
             http: a.http_status.map(|s| s.to_string()).unwrap_or_default(),
             detail: a.detail.clone().unwrap_or_default(),
@@ -187,6 +196,8 @@ pub struct LeftAloneView {
     pub person_href: Option<String>,
     pub reason: String,
     pub detail: String,
+    /// An ambiguous email's accounts: `Ada Lovelace (Studio user 7)`.
+    pub accounts: Vec<String>,
 }
 
 impl LeftAloneView {
@@ -196,6 +207,7 @@ impl LeftAloneView {
             email: p.email.clone(),
             reason: reason_words(&p.reason).to_string(),
             detail: p.detail.clone().unwrap_or_default(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -217,6 +229,8 @@ pub struct RunPage {
     pub flapping: Option<String>,
     pub actions: Vec<ActionView>,
     pub pending: Vec<LeftAloneView>,
+    /// The left-alone count in words: pending (as the runs list counts) and by rule.
+    pub left_alone_summary: String,
     pub strip: Strip,
 }
 
@@ -225,6 +239,9 @@ pub struct TrailView {
     pub kind: &'static str,
     pub run_href: String,
     pub c: TrailColumns,
+    /// The run's start (RFC 3339 UTC) and in the schedule's time zone, for `<time>`.
+    pub iso: String,
+    pub local: String,
 }
 
 impl TrailView {
@@ -233,6 +250,58 @@ impl TrailView {
             kind: e.kind(),
             run_href: run_href(e.run_id),
             c: e.columns(flapping),
+            iso: e.started_at.clone(),
+            local: String::new(),
+        }
+    }
+}
+
+/// Who a person is, as the latest run that planned saw them: their Studio accounts (name, id,
+/// what each held) and whether they are in the desired state.
+pub struct Who {
+    /// `as of run N`, linked; `None` before any run recorded people.
+    pub as_of: Option<(i64, String)>,
+    pub accounts: Vec<AccountView>,
+    /// `Admin (roles.yaml)`, with `listed since run 40` when the history saw it start.
+    pub desired: Option<String>,
+    pub listed_since: Option<(i64, String)>,
+}
+
+pub struct AccountView {
+    pub name: String,
+    pub user_id: i64,
+    pub held: String,
+}
+
+impl Who {
+    pub fn new(p: &Person) -> Who {
+        Who {
+            as_of: p.as_of_run.map(|r| (r, run_href(r))),
+            accounts: p
+                .accounts
+                .iter()
+                .map(|a| AccountView {
+                    name: a.full_name.clone().unwrap_or_else(|| "(no name)".into()),
+                    user_id: a.user_id,
+                    held: if a.held.is_empty() {
+                        "no managed role".into()
+                    } else {
+                        a.held.clone()
+                    },
+                })
+                .collect(),
+            desired: p.desired.as_ref().map(|(roles, _)| {
+                if roles.is_empty() {
+                    "listed, with no managed role".into()
+                } else {
+                    roles.clone()
+                }
+            }),
+            listed_since: p
+                .desired
+                .as_ref()
+                .and_then(|(_, since)| *since)
+                .map(|r| (r, run_href(r))),
         }
     }
 }
@@ -240,6 +309,7 @@ impl TrailView {
 #[derive(Template)]
 #[template(path = "person.html")]
 pub struct PersonPage {
+    pub who: Who,
     pub email: String,
     pub since: String,
     pub entries: Vec<TrailView>,
@@ -256,6 +326,10 @@ pub struct PendingView {
     pub email: String,
     pub person_href: String,
     pub reason: String,
+    /// The roles (and sources) the email waits for, as the latest run's desired state says.
+    pub waits_for: String,
+    /// An ambiguous email's accounts: `Ada Lovelace (Studio user 7)`.
+    pub accounts: Vec<String>,
     pub since: String,
     pub age: String,
     pub last_check: String,

@@ -22,6 +22,7 @@ mod interrupted;
 mod missing;
 pub mod notifications;
 mod pending;
+mod people;
 mod reminders;
 mod retention;
 mod status;
@@ -38,6 +39,7 @@ pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
 pub use missing::MissingGrant;
 pub use pending::{PendingChanges, PendingNow, PendingUpdate};
+pub use people::{AccountSeen, DesiredSeen, Person};
 pub use retention::Pruned;
 pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
