@@ -250,7 +250,7 @@ impl<'a> DesiredBuilder<'a> {
 
     /// An `until` as written (`YYYY-MM-DD`; blank: none). `Err` with a problem recorded when
     /// it is not a date.
-    pub fn until(
+    pub(crate) fn until(
         &mut self,
         origin: Origin,
         email: &str,
@@ -278,7 +278,12 @@ impl<'a> DesiredBuilder<'a> {
 
     /// A `reason` as written (blank: none). `Err` with a problem recorded when it is longer
     /// than [`MAX_REASON_CHARS`].
-    pub fn reason(&mut self, origin: Origin, email: &str, raw: &str) -> Result<Option<String>, ()> {
+    pub(crate) fn reason(
+        &mut self,
+        origin: Origin,
+        email: &str,
+        raw: &str,
+    ) -> Result<Option<String>, ()> {
         let raw = raw.trim();
         if raw.chars().count() > MAX_REASON_CHARS {
             self.problem(
