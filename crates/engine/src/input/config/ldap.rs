@@ -31,7 +31,7 @@ pub struct LdapSourceConfig {
     pub timeout: Duration,
     /// `ca_file`: a private CA trusted, on top of the system's store, for `ldaps://` and
     /// `starttls`.
-    pub extra_roots: super::ca_file::ExtraRoots,
+    pub extra_roots: Box<super::ca_file::ExtraRoots>,
 }
 
 /// One `groups` entry: whose members get `roles`.
@@ -275,7 +275,7 @@ impl Checker<'_> {
                 _ => Default::default(),
             };
         Ok(LdapSourceConfig {
-            extra_roots,
+            extra_roots: Box::new(extra_roots),
             url,
             starttls: raw.starttls,
             bind_dn: raw.bind_dn.trim().into(),
