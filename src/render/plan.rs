@@ -77,6 +77,27 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
             let _ = writeln!(out, "    ~ {email:<40} {role}: {}", w.left);
         }
     }
+    if !plan.ending.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nGrants that end soon (removed after their last day; notify.grant_expiring_days):"
+        );
+        for e in &plan.ending {
+            let role = managed.name(e.role);
+            let reason = e
+                .reason
+                .as_deref()
+                .map(|r| format!("; {}", escaped(r)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    ~ {:<40} {role}: {} (until {}{reason})",
+                escaped(&e.email),
+                e.when(),
+                e.until
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "\nPlan: {} to add, {} to remove, {} pending.",

@@ -117,6 +117,9 @@ pub struct Plan {
     /// Removals held back by `safety.remove_after` (see [`plan_with_grace`]): not sent, and
     /// not counted by the guards.
     pub waiting: Vec<crate::sync::grace::Waiting>,
+    /// Desired grants that end within `notify.grant_expiring_days` (set by the run, which
+    /// knows today's date): `plan` says "expires in N days".
+    pub ending: Vec<crate::desired::Ending>,
 }
 
 impl Plan {
@@ -198,7 +201,8 @@ impl Plan {
 }
 
 /// As [`plan`], with the grace period of `safety.remove_after` (when set): a removal whose
-/// grant has not been missing long enough waits in [`Plan::waiting`].
+/// grant has not been missing long enough waits in [`Plan::waiting`]. A grant that ended
+/// (its `until` passed) is a declared end, not a missing read: its removal does not wait.
 pub fn plan_with_grace(
     desired: &DesiredState,
     current: &CurrentState,
@@ -207,7 +211,7 @@ pub fn plan_with_grace(
 ) -> Plan {
     let mut p = plan(desired, current, policy);
     if let Some(grace) = grace {
-        crate::sync::grace::hold_back(&mut p, grace, policy);
+        crate::sync::grace::hold_back(&mut p, grace, policy, desired);
     }
     p
 }
@@ -350,6 +354,7 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
         current_by_role,
         grants,
         waiting: Vec::new(),
+        ending: Vec::new(),
     }
 }
 
