@@ -51,6 +51,13 @@ pub async fn validate(config_path: &Path, online: bool) -> Exit {
             d.grants()
         );
     }
+    let ended: usize = d.ended.values().map(Vec::len).sum();
+    if ended > 0 {
+        println!(
+            "{ended} grant(s) have ended (their until has passed): no longer desired, removed \
+             by the next run where still held"
+        );
+    }
     if d.is_empty() && config.roles.remove_unlisted {
         println!(
             "warning: the desired state grants no role and roles.remove_unlisted is true: \

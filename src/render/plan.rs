@@ -34,7 +34,17 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 .as_deref()
                 .map(|e| plan.sources_of(e, a.role))
                 .unwrap_or_default();
-            let from = if from.is_empty() {
+            let ended = a
+                .email
+                .as_deref()
+                .filter(|_| a.kind == ActionKind::Remove)
+                .and_then(|e| plan.ended_of(e, a.role));
+            let from = if let Some((until, reason)) = ended {
+                let reason = reason
+                    .map(|r| format!("; {}", escaped(&r)))
+                    .unwrap_or_default();
+                format!("  its grant ended (until {until}{reason})")
+            } else if from.is_empty() {
                 String::new()
             } else {
                 let names: Vec<String> = from

@@ -64,8 +64,19 @@ async fn a_grant_past_its_until_is_removed_on_the_next_run_without_waiting() {
     written_days_ago(&t, 3);
     let validate = t.cli(&["validate"]).await;
     assert_eq!(validate.code, 0, "an ended grant is no error: {validate:?}");
+    assert!(
+        validate.stdout.contains("1 grant(s) have ended"),
+        "{validate:?}"
+    );
     let plan = t.cli(&["plan"]).await;
-    assert!(plan.stdout.contains("- bob@school.edu"), "{plan:?}");
+    assert!(
+        plan.stdout.contains("- bob@school.edu")
+            && plan.stdout.contains(&format!(
+                "its grant ended (until {}; visiting admin, ticket 4411)",
+                day(-1)
+            )),
+        "{plan:?}"
+    );
     assert!(!plan.stdout.contains("removal in"), "no wait: {plan:?}");
     let run = t.cli(&["apply"]).await;
     assert_eq!(run.code, 0, "{run:?}");
