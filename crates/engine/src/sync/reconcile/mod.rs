@@ -282,7 +282,12 @@ impl Engine {
         let config = &self.config;
         let managed = &config.roles.managed;
         let desired = match desired {
-            Some(d) => d,
+            // A state read earlier (the daemon's last valid one, kept while the file is
+            // invalid) still ends the grants whose `until` has passed since.
+            Some(mut d) => {
+                d.expire(&desired::Calendar::now(config.timezone));
+                d
+            }
             None => load_desired(config).await?,
         };
         report.record.desired_users = Some(desired.users.len() as i64);
