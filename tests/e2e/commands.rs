@@ -647,6 +647,49 @@ async fn export_prints_a_roles_file_that_validates() {
     assert_eq!(plan.code, 0, "{plan:?}");
 }
 
+/// `pending.recheck_max` set alone is taken (the default `recheck_min` gives way to it) by
+/// `validate` and `plan`; two keys that are both set and conflict are refused naming the line.
+#[tokio::test]
+async fn recheck_max_alone_works_and_two_set_keys_that_conflict_are_refused() {
+    let t = Tenant::start(vec![user(1, Some("ann@x.edu"), &[])]).await;
+    t.write_roles(&crate::support::admins(&["ann@x.edu"]));
+    t.write_config(&Opts {
+        extra: "pending:\n  recheck_max: 30s\n".into(),
+        ..Opts::default()
+    });
+    let validate = t.cli(&["validate"]).await;
+    assert_eq!(validate.code, 0, "{validate:?}");
+    let plan = t.cli(&["plan"]).await;
+    assert_eq!(plan.code, 2, "{plan:?}");
+
+    let both = Opts {
+        extra: "pending:\n  recheck_min: 1h\n  recheck_max: 30s\n".into(),
+        ..Opts::default()
+    };
+    t.write_config(&both);
+    let line = t
+        .config_text(&both)
+        .lines()
+        .position(|l| l.contains("recheck_min"))
+        .unwrap()
+        + 1;
+    for command in ["validate", "plan", "apply"] {
+        let refused = t.cli(&[command]).await;
+        assert_eq!(refused.code, 1, "{command}: {refused:?}");
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("{}:{line}:", t.config_path().display())),
+            "{command} names the line: {refused:?}"
+        );
+        assert!(
+            refused.stderr.contains("pending.recheck_min"),
+            "{command}: {refused:?}"
+        );
+    }
+    assert_eq!(t.sim.stats().put_roles, 0, "nothing sent");
+}
+
 /// SIGTERM while a one-shot `apply` waits for Studio's answer to its first batch: that batch
 /// finishes, nothing more is sent, the run is recorded `interrupted`, and the exit code is 5.
 #[tokio::test]
