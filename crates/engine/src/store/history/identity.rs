@@ -22,7 +22,7 @@ impl History {
 
     /// Remembers newly seen ambiguity and forgets emails that resolved to one account.
     pub async fn update_ambiguous(&self, update: &AmbiguityUpdate) -> Result<(), HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let at = now();
         for chunk in update.remember.chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(

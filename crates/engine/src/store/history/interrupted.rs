@@ -50,7 +50,7 @@ impl History {
         which: &str,
         pid: Option<i64>,
     ) -> Result<u64, HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let sql = format!("SELECT id FROM runs WHERE {which}");
         let mut select = sqlx::query_scalar(&sql);
         if let Some(pid) = pid {

@@ -64,7 +64,7 @@ impl History {
         run_id: i64,
         missing: &[MissingGrant],
     ) -> Result<(), HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS missing_now (user_id INTEGER, role TEXT)")
             .execute(&mut *tx)
             .await

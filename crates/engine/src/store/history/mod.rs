@@ -287,6 +287,14 @@ impl History {
         &self.path
     }
 
+    /// A write transaction that takes SQLite's write lock at once (waiting up to the busy
+    /// timeout). A deferred one that reads before it writes fails at once with
+    /// SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), with no wait, when another
+    /// process (a `plan` beside the daemon) wrote in between: a daemon run failed so.
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     fn err(&self, e: sqlx::Error) -> HistoryError {
         HistoryError {
             path: self.path.clone(),
@@ -314,7 +322,7 @@ impl History {
         actions: &[ActionRow],
         pending: &PendingUpdate<'_>,
     ) -> Result<PendingChanges, HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         // A write first, so the transaction holds the write lock before it reads the spans.
         sqlx::query("UPDATE runs SET plan_recorded = 1 WHERE id = ?")
             .bind(run_id)
@@ -357,7 +365,7 @@ impl History {
         run_id: i64,
         outcomes: &[ActionRow],
     ) -> Result<(), HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let at = self.now();
         for a in outcomes {
             sqlx::query(

@@ -87,7 +87,7 @@ impl History {
         run_id: i64,
         actions: &[ActionKey],
     ) -> Result<(), HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         for (user_id, role, action) in actions {
             sqlx::query(
                 "UPDATE run_actions SET flapping = 1 \
@@ -131,7 +131,7 @@ impl History {
         &self,
         decide: impl FnOnce(Vec<StoredCondition>) -> (Vec<StoredCondition>, T),
     ) -> Result<T, HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         // Take the write lock first, so the read below is not stale when the write comes.
         sqlx::query("DELETE FROM notify_conditions WHERE 0")
             .execute(&mut *tx)

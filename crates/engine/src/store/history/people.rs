@@ -52,7 +52,7 @@ impl History {
         accounts: &[AccountSeen],
         desired: &[DesiredSeen],
     ) -> Result<(), HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let first_fill: bool = sqlx::query_scalar("SELECT COUNT(*) = 0 FROM people_seen")
             .fetch_one(&mut *tx)
             .await

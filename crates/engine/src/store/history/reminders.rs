@@ -19,7 +19,7 @@ impl History {
         grants: &[ReminderKey],
     ) -> Result<Vec<usize>, HistoryError> {
         let at = self.now();
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         sqlx::query("DELETE FROM grant_reminders WHERE until < ?")
             .bind(today)
             .execute(&mut *tx)

@@ -78,7 +78,7 @@ impl History {
     }
 
     async fn fold_noop_runs(&self, before: &str) -> Result<u64, HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let which = format!(
             "SELECT id FROM runs WHERE status = 'succeeded' AND adds_planned = 0 \
              AND removes_planned = 0 AND failed = 0 AND error IS NULL AND started_at < ? AND {KEPT} \
@@ -130,7 +130,7 @@ impl History {
     }
 
     async fn delete_old_runs(&self, before: &str) -> Result<u64, HistoryError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let ids: Vec<i64> = sqlx::query_scalar(&format!(
             "SELECT id FROM runs WHERE status != 'running' AND started_at < ? AND {KEPT} \
              ORDER BY id LIMIT {RUNS_PER_PASS}"

@@ -51,7 +51,7 @@ impl History {
         tokens: &StoredTokens,
         owner: &str,
     ) -> Result<(), TokenStoreError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.token_error(e))?;
+        let mut tx = self.begin_write().await.map_err(|e| self.token_error(e))?;
         sqlx::query(
             "INSERT INTO oauth_tokens (client_id, refresh_token, access_token, expires_at, seed_fingerprint, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET refresh_token = excluded.refresh_token, \
