@@ -274,6 +274,8 @@ mod tests {
             detail: None,
             planned_user_id: 1,
             source: None,
+            until: None,
+            reason: None,
         };
         let r = risks(
             &[

@@ -35,6 +35,8 @@ fn action(email: &str, outcome: &str, detail: Option<&str>) -> ActionRow {
         detail: detail.map(str::to_string),
         planned_user_id: 7,
         source: None,
+        until: None,
+        reason: None,
     }
 }
 

@@ -66,6 +66,8 @@ fn action(email: &str, action: &str, outcome: &str, status: Option<i64>) -> Acti
         detail: (outcome == "failed").then(|| "Studio answered 422: role not assignable".into()),
         planned_user_id: id,
         source: None,
+        until: None,
+        reason: None,
     }
 }
 

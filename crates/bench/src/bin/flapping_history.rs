@@ -36,6 +36,8 @@ fn row(user_id: i64, action: &str) -> ActionRow {
         detail: None,
         planned_user_id: user_id,
         source: None,
+        until: None,
+        reason: None,
     }
 }
 

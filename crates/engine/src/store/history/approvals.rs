@@ -369,6 +369,8 @@ mod tests {
             detail: None,
             planned_user_id: 7,
             source: None,
+            until: None,
+            reason: None,
         };
         h.record_plan(id, &[row], &crate::store::history::PendingUpdate::default())
             .await

@@ -114,6 +114,8 @@ mod tests {
                 detail: None,
                 planned_user_id: i,
                 source: None,
+                until: None,
+                reason: None,
             })
             .collect();
         h.record_plan(id, &rows, &PendingUpdate::default())

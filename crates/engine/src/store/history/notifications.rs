@@ -193,6 +193,8 @@ mod tests {
                 detail: None,
                 planned_user_id: user_id,
                 source: None,
+                until: None,
+                reason: None,
             })
             .collect();
         h.record_plan(id, &rows, &PendingUpdate::default())

@@ -88,7 +88,8 @@ pub async fn make_client(
 
 /// Loads the desired state: the union of the configured sources, or the first failure.
 pub async fn load_desired(config: &Config) -> Result<DesiredState, DesiredError> {
-    desired::load_all(&config.sources, &config.roles.managed)
+    let calendar = desired::Calendar::now(config.timezone);
+    desired::load_all(&config.sources, &config.roles.managed, &calendar)
         .await
         .map(|(d, _)| d)
 }
@@ -281,7 +282,12 @@ impl Engine {
         let config = &self.config;
         let managed = &config.roles.managed;
         let desired = match desired {
-            Some(d) => d,
+            // A state read earlier (the daemon's last valid one, kept while the file is
+            // invalid) still ends the grants whose `until` has passed since.
+            Some(mut d) => {
+                d.expire(&desired::Calendar::now(config.timezone));
+                d
+            }
             None => load_desired(config).await?,
         };
         report.record.desired_users = Some(desired.users.len() as i64);
@@ -340,6 +346,10 @@ impl Engine {
         let mut the_plan = self
             .plan_with_grace(report.record.id, dry_run, &desired, &read.current, &policy)
             .await?;
+        the_plan.ending = desired.ending_within(
+            &desired::Calendar::now(config.timezone),
+            config.notify.grant_expiring_days,
+        );
         let flapping = self.find_flapping(report.record.id, &the_plan).await?;
         // Left alone, a flapping change is not part of the plan: not sent, not guarded.
         let left_alone = !flapping.is_empty() && !config.flapping.reapply;
@@ -370,6 +380,20 @@ impl Engine {
                 }
                 _ => None,
             },
+            until: None,
+            reason: None,
+        };
+        // An added grant's end and reason; a removed grant's when it ended.
+        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| {
+            let mut r = row(a, outcome, detail);
+            if let Some(email) = &a.email {
+                if a.kind == ActionKind::Add || desired.has_ended(email, a.role) {
+                    let (until, reason) = desired.note_of(email, a.role);
+                    r.until = until.map(|d| d.to_string());
+                    r.reason = reason;
+                }
+            }
+            r
         };
         // The rows as they will be recorded; the digest reads them as `approve` will.
         let mut rows: Vec<ActionRow> = the_plan
@@ -645,5 +669,7 @@ fn outcome_row(o: &ActionOutcome, managed: &crate::input::roles::ManagedRoles) -
         detail: o.detail.clone(),
         planned_user_id: o.planned_user_id as i64,
         source: None,
+        until: None,
+        reason: None,
     }
 }

@@ -34,7 +34,7 @@ const FIRST_RUN_SINCE: &str =
 /// A person's actions, newest first: a walk down `run_actions_email` (no sort).
 const TRAIL_ACTIONS: &str =
     "SELECT a.run_id, r.started_at, r.trigger, r.dry_run, r.status, a.role, a.action, \
-     a.outcome, a.user_id, a.http_status, a.detail, a.source \
+     a.outcome, a.user_id, a.http_status, a.detail, a.source, a.until, a.reason \
      FROM run_actions a JOIN runs r ON r.id = a.run_id \
      WHERE a.email = ? AND a.run_id >= ? ORDER BY a.id DESC LIMIT ?";
 
@@ -67,6 +67,12 @@ pub enum TrailEvent {
         /// The sources that gave an added grant (`roles.yaml, ldap`).
         #[serde(skip_serializing_if = "Option::is_none")]
         source: Option<String>,
+        /// The grant's end, `YYYY-MM-DD`: of an added grant, or of an ended grant removed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        /// The reason its source gave.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Left alone, in every run of `first_run_id ..= run_id` that read Studio.
     LeftAlone {
@@ -213,6 +219,8 @@ impl History {
                     http_status: r.get(9),
                     detail: r.get(10),
                     source: r.get(11),
+                    until: r.get(12),
+                    reason: r.get(13),
                 },
             })
             .collect())

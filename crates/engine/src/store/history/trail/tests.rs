@@ -36,6 +36,8 @@ fn add(email: &str, outcome: &str) -> ActionRow {
         detail: None,
         planned_user_id: 42,
         source: None,
+        until: None,
+        reason: None,
     }
 }
 
