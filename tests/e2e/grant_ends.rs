@@ -174,3 +174,21 @@ async fn a_csv_grant_ends_the_same_way() {
     assert!(t.holders("CaptionEditor").is_empty());
     assert_eq!(t.holders("Admin"), ["ada@school.edu"]);
 }
+
+#[tokio::test]
+async fn a_file_dated_in_the_future_never_refuses_a_current_grant() {
+    let t = tenant().await;
+    t.write_roles(&roles(&day(0)));
+    // Written where the clock is ahead: its modification time is days from now.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(t.path("roles.yaml"))
+        .unwrap();
+    f.set_modified(SystemTime::now() + Duration::from_secs(3 * 24 * 3600))
+        .unwrap();
+    let run = t.cli(&["apply"]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), ["ada@school.edu", "bob@school.edu"]);
+    let plan = t.cli(&["plan"]).await;
+    assert!(plan.stdout.contains("expires today"), "{plan:?}");
+}
