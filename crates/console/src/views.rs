@@ -8,6 +8,7 @@ use crate::strip::Strip;
 use askama::Template;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use studio_role_sync_engine::change::ChangeKind;
 use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord, TrailEntry, TrailEvent};
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -169,19 +170,21 @@ pub struct ActionView {
 impl ActionView {
     pub fn new(a: &ActionRow, flapping: bool) -> ActionView {
         ActionView {
-            why: match (a.action.as_str(), flapping) {
-                ("add", true) => "re-granted: removed in Studio behind the tool (flapping)",
+            why: match (a.action, flapping) {
+                (ChangeKind::Add, true) => {
+                    "re-granted: removed in Studio behind the tool (flapping)"
+                }
                 (_, true) => "removed again: re-granted in Studio behind the tool (flapping)",
-                ("add", _) => "in the desired state, not held in Studio",
+                (ChangeKind::Add, _) => "in the desired state, not held in Studio",
                 _ => "held in Studio, not in the desired state",
             },
             flapping,
             role: a.role.clone(),
-            action: a.action.clone(),
+            action: a.action.to_string(),
             email: a.email.clone().unwrap_or_else(|| "(no email)".into()),
             person_href: a.email.as_deref().map(person_href),
             user_id: a.user_id,
-            outcome: a.outcome.clone(),
+            outcome: a.outcome.to_string(),
             http: a.http_status.map(|s| s.to_string()).unwrap_or_default(),
             detail: a.detail.clone().unwrap_or_default(),
         }
@@ -266,13 +269,13 @@ impl TrailView {
             } => {
                 v.what = format!(
                     "{action} {role}: {}",
-                    if action == "add" {
+                    if *action == ChangeKind::Add {
                         "in the desired state, not held in Studio"
                     } else {
                         "held in Studio, not in the desired state"
                     }
                 );
-                v.outcome = outcome.clone();
+                v.outcome = outcome.to_string();
                 v.http = http_status.map(|s| s.to_string()).unwrap_or_default();
                 v.detail = detail.clone().unwrap_or_default();
             }

@@ -7,6 +7,7 @@
 
 use crate::input::config::Config;
 use crate::input::desired::{self, DesiredError, DesiredState};
+use crate::model::change::{Change, ChangeKind, Outcome};
 use crate::service::metrics::Metrics;
 use crate::service::notifications::Notifier;
 use crate::service::shutdown::CancellationToken;
@@ -16,12 +17,10 @@ use crate::store::history::{
 };
 use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
-use crate::sync::apply::{ActionOutcome, Applier, Outcome, Stopped};
+use crate::sync::apply::{Applier, Stopped};
 use crate::sync::grace::{Grace, MissingSince};
 use crate::sync::identity::{self, Verification};
-use crate::sync::plan::{
-    check_guards, plan, plan_with_grace, ActionKind, GuardTrip, Plan, Policy, RoleAction,
-};
+use crate::sync::plan::{check_guards, plan, plan_with_grace, GuardTrip, Plan, Policy};
 use crate::sync::read::{read_current, ReadError, ReadInputs};
 use crate::sync::run_report::{RunError, RunReport};
 use crate::sync::run_status::RunStatus;
@@ -343,38 +342,31 @@ impl Engine {
         // Left alone, a flapping change is not part of the plan: not sent, not guarded.
         let left_alone = !flapping.is_empty() && !config.flapping.reapply;
         if left_alone {
-            let alone: std::collections::HashSet<&RoleAction> = flapping.iter().collect();
+            let alone: std::collections::HashSet<&Change> = flapping.iter().collect();
             the_plan.actions.retain(|a| !alone.contains(a));
         }
         let guard = check_guards(&the_plan, &desired, &policy, &config.safety).err();
-        let row = |a: &RoleAction, outcome: &str, detail: Option<String>| ActionRow {
-            email: a.email.clone(),
-            user_id: a.user_id as i64,
-            role: managed.name(a.role).to_string(),
-            action: a.kind.as_str().into(),
-            outcome: outcome.into(),
-            http_status: None,
-            detail,
-            planned_user_id: a.user_id as i64,
-            // Where an added grant came from, for `history --email` and the console.
-            source: match (a.kind, &a.email) {
-                (ActionKind::Add, Some(email)) => {
-                    let from = the_plan.sources_of(email, a.role);
-                    (!from.is_empty()).then(|| {
-                        from.iter()
-                            .map(|s| s.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                }
-                _ => None,
-            },
+        // Where an added grant came from, for `history --email` and the console.
+        let source = |c: &Change| match (c.kind, &c.email) {
+            (ChangeKind::Add, Some(email)) => {
+                let from = the_plan.sources_of(email, c.role);
+                (!from.is_empty()).then(|| {
+                    from.iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+            }
+            _ => None,
+        };
+        let row = |c: &Change, outcome: Outcome, detail: Option<String>| {
+            ActionRow::planned(c, managed, outcome, detail, source(c))
         };
         // The rows as they will be recorded; the digest reads them as `approve` will.
         let mut rows: Vec<ActionRow> = the_plan
             .actions
             .iter()
-            .map(|a| row(a, "planned", None))
+            .map(|a| row(a, Outcome::Planned, None))
             .collect();
         if left_alone {
             let why = format!(
@@ -385,7 +377,7 @@ impl Engine {
             rows.extend(
                 flapping
                     .iter()
-                    .map(|a| row(a, "skipped", Some(why.clone()))),
+                    .map(|a| row(a, Outcome::Skipped, Some(why.clone()))),
             );
         }
         let planned = crate::sync::digest::recorded_plan(&rows);
@@ -431,7 +423,7 @@ impl Engine {
         };
         if let Some(detail) = skipped {
             for r in rows.iter_mut().take(the_plan.actions.len()) {
-                r.outcome = "skipped".into();
+                r.outcome = Outcome::Skipped;
                 r.detail = Some(detail.clone());
             }
         }
@@ -472,10 +464,7 @@ impl Engine {
             .await?;
         left_alone_log::log_left_alone(&the_plan.pending, &changes);
         if !flapping.is_empty() {
-            let keys: Vec<_> = flapping
-                .iter()
-                .map(|a| crate::sync::flapping::key(a, managed))
-                .collect();
+            let keys: Vec<_> = flapping.iter().map(|a| a.key(managed)).collect();
             self.history.mark_flapping(report.record.id, &keys).await?;
             for a in &flapping {
                 tracing::warn!(
@@ -533,18 +522,18 @@ impl Engine {
         };
         let sending = applier.apply(phases, move |batch| {
             for o in batch {
-                metrics.action(o.action.kind.as_str(), o.outcome.as_str(), 1);
+                metrics.action(o.change.kind.as_str(), o.outcome.as_str(), 1);
             }
-            let _ = outcomes_tx.send(batch.iter().map(|o| outcome_row(o, managed)).collect());
+            let _ = outcomes_tx.send(batch.iter().map(|o| ActionRow::sent(o, managed)).collect());
         });
         let (applied, unrecorded) = tokio::join!(sending, writer);
         let r = &mut report.record;
         for o in &applied.outcomes {
-            match (o.outcome, o.action.kind) {
-                (Outcome::Applied, ActionKind::Add) => r.adds_applied += 1,
-                (Outcome::Applied, ActionKind::Remove) => r.removes_applied += 1,
+            match (o.outcome, o.change.kind) {
+                (Outcome::Applied, ChangeKind::Add) => r.adds_applied += 1,
+                (Outcome::Applied, ChangeKind::Remove) => r.removes_applied += 1,
                 (Outcome::Failed, _) => r.failed += 1,
-                (Outcome::Skipped, _) => {}
+                (Outcome::Planned | Outcome::Skipped | Outcome::Unknown, _) => {}
             }
         }
         report.outcomes = applied.outcomes;
@@ -604,11 +593,7 @@ impl Engine {
 
     /// The planned actions that were also applied in each of the previous
     /// `flapping.after_runs - 1` runs that sent changes.
-    async fn find_flapping(
-        &self,
-        run_id: i64,
-        plan: &Plan,
-    ) -> Result<Vec<RoleAction>, HistoryError> {
+    async fn find_flapping(&self, run_id: i64, plan: &Plan) -> Result<Vec<Change>, HistoryError> {
         if plan.actions.is_empty() {
             return Ok(Vec::new());
         }
@@ -623,19 +608,5 @@ impl Engine {
                 None => Vec::new(),
             },
         )
-    }
-}
-
-fn outcome_row(o: &ActionOutcome, managed: &crate::input::roles::ManagedRoles) -> ActionRow {
-    ActionRow {
-        email: o.action.email.clone(),
-        user_id: o.action.user_id as i64,
-        role: managed.name(o.action.role).to_string(),
-        action: o.action.kind.as_str().into(),
-        outcome: o.outcome.as_str().into(),
-        http_status: o.http_status.map(i64::from),
-        detail: o.detail.clone(),
-        planned_user_id: o.planned_user_id as i64,
-        source: None,
     }
 }

@@ -14,6 +14,7 @@
 //! follows the person's rows, not the size of the history.
 
 use super::{History, HistoryError};
+use crate::model::change::{ChangeKind, Outcome};
 use crate::sync::run_status::RunStatus;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
@@ -55,8 +56,8 @@ pub enum TrailEvent {
     /// A role added or removed (or planned, or skipped by a guard).
     Action {
         role: String,
-        action: String,
-        outcome: String,
+        action: ChangeKind,
+        outcome: Outcome,
         user_id: i64,
         http_status: Option<i64>,
         detail: Option<String>,
@@ -193,25 +194,27 @@ impl History {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| TrailEntry {
-                run_id: r.get(0),
-                started_at: r.get(1),
-                trigger: r.get(2),
-                dry_run: r.get(3),
-                run_status: r.get(4),
-                event: TrailEvent::Action {
-                    role: r.get(5),
-                    action: r.get(6),
-                    outcome: r.get(7),
-                    user_id: r.get(8),
-                    http_status: r.get(9),
-                    detail: r.get(10),
-                    source: r.get(11),
-                },
+        rows.iter()
+            .map(|r| {
+                Ok(TrailEntry {
+                    run_id: r.try_get(0)?,
+                    started_at: r.try_get(1)?,
+                    trigger: r.try_get(2)?,
+                    dry_run: r.try_get(3)?,
+                    run_status: r.try_get(4)?,
+                    event: TrailEvent::Action {
+                        role: r.try_get(5)?,
+                        action: r.try_get(6)?,
+                        outcome: r.try_get(7)?,
+                        user_id: r.try_get(8)?,
+                        http_status: r.try_get(9)?,
+                        detail: r.try_get(10)?,
+                        source: r.try_get(11)?,
+                    },
+                })
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
     }
 
     /// The runs that left `email` alone, as streaks of consecutive run ids per reason, oldest
