@@ -9,7 +9,9 @@
 //! has its own harness (`libtest-mimic`). The other test needs no browser and always runs.
 //!
 //! `CONSOLE_SCREENSHOTS=1 cargo test -p studio-role-sync --test console` also writes the
-//! screenshots of the main pages to `docs/console/*.png`.
+//! screenshots of the pages it visits to `target/console-screens/*.png` (to look at what a
+//! test saw). The screenshots in docs/console come from a realistic two-week history instead:
+//! `cargo run -p bench --bin console_screens`.
 
 mod support;
 
@@ -50,14 +52,24 @@ where
     support::daemon::wait_for(what, WAIT, check).await
 }
 
+/// A Studio user with a name and no role.
+fn named(id: u64, name: &str, email: &str) -> studio_sim::SimUser {
+    studio_sim::SimUser {
+        full_name: name.into(),
+        ..user(id, Some(email), &[])
+    }
+}
+
 /// A tenant whose first run adds, removes (a holder whose Studio email is HTML) and leaves a
 /// new hire alone, served by a daemon with the console on 0.0.0.0 behind basic auth.
 async fn tenant_with_console() -> (Tenant, Daemon, u16) {
     let t = Tenant::start(vec![
         user(1, Some("ada@school.edu"), &["Admin"]),
-        user(2, Some("grace@school.edu"), &[]),
+        named(2, "Grace Hopper", "grace@school.edu"),
         user(3, Some(EVIL_EMAIL), &["Admin"]),
         user(4, Some("alan@school.edu"), &["Admin"]),
+        named(5, "Twin One", "twin@school.edu"),
+        named(6, "Twin Two", "twin@school.edu"),
     ])
     .await;
     std::fs::write(t.path("console-password"), PASSWORD).unwrap();
@@ -69,7 +81,7 @@ async fn tenant_with_console() -> (Tenant, Daemon, u16) {
         ..Opts::default()
     });
     t.write_roles(
-        "users:\n  ada@school.edu: [Admin]\n  grace@school.edu: [Admin]\n  newhire@school.edu: [Admin]\n",
+        "users:\n  ada@school.edu: [Admin]\n  grace@school.edu: [Admin]\n  newhire@school.edu: [Admin]\n  twin@school.edu: [Admin]\n",
     );
     let d = Daemon::start(&t);
     let port = d.port("(console /console/)").await;
@@ -202,12 +214,13 @@ async fn browser(driver: &Driver) -> Client {
         .expect("a WebDriver session")
 }
 
-/// Saves a screenshot of the page to `docs/console/NAME.png` when `CONSOLE_SCREENSHOTS=1`.
+/// Saves a screenshot of the page to `target/console-screens/NAME.png` when
+/// `CONSOLE_SCREENSHOTS=1`.
 async fn screenshot(c: &Client, name: &str) {
     if std::env::var("CONSOLE_SCREENSHOTS").as_deref() != Ok("1") {
         return;
     }
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/console");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/console-screens");
     std::fs::create_dir_all(&dir).unwrap();
     let png = c.screenshot().await.expect("a screenshot");
     std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
@@ -225,7 +238,7 @@ async fn a_browser_follows_a_run_and_a_person() {
     result.unwrap();
 }
 
-async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::error::CmdError> {
+async fn browse(c: &Client, t: &Tenant, port: u16) -> Result<(), fantoccini::error::CmdError> {
     // Without the password: refused (a fresh browser, no credentials cached yet).
     let plain = reqwest::get(format!("http://127.0.0.1:{port}/console/"))
         .await
@@ -292,6 +305,28 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         "{text}"
     );
     assert!(
+        text.contains("Grace Hopper (2)"),
+        "names beside ids: {text}"
+    );
+    let count = c
+        .find(Locator::Css("#left-alone-count"))
+        .await?
+        .text()
+        .await?;
+    assert_eq!(
+        count,
+        "2 pending (1 several Studio accounts share this email, 1 no Studio account yet)"
+    );
+    let twins = c
+        .find(Locator::Css("table#left-alone ul.twins"))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        twins.contains("Twin One (Studio user 5)") && twins.contains("Twin Two (Studio user 6)"),
+        "{twins}"
+    );
+    assert!(
         c.find_all(Locator::Css("script")).await?.is_empty(),
         "no script element"
     );
@@ -345,7 +380,7 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .at_most(WAIT)
         .for_element(Locator::Css("table#left-alone"))
         .await?;
-    c.find(Locator::Css("table#left-alone a.person"))
+    c.find(Locator::Css("table#left-alone a.person[href*='newhire']"))
         .await?
         .click()
         .await?;
@@ -359,14 +394,82 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
         .await?
         .contains("left alone: no Studio account yet"));
     screenshot(c, "person").await;
+    // Who grace is: her name, her desired roles and source, what Studio held.
+    c.goto(&format!(
+        "http://127.0.0.1:{port}/console/person?email=grace%40school.edu"
+    ))
+    .await?;
+    let who = c
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#who"))
+        .await?;
+    assert_eq!(
+        c.find(Locator::Css("#person-name")).await?.text().await?,
+        "Grace Hopper"
+    );
+    let text = who.text().await?;
+    assert!(text.contains("As of run 1"), "{text}");
+    assert_eq!(
+        c.find(Locator::Css("#desired")).await?.text().await?,
+        "yes: Admin (roles.yaml)"
+    );
+    assert!(
+        text.contains("Grace Hopper (Studio user 2): holds no managed role"),
+        "as read before the run's changes: {text}"
+    );
+    let trail = c.find(Locator::Css("table#trail")).await?.text().await?;
+    assert!(
+        trail.contains("add Admin (from roles.yaml)")
+            && trail.contains("listed in roles.yaml, not held in Studio"),
+        "{trail}"
+    );
+    c.goto(&format!(
+        "http://127.0.0.1:{port}/console/person?email=newhire%40school.edu"
+    ))
+    .await?;
+    c.wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("table#trail"))
+        .await?;
+    // One rendering: each row of the page reads as the line `history --email` prints.
+    let mut page_rows = Vec::new();
+    for row in c.find_all(Locator::Css("table#trail tbody tr")).await? {
+        let mut cells = Vec::new();
+        for cell in row.find_all(Locator::Css("td")).await? {
+            cells.push(cell.text().await?);
+        }
+        page_rows.push(words(&cells.join(" ")));
+    }
+    let cli = t.cli(&["history", "--email", "newhire@school.edu"]).await;
+    assert_eq!(cli.code, 0, "{cli:?}");
+    let cli_rows: Vec<String> = cli
+        .stdout
+        .lines()
+        .skip(1)
+        .take(page_rows.len())
+        .map(words)
+        .collect();
+    assert!(!page_rows.is_empty());
+    assert_eq!(page_rows, cli_rows, "the page and the CLI say the same");
 
-    c.find(Locator::LinkText("Pending")).await?.click().await?;
+    c.find(Locator::LinkText("Left alone"))
+        .await?
+        .click()
+        .await?;
     let pending = c
         .wait()
         .at_most(WAIT)
         .for_element(Locator::Css("table#pending"))
         .await?;
-    assert!(pending.text().await?.contains("newhire@school.edu"));
+    let text = pending.text().await?;
+    assert!(text.contains("newhire@school.edu"));
+    assert!(
+        words(&text).contains("newhire@school.edu Admin (roles.yaml) no Studio account yet"),
+        "the role it waits for, and why in words: {text}"
+    );
+    assert!(text.contains("Twin Two (Studio user 6)"), "{text}");
+    assert_eq!(c.title().await?, "Left alone now · studio-role-sync");
     screenshot(c, "pending").await;
 
     c.find(Locator::LinkText("Health")).await?.click().await?;
@@ -384,6 +487,11 @@ async fn browse(c: &Client, _t: &Tenant, port: u16) -> Result<(), fantoccini::er
     assert!(!c.source().await?.contains(PASSWORD), "no secret on a page");
     screenshot(c, "health").await;
     Ok(())
+}
+
+/// `text` with every run of whitespace as one space.
+fn words(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The roles file of the "what to do next" tenant: ada, grace and `staff` of staff3..staff8.
@@ -553,7 +661,7 @@ async fn next_steps(
     );
 
     // An invalid roles file: the strip names it (no run is recorded for it).
-    t.write_roles("users:\n  not-an-email: [Admin]\n");
+    t.write_roles("users:\n  not-an-email: [Admin]\n  also-not-one: [Admin]\n");
     let inputs = wait_for("the invalid roles file in the strip", || async {
         c.goto(&format!("{base}/console/")).await.ok()?;
         let li = c
@@ -567,6 +675,12 @@ async fn next_steps(
         inputs.contains("roles file") && inputs.contains("line"),
         "{inputs}"
     );
+    // One problem a line, as the error has them.
+    let problem_lines: Vec<&str> = inputs
+        .lines()
+        .filter(|l| l.contains("is not an email address"))
+        .collect();
+    assert_eq!(problem_lines.len(), 2, "{inputs}");
 
     // At 400 px the key columns stay, the others fold away.
     c.set_window_size(400, 900).await?;

@@ -128,8 +128,17 @@ async fn open_history_to_read(config: &Config) -> Result<History, Exit> {
     let mut shm = config.history.clone().into_os_string();
     shm.push("-shm");
     if std::fs::File::open(&shm).is_ok() {
-        Ok(History::open_read_only(&config.history))
-    } else {
-        Ok(History::open_read_only_unshared(&config.history))
+        return Ok(History::open_read_only(&config.history));
     }
+    // The newest runs may still be in the service's `-wal`, which this user cannot read (a
+    // daemon running now, or a writer that died before folding it in): say so, not less.
+    if History::has_unfolded_writes(&config.history) {
+        eprintln!(
+            "warning: the newest runs may be missing: they are still in {}-wal, which this user \
+             cannot read; they appear here once the service writes them into the file (when it \
+             stops, or at its next checkpoint), or read as the service's user",
+            config.history.display()
+        );
+    }
+    Ok(History::open_read_only_unshared(&config.history))
 }

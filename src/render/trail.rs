@@ -45,84 +45,33 @@ pub fn render_trail(email: &str, entries: &[TrailEntry], format: Format) -> Stri
                     "MODE",
                     "STATUS",
                     "WHAT",
+                    "WHY",
                     "OUTCOME",
                     "HTTP",
                     "DETAIL",
                 ],
                 entries.iter().map(table_row),
             ) + "WHAT is an action (role and add/remove), or \"left alone\" with the reason; \
-                   RUN A-B: every run from A to B that read Studio left it alone.\n"
+                   RUN A-B: every run from A to B that read Studio left it alone (their \
+                   trigger, mode and status differ, so none is shown).\n"
         }
     }
 }
 
-fn short_time(t: &str) -> String {
-    t.get(..19).unwrap_or(t).replace('T', " ")
-}
-
+/// The columns the console's person page shows too (one rendering, in the engine).
 fn table_row(e: &TrailEntry) -> Vec<String> {
-    let mode = if e.dry_run { "plan" } else { "apply" };
-    let (run, started, what, outcome, http, detail) = match &e.event {
-        TrailEvent::Action {
-            role,
-            action,
-            outcome,
-            http_status,
-            detail,
-            source,
-            ..
-        } => (
-            e.run_id.to_string(),
-            short_time(&e.started_at),
-            match source {
-                Some(from) => format!("{action} {role} (from {from})"),
-                None => format!("{action} {role}"),
-            },
-            outcome.to_string(),
-            http_status.map(|s| s.to_string()).unwrap_or_default(),
-            detail.clone(),
-        ),
-        TrailEvent::LeftAlone {
-            reason,
-            detail,
-            first_run_id,
-            first_started_at,
-            runs,
-            ..
-        } if *first_run_id != e.run_id => (
-            format!("{first_run_id}-{}", e.run_id),
-            format!(
-                "{} to {}",
-                short_time(first_started_at),
-                short_time(&e.started_at)
-            ),
-            format!("left alone: {reason}"),
-            format!("{runs} runs"),
-            String::new(),
-            detail.clone(),
-        ),
-        TrailEvent::LeftAlone { reason, detail, .. } => (
-            e.run_id.to_string(),
-            short_time(&e.started_at),
-            format!("left alone: {reason}"),
-            "1 run".into(),
-            String::new(),
-            detail.clone(),
-        ),
-    };
+    let c = e.columns(false);
     vec![
-        run,
-        started,
-        e.trigger.clone(),
-        mode.into(),
-        e.run_status.to_string(),
-        what,
-        outcome,
-        http,
-        detail
-            .as_deref()
-            .map(|d| table::truncate(d, 70))
-            .unwrap_or_default(),
+        c.runs,
+        c.when,
+        c.trigger,
+        c.mode.into(),
+        c.status,
+        c.what,
+        c.why,
+        c.outcome,
+        c.http,
+        table::truncate(&c.detail, 70),
     ]
 }
 
@@ -230,7 +179,12 @@ mod tests {
         assert!(lines[1].contains("add Admin") && lines[1].contains("applied  200"));
         assert!(lines[2].starts_with("2-8  2025-03-01 10:00:00 to 2025-03-02 09:45:00"));
         assert!(
-            lines[2].contains("left alone: not_in_studio  7 runs"),
+            lines[2]
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .contains("09:45:00 - - - left alone: no Studio account yet")
+                && lines[2].contains("7 runs"),
             "{t}"
         );
     }

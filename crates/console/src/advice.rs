@@ -90,19 +90,7 @@ pub fn explain(error: &str, base_url: &str) -> Advice {
     )
 }
 
-/// A left-alone reason in plain words.
-pub fn reason_words(reason: &str) -> &'static str {
-    match reason {
-        "not_in_studio" => "no Studio account yet",
-        "ambiguous" => "several Studio accounts share this email",
-        "no_email" => "Studio account without an email",
-        "protected" => "protected email (roles.protected)",
-        "exclusive" => "excluded by a role it holds (roles.exclusive)",
-        "flapping" => "flapping: changed back in Studio",
-        "remove_after" => "missing from the sources: removal waits (safety.remove_after)",
-        _ => "left alone",
-    }
-}
+pub use studio_role_sync_engine::history::reason_words;
 
 /// The domain most of `emails` use, when at least two do.
 pub fn common_domain<'a>(emails: impl Iterator<Item = &'a str>) -> Option<String> {

@@ -3,19 +3,35 @@
 //!
 //! Three pictures of the same days ([`DayStats`]): changes per day as stacked bars (added,
 //! removed, failed), run duration per day (average and longest), and the most emails left
-//! alone by a run each day. Colours come from the style sheet's classes (no inline style, which
-//! the CSP refuses); every mark carries a `<title>`, which browsers show on hover and screen
-//! readers read. Any text drawn is escaped, although it is only dates and numbers.
+//! alone by a run each day. They are drawn so that they cannot mislead:
+//! - a real date axis: each day sits at its date within the chosen range, a day without runs
+//!   is a gap (lines break there), the date ticks fall on round steps (1, 2, 7, 14 or 28
+//!   days) and are ISO dates;
+//! - the value axis has rounded ticks (1, 2, 5 × 10ⁿ) with gridlines, and its unit written
+//!   beside it; the chart's title is drawn on it, and the legend has its own row above the
+//!   plot, clear of the data;
+//! - a day whose runs all failed or were stopped is a red mark under the axis, never a zero
+//!   of seconds or of pending emails.
+//!
+//! Colours come from the style sheet's classes (no inline style, which the CSP refuses);
+//! every mark carries a `<title>`, which browsers show on hover and screen readers read. Any
+//! text drawn is escaped, although it is only dates and numbers.
 
+use chrono::NaiveDate;
 use std::fmt::Write;
 use studio_role_sync_engine::history::DayStats;
 
 const WIDTH: f64 = 760.0;
-const HEIGHT: f64 = 190.0;
-const LEFT: f64 = 48.0;
-const RIGHT: f64 = 8.0;
-const TOP: f64 = 12.0;
-const BOTTOM: f64 = 26.0;
+const HEIGHT: f64 = 230.0;
+/// Room for the value ticks and the unit.
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 12.0;
+/// The title's row, then the legend's row, then the plot.
+const TOP: f64 = 48.0;
+/// The bad-run marks, then the date ticks.
+const BOTTOM: f64 = 34.0;
+/// Date ticks at most, so that ISO dates never overlap.
+const MAX_DATE_TICKS: i64 = 8;
 
 fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -24,47 +40,42 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// The frame: the SVG element, the y axis with its top value, the first and last day.
-fn frame(out: &mut String, label: &str, days: &[DayStats], top: f64, unit: &str) {
-    let _ = write!(
-        out,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
-         role=\"img\" aria-label=\"{}\" data-points=\"{}\"><title>{}</title>",
-        escape(label),
-        days.len(),
-        escape(label)
-    );
-    let bottom = HEIGHT - BOTTOM;
-    let _ = write!(
-        out,
-        "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{bottom}\"/>\
-         <line class=\"axis\" x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\"/>\
-         <text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}{}</text>\
-         <text class=\"tick\" x=\"{}\" y=\"{bottom}\" text-anchor=\"end\">0</text>",
-        WIDTH - RIGHT,
-        LEFT - 4.0,
-        TOP + 8.0,
-        number(top),
-        escape(unit),
-        LEFT - 4.0,
-    );
-    if let (Some(first), Some(last)) = (days.first(), days.last()) {
-        let _ = write!(
-            out,
-            "<text class=\"tick\" x=\"{LEFT}\" y=\"{}\">{}</text>",
-            HEIGHT - 8.0,
-            escape(&first.day)
-        );
-        if days.len() > 1 {
-            let _ = write!(
-                out,
-                "<text class=\"tick\" x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
-                WIDTH - RIGHT,
-                HEIGHT - 8.0,
-                escape(&last.day)
-            );
-        }
+/// The days a chart covers, both included.
+#[derive(Clone, Copy, Debug)]
+pub struct Days {
+    pub first: NaiveDate,
+    pub last: NaiveDate,
+}
+
+impl Days {
+    fn count(&self) -> i64 {
+        (self.last - self.first).num_days().max(0) + 1
     }
+
+    fn slot(&self) -> f64 {
+        (WIDTH - LEFT - RIGHT) / self.count() as f64
+    }
+
+    /// The left edge of `day`'s slot.
+    fn x(&self, day: NaiveDate) -> f64 {
+        LEFT + (day - self.first).num_days() as f64 * self.slot()
+    }
+}
+
+fn parse_day(d: &DayStats) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(&d.day, "%Y-%m-%d").ok()
+}
+
+/// A rounded step for about four ticks up to `max`: 1, 2 or 5 × 10ⁿ (at least `min_step`).
+fn nice_step(max: f64, min_step: f64) -> f64 {
+    let rough = (max / 4.0).max(min_step);
+    let magnitude = 10f64.powf(rough.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * magnitude);
+    step.max(min_step)
 }
 
 fn number(v: f64) -> String {
@@ -75,34 +86,154 @@ fn number(v: f64) -> String {
     }
 }
 
-fn empty(label: &str) -> String {
+/// The value axis: rounded ticks with gridlines up to the top tick (returned), and the unit.
+fn value_axis(out: &mut String, max: f64, min_step: f64, unit: &str) -> f64 {
+    let step = nice_step(max.max(min_step), min_step);
+    let top = ((max / step).ceil().max(1.0)) * step;
+    let bottom = HEIGHT - BOTTOM;
+    let plot = bottom - TOP;
+    let mut v = 0.0;
+    while v <= top + step / 2.0 {
+        let y = bottom - v / top * plot;
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{LEFT}\" y1=\"{y:.1}\" x2=\"{}\" y2=\"{y:.1}\"/>\
+             <text class=\"tick\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
+            WIDTH - RIGHT,
+            LEFT - 6.0,
+            y + 4.0,
+            number(v)
+        );
+        v += step;
+    }
+    let _ = write!(
+        out,
+        "<text class=\"unit\" x=\"12\" y=\"{:.1}\" transform=\"rotate(-90 12 {:.1})\" \
+         text-anchor=\"middle\">{}</text>",
+        TOP + plot / 2.0,
+        TOP + plot / 2.0,
+        escape(unit)
+    );
+    top
+}
+
+/// The date axis: the baseline, and ISO dates on round steps of days with gridlines.
+fn date_axis(out: &mut String, days: Days) {
+    let bottom = HEIGHT - BOTTOM;
+    let _ = write!(
+        out,
+        "<line class=\"axis\" x1=\"{LEFT}\" y1=\"{bottom}\" x2=\"{}\" y2=\"{bottom}\"/>",
+        WIDTH - RIGHT
+    );
+    let n = days.count();
+    let step = [1, 2, 7, 14, 28, 56, 91]
+        .into_iter()
+        .find(|s| (n + s - 1) / s <= MAX_DATE_TICKS)
+        .unwrap_or(182);
+    let slot = days.slot();
+    let mut i = 0;
+    while i < n {
+        let day = days.first + chrono::Duration::days(i);
+        let x = days.x(day) + slot / 2.0;
+        let _ = write!(
+            out,
+            "<line class=\"grid\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{bottom}\"/>\
+             <text class=\"tick date\" x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+            HEIGHT - 6.0,
+            day.format("%Y-%m-%d")
+        );
+        i += step;
+    }
+}
+
+/// The opening: the SVG element, its title drawn and as `<title>`, the legend's own row.
+fn open(out: &mut String, title: &str, points: usize, legend: &[(&str, &str)]) {
+    let _ = write!(
+        out,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 {WIDTH} {HEIGHT}\" \
+         role=\"img\" aria-label=\"{0}\" data-points=\"{points}\"><title>{0}</title>\
+         <text class=\"chart-title\" x=\"{LEFT}\" y=\"16\">{0}</text>",
+        escape(title),
+    );
+    let mut x = LEFT;
+    for (class, text) in legend {
+        let _ = write!(
+            out,
+            "<rect class=\"{class}\" x=\"{x}\" y=\"25\" width=\"10\" height=\"10\"/>\
+             <text class=\"tick\" x=\"{}\" y=\"34\">{}</text>",
+            x + 14.0,
+            escape(text)
+        );
+        x += 24.0 + 7.0 * text.chars().count() as f64;
+    }
+}
+
+/// A red mark under the axis for a day with runs that failed or were stopped.
+fn bad_mark(out: &mut String, days: Days, day: NaiveDate, d: &DayStats) {
+    if d.bad_runs == 0 {
+        return;
+    }
+    let slot = days.slot();
+    let w = (slot * 0.7).clamp(2.0, 24.0);
+    let _ = write!(
+        out,
+        "<rect class=\"badrun\" x=\"{:.1}\" y=\"{:.1}\" width=\"{w:.1}\" height=\"5\"><title>{}: {} run(s) failed or stopped by a guard</title></rect>",
+        days.x(day) + (slot - w) / 2.0,
+        HEIGHT - BOTTOM + 3.0,
+        escape(&d.day),
+        d.bad_runs
+    );
+}
+
+fn empty(title: &str) -> String {
     format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 {WIDTH} 40\" role=\"img\" \
-         aria-label=\"{0}\" data-points=\"0\"><title>{0}</title><text class=\"tick\" x=\"{LEFT}\" y=\"24\">\
-         No runs in this range.</text></svg>",
-        escape(label)
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"chart\" viewBox=\"0 0 {WIDTH} 48\" role=\"img\" \
+         aria-label=\"{0}\" data-points=\"0\"><title>{0}</title><text class=\"chart-title\" x=\"{LEFT}\" y=\"16\">{0}</text>\
+         <text class=\"tick\" x=\"{LEFT}\" y=\"38\">No runs in this range.</text></svg>",
+        escape(title)
     )
 }
 
-/// Changes per day: added, removed and failed actions stacked.
-pub fn changes_per_day(days: &[DayStats]) -> String {
-    let label = "Changes per day: added, removed, failed";
-    if days.is_empty() {
-        return empty(label);
-    }
-    let top = days
+/// The days of `stats` inside `days`, with their date.
+fn placed(stats: &[DayStats], days: Days) -> Vec<(NaiveDate, &DayStats)> {
+    stats
         .iter()
-        .map(|d| d.adds + d.removes + d.failed)
+        .filter_map(|d| parse_day(d).map(|day| (day, d)))
+        .filter(|(day, _)| *day >= days.first && *day <= days.last)
+        .collect()
+}
+
+/// Changes per day: added, removed and failed actions stacked.
+pub fn changes_per_day(stats: &[DayStats], days: Days) -> String {
+    let title = "Changes per day (actions): added, removed, failed";
+    let placed = placed(stats, days);
+    if placed.is_empty() {
+        return empty(title);
+    }
+    let max = placed
+        .iter()
+        .map(|(_, d)| d.adds + d.removes + d.failed)
         .max()
-        .unwrap_or(0)
-        .max(1) as f64;
-    let mut out = String::with_capacity(256 + days.len() * 400);
-    frame(&mut out, label, days, top, "");
+        .unwrap_or(0) as f64;
+    let mut out = String::with_capacity(2048 + placed.len() * 400);
+    open(
+        &mut out,
+        title,
+        placed.len(),
+        &[
+            ("add", "added"),
+            ("remove", "removed"),
+            ("fail", "failed"),
+            ("badrun", "run failed or stopped"),
+        ],
+    );
+    let top = value_axis(&mut out, max, 1.0, "actions");
+    date_axis(&mut out, days);
     let plot = HEIGHT - TOP - BOTTOM;
-    let step = (WIDTH - LEFT - RIGHT) / days.len() as f64;
-    let bar = (step * 0.8).clamp(1.0, 28.0);
-    for (i, d) in days.iter().enumerate() {
-        let x = LEFT + i as f64 * step + (step - bar) / 2.0;
+    let slot = days.slot();
+    let bar = (slot * 0.7).clamp(1.0, 24.0);
+    for (day, d) in placed {
+        let x = days.x(day) + (slot - bar) / 2.0;
         let mut y = HEIGHT - BOTTOM;
         let _ = write!(
             out,
@@ -113,16 +244,7 @@ pub fn changes_per_day(days: &[DayStats]) -> String {
             d.failed,
             d.runs
         );
-        if d.bad_runs > 0 {
-            // A failed or stopped run is a red mark above the axis, never a zero.
-            let _ = write!(
-                out,
-                "<rect class=\"badrun\" x=\"{x:.1}\" y=\"{:.1}\" width=\"{bar:.1}\" height=\"4\"><title>{}: {} run(s) failed or stopped by a guard</title></rect>",
-                HEIGHT - BOTTOM + 2.0,
-                escape(&d.day),
-                d.bad_runs
-            );
-        }
+        bad_mark(&mut out, days, day, d);
         for (class, n) in [("add", d.adds), ("remove", d.removes), ("fail", d.failed)] {
             if n > 0 {
                 let h = n as f64 / top * plot;
@@ -135,85 +257,95 @@ pub fn changes_per_day(days: &[DayStats]) -> String {
         }
         out.push_str("</g>");
     }
-    out.push_str(&legend(&[
-        ("add", "added"),
-        ("remove", "removed"),
-        ("fail", "failed"),
-        ("badrun", "run failed"),
-    ]));
     out.push_str("</svg>");
-    out
-}
-
-fn legend(items: &[(&str, &str)]) -> String {
-    let mut out = String::new();
-    let mut x = WIDTH - RIGHT - 90.0 * items.len() as f64;
-    for (class, text) in items {
-        let _ = write!(
-            out,
-            "<rect class=\"{class}\" x=\"{x}\" y=\"2\" width=\"10\" height=\"10\"/>\
-             <text class=\"tick\" x=\"{}\" y=\"11\">{text}</text>",
-            x + 14.0
-        );
-        x += 90.0;
-    }
     out
 }
 
 /// A line: its style class, its name in the legend, and its value on a day.
 type Series<'a> = (&'a str, &'a str, fn(&DayStats) -> f64);
 
-/// One or more lines over the days.
-fn lines(label: &str, unit: &str, days: &[DayStats], series: &[Series<'_>]) -> String {
-    if days.is_empty() {
-        return empty(label);
+/// Whether a day has a value to draw: some run that day finished and read Studio. A day of
+/// failed or stopped runs only is a gap with a red mark, never a zero.
+fn has_value(d: &DayStats) -> bool {
+    d.runs > d.bad_runs
+}
+
+/// One or more lines over the days, broken where a day has no value.
+fn lines(title: &str, unit: &str, stats: &[DayStats], days: Days, series: &[Series<'_>]) -> String {
+    let placed = placed(stats, days);
+    if placed.is_empty() {
+        return empty(title);
     }
-    let top = days
+    let max = placed
         .iter()
-        .flat_map(|d| series.iter().map(move |(_, _, f)| f(d)))
+        .filter(|(_, d)| has_value(d))
+        .flat_map(|(_, d)| series.iter().map(move |(_, _, f)| f(d)))
         .fold(0.0_f64, f64::max);
-    let top = if top <= 0.0 { 1.0 } else { top };
-    let mut out = String::with_capacity(256 + days.len() * 120 * series.len());
-    frame(&mut out, label, days, top, unit);
+    let mut out = String::with_capacity(2048 + placed.len() * 120 * series.len());
+    let mut legend: Vec<(&str, &str)> = series.iter().map(|(c, n, _)| (*c, *n)).collect();
+    legend.push(("badrun", "runs failed or stopped"));
+    open(&mut out, title, placed.len(), &legend);
+    let top = value_axis(
+        &mut out,
+        max,
+        if unit == "seconds" { 0.1 } else { 1.0 },
+        unit,
+    );
+    date_axis(&mut out, days);
     let plot = HEIGHT - TOP - BOTTOM;
-    let step = (WIDTH - LEFT - RIGHT) / days.len() as f64;
+    let slot = days.slot();
+    for (day, d) in &placed {
+        bad_mark(&mut out, days, *day, d);
+    }
     for (class, name, value) in series {
-        let points: Vec<(f64, f64)> = days
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                (
-                    LEFT + (i as f64 + 0.5) * step,
-                    HEIGHT - BOTTOM - value(d) / top * plot,
-                )
-            })
-            .collect();
-        let _ = write!(out, "<polyline class=\"{class}\" points=\"");
-        for (x, y) in &points {
-            let _ = write!(out, "{x:.1},{y:.1} ");
-        }
-        out.push_str("\"/>");
-        for ((x, y), d) in points.iter().zip(days) {
+        // Consecutive days with a value make one polyline; a missing day breaks it.
+        let mut segment: Vec<(f64, f64)> = Vec::new();
+        let mut previous: Option<NaiveDate> = None;
+        let flush = |out: &mut String, segment: &mut Vec<(f64, f64)>| {
+            if segment.len() > 1 {
+                let _ = write!(out, "<polyline class=\"{class}\" points=\"");
+                for (x, y) in segment.iter() {
+                    let _ = write!(out, "{x:.1},{y:.1} ");
+                }
+                out.push_str("\"/>");
+            }
+            segment.clear();
+        };
+        for (day, d) in &placed {
+            if !has_value(d) {
+                flush(&mut out, &mut segment);
+                previous = None;
+                continue;
+            }
+            if previous.is_some_and(|p| (*day - p).num_days() != 1) {
+                flush(&mut out, &mut segment);
+            }
+            let (x, y) = (
+                days.x(*day) + slot / 2.0,
+                HEIGHT - BOTTOM - value(d) / top * plot,
+            );
+            segment.push((x, y));
+            previous = Some(*day);
             let _ = write!(
                 out,
-                "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2\"><title>{}: {name} {}{}</title></circle>",
+                "<circle class=\"{class}\" cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\"><title>{}: {name} {} {}</title></circle>",
                 escape(&d.day),
                 number((value(d) * 10.0).round() / 10.0),
                 escape(unit)
             );
         }
+        flush(&mut out, &mut segment);
     }
-    let names: Vec<(&str, &str)> = series.iter().map(|(c, n, _)| (*c, *n)).collect();
-    out.push_str(&legend(&names));
     out.push_str("</svg>");
     out
 }
 
 /// Run duration per day, average and longest, in seconds.
-pub fn duration_per_day(days: &[DayStats]) -> String {
+pub fn duration_per_day(stats: &[DayStats], days: Days) -> String {
     lines(
-        "Run duration per day (seconds): average and longest",
-        " s",
+        "Run duration per day: average and longest",
+        "seconds",
+        stats,
         days,
         &[
             ("avg", "average", |d| d.duration_avg),
@@ -223,10 +355,11 @@ pub fn duration_per_day(days: &[DayStats]) -> String {
 }
 
 /// The most emails a run left alone, per day.
-pub fn pending_per_day(days: &[DayStats]) -> String {
+pub fn pending_per_day(stats: &[DayStats], days: Days) -> String {
     lines(
-        "Emails left alone (pending) per day: most in one run",
-        "",
+        "Emails pending per day: most in one run",
+        "emails",
+        stats,
         days,
         &[("pending", "pending", |d| d.pending_max as f64)],
     )
@@ -236,55 +369,72 @@ pub fn pending_per_day(days: &[DayStats]) -> String {
 mod tests {
     use super::*;
 
-    fn day(day: &str, adds: i64, removes: i64, failed: i64) -> DayStats {
+    fn day(day: &str, runs: i64, bad: i64, avg: f64) -> DayStats {
         DayStats {
             day: day.into(),
-            runs: 96,
-            adds,
-            removes,
-            failed,
+            runs,
+            adds: 3,
+            removes: 1,
+            failed: 0,
             pending_max: 4,
-            bad_runs: 0,
-            duration_avg: 1.5,
-            duration_max: 3.0,
+            bad_runs: bad,
+            duration_avg: avg,
+            duration_max: avg * 2.0,
+        }
+    }
+
+    fn march(first: u32, last: u32) -> Days {
+        Days {
+            first: NaiveDate::from_ymd_opt(2025, 3, first).unwrap(),
+            last: NaiveDate::from_ymd_opt(2025, 3, last).unwrap(),
         }
     }
 
     #[test]
-    fn a_failed_run_is_a_red_mark_not_a_zero() {
-        let failing = DayStats {
-            bad_runs: 2,
-            ..day("2025-03-01", 0, 0, 0)
-        };
-        let svg = changes_per_day(&[failing, day("2025-03-02", 1, 0, 0)]);
-        assert_eq!(svg.matches("<rect class=\"badrun\" x=").count(), 2, "{svg}");
-        assert!(svg.contains("2025-03-01: 2 run(s) failed or stopped by a guard"));
+    fn days_sit_at_their_dates_and_gaps_break_lines() {
+        // Runs on the 1st, 2nd and 5th of ten days: the 5th is placed at its date, and the
+        // line breaks between the 2nd and the 5th.
+        let stats = [
+            day("2025-03-01", 2, 0, 1.0),
+            day("2025-03-02", 2, 0, 2.0),
+            day("2025-03-05", 2, 0, 3.0),
+        ];
+        let svg = duration_per_day(&stats, march(1, 10));
+        assert_eq!(svg.matches("<polyline class=\"avg\"").count(), 1);
+        assert_eq!(svg.matches("<circle class=\"avg\"").count(), 3);
+        let slot = (WIDTH - LEFT - RIGHT) / 10.0;
+        let x5 = LEFT + 4.0 * slot + slot / 2.0;
+        assert!(svg.contains(&format!("cx=\"{x5:.1}\"")), "{svg}");
+        assert!(svg.contains(">seconds</text>") && svg.contains(">Run duration per day"));
+        assert!(svg.contains(">2025-03-01</text>"));
     }
 
     #[test]
-    fn bars_stack_to_the_day_total_and_carry_titles() {
-        let svg = changes_per_day(&[day("2025-03-01", 2, 1, 1), day("2025-03-02", 0, 0, 0)]);
-        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        assert!(svg.contains("data-points=\"2\""));
-        assert!(svg.contains("<title>2025-03-01: 2 added, 1 removed, 1 failed (96 runs)</title>"));
-        // The tallest day fills the plot: its three bars add up to the plot height.
-        let heights: f64 = svg
-            .split("height=\"")
-            .skip(1)
-            .filter_map(|s| s.split('"').next()?.parse::<f64>().ok())
-            .filter(|h| *h != 10.0)
-            .sum();
-        assert!((heights - (HEIGHT - TOP - BOTTOM)).abs() < 0.5, "{heights}");
-        assert!(changes_per_day(&[]).contains("No runs in this range."));
+    fn a_day_of_failed_runs_is_a_red_mark_not_a_zero() {
+        let stats = [
+            day("2025-03-01", 2, 0, 1.0),
+            day("2025-03-02", 1, 1, 0.0),
+            day("2025-03-03", 2, 0, 1.0),
+        ];
+        let svg = pending_per_day(&stats, march(1, 3));
+        assert_eq!(svg.matches("<circle class=\"pending\"").count(), 2);
+        assert!(
+            !svg.contains("<polyline"),
+            "no line across the failed day: {svg}"
+        );
+        assert!(svg.contains("2025-03-02: 1 run(s) failed"));
+        assert!(pending_per_day(&[], march(1, 3)).contains("No runs in this range."));
     }
 
     #[test]
-    fn lines_have_a_point_per_day() {
-        let days = [day("2025-03-01", 0, 0, 0), day("2025-03-02", 0, 0, 0)];
-        let svg = duration_per_day(&days);
-        assert_eq!(svg.matches("<polyline").count(), 2);
-        assert_eq!(svg.matches("<circle").count(), 4);
-        assert!(svg.contains("2025-03-02: longest 3 s"));
-        assert!(pending_per_day(&days).contains("2025-03-01: pending 4"));
+    fn ticks_are_round() {
+        assert_eq!(nice_step(121.0, 1.0), 50.0);
+        assert_eq!(nice_step(7.0, 1.0), 2.0);
+        assert_eq!(nice_step(1.0, 1.0), 1.0);
+        assert_eq!(nice_step(0.3, 0.1), 0.1);
+        let svg = changes_per_day(&[day("2025-03-01", 1, 0, 1.0)], march(1, 30));
+        // 30 days: a tick every 7 days, five dates.
+        assert_eq!(svg.matches("class=\"tick date\"").count(), 5, "{svg}");
+        assert!(svg.contains("2025-03-01: 3 added, 1 removed"));
     }
 }

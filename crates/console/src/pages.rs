@@ -101,12 +101,24 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         .from
         .unwrap_or(chart_to - Duration::days(DEFAULT_CHART_DAYS))
         .max(chart_to - Duration::days(params::MAX_CHART_DAYS));
+    // The days drawn: from the first day of the range to the last day it touches.
+    let chart_days = charts::Days {
+        first: chart_from.date_naive(),
+        last: (chart_to - Duration::milliseconds(1))
+            .date_naive()
+            .max(chart_from.date_naive()),
+    };
     let offset = (q.page - 1) * RUNS_PER_PAGE;
     let (chart_from_text, chart_to_text) = (history_time(chart_from), history_time(chart_to));
     let (total, runs, days, strip) = match tokio::try_join!(
         c.history.count_runs(&q.filter),
         c.history.runs_filtered(&q.filter, offset, RUNS_PER_PAGE),
-        c.history.day_stats(&chart_from_text, &chart_to_text),
+        c.history.day_stats(
+            &chart_from_text,
+            &chart_to_text,
+            q.filter.status,
+            q.filter.trigger.as_deref()
+        ),
         c.strip(now),
     ) {
         Ok(r) => r,
@@ -157,7 +169,11 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     page(RunsPage {
         rows: runs
             .iter()
-            .map(|r| RunRow::new(r, now, who_of(r.id)))
+            .map(|r| {
+                let mut row = RunRow::new(r, now, who_of(r.id));
+                row.local = c.local(&r.started_at);
+                row
+            })
             .collect(),
         total,
         page: q.page,
@@ -173,13 +189,19 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         // The form's "to" is a day included; the filter ends at the next midnight.
         to: date(q.to.map(|t| t - Duration::days(1))),
         chart_range: format!(
-            "{} to {} (apply runs only)",
+            "{} to {} UTC, runs that applied{}",
             chart_from.format("%Y-%m-%d %H:%M"),
-            chart_to.format("%Y-%m-%d %H:%M")
+            chart_to.format("%Y-%m-%d %H:%M"),
+            match (q.filter.status, q.filter.trigger.as_deref()) {
+                (None, None) => String::new(),
+                (Some(s), None) => format!(", status {s}"),
+                (None, Some(t)) => format!(", trigger {t}"),
+                (Some(s), Some(t)) => format!(", status {s}, trigger {t}"),
+            }
         ),
-        chart_changes: charts::changes_per_day(&days),
-        chart_duration: charts::duration_per_day(&days),
-        chart_pending: charts::pending_per_day(&days),
+        chart_changes: charts::changes_per_day(&days, chart_days),
+        chart_duration: charts::duration_per_day(&days, chart_days),
+        chart_pending: charts::pending_per_day(&days, chart_days),
         strip,
         changes_only: q.filter.changes_only,
         all_href: link_with(1, Some("all")),
@@ -259,8 +281,15 @@ pub async fn run(
         })
     };
     let who = context.requested_by.as_deref();
+    let (names, ambiguous) = match names_and_twins(&c, &actions, &pending).await {
+        Ok(n) => n,
+        Err(e) => return unreadable(e),
+    };
+    let mut run_row = RunRow::new(&record, now, who);
+    run_row.local = c.local(&record.started_at);
     page(RunPage {
-        run: RunRow::new(&record, now, who),
+        left_alone_summary: left_alone_summary(&pending, record.pending),
+        run: run_row,
         finished: record
             .finished_at
             .as_deref()
@@ -288,6 +317,7 @@ pub async fn run(
             .iter()
             .map(|a| {
                 let mut v = ActionView::new(a, is_flapping(a));
+                v.name = names.get(&a.user_id).cloned();
                 // A stopped run's guard message is said once, above: not on every row.
                 if v.detail.starts_with("not sent: safety guard") {
                     v.detail = "not sent: a safety guard stopped the run".into();
@@ -295,9 +325,97 @@ pub async fn run(
                 v
             })
             .collect(),
-        pending: pending.iter().map(LeftAloneView::new).collect(),
+        pending: pending
+            .iter()
+            .map(|p| {
+                let mut v = LeftAloneView::new(p);
+                v.accounts = ambiguous.get(&p.email).cloned().unwrap_or_default();
+                v
+            })
+            .collect(),
         strip,
     })
+}
+
+/// Ambiguous emails whose accounts are named on a page, at most.
+const NAMED_TWINS: usize = 50;
+
+/// The names Studio gave the accounts of `actions`, and the accounts (`Name (user 7)`) of the
+/// ambiguous emails among `pending`.
+async fn names_and_twins(
+    c: &Console,
+    actions: &[studio_role_sync_engine::history::ActionRow],
+    pending: &[studio_role_sync_engine::history::PendingRow],
+) -> Result<
+    (
+        std::collections::HashMap<i64, String>,
+        std::collections::HashMap<String, Vec<String>>,
+    ),
+    HistoryError,
+> {
+    let mut ids: Vec<i64> = actions.iter().map(|a| a.user_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names = c.history.names_of(&ids).await?;
+    let mut twins = std::collections::HashMap::new();
+    for p in pending
+        .iter()
+        .filter(|p| p.reason == "ambiguous")
+        .take(NAMED_TWINS)
+    {
+        let accounts = c.history.accounts_of(&p.email).await?;
+        twins.insert(
+            p.email.clone(),
+            accounts.iter().map(account_words).collect(),
+        );
+    }
+    Ok((names, twins))
+}
+
+/// `Ada Lovelace (Studio user 7)`.
+fn account_words(a: &studio_role_sync_engine::history::AccountSeen) -> String {
+    match &a.full_name {
+        Some(n) => format!("{n} (Studio user {})", a.user_id),
+        None => format!("Studio user {}", a.user_id),
+    }
+}
+
+/// `10: 7 pending (6 no Studio account yet, 1 several Studio accounts share this email), 3 by
+/// rule (protected email (roles.protected))`: the count the runs list shows as "pending" is
+/// the first part, so the two agree in words.
+fn left_alone_summary(
+    rows: &[studio_role_sync_engine::history::PendingRow],
+    pending: i64,
+) -> String {
+    let mut by_reason: Vec<(&str, usize)> = Vec::new();
+    for r in rows {
+        match by_reason.iter_mut().find(|(k, _)| *k == r.reason) {
+            Some((_, n)) => *n += 1,
+            None => by_reason.push((&r.reason, 1)),
+        }
+    }
+    // The most common reason first; ties by reason, so the words do not depend on row order.
+    by_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let part = |pending_kind: bool| {
+        by_reason
+            .iter()
+            .filter(|(k, _)| matches!(*k, "not_in_studio" | "ambiguous") == pending_kind)
+            .map(|(k, n)| format!("{n} {}", reason_words(k)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let others = rows.len() as i64 - pending;
+    match (pending, others) {
+        (0, 0) => "0".into(),
+        (p, 0) => format!("{p} pending ({})", part(true)),
+        (0, o) => format!("{o} by rule ({})", part(false)),
+        (p, o) => format!(
+            "{}: {p} pending ({}), {o} by rule ({})",
+            rows.len(),
+            part(true),
+            part(false)
+        ),
+    }
 }
 
 /// One person's trail, the same as `history --email`.
@@ -312,9 +430,10 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         ));
     };
     let normalized = studio_role_sync_engine::email_address::normalize(&email);
-    let (entries, flapping, strip) = match tokio::try_join!(
+    let (entries, flapping, known, strip) = match tokio::try_join!(
         c.history.email_trail(&email, since, TRAIL_LIMIT),
         c.history.flapping_of_email(&normalized, PERSON_FLAPPING),
+        c.history.person(&normalized),
         c.strip(Utc::now()),
     ) {
         Ok(e) => e,
@@ -330,6 +449,7 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     user_ids.sort_unstable();
     user_ids.dedup();
     page(PersonPage {
+        who: Who::new(&known),
         user_ids: user_ids
             .iter()
             .map(|i| i.to_string())
@@ -351,7 +471,31 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         since: since.map(history_time).unwrap_or_default(),
         truncated: entries.len() as u32 >= TRAIL_LIMIT,
         limit: TRAIL_LIMIT,
-        entries: entries.iter().map(TrailView::new).collect(),
+        entries: entries
+            .iter()
+            .map(|e| {
+                let flapped = match &e.event {
+                    TrailEvent::Action { role, action, .. } => flapping
+                        .iter()
+                        .any(|(r, ro, a)| *r == e.run_id && ro == role && a == action),
+                    TrailEvent::LeftAlone { .. } => false,
+                };
+                let mut v = TrailView::new(e, flapped);
+                v.local = match &e.event {
+                    TrailEvent::LeftAlone {
+                        first_run_id,
+                        first_started_at,
+                        ..
+                    } if *first_run_id != e.run_id => format!(
+                        "{} to {}",
+                        c.local(first_started_at),
+                        c.local(&e.started_at)
+                    ),
+                    _ => c.local(&e.started_at),
+                };
+                v
+            })
+            .collect(),
     })
 }
 
@@ -365,6 +509,22 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         Ok(r) => r,
         Err(e) => return unreadable(e),
     };
+    let emails: Vec<&str> = rows.iter().map(|p| p.email.as_str()).collect();
+    let waits = match c.history.desired_of(&emails).await {
+        Ok(w) => w,
+        Err(e) => return unreadable(e),
+    };
+    let mut twins: std::collections::HashMap<&str, Vec<String>> = Default::default();
+    for p in rows
+        .iter()
+        .filter(|p| p.reason == "ambiguous")
+        .take(NAMED_TWINS)
+    {
+        match c.history.accounts_of(&p.email).await {
+            Ok(a) => twins.insert(&p.email, a.iter().map(account_words).collect()),
+            Err(e) => return unreadable(e),
+        };
+    }
     let common = common_domain(rows.iter().map(|p| p.email.as_str()));
     let at = |t: &Option<String>| t.as_deref().map(short_time).unwrap_or_else(|| "-".into());
     page(PendingPage {
@@ -378,6 +538,8 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
                     .then(|| typo_hint(&p.email, common.as_deref()))
                     .flatten(),
                 reason: reason_words(&p.reason).to_string(),
+                waits_for: waits.get(&p.email).cloned().unwrap_or_default(),
+                accounts: twins.remove(p.email.as_str()).unwrap_or_default(),
                 since: short_time(&p.since),
                 age: DateTime::parse_from_rfc3339(&p.since)
                     .map(|s| age((now - s.with_timezone(&Utc)).num_seconds()))

@@ -27,6 +27,8 @@ pub struct Strip {
     pub last_href: Option<String>,
     pub next: String,
     pub problems: Vec<Problem>,
+    /// The schedule's time zone (`Europe/Paris`), offered on every time; empty without one.
+    pub timezone: String,
 }
 
 /// One open problem and what to do about it.
@@ -54,6 +56,10 @@ impl Console {
         let mut s = Strip {
             last_state: "warn",
             last: "Last scheduled run: none yet".into(),
+            timezone: self
+                .timezone()
+                .map(|z| z.name().to_string())
+                .unwrap_or_default(),
             ..Strip::default()
         };
         if let Some(r) = &f.last_scheduled {
@@ -218,6 +224,32 @@ impl Console {
     }
 
     /// "Next run": from the schedule the daemon follows now (a reload may have changed it).
+    /// The schedule the daemon follows now (after a reload too), else the one read at start.
+    fn slots(&self) -> Option<studio_role_sync_engine::daemon::Slots> {
+        self.readiness
+            .as_ref()
+            .and_then(|r| r.read().unwrap_or_else(|e| e.into_inner()).schedule.clone())
+            .or_else(|| self.schedule.clone())
+    }
+
+    /// The schedule's time zone: the institution's local time, offered beside UTC.
+    pub(crate) fn timezone(&self) -> Option<chrono_tz::Tz> {
+        self.slots().map(|s| s.timezone())
+    }
+
+    /// A history time in the schedule's time zone (`2025-03-01 11:00:00 CET`), for the
+    /// `title` of a `<time>`; the time itself, in UTC, when there is no schedule.
+    pub(crate) fn local(&self, t: &str) -> String {
+        match (self.timezone(), DateTime::parse_from_rfc3339(t)) {
+            (Some(z), Ok(at)) => format!(
+                "{} ({})",
+                at.with_timezone(&z).format("%Y-%m-%d %H:%M:%S %Z"),
+                z.name()
+            ),
+            _ => format!("{} UTC", short_time(t)),
+        }
+    }
+
     pub(crate) fn next_run(&self, now: DateTime<Utc>) -> String {
         let live = self
             .readiness

@@ -8,14 +8,12 @@ use crate::strip::Strip;
 use askama::Template;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
-use studio_role_sync_engine::change::ChangeKind;
-use studio_role_sync_engine::history::{ActionRow, PendingRow, RunRecord, TrailEntry, TrailEvent};
+use studio_role_sync_engine::history::{
+    action_reason, ActionRow, PendingRow, Person, RunRecord, TrailColumns, TrailEntry,
+};
 use studio_role_sync_engine::run_status::RunStatus;
 
-/// `2025-03-01T10:00:00.123Z` as `2025-03-01 10:00:00`.
-pub fn short_time(t: &str) -> String {
-    t.get(..19).unwrap_or(t).replace('T', " ")
-}
+pub use studio_role_sync_engine::history::short_time;
 
 /// The person page of `email`.
 pub fn person_href(email: &str) -> String {
@@ -65,6 +63,10 @@ pub struct RunRow {
     pub id: i64,
     pub href: String,
     pub started: String,
+    /// The start as the history wrote it (RFC 3339 UTC), for `<time datetime>`.
+    pub started_iso: String,
+    /// The start in the schedule's time zone, offered as the `<time>`'s title.
+    pub local: String,
     pub ago: String,
     pub duration: String,
     pub trigger: String,
@@ -107,6 +109,8 @@ impl RunRow {
             id: r.id,
             href: run_href(r.id),
             started: short_time(&r.started_at),
+            started_iso: r.started_at.clone(),
+            local: String::new(),
             ago: crate::strip::ago(&r.started_at, now),
             duration: duration(r),
             trigger: r.trigger.clone(),
@@ -155,13 +159,15 @@ pub struct RunsPage {
 
 pub struct ActionView {
     /// Why the run planned it, in words.
-    pub why: &'static str,
+    pub why: String,
     pub flapping: bool,
     pub role: String,
     pub action: String,
     pub email: String,
     pub person_href: Option<String>,
     pub user_id: i64,
+    /// The name Studio gave the account, when the history has it.
+    pub name: Option<String>,
     pub outcome: String,
     pub http: String,
     pub detail: String,
@@ -170,20 +176,14 @@ pub struct ActionView {
 impl ActionView {
     pub fn new(a: &ActionRow, flapping: bool) -> ActionView {
         ActionView {
-            why: match (a.action, flapping) {
-                (ChangeKind::Add, true) => {
-                    "re-granted: removed in Studio behind the tool (flapping)"
-                }
-                (_, true) => "removed again: re-granted in Studio behind the tool (flapping)",
-                (ChangeKind::Add, _) => "in the desired state, not held in Studio",
-                _ => "held in Studio, not in the desired state",
-            },
+            why: action_reason(a.action, a.source.as_deref(), flapping),
             flapping,
             role: a.role.clone(),
             action: a.action.to_string(),
             email: a.email.clone().unwrap_or_else(|| "(no email)".into()),
             person_href: a.email.as_deref().map(person_href),
             user_id: a.user_id,
+            name: None,
             outcome: a.outcome.to_string(),
             http: a.http_status.map(|s| s.to_string()).unwrap_or_default(),
             detail: a.detail.clone().unwrap_or_default(),
@@ -196,6 +196,8 @@ pub struct LeftAloneView {
     pub person_href: Option<String>,
     pub reason: String,
     pub detail: String,
+    /// An ambiguous email's accounts: `Ada Lovelace (Studio user 7)`.
+    pub accounts: Vec<String>,
 }
 
 impl LeftAloneView {
@@ -205,6 +207,7 @@ impl LeftAloneView {
             email: p.email.clone(),
             reason: reason_words(&p.reason).to_string(),
             detail: p.detail.clone().unwrap_or_default(),
+            accounts: Vec::new(),
         }
     }
 }
@@ -226,95 +229,87 @@ pub struct RunPage {
     pub flapping: Option<String>,
     pub actions: Vec<ActionView>,
     pub pending: Vec<LeftAloneView>,
+    /// The left-alone count in words: pending (as the runs list counts) and by rule.
+    pub left_alone_summary: String,
     pub strip: Strip,
 }
 
+/// A trail entry: the columns `history --email` prints too (one rendering, in the engine).
 pub struct TrailView {
     pub kind: &'static str,
-    pub runs: String,
     pub run_href: String,
-    pub when: String,
-    pub trigger: String,
-    pub mode: &'static str,
-    pub status: String,
-    pub what: String,
-    pub outcome: String,
-    pub http: String,
-    pub detail: String,
+    pub c: TrailColumns,
+    /// The run's start (RFC 3339 UTC) and in the schedule's time zone, for `<time>`.
+    pub iso: String,
+    pub local: String,
 }
 
 impl TrailView {
-    pub fn new(e: &TrailEntry) -> TrailView {
-        let mut v = TrailView {
+    pub fn new(e: &TrailEntry, flapping: bool) -> TrailView {
+        TrailView {
             kind: e.kind(),
-            runs: e.run_id.to_string(),
             run_href: run_href(e.run_id),
-            when: short_time(&e.started_at),
-            trigger: e.trigger.clone(),
-            mode: if e.dry_run { "plan" } else { "apply" },
-            status: e.run_status.to_string(),
-            what: String::new(),
-            outcome: String::new(),
-            http: String::new(),
-            detail: String::new(),
-        };
-        match &e.event {
-            TrailEvent::Action {
-                role,
-                action,
-                outcome,
-                http_status,
-                detail,
-                ..
-            } => {
-                v.what = format!(
-                    "{action} {role}: {}",
-                    if *action == ChangeKind::Add {
-                        "in the desired state, not held in Studio"
-                    } else {
-                        "held in Studio, not in the desired state"
-                    }
-                );
-                v.outcome = outcome.to_string();
-                v.http = http_status.map(|s| s.to_string()).unwrap_or_default();
-                v.detail = detail.clone().unwrap_or_default();
-            }
-            TrailEvent::LeftAlone {
-                reason,
-                detail,
-                first_run_id,
-                first_started_at,
-                runs,
-                ..
-            } => {
-                if *first_run_id != e.run_id {
-                    v.runs = format!("{first_run_id}–{}", e.run_id);
-                    v.when = format!(
-                        "{} to {}",
-                        short_time(first_started_at),
-                        short_time(&e.started_at)
-                    );
-                    // Trigger, mode and status differ across the folded runs: claim none.
-                    v.trigger = "various".into();
-                    v.mode = "-";
-                    v.status = "-".into();
-                }
-                v.what = format!("left alone: {}", reason_words(reason));
-                v.outcome = if *runs == 1 {
-                    "1 run".into()
-                } else {
-                    format!("{runs} runs")
-                };
-                v.detail = detail.clone().unwrap_or_default();
-            }
+            c: e.columns(flapping),
+            iso: e.started_at.clone(),
+            local: String::new(),
         }
-        v
+    }
+}
+
+/// Who a person is, as the latest run that planned saw them: their Studio accounts (name, id,
+/// what each held) and whether they are in the desired state.
+pub struct Who {
+    /// `as of run N`, linked; `None` before any run recorded people.
+    pub as_of: Option<(i64, String)>,
+    pub accounts: Vec<AccountView>,
+    /// `Admin (roles.yaml)`, with `listed since run 40` when the history saw it start.
+    pub desired: Option<String>,
+    pub listed_since: Option<(i64, String)>,
+}
+
+pub struct AccountView {
+    pub name: String,
+    pub user_id: i64,
+    pub held: String,
+}
+
+impl Who {
+    pub fn new(p: &Person) -> Who {
+        Who {
+            as_of: p.as_of_run.map(|r| (r, run_href(r))),
+            accounts: p
+                .accounts
+                .iter()
+                .map(|a| AccountView {
+                    name: a.full_name.clone().unwrap_or_else(|| "(no name)".into()),
+                    user_id: a.user_id,
+                    held: if a.held.is_empty() {
+                        "no managed role".into()
+                    } else {
+                        a.held.clone()
+                    },
+                })
+                .collect(),
+            desired: p.desired.as_ref().map(|(roles, _)| {
+                if roles.is_empty() {
+                    "listed, with no managed role".into()
+                } else {
+                    roles.clone()
+                }
+            }),
+            listed_since: p
+                .desired
+                .as_ref()
+                .and_then(|(_, since)| *since)
+                .map(|r| (r, run_href(r))),
+        }
     }
 }
 
 #[derive(Template)]
 #[template(path = "person.html")]
 pub struct PersonPage {
+    pub who: Who,
     pub email: String,
     pub since: String,
     pub entries: Vec<TrailView>,
@@ -331,6 +326,10 @@ pub struct PendingView {
     pub email: String,
     pub person_href: String,
     pub reason: String,
+    /// The roles (and sources) the email waits for, as the latest run's desired state says.
+    pub waits_for: String,
+    /// An ambiguous email's accounts: `Ada Lovelace (Studio user 7)`.
+    pub accounts: Vec<String>,
     pub since: String,
     pub age: String,
     pub last_check: String,

@@ -92,7 +92,11 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
     let app = router(ConsoleOptions {
         history: History::open_read_only(&path),
         credentials: auth.as_ref().map(Credentials::new),
-        schedule: None,
+        // Every 15 minutes in Paris: the console offers times in that zone too.
+        schedule: Some(
+            studio_role_sync_engine::daemon::Slots::new("0 */15 * * * *", chrono_tz::Europe::Paris)
+                .unwrap(),
+        ),
         studio_auth: "access token from studio.token_file".into(),
         readiness: None,
         base_url: "https://myschool.instructuremedia.com".into(),
@@ -456,6 +460,50 @@ async fn the_charts_are_inline_svg_with_data() {
         runs.contains("data-points=\"1\""),
         "one day of runs: {runs}"
     );
-    assert!(runs.contains("Changes per day: added, removed, failed"));
-    assert!(runs.contains("<polyline"));
+    assert!(runs.contains(">Changes per day (actions): added, removed, failed</text>"));
+    assert!(runs.contains(">seconds</text>") && runs.contains(">emails</text>"));
+    // One day: points, and no line to draw between days.
+    assert!(runs.contains("<circle class=\"avg\""));
+    // The charts follow the table's filter.
+    let (_, filtered) = s.page("/console/?view=all&trigger=reload").await;
+    assert!(
+        filtered.contains("runs that applied, trigger reload"),
+        "{filtered}"
+    );
+    assert_eq!(filtered.matches("No runs in this range.").count(), 3);
+}
+
+/// Times are ISO and UTC, said once in the footer; each is a `<time>` whose title gives it in
+/// the schedule's time zone, and a run's page shows that local time beside it.
+#[tokio::test]
+async fn times_are_utc_with_the_schedules_local_time_offered() {
+    let s = serve(3, bearer()).await;
+    let (_, runs) = s.page("/console/?view=all").await;
+    assert!(runs.contains("All times are UTC"), "{runs}");
+    assert!(
+        runs.contains("<span id=\"tz\">Europe/Paris</span>"),
+        "{runs}"
+    );
+    let time = runs
+        .split("<time class=\"when\" datetime=\"")
+        .nth(1)
+        .expect("a <time> per run");
+    let (iso, rest) = time.split_once('"').unwrap();
+    assert!(iso.ends_with('Z') && iso.contains('T'), "{iso}");
+    let title = rest
+        .split("title=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let at = chrono::DateTime::parse_from_rfc3339(iso).unwrap();
+    let local = at.with_timezone(&chrono_tz::Europe::Paris);
+    assert_eq!(
+        title,
+        format!("{} (Europe/Paris)", local.format("%Y-%m-%d %H:%M:%S %Z"))
+    );
+    let (_, run) = s.page("/console/runs/1").await;
+    assert!(run.contains("<span class=\"local\">"), "{run}");
+    assert!(run.contains("(Europe/Paris)</span>"), "{run}");
 }

@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use studio_role_sync_console::{router, ConsoleOptions};
 use studio_role_sync_engine::change::{ChangeKind, Outcome};
-use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
+use studio_role_sync_engine::history::{
+    AccountSeen, ActionRow, DesiredSeen, History, PendingRow, RunRecord,
+};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -163,6 +165,54 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
         if !aborted && !planned.is_empty() {
             h.record_outcomes(id, &planned).await.unwrap();
         }
+        // Who people are (names, roles held, desired roles), as a run records it: 200 staff
+        // holding Admin, the Canvas admin, the two accounts of the ambiguous email; the staff
+        // and the new hires listed. Only changes are written.
+        let holder = |n: i64, email: &str, name: String, held: &str| AccountSeen {
+            user_id: n,
+            full_name: Some(name),
+            email: Some(email.into()),
+            held: held.into(),
+        };
+        let mut accounts: Vec<AccountSeen> = (0..200)
+            .map(|n| {
+                holder(
+                    10_000 + n,
+                    &format!("staff{n}@school.edu"),
+                    format!("Staff Member {n}"),
+                    "Admin",
+                )
+            })
+            .collect();
+        accounts.push(holder(
+            FLAPPING.len() as i64 * 7919 + 11,
+            FLAPPING,
+            "Canvas Admin".into(),
+            if i % 4 == 0 { "" } else { "Admin" },
+        ));
+        for twin in [9_100, 9_101] {
+            accounts.push(holder(
+                twin,
+                AMBIGUOUS,
+                format!("Shared Account {twin}"),
+                "",
+            ));
+        }
+        let mut desired: Vec<DesiredSeen> = (0..200)
+            .map(|n| DesiredSeen {
+                email: format!("staff{n}@school.edu"),
+                roles: "Admin (roles.yaml)".into(),
+            })
+            .collect();
+        desired.extend(
+            left.iter()
+                .filter(|p| p.reason != "no_email")
+                .map(|p| DesiredSeen {
+                    email: p.email.clone(),
+                    roles: "Admin (roles.yaml)".into(),
+                }),
+        );
+        h.record_people(id, &accounts, &desired).await.unwrap();
         let count = |kind: ChangeKind, outcome: Outcome| {
             planned
                 .iter()

@@ -35,7 +35,13 @@ pub struct CurrentState {
     pub users: HashMap<u64, CurrentUser>,
     /// Emails of every user above, plus the desired emails that were searched.
     pub by_email: HashMap<String, EmailMatch>,
+    /// The name Studio gave each user above (`full_name`), bounded; only recorded, for the
+    /// console's names beside ids: the planner never reads it.
+    pub names: HashMap<u64, String>,
 }
+
+/// Longest Studio name kept, in characters.
+const MAX_NAME: usize = 200;
 
 impl CurrentState {
     /// Holders of at least one managed role.
@@ -69,6 +75,12 @@ impl CurrentState {
                     _ => {}
                 })
                 .or_insert(EmailMatch::One(id));
+        }
+        if let Some(name) = user.full_name.as_deref().map(str::trim) {
+            if !name.is_empty() {
+                self.names
+                    .insert(user.id, name.chars().take(MAX_NAME).collect());
+            }
         }
         self.users.insert(
             user.id,

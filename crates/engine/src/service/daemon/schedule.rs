@@ -40,6 +40,11 @@ impl Slots {
         })
     }
 
+    /// The time zone the slots are read in (`timezone:`), the institution's own.
+    pub fn timezone(&self) -> Tz {
+        self.timezone
+    }
+
     /// The first slot strictly after `after`, or `None` when the expression never matches
     /// again (croner gives up after searching a bounded span).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {

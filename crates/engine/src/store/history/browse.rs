@@ -104,10 +104,17 @@ impl History {
             .map_err(|e| self.err(e))
     }
 
-    /// Totals per day of the runs (not dry runs) started in `from .. to`, oldest day first.
+    /// Totals per day of the runs (not dry runs) started in `from .. to` with `status` and
+    /// `trigger` when given (the console's table filter), oldest day first.
     /// One step down `runs_started_at` finds the first run; from there the rows are read in
     /// id order (sequential pages), which beats walking the index for a range of months.
-    pub async fn day_stats(&self, from: &str, to: &str) -> Result<Vec<DayStats>, HistoryError> {
+    pub async fn day_stats(
+        &self,
+        from: &str,
+        to: &str,
+        status: Option<RunStatus>,
+        trigger: Option<&str>,
+    ) -> Result<Vec<DayStats>, HistoryError> {
         let rows = sqlx::query(
             "SELECT substr(started_at, 1, 10) AS day, COUNT(*), SUM(adds_applied), SUM(removes_applied), \
              SUM(failed), MAX(pending), AVG(seconds), MAX(seconds), SUM(bad) FROM ( \
@@ -117,11 +124,14 @@ impl History {
                    (julianday(finished_at) - julianday(started_at)) * 86400.0 END AS seconds, \
                  status IN ('failed', 'aborted', 'interrupted') AS bad \
                FROM runs WHERE id >= (SELECT id FROM runs WHERE started_at >= ?1 ORDER BY started_at LIMIT 1) \
-                 AND +started_at >= ?1 AND +started_at < ?2 AND dry_run = 0) \
+                 AND +started_at >= ?1 AND +started_at < ?2 AND dry_run = 0 \
+                 AND (?3 IS NULL OR +status = ?3) AND (?4 IS NULL OR +trigger = ?4)) \
              GROUP BY day ORDER BY day",
         )
         .bind(from)
         .bind(to)
+        .bind(status.map(|s| s.as_str()))
+        .bind(trigger)
         .fetch_all(&self.pool)
         .await
         .map_err(|e| self.err(e))?;
@@ -239,11 +249,25 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);
-        let days = h.day_stats("2025-03-01", "2025-03-04").await.unwrap();
+        let days = h
+            .day_stats("2025-03-01", "2025-03-04", None, None)
+            .await
+            .unwrap();
         assert_eq!(days.len(), 3);
         assert_eq!((days[0].runs, days[0].adds, days[0].pending_max), (2, 1, 3));
         assert!((days[0].duration_max - 2.0).abs() < 0.01, "{days:?}");
         assert_eq!((days[2].day.as_str(), days[2].failed), ("2025-03-03", 1));
+        // The charts follow the table's filter.
+        let days = h
+            .day_stats("2025-03-01", "2025-03-04", None, Some("schedule"))
+            .await
+            .unwrap();
+        assert_eq!(days.iter().map(|d| d.runs).sum::<i64>(), 2);
+        let days = h
+            .day_stats("2025-03-01", "2025-03-04", Some(RunStatus::Partial), None)
+            .await
+            .unwrap();
+        assert_eq!((days.len(), days[0].day.as_str()), (1, "2025-03-03"));
         let (latest, tripped) = h.latest_real_runs().await.unwrap();
         assert_eq!((latest.unwrap().id, tripped.unwrap().id), (4, 2));
         assert!(h.auth_records().await.unwrap().is_empty());

@@ -22,18 +22,23 @@ mod interrupted;
 mod missing;
 pub mod notifications;
 mod pending;
+mod people;
 mod retention;
 mod status;
 mod tokens;
 mod trail;
 
 pub use browse::{AuthRecord, DayStats, RunFilter};
-pub use trail::{history_time, parse_time, TrailEntry, TrailEvent};
+pub use trail::{
+    action_reason, history_time, left_alone_why, parse_time, reason_words, short_time,
+    TrailColumns, TrailEntry, TrailEvent,
+};
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
 pub use missing::MissingGrant;
 pub use pending::{PendingChanges, PendingNow, PendingUpdate};
+pub use people::{AccountSeen, DesiredSeen, Person};
 pub use retention::Pruned;
 pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
@@ -123,6 +128,8 @@ pub struct History {
     pool: SqlitePool,
     path: PathBuf,
     clock: Clock,
+    /// Opened by [`open`](History::open): this process may write, and checkpoints on close.
+    writable: bool,
 }
 
 /// A row of `runs`.
@@ -282,6 +289,7 @@ impl History {
             pool,
             path: path.to_path_buf(),
             clock: Clock::system(),
+            writable: true,
         })
     }
 
@@ -330,6 +338,7 @@ impl History {
             pool,
             path: path.to_path_buf(),
             clock: Clock::system(),
+            writable: false,
         }
     }
 
@@ -501,8 +510,30 @@ impl History {
             .map_err(|e| self.err(e))
     }
 
+    /// Closes the pool. A writer first folds the write-ahead log into the file and empties it
+    /// (`wal_checkpoint(TRUNCATE)`): SQLite does that by itself only when the last connection
+    /// closes cleanly, and a reader who may not open the service's `-wal` (an auditor with read
+    /// rights on the file alone, [`open_read_only_unshared`](Self::open_read_only_unshared))
+    /// sees the file as checkpointed. Without it, such a reader once found no tables at all
+    /// after a first `apply`. A checkpoint that cannot run now (a reader holds an old snapshot)
+    /// is left to SQLite.
     pub async fn close(&self) {
+        if self.writable && !self.pool.is_closed() {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.pool)
+                .await
+            {
+                tracing::debug!(error = %e, "history: checkpoint at close did not run");
+            }
+        }
         self.pool.close().await;
+    }
+
+    /// The write-ahead log beside the file holds writes not yet in the file itself.
+    pub fn has_unfolded_writes(path: &Path) -> bool {
+        let mut wal = path.as_os_str().to_os_string();
+        wal.push("-wal");
+        std::fs::metadata(wal).is_ok_and(|m| m.len() > 0)
     }
 }
 

@@ -31,6 +31,7 @@ use tracing::Instrument;
 
 mod consent;
 mod left_alone_log;
+mod people;
 
 pub use consent::{ApprovalUse, Consent, SavedPlanConsent};
 
@@ -463,6 +464,13 @@ impl Engine {
             .record_plan(report.record.id, &rows, &update)
             .await?;
         left_alone_log::log_left_alone(&the_plan.pending, &changes);
+        self.history
+            .record_people(
+                report.record.id,
+                &people::accounts(&read.current, managed),
+                &people::desired(&desired, managed),
+            )
+            .await?;
         if !flapping.is_empty() {
             let keys: Vec<_> = flapping.iter().map(|a| a.key(managed)).collect();
             self.history.mark_flapping(report.record.id, &keys).await?;

@@ -13,6 +13,10 @@
 //! per stretch, see `pending.rs`) rather than from the per-run `run_pending` view. So the cost
 //! follows the person's rows, not the size of the history.
 
+mod columns;
+
+pub use columns::{action_reason, left_alone_why, reason_words, short_time, TrailColumns};
+
 use super::{History, HistoryError};
 use crate::model::change::{ChangeKind, Outcome};
 use crate::sync::run_status::RunStatus;
