@@ -4,7 +4,9 @@
 //!
 //! The run keeps sending (Studio's state does not depend on the history), but it is not
 //! `succeeded`: it is recorded `failed`, says how many outcomes it could not record, and
-//! exits 1. Mounting a tmpfs needs root (`CAP_SYS_ADMIN`); where the mount is refused the test
+//! exits 1. A daemon whose run lost the disk even for the run's end records that run `failed`
+//! (with the write error) before its next run, which succeeds: no pooled connection keeps the
+//! history locked after the failed writes (`store/history/pool.rs`). Mounting a tmpfs needs root (`CAP_SYS_ADMIN`); where the mount is refused the test
 //! is reported *ignored* with the reason, never passed, and with `CI=true` it fails instead.
 //! That is decided when the test runs, so this binary has its own harness (`libtest-mimic`).
 
@@ -16,15 +18,22 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use studio_sim::Faults;
+use support::daemon::{wait_for, Daemon, YEARLY};
 use support::{count, run_row, user, Opts, Tenant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 fn main() -> std::process::ExitCode {
     let args = libtest_mimic::Arguments::from_args();
-    let trials = vec![trial(
-        "a_history_that_fills_up_mid_run_fails_the_run",
-        history_fills_up_mid_run,
-    )];
+    let trials = vec![
+        trial(
+            "a_history_that_fills_up_mid_run_fails_the_run",
+            history_fills_up_mid_run,
+        ),
+        trial(
+            "a_daemon_run_whose_end_cannot_be_written_is_recorded_failed_once_the_disk_allows",
+            daemon_run_end_unwritable,
+        ),
+    ];
     libtest_mimic::run(&args, trials).exit_code()
 }
 
@@ -195,6 +204,90 @@ async fn history_fills_up_mid_run() -> Result<(), String> {
     assert_eq!(t.sim.stats().put_roles, puts);
     let db = t.history().await;
     assert_eq!(run_row(&db, 2).await.0, "succeeded");
+    db.close().await;
+    Ok(())
+}
+
+/// The daemon's startup run loses the disk under its first `PUT` and keeps no room until it
+/// ends, so not even its end can be written: it stays `running` in the history. Once the disk
+/// has room, the next run first records it `failed` (not left `running` until a restart), then
+/// runs as usual.
+async fn daemon_run_end_unwritable() -> Result<(), String> {
+    let t = Tenant::start(vec![
+        user(1, Some("ann@x.edu"), &[]),
+        user(2, Some("bob@x.edu"), &[]),
+    ])
+    .await;
+    let state = t.path("state");
+    std::fs::create_dir(&state).unwrap();
+    let _mount = Tmpfs::mount(&state)?;
+    t.write_config(&Opts {
+        batch_size: 1,
+        concurrency: 1,
+        extra: YEARLY.to_string(),
+        ..Opts::default()
+    });
+    t.write_roles("users:\n  ann@x.edu: [Admin]\n  bob@x.edu: [Admin]\n");
+    t.sim.set_faults(Faults {
+        latency: Duration::from_millis(1500),
+        ..Faults::default()
+    });
+    let daemon = Daemon::start(&t);
+    let filler = state.join("filler");
+    wait_for("the first PUT", Duration::from_secs(60), || async {
+        (t.sim.stats().put_roles > 0).then_some(())
+    })
+    .await;
+    fill(&filler);
+    wait_for(
+        "the daemon to say the run did not finish",
+        Duration::from_secs(60),
+        || async {
+            daemon
+                .log()
+                .contains("the run did not finish")
+                .then_some(())
+        },
+    )
+    .await;
+    std::fs::remove_file(&filler).unwrap();
+    let log = daemon.log();
+    assert!(log.contains("database or disk is full"), "{log}");
+    let db = t.history().await;
+    assert_eq!(run_row(&db, 1).await.0, "running", "{log}");
+
+    // Room again: the next run records the stuck one first.
+    t.sim.set_faults(Faults::default());
+    daemon.signal("-HUP");
+    wait_for("run 2 to succeed", Duration::from_secs(60), || async {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = 2")
+            .fetch_optional(&db)
+            .await
+            .ok()
+            .flatten();
+        (status.as_deref() == Some("succeeded")).then_some(())
+    })
+    .await;
+    let (status, ..) = run_row(&db, 1).await;
+    assert_eq!(status, "failed", "{}", daemon.log());
+    let (error, finished): (String, Option<String>) =
+        sqlx::query_as("SELECT error, finished_at FROM runs WHERE id = 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    assert!(
+        error.contains("could not record the end of this run"),
+        "{error}"
+    );
+    // With the reason the write failed.
+    assert!(error.contains("database or disk is full"), "{error}");
+    assert!(finished.is_some());
+    assert!(
+        daemon.log().contains("now recorded failed"),
+        "{}",
+        daemon.log()
+    );
+    assert_eq!(t.holders("Admin"), ["ann@x.edu", "bob@x.edu"]);
     db.close().await;
     Ok(())
 }

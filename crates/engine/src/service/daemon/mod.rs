@@ -148,6 +148,9 @@ struct Daemon {
     askers: requests::Askers,
     /// The instance lock, which also tells whether the history file is still in place.
     lock: InstanceLock,
+    /// Why the last run could not be recorded: the reason its row gets once the history
+    /// takes writes again (before the next run).
+    unrecorded_end: Option<String>,
 }
 
 impl Daemon {
@@ -171,6 +174,7 @@ impl Daemon {
             last_desired: None,
             askers: requests::Askers::default(),
             lock,
+            unrecorded_end: None,
         }
     }
 
@@ -454,16 +458,24 @@ impl Daemon {
         // here is one whose end could not be written (a full disk, any write error): it is
         // recorded `failed` now that the history may take writes again, not left `running`
         // until the next start.
+        let unrecorded = match &self.unrecorded_end {
+            Some(why) => format!("{UNRECORDED_END}: {why}"),
+            None => UNRECORDED_END.to_string(),
+        };
         match self
             .history
-            .fail_running_runs_of_this_process(UNRECORDED_END)
+            .fail_running_runs_of_this_process(&unrecorded)
             .await
         {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
-                runs = n,
-                "an earlier run whose end could not be written is now recorded failed"
-            ),
+            Ok(n) => {
+                if n > 0 {
+                    tracing::warn!(
+                        runs = n,
+                        "an earlier run whose end could not be written is now recorded failed"
+                    );
+                }
+                self.unrecorded_end = None;
+            }
             Err(e) => tracing::warn!(error = %e, "the history still takes no writes"),
         }
         let engine = self.engine.as_ref().expect("set above");
@@ -490,6 +502,7 @@ impl Daemon {
             }
             Err(message) => {
                 tracing::error!(error = %message, "the run did not finish");
+                self.unrecorded_end = Some(message.clone());
                 // After a panic the client's state is suspect: the next run builds a new one.
                 self.engine = None;
                 self.failed_without_run(message);
@@ -591,9 +604,10 @@ impl Daemon {
     }
 }
 
-/// The error of a run whose end could not be written, recorded before the next run.
+/// The error of a run whose end could not be written, recorded before the next run (followed
+/// by the write error, when this process saw it).
 const UNRECORDED_END: &str =
-    "the history could not record the end of this run (a write failed); recorded before the next run";
+    "the history could not record the end of this run; recorded failed before the next run";
 
 /// Runs one run, turning a panic in it (a bug) into a recorded failure: the run row becomes
 /// `failed` with the panic's message, and the daemon goes on with the next run instead of

@@ -23,6 +23,7 @@ mod missing;
 pub mod notifications;
 mod pending;
 mod people;
+mod pool;
 mod retention;
 mod status;
 mod tokens;
@@ -49,9 +50,7 @@ pub use crate::studio::tokens::StoredTokens;
 use crate::sync::run_status::RunStatus;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::sqlite::{
-    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 /// Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
@@ -60,26 +59,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
-
-/// Opens the pool. Switching a new file to WAL needs a moment alone with it, and SQLite
-/// answers "database is locked" at once (no busy wait) when another process is opening it
-/// too: try again a few times.
-async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
-    let mut attempt = 0;
-    loop {
-        let result = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options.clone())
-            .await;
-        match result {
-            Err(e) if attempt < 10 && e.to_string().contains("database is locked") => {
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-            }
-            result => return result,
-        }
-    }
-}
 
 /// Applies the migrations. Two processes opening a new (or older) file at once (a daemon
 /// starting while an admin runs `plan`) race: SQLite migrations take no lock, so the loser
@@ -275,7 +254,7 @@ impl History {
             // its mode until one VACUUM (docs/operations.md).
             .auto_vacuum(SqliteAutoVacuum::Incremental)
             .foreign_keys(true);
-        let pool = connect(options)
+        let pool = pool::connect(options)
             .await
             .map_err(|e| err(format!("cannot open: {e}")))?;
         migrate(&pool)
@@ -330,8 +309,7 @@ impl History {
             .read_only(true)
             .immutable(immutable)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+        let pool = pool::options()
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
         History {
