@@ -72,6 +72,11 @@ fn main() -> std::process::ExitCode {
             a_directory_and_a_roles_file_give_their_union,
         ),
         trial(
+            "starttls_with_a_private_ca_in_ca_file",
+            true,
+            starttls_with_a_private_ca_in_ca_file,
+        ),
+        trial(
             "csv_and_yaml_union_and_a_failing_source_fails_the_run",
             false,
             csv_and_yaml_union_and_a_failing_source_fails_the_run,
@@ -89,6 +94,99 @@ fn ldap_block(url: &str, groups: &[&str], extra: &str) -> String {
         s.push_str(&format!("      - {g}\n"));
     }
     s
+}
+
+/// A private CA (its certificate, PEM) and a certificate and key for 127.0.0.1 it signed.
+fn private_ca() -> (String, String, String) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "Campus Directory Test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    leaf.distinguished_name
+        .push(DnType::CommonName, "ldap.campus.test");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+/// `starttls: true` against a directory whose certificate a private CA signed: trusted
+/// through `ca_file`; without it the run fails with a certificate error and nothing is sent;
+/// `ca_file` with plain `ldap://` is a config error naming the key.
+async fn starttls_with_a_private_ca_in_ca_file() {
+    let (ca, cert, key) = private_ca();
+    let entries = people(1..=2, "1") + &group("media-admins", &[uid_dn("u001"), uid_dn("u002")]);
+    let dir = Slapd::start_tls(&entries, &cert, &key);
+    let t = Tenant::start(vec![
+        user(1, Some("u001@test.edu"), &[]),
+        user(2, Some("u002@test.edu"), &[]),
+    ])
+    .await;
+    std::fs::write(t.path("ldap-ca.pem"), ca).unwrap();
+    let group_line = format!("{{dn: \"{}\", roles: [Admin]}}", group_dn("media-admins"));
+    let url = dir.url();
+    t.write_config(&Opts {
+        source: ldap_block(&url, &[&group_line], "    starttls: true\n"),
+        ..Opts::default()
+    });
+    let run = apply(&t, PASSWORD).await;
+    assert_eq!(run.code, 1, "the private CA is not trusted yet: {run:?}");
+    assert!(
+        run.stderr.to_lowercase().contains("certificate"),
+        "a TLS error: {run:?}"
+    );
+    assert!(t.holders("Admin").is_empty(), "nothing sent");
+
+    t.write_config(&Opts {
+        source: ldap_block(
+            &url,
+            &[&group_line],
+            "    starttls: true\n    ca_file: ldap-ca.pem\n",
+        ),
+        ..Opts::default()
+    });
+    let run = apply(&t, PASSWORD).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(t.holders("Admin"), ["u001@test.edu", "u002@test.edu"]);
+
+    t.write_config(&Opts {
+        source: ldap_block(&url, &[&group_line], "    ca_file: ldap-ca.pem\n"),
+        ..Opts::default()
+    });
+    let run = t.cli_env(&["validate"], &[(PASSWORD_ENV, PASSWORD)]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("source.ldap.ca_file") && run.stderr.contains("is for TLS"),
+        "{run:?}"
+    );
+    std::fs::write(t.path("ldap-ca.pem"), "not a certificate").unwrap();
+    t.write_config(&Opts {
+        source: ldap_block(
+            &url,
+            &[&group_line],
+            "    starttls: true\n    ca_file: ldap-ca.pem\n",
+        ),
+        ..Opts::default()
+    });
+    let run = t.cli_env(&["validate"], &[(PASSWORD_ENV, PASSWORD)]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains("source.ldap.ca_file") && run.stderr.contains("no PEM certificate"),
+        "{run:?}"
+    );
 }
 
 fn people(n: std::ops::RangeInclusive<u32>, department: &str) -> String {

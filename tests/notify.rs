@@ -504,6 +504,59 @@ async fn a_flapping_alert_reaches_slack_with_the_email_escaped() {
     assert!(!text.contains('<') && !text.contains('>'), "{text}");
 }
 
+/// A grant that ends within `notify.grant_expiring_days`: one `grant_expiring` message naming
+/// it, its end and its reason (escaped for Slack), and no second one on the next runs.
+async fn a_grant_ending_soon_is_reminded_of_once() {
+    let hook = Receiver::start().await;
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &["Admin"]),
+        user(2, Some("ta@school.edu"), &[]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: "notify:\n  webhook:\n    url_env: TEST_WEBHOOK_URL\n    format: slack\n  grant_expiring_days: 7\n".into(),
+        ..Opts::default()
+    });
+    let until = (chrono::Utc::now().date_naive() + chrono::Duration::days(3)).to_string();
+    let far = (chrono::Utc::now().date_naive() + chrono::Duration::days(30)).to_string();
+    t.write_roles(&format!(
+        "users:\n  alice@school.edu: [Admin, {{role: CaptionEditor, until: {far}}}]\n  ta@school.edu: [{{role: CaptionEditor, until: {until}, reason: \"MED101 TA <!channel>\"}}]\n"
+    ));
+    let envs = [("TEST_WEBHOOK_URL", hook.url.as_str())];
+    let run = t.cli_env(&["apply"], &envs).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let text = bodies[0]["text"].as_str().expect("a Slack body");
+    assert!(
+        text.contains("grants ending soon")
+            && text.contains(&format!(
+                "CaptionEditor of ta@school.edu expires in 3 days (until {until}; reason: MED101 TA &lt;!channel&gt;)"
+            )),
+        "{text}"
+    );
+    assert!(
+        !text.contains("alice@school.edu"),
+        "ends in 30 days: {text}"
+    );
+    for _ in 0..2 {
+        let again = t.cli_env(&["apply"], &envs).await;
+        assert_eq!(again.code, 0, "{again:?}");
+    }
+    assert_eq!(
+        hook.bodies().len(),
+        1,
+        "once per grant: {:?}",
+        hook.bodies()
+    );
+    let db = t.history().await;
+    let rows: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM grant_reminders")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(rows, 1);
+}
+
 /// A webhook nobody answers: the runs go on and end as they would, and the failure is logged
 /// (without the URL) and counted.
 async fn an_undeliverable_webhook_never_fails_a_run() {
@@ -683,6 +736,10 @@ fn main() -> std::process::ExitCode {
         trial(
             "smtp_failures_are_logged_without_the_echoed_credentials",
             smtp_failures_are_logged_without_the_echoed_credentials,
+        ),
+        trial(
+            "a_grant_ending_soon_is_reminded_of_once",
+            a_grant_ending_soon_is_reminded_of_once,
         ),
         trial(
             "an_undeliverable_webhook_never_fails_a_run",

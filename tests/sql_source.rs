@@ -119,6 +119,7 @@ fn main() -> std::process::ExitCode {
         bad_rows_are_listed_and_nothing_is_sent,
         wrong_column_types,
         wrong_column_count,
+        until_and_reason_columns,
         empty_result_is_refused,
         query_error_fails_the_run,
         the_query_cannot_write,
@@ -479,7 +480,7 @@ async fn wrong_column_count(kind: Kind) {
     assert_eq!(run.code, 1, "{run:?}");
     assert!(
         run.stderr.contains(
-            "row 1: the query returns 3 column(s) (email, role, id); it must return exactly two: email, role"
+            "row 1: the query returns 3 column(s) (email, role, id); it must return email, role and optionally columns named until and reason"
         ),
         "{run:?}"
     );
@@ -491,6 +492,58 @@ async fn wrong_column_count(kind: Kind) {
         "{run:?}"
     );
     nothing_sent(&t);
+    db.drop_table().await;
+}
+
+/// `until` and `reason` columns: a row whose `until` has passed is no longer desired (a table
+/// has no "last edited" day, so it is not an error) and its role goes at once, with the end
+/// and reason in the history; a date that is not one names its row.
+async fn until_and_reason_columns(kind: Kind) {
+    let db = Db::new(kind).await;
+    db.insert(&[
+        (Some("alice@school.edu"), Some("Admin")),
+        (Some("carol@school.edu"), Some("Admin")),
+        (Some("dave@school.edu"), Some("Admin")),
+    ])
+    .await;
+    let t = Tenant::start(staff()).await;
+    // UNTIL is a reserved word in MariaDB: quoted there.
+    let until = if kind == Kind::MySql {
+        "`until`"
+    } else {
+        "until"
+    };
+    let yesterday = (chrono::Utc::now().date_naive() - chrono::Duration::days(1)).to_string();
+    let query = |end: &str| {
+        format!(
+            "SELECT email, role, CASE WHEN email = 'carol@school.edu' THEN '{end}' END AS {until}, \
+             CASE WHEN email = 'carol@school.edu' THEN 'visiting, ticket 4411' END AS reason \
+             FROM {} ORDER BY id",
+            db.table
+        )
+    };
+    t.write_config(&opts(&query(&yesterday)));
+    let run = cli(&t, &["apply"], &db.url).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        t.holders("Admin"),
+        vec!["alice@school.edu", "dave@school.edu"]
+    );
+    let h = t.history().await;
+    assert_eq!(
+        count(&h, &format!("SELECT COUNT(*) FROM run_actions WHERE email = 'carol@school.edu' AND role = 'Admin' AND action = 'remove' AND until = '{yesterday}' AND reason = 'visiting, ticket 4411'")).await,
+        1
+    );
+
+    t.write_config(&opts(&query("31/01/2027")));
+    let run = cli(&t, &["apply"], &db.url).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stderr.contains(
+            "row 2: carol@school.edu: until \"31/01/2027\" is not a date (write YYYY-MM-DD)"
+        ),
+        "{run:?}"
+    );
     db.drop_table().await;
 }
 

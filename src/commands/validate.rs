@@ -22,10 +22,12 @@ pub async fn validate(config_path: &Path, online: bool) -> Exit {
         config.path.display(),
         config.roles.managed
     );
-    let (d, reads) = match desired::load_all(&config.sources, &config.roles.managed).await {
-        Ok(loaded) => loaded,
-        Err(e) => return fail(e),
-    };
+    let calendar = desired::Calendar::now(config.timezone);
+    let (d, reads) =
+        match desired::load_all(&config.sources, &config.roles.managed, &calendar).await {
+            Ok(loaded) => loaded,
+            Err(e) => return fail(e),
+        };
     for read in &reads {
         let rows = read.rows.map(|r| format!("{r} rows, ")).unwrap_or_default();
         println!(
@@ -47,6 +49,13 @@ pub async fn validate(config_path: &Path, online: bool) -> Exit {
             "sources: ok (union: {} users, {} grants)",
             d.users.len(),
             d.grants()
+        );
+    }
+    let ended: usize = d.ended.values().map(Vec::len).sum();
+    if ended > 0 {
+        println!(
+            "{ended} grant(s) have ended (their until has passed): no longer desired, removed \
+             by the next run where still held"
         );
     }
     if d.is_empty() && config.roles.remove_unlisted {

@@ -34,7 +34,17 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 .as_deref()
                 .map(|e| plan.sources_of(e, a.role))
                 .unwrap_or_default();
-            let from = if from.is_empty() {
+            let ended = a
+                .email
+                .as_deref()
+                .filter(|_| a.kind == ChangeKind::Remove)
+                .and_then(|e| plan.ended_of(e, a.role));
+            let from = if let Some((until, reason)) = ended {
+                let reason = reason
+                    .map(|r| format!("; {}", escaped(&r)))
+                    .unwrap_or_default();
+                format!("  its grant ended (until {until}{reason})")
+            } else if from.is_empty() {
                 String::new()
             } else {
                 let names: Vec<String> = from
@@ -75,6 +85,27 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
             let email = w.action.email.as_deref().unwrap_or("(no email)");
             let role = managed.name(w.action.role);
             let _ = writeln!(out, "    ~ {email:<40} {role}: {}", w.left);
+        }
+    }
+    if !plan.ending.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nGrants that end soon (removed after their last day; notify.grant_expiring_days):"
+        );
+        for e in &plan.ending {
+            let role = managed.name(e.role);
+            let reason = e
+                .reason
+                .as_deref()
+                .map(|r| format!("; {}", escaped(r)))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    ~ {:<40} {role}: {} (until {}{reason})",
+                escaped(&e.email),
+                e.when(),
+                e.until
+            );
         }
     }
     let _ = writeln!(

@@ -151,6 +151,8 @@ mod tests {
                     http_status: Some(200),
                     detail: None,
                     source: None,
+                    until: None,
+                    reason: None,
                 },
             },
             TrailEntry {

@@ -258,7 +258,7 @@ async fn bad_input_is_refused_with_file_and_line_and_nothing_is_sent() {
         (
             "users:\n  ada@school.edu: [Admin, [x]]\n",
             "roles.yaml:2:",
-            "expected a string",
+            "expected a role, or {role: ..., until: YYYY-MM-DD, reason: ...}",
         ),
         (
             "user:\n  ada@school.edu: [Admin]\n",

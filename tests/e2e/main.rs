@@ -12,6 +12,7 @@ mod support;
 mod approvals;
 mod commands;
 mod daemon;
+mod grant_ends;
 mod hostile;
 mod hostile_input;
 mod identity;

@@ -59,7 +59,29 @@ pub fn group_dn(cn: &str) -> String {
 impl Slapd {
     /// Starts a server holding `entries` (LDIF), with `sizelimit` for every account but root.
     pub fn start(entries: &str, sizelimit: Option<usize>) -> Slapd {
+        Slapd::start_with(entries, sizelimit, None)
+    }
+
+    /// As [`start`](Self::start), offering StartTLS with this certificate chain and key (PEM).
+    pub fn start_tls(entries: &str, cert_pem: &str, key_pem: &str) -> Slapd {
+        Slapd::start_with(entries, None, Some((cert_pem, key_pem)))
+    }
+
+    fn start_with(entries: &str, sizelimit: Option<usize>, tls: Option<(&str, &str)>) -> Slapd {
         let dir = tempfile::tempdir().expect("temp dir");
+        let tls_lines = match tls {
+            Some((cert, key)) => {
+                let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+                std::fs::write(&c, cert).unwrap();
+                std::fs::write(&k, key).unwrap();
+                format!(
+                    "TLSCertificateFile {}\nTLSCertificateKeyFile {}\n",
+                    c.display(),
+                    k.display()
+                )
+            }
+            None => String::new(),
+        };
         let db = dir.path().join("db");
         std::fs::create_dir(&db).unwrap();
         let conf = format!(
@@ -71,6 +93,7 @@ impl Slapd {
              modulepath /usr/lib/ldap\n\
              moduleload back_mdb\n\
              sizelimit {limit}\n\
+             {tls_lines}\
              database mdb\n\
              maxsize 104857600\n\
              suffix \"{SUFFIX}\"\n\

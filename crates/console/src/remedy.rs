@@ -274,6 +274,8 @@ mod tests {
             http_status: None,
             detail: None,
             source: None,
+            until: None,
+            reason: None,
         };
         let r = risks(
             &[

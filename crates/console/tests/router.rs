@@ -35,6 +35,8 @@ fn action(email: &str, outcome: Outcome, detail: Option<&str>) -> ActionRow {
         http_status: Some(422),
         detail: detail.map(str::to_string),
         source: None,
+        until: None,
+        reason: None,
     }
 }
 

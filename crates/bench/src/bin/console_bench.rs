@@ -67,6 +67,8 @@ fn action(email: &str, action: ChangeKind, outcome: Outcome, status: Option<i64>
         detail: (outcome == Outcome::Failed)
             .then(|| "Studio answered 422: role not assignable".into()),
         source: None,
+        until: None,
+        reason: None,
     }
 }
 

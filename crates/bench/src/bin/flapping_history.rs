@@ -36,6 +36,8 @@ fn row(user_id: i64, action: ChangeKind) -> ActionRow {
         http_status: Some(200),
         detail: None,
         source: None,
+        until: None,
+        reason: None,
     }
 }
 

@@ -5,8 +5,11 @@
 //! Two shapes are read, each `--rounds` times: a `dn` group (the group entry's `member`
 //! values, then each member's entry, 32 lookups in flight on one connection) and a `filter`
 //! group (one paged subtree search, 500 entries a page). The lower bound is the same search
-//! with `ldapsearch` (the OpenLDAP client, in C) writing to /dev/null. Memory is the
-//! process's peak resident size (`getrusage`), read before and after.
+//! with `ldapsearch` (the OpenLDAP client, in C) writing to /dev/null. The naive strategy,
+//! read in the same run for comparison, is what a first version would do for a `dn` group:
+//! read the member list, then look each member up one after another, keeping every entry
+//! before turning them into emails. Memory is the process's peak resident size
+//! (`getrusage`), read after each shape; the naive read goes last, since the peak only grows.
 //!
 //! `cargo run --release -p bench --bin ldap_bench` (needs slapd and ldap-utils)
 
@@ -116,6 +119,14 @@ async fn main() {
         );
     }
     let t = Instant::now();
+    let got = naive_read(&dir.url(), &group_dn("big")).await;
+    assert_eq!(got, n, "every member read");
+    println!(
+        "naive (dn group, one lookup at a time, every entry kept): {n} members, {:.2} s, peak RSS {:.0} MiB",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
+    let t = Instant::now();
     let out = std::process::Command::new("ldapsearch")
         .args([
             "-x",
@@ -138,4 +149,35 @@ async fn main() {
         "lower bound (ldapsearch, same paged search, to /dev/null): {:.2} s",
         t.elapsed().as_secs_f64()
     );
+}
+
+/// The naive read of a `dn` group: its `member` values, then one base search per member,
+/// each awaited before the next, every entry kept until the end. Returns the emails found.
+async fn naive_read(url: &str, group: &str) -> usize {
+    use ldap3::{LdapConnAsync, Scope, SearchEntry};
+    let (conn, mut ldap) = LdapConnAsync::new(url).await.expect("connect");
+    ldap3::drive!(conn);
+    ldap.simple_bind(BIND_DN, PASSWORD)
+        .await
+        .and_then(|r| r.success())
+        .expect("bind");
+    let (entries, _) = ldap
+        .search(group, Scope::Base, "(objectClass=*)", vec!["member"])
+        .await
+        .and_then(|r| r.success())
+        .expect("group");
+    let group = SearchEntry::construct(entries.into_iter().next().expect("group entry"));
+    let mut kept = Vec::new();
+    for member in group.attrs.get("member").into_iter().flatten() {
+        let (entries, _) = ldap
+            .search(member, Scope::Base, "(objectClass=*)", vec!["mail"])
+            .await
+            .and_then(|r| r.success())
+            .expect("member");
+        kept.extend(entries.into_iter().map(SearchEntry::construct));
+    }
+    let _ = ldap.unbind().await;
+    kept.iter()
+        .filter_map(|e| e.attrs.get("mail").and_then(|m| m.first()))
+        .count()
 }

@@ -85,11 +85,22 @@ impl Grace<'_> {
 
 /// Moves the removals of `plan` that are not due yet to [`Plan::waiting`]. An add that a
 /// waiting removal's role excludes (`roles.exclusive`) waits with it: Studio would refuse it
-/// while the old role is held.
-pub(crate) fn hold_back(plan: &mut Plan, grace: &Grace<'_>, policy: &Policy) {
+/// while the old role is held. The removal of a grant that ended (`until`) is due at once.
+pub(crate) fn hold_back(
+    plan: &mut Plan,
+    grace: &Grace<'_>,
+    policy: &Policy,
+    desired: &crate::input::desired::DesiredState,
+) {
     let mut waiting = Vec::new();
     plan.actions.retain(|a| {
         if a.kind != ChangeKind::Remove {
+            return true;
+        }
+        if a.email
+            .as_deref()
+            .is_some_and(|e| desired.has_ended(e, a.role))
+        {
             return true;
         }
         match grace.left(a.user_id, a.role) {

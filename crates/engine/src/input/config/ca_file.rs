@@ -14,6 +14,8 @@ pub const MAX_CA_FILE: u64 = 1024 * 1024;
 pub struct ExtraRoots {
     pub file: Option<PathBuf>,
     certificates: Vec<reqwest::Certificate>,
+    /// The same certificates as DER, for a rustls client of our own (the LDAP source).
+    der: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for ExtraRoots {
@@ -29,6 +31,11 @@ impl ExtraRoots {
     /// The certificates, for the HTTP client's trust store.
     pub fn certificates(&self) -> &[reqwest::Certificate] {
         &self.certificates
+    }
+
+    /// The certificates as DER, in the file's order.
+    pub fn der(&self) -> &[Vec<u8>] {
+        &self.der
     }
 
     /// How many certificates the file held.
@@ -87,10 +94,24 @@ pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, String> {
             why.join(": ")
         )
     })?;
+    let der = pem_der(&pem);
+    if der.len() != certificates.len() {
+        return Err(format!("{shown} is not a valid PEM certificate bundle"));
+    }
     Ok(ExtraRoots {
         file: Some(path.to_path_buf()),
         certificates,
+        der,
     })
+}
+
+/// The DER bytes of each `CERTIFICATE` block of a PEM text.
+fn pem_der(pem: &[u8]) -> Vec<Vec<u8>> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_slice_iter(pem)
+        .filter_map(Result::ok)
+        .map(|c| c.as_ref().to_vec())
+        .collect()
 }
 
 #[cfg(test)]

@@ -29,6 +29,9 @@ pub struct LdapSourceConfig {
     pub page_size: u32,
     /// The whole read (bind, searches, member lookups) must finish within this.
     pub timeout: Duration,
+    /// `ca_file`: a private CA trusted, on top of the system's store, for `ldaps://` and
+    /// `starttls`.
+    pub extra_roots: Box<super::ca_file::ExtraRoots>,
 }
 
 /// One `groups` entry: whose members get `roles`.
@@ -87,6 +90,7 @@ pub(super) struct RawLdap {
     page_size: u32,
     #[serde(default = "default_timeout")]
     timeout_seconds: f64,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -260,7 +264,18 @@ impl Checker<'_> {
                 "must be at most 100000 (0 turns paging off)",
             ));
         }
+        let extra_roots =
+            match raw.ca_file {
+                Some(_) if url.scheme() == "ldap" && !raw.starttls => return Err(self.error_at(
+                    &k("ca_file"),
+                    "is for TLS: use ldaps:// or starttls: true (plain ldap:// has no certificate)",
+                )),
+                Some(file) if self.reads_secrets() => super::ca_file::read_ca_file(&resolve(&file))
+                    .map_err(|m| self.error_at(&k("ca_file"), m))?,
+                _ => Default::default(),
+            };
         Ok(LdapSourceConfig {
+            extra_roots: Box::new(extra_roots),
             url,
             starttls: raw.starttls,
             bind_dn: raw.bind_dn.trim().into(),

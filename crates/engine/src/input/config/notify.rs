@@ -25,6 +25,9 @@ pub struct NotifyConfig {
     pub timeout: Duration,
     /// Attempts after the first, with doubling back-off, before a message is given up.
     pub retries: u32,
+    /// `grant_expiring` goes out this many days before a grant's `until` (its last day), once
+    /// per grant; `plan` lists the grants ending within it. 0: neither.
+    pub grant_expiring_days: u32,
 }
 
 impl NotifyConfig {
@@ -70,6 +73,8 @@ pub(super) struct RawNotify {
     timeout_seconds: f64,
     #[serde(default = "default_retries")]
     retries: u32,
+    #[serde(default = "default_grant_expiring_days")]
+    grant_expiring_days: u32,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +102,10 @@ fn default_timeout() -> f64 {
 fn default_retries() -> u32 {
     3
 }
+/// A week: a term's TA is told before the weekend that ends the grant.
+pub fn default_grant_expiring_days() -> u32 {
+    7
+}
 fn default_format() -> WebhookFormat {
     WebhookFormat::Json
 }
@@ -111,6 +120,7 @@ impl Checker<'_> {
             return Ok(NotifyConfig {
                 timeout: Duration::from_secs_f64(default_timeout()),
                 retries: default_retries(),
+                grant_expiring_days: default_grant_expiring_days(),
                 ..NotifyConfig::default()
             });
         };
@@ -121,6 +131,12 @@ impl Checker<'_> {
             120.0,
         )?;
         self.in_range(&["notify", "retries"], raw.retries, 0, 10)?;
+        self.in_range(
+            &["notify", "grant_expiring_days"],
+            raw.grant_expiring_days,
+            0,
+            366,
+        )?;
         let webhook = raw.webhook.map(|w| self.webhook(w, resolve)).transpose()?;
         let email = raw.email.map(|e| self.email(e, resolve)).transpose()?;
         if webhook.is_none() && email.is_none() {
@@ -134,6 +150,7 @@ impl Checker<'_> {
             email,
             timeout: Duration::from_secs_f64(raw.timeout_seconds),
             retries: raw.retries,
+            grant_expiring_days: raw.grant_expiring_days,
         })
     }
 

@@ -12,19 +12,20 @@
 //! comma, and in some locales `;` between fields: all are read. The file goes through the
 //! same bounded reader as the roles file, and every bad row is reported with its line.
 
-use super::{DesiredBuilder, DesiredError, DesiredState, Grant, Origin};
+use super::{Calendar, DesiredBuilder, DesiredError, DesiredState, Grant, Origin};
 use crate::config::CsvSourceConfig;
 use crate::input::input_file::read_bytes;
 use crate::roles::ManagedRoles;
 use chrono::NaiveDate;
 
-/// The longest `reason` kept: it is a note for people, not a document.
-pub const MAX_REASON_CHARS: usize = 500;
+pub use super::MAX_REASON_CHARS;
 
 /// Reads and checks the CSV file of `config`.
+/// An `until` before the day the file was last changed (in `calendar`'s zone) is refused.
 pub fn load(
     config: &CsvSourceConfig,
     managed: &ManagedRoles,
+    calendar: &Calendar,
 ) -> Result<DesiredState, DesiredError> {
     let source = config.path.display().to_string();
     let bytes = read_bytes(&config.path, config.max_bytes).map_err(|e| {
@@ -38,7 +39,8 @@ pub fn load(
             message: format!("the CSV file {e}{hint}"),
         }
     })?;
-    parse(&source, &bytes, config.name.clone(), managed)
+    let edited = super::yaml::edited_day(&config.path, calendar);
+    parse_edited(&source, &bytes, config.name.clone(), managed, edited)
 }
 
 /// The columns the header named, by position.
@@ -56,7 +58,18 @@ pub fn parse(
     name: super::SourceName,
     managed: &ManagedRoles,
 ) -> Result<DesiredState, DesiredError> {
-    let mut b = DesiredBuilder::new(managed, name);
+    parse_edited(source, bytes, name, managed, None)
+}
+
+/// As [`parse`], refusing an `until` before `edited`, the day the file was last changed.
+pub fn parse_edited(
+    source: &str,
+    bytes: &[u8],
+    name: super::SourceName,
+    managed: &ManagedRoles,
+    edited: Option<NaiveDate>,
+) -> Result<DesiredState, DesiredError> {
+    let mut b = DesiredBuilder::new(managed, name).edited_on(edited);
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let first_line = bytes.split(|c| *c == b'\n').next().unwrap_or_default();
     let mut reader = csv::ReaderBuilder::new()
@@ -139,35 +152,16 @@ fn row(b: &mut DesiredBuilder<'_>, at: Origin, fields: &[&str], c: &Columns) {
     };
     let mut grant = Grant::new(role, b.source().clone());
     if let Some(i) = c.until {
-        let until = fields[i].trim();
-        if !until.is_empty() {
-            match NaiveDate::parse_from_str(until, "%Y-%m-%d") {
-                Ok(d) => grant.until = Some(d),
-                Err(_) => {
-                    b.problem(
-                        at,
-                        format!(
-                            "{email}: until {} is not a date (write YYYY-MM-DD)",
-                            crate::email_address::shown(until)
-                        ),
-                    );
-                    return;
-                }
-            }
-        }
+        let Ok(until) = b.until(at, &email, fields[i]) else {
+            return;
+        };
+        grant.until = until;
     }
     if let Some(i) = c.reason {
-        let reason = fields[i].trim();
-        if reason.chars().count() > MAX_REASON_CHARS {
-            b.problem(
-                at,
-                format!("{email}: the reason is longer than {MAX_REASON_CHARS} characters"),
-            );
+        let Ok(reason) = b.reason(at, &email, fields[i]) else {
             return;
-        }
-        if !reason.is_empty() {
-            grant.reason = Some(reason.to_string());
-        }
+        };
+        grant.reason = reason;
     }
     b.add_grant(at, email, grant);
 }

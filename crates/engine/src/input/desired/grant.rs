@@ -64,3 +64,56 @@ impl Grant {
         }
     }
 }
+
+/// The days grants are counted in: today, and the date of a moment, in the schedule's time
+/// zone (`timezone`, UTC by default). A grant with `until` is desired through the end of
+/// that day there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Calendar {
+    pub zone: chrono_tz::Tz,
+    pub today: NaiveDate,
+}
+
+impl Calendar {
+    /// The calendar of this moment in `zone`.
+    pub fn now(zone: chrono_tz::Tz) -> Self {
+        Calendar::at(zone, chrono::Utc::now())
+    }
+
+    pub fn at(zone: chrono_tz::Tz, now: chrono::DateTime<chrono::Utc>) -> Self {
+        Calendar {
+            zone,
+            today: now.with_timezone(&zone).date_naive(),
+        }
+    }
+
+    /// The day `t` (a file's modification time) falls on in the zone.
+    pub fn date_of(&self, t: std::time::SystemTime) -> NaiveDate {
+        chrono::DateTime::<chrono::Utc>::from(t)
+            .with_timezone(&self.zone)
+            .date_naive()
+    }
+
+    /// Days from today to `until`: 0 on its last day, negative once it has ended.
+    pub fn days_left(&self, until: NaiveDate) -> i64 {
+        (until - self.today).num_days()
+    }
+
+    /// Whether a grant ending on `until` is still desired today.
+    pub fn is_current(&self, until: Option<NaiveDate>) -> bool {
+        until.is_none_or(|u| u >= self.today)
+    }
+}
+
+/// The end of a role held through several grants: the latest `until`, or none when any
+/// grant has none (a grant without an end from one source keeps the role).
+pub fn latest_until<'g>(grants: impl IntoIterator<Item = &'g Grant>) -> Option<NaiveDate> {
+    let mut latest = None;
+    for g in grants {
+        match g.until {
+            None => return None,
+            Some(u) => latest = latest.max(Some(u)),
+        }
+    }
+    latest
+}

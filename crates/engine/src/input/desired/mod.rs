@@ -6,16 +6,19 @@
 //! file wants every bad line at once. A desired state with any problem is never used.
 
 pub mod csv;
+mod ending;
 mod grant;
 pub mod ldap;
 pub mod sources;
 pub mod sql;
 pub mod yaml;
 
-pub use grant::{Grant, SourceName};
+pub use ending::Ending;
+pub use grant::{latest_until, Calendar, Grant, SourceName};
 pub use sources::{load_all, GroupCount, SourceRead};
 
 use crate::input::roles::{ManagedRoles, RoleSet};
+use chrono::NaiveDate;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -30,6 +33,10 @@ pub struct DesiredState {
     /// Directory members a source could not turn into an email (no `mail`): reported as
     /// pending `no_email_in_directory`, never guessed.
     pub unmatched: Vec<Unmatched>,
+    /// Email → its grants whose `until` has passed (see [`DesiredState::expire`]): no longer
+    /// desired, kept to say why a role goes (an expiry is removed at once, without
+    /// `safety.remove_after`'s wait).
+    pub ended: HashMap<String, Vec<Grant>>,
 }
 
 /// A member a directory listed without a usable email.
@@ -57,6 +64,84 @@ impl DesiredState {
 
     pub fn grants(&self) -> usize {
         self.users.values().map(|r| r.len()).sum()
+    }
+
+    /// When `email`'s `role` ends: the latest `until` of its grants, `None` when one of them
+    /// has no end (or the role is not granted).
+    pub fn until_of(&self, email: &str, role: usize) -> Option<NaiveDate> {
+        let mut of = self
+            .grants_of(email)
+            .iter()
+            .filter(|g| g.role == role)
+            .peekable();
+        of.peek()?;
+        latest_until(of)
+    }
+
+    /// The end and reason of `email`'s `role`, to record with an action on it: of its current
+    /// grants (the latest end, none when one has none), else of its grants that ended.
+    /// Several reasons are joined with "; ".
+    pub fn note_of(&self, email: &str, role: usize) -> (Option<NaiveDate>, Option<String>) {
+        let of = |g: &HashMap<String, Vec<Grant>>| -> Vec<Grant> {
+            g.get(email)
+                .into_iter()
+                .flatten()
+                .filter(|g| g.role == role)
+                .cloned()
+                .collect()
+        };
+        let mut grants = of(&self.grants);
+        if grants.is_empty() {
+            grants = of(&self.ended);
+        }
+        if grants.is_empty() {
+            return (None, None);
+        }
+        let mut reasons: Vec<&str> = Vec::new();
+        for r in grants.iter().filter_map(|g| g.reason.as_deref()) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        (
+            latest_until(&grants),
+            (!reasons.is_empty()).then(|| reasons.join("; ")),
+        )
+    }
+
+    /// Whether `email`'s `role` is not desired because its grants ended (rather than
+    /// because no source lists it).
+    pub fn has_ended(&self, email: &str, role: usize) -> bool {
+        !self.users.get(email).is_some_and(|r| r.contains(role))
+            && self
+                .ended
+                .get(email)
+                .is_some_and(|g| g.iter().any(|g| g.role == role))
+    }
+
+    /// Moves the grants whose `until` is before `calendar`'s today to [`ended`](Self::ended):
+    /// a role stays desired while any of its grants is current (the union: the latest end,
+    /// or none, wins). An email whose grants all ended stays listed, holding nothing.
+    /// Expiry only ever takes roles away.
+    pub fn expire(&mut self, calendar: &Calendar) {
+        for (email, grants) in self.grants.iter_mut() {
+            if grants.iter().all(|g| calendar.is_current(g.until)) {
+                continue;
+            }
+            let (current, ended): (Vec<Grant>, Vec<Grant>) = std::mem::take(grants)
+                .into_iter()
+                .partition(|g| calendar.is_current(g.until));
+            let mut roles = RoleSet::EMPTY;
+            for g in &current {
+                roles.insert(g.role);
+            }
+            if let Some(held) = self.users.get_mut(email) {
+                *held = held.intersection(roles);
+            }
+            *grants = current;
+            self.ended.entry(email.clone()).or_default().extend(ended);
+        }
+        self.grants.retain(|_, g| !g.is_empty());
     }
 
     /// True when nothing grants any managed role: an empty file, a failed query.
@@ -98,6 +183,9 @@ pub struct InvalidDesired {
     pub problems: Vec<Problem>,
 }
 
+/// The longest `reason` kept: it is a note for people, not a document.
+pub const MAX_REASON_CHARS: usize = 500;
+
 /// How many problems are shown; the count of the rest is given.
 const SHOWN_PROBLEMS: usize = 20;
 
@@ -131,6 +219,9 @@ pub struct DesiredBuilder<'a> {
     managed: &'a ManagedRoles,
     /// The source every grant of this builder comes from.
     source: SourceName,
+    /// The day the file was last changed: an `until` before it is refused (see
+    /// [`edited_on`](Self::edited_on)).
+    edited: Option<NaiveDate>,
     users: HashMap<String, RoleSet>,
     grants: HashMap<String, Vec<Grant>>,
     problems: Vec<Problem>,
@@ -141,10 +232,85 @@ impl<'a> DesiredBuilder<'a> {
         DesiredBuilder {
             managed,
             source,
+            edited: None,
             users: HashMap::new(),
             grants: HashMap::new(),
             problems: Vec::new(),
         }
+    }
+
+    /// Refuses a grant whose `until` was already past on `day`, the day the file was last
+    /// changed: whoever wrote it meant a grant that had ended, a typo in the year. A grant
+    /// that ended after the file was written is simply no longer desired
+    /// ([`DesiredState::expire`]), so a file valid yesterday does not fail today.
+    pub fn edited_on(mut self, day: Option<NaiveDate>) -> Self {
+        self.edited = day;
+        self
+    }
+
+    /// An `until` as written (`YYYY-MM-DD`; blank: none). `Err` with a problem recorded when
+    /// it is not a date.
+    pub(crate) fn until(
+        &mut self,
+        origin: Origin,
+        email: &str,
+        raw: &str,
+    ) -> Result<Option<NaiveDate>, ()> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        // Exactly ten characters: chrono alone would also take "2027-1-31" or "+2027-01-31".
+        match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+            Ok(d) if raw.len() == 10 => Ok(Some(d)),
+            _ => {
+                self.problem(
+                    origin,
+                    format!(
+                        "{email}: until {} is not a date (write YYYY-MM-DD)",
+                        crate::email_address::shown(raw)
+                    ),
+                );
+                Err(())
+            }
+        }
+    }
+
+    /// A `reason` as written (blank: none). `Err` with a problem recorded when it is longer
+    /// than [`MAX_REASON_CHARS`].
+    pub(crate) fn reason(
+        &mut self,
+        origin: Origin,
+        email: &str,
+        raw: &str,
+    ) -> Result<Option<String>, ()> {
+        let raw = raw.trim();
+        if raw.chars().count() > MAX_REASON_CHARS {
+            self.problem(
+                origin,
+                format!("{email}: the reason is longer than {MAX_REASON_CHARS} characters"),
+            );
+            return Err(());
+        }
+        Ok((!raw.is_empty()).then(|| raw.to_string()))
+    }
+
+    /// Records a problem when `grant` ended before the file was last changed.
+    fn ended_before_edit(&mut self, origin: Origin, email: &str, grant: &Grant) -> bool {
+        let (Some(until), Some(edited)) = (grant.until, self.edited) else {
+            return false;
+        };
+        if until >= edited {
+            return false;
+        }
+        let role = self.managed.name(grant.role).to_string();
+        self.problem(
+            origin,
+            format!(
+                "{email}: {role} until {until} had already ended when the file was last changed ({edited}): remove the grant, or give a date to come"
+            ),
+        );
+        true
     }
 
     /// The source this builder reads, for the grants a reader makes itself.
@@ -211,6 +377,9 @@ impl<'a> DesiredBuilder<'a> {
         let mut roles = RoleSet::EMPTY;
         let mut kept: Vec<Grant> = Vec::with_capacity(grants.len());
         for g in grants {
+            if self.ended_before_edit(origin, &email, &g) {
+                continue;
+            }
             if !roles.contains(g.role) {
                 roles.insert(g.role);
                 kept.push(g);
@@ -242,6 +411,9 @@ impl<'a> DesiredBuilder<'a> {
     /// As [`grant`](Self::grant), with the grant given whole. A repeated role keeps the
     /// grant first read.
     pub fn add_grant(&mut self, origin: Origin, email: String, grant: Grant) {
+        if self.ended_before_edit(origin, &email, &grant) {
+            return;
+        }
         let held = self.users.get(&email).copied().unwrap_or_default();
         if held.contains(grant.role) {
             return;
@@ -286,6 +458,7 @@ impl<'a> DesiredBuilder<'a> {
                 users: self.users,
                 grants: self.grants,
                 unmatched: Vec::new(),
+                ended: HashMap::new(),
             });
         }
         let located = locate(self.problems.iter().map(|p| p.origin).collect());
@@ -348,6 +521,47 @@ mod tests {
         let from: Vec<_> = d.sources_of("a@x.edu", 1).map(|s| s.as_str()).collect();
         assert_eq!(from, ["grants.csv"]);
         assert!(d.grants_of("b@x.edu").is_empty() && d.users.contains_key("b@x.edu"));
+    }
+
+    proptest::proptest! {
+        /// Expiry only takes away: no email gains a role, a role stays exactly while one of
+        /// its grants is current, and a later day never gives back what an earlier one took.
+        #[test]
+        fn expiry_never_adds_a_grant(
+            grants in proptest::collection::vec((0..4usize, 0..3usize, proptest::option::of(0..10i64)), 0..20),
+            day in 0..12i64,
+        ) {
+            let managed = ManagedRoles::new(vec!["A".into(), "B".into(), "C".into()]);
+            let base = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+            let mut parts = Vec::new();
+            for (n, source) in ["one", "two"].iter().enumerate() {
+                let mut b = DesiredBuilder::new(&managed, SourceName::new(source));
+                for (i, (email, role, until)) in grants.iter().enumerate() {
+                    if i % 2 == n {
+                        let mut g = Grant::new(*role, SourceName::new(source));
+                        g.until = until.map(|d| base + chrono::Duration::days(d));
+                        b.add_grant(Origin::Row(i as u64), format!("u{email}@x.edu"), g);
+                    }
+                }
+                parts.push(b.finish(source).unwrap());
+            }
+            let before = sources::union(parts, &managed).unwrap();
+            let at = |d: i64| Calendar { zone: chrono_tz::UTC, today: base + chrono::Duration::days(d) };
+            let mut now = before.clone();
+            now.expire(&at(day));
+            let mut later = now.clone();
+            later.expire(&at(day + 1));
+            for (email, held) in &before.users {
+                let kept = now.users[email];
+                proptest::prop_assert_eq!(kept.intersection(*held), kept);
+                proptest::prop_assert_eq!(later.users[email].intersection(kept), later.users[email]);
+                for role in 0..3 {
+                    let current = before.grants_of(email).iter().any(|g| g.role == role && at(day).is_current(g.until));
+                    proptest::prop_assert_eq!(kept.contains(role), current);
+                    proptest::prop_assert_eq!(now.has_ended(email, role), held.contains(role) && !current);
+                }
+            }
+        }
     }
 
     #[test]

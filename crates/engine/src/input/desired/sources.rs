@@ -3,7 +3,7 @@
 //! the failed source's people. Each grant keeps its source, so `plan` and `history --email`
 //! tell which one gave it; a role two sources give is two grants.
 
-use super::{DesiredError, DesiredState, Origin, Problem, SourceName};
+use super::{Calendar, DesiredError, DesiredState, Origin, Problem, SourceName};
 use crate::config::SourceConfig;
 use crate::roles::ManagedRoles;
 
@@ -30,34 +30,40 @@ pub struct GroupCount {
 }
 
 /// Reads every source (one after another: a failure stops before the next is asked) and
-/// returns their union, with what each read.
+/// returns their union, with what each read. Grants whose `until` is before `calendar`'s
+/// today are then no longer desired ([`DesiredState::expire`], on the union: a role another
+/// source grants without an end, or later, stays).
 pub async fn load_all(
     sources: &[SourceConfig],
     managed: &ManagedRoles,
+    calendar: &Calendar,
 ) -> Result<(DesiredState, Vec<SourceRead>), DesiredError> {
     let mut parts = Vec::with_capacity(sources.len());
     let mut reads = Vec::with_capacity(sources.len());
     for source in sources {
-        let (state, read) = load_one(source, managed).await?;
+        let (state, read) = load_one(source, managed, calendar).await?;
         reads.push(read);
         parts.push(state);
     }
-    Ok((union(parts, managed)?, reads))
+    let mut all = union(parts, managed)?;
+    all.expire(calendar);
+    Ok((all, reads))
 }
 
 async fn load_one(
     source: &SourceConfig,
     managed: &ManagedRoles,
+    calendar: &Calendar,
 ) -> Result<(DesiredState, SourceRead), DesiredError> {
     let (state, place, rows, groups) = match source {
         SourceConfig::Yaml(y) => (
-            super::yaml::load(y, managed)?,
+            super::yaml::load(y, managed, calendar)?,
             format!("roles file {}", y.path.display()),
             None,
             Vec::new(),
         ),
         SourceConfig::Csv(c) => (
-            super::csv::load(c, managed)?,
+            super::csv::load(c, managed, calendar)?,
             format!("CSV file {}", c.path.display()),
             None,
             Vec::new(),

@@ -4,16 +4,21 @@
 //! users:
 //!   alice@myschool.edu: [Admin]
 //!   Bob.Smith@MySchool.edu: [Admin, CaptionEditor]
+//!   carol@myschool.edu: [Admin, {role: CaptionEditor, until: 2027-01-31, reason: "MED101 TA"}]
 //! ```
+//!
+//! A role is a name, or a mapping with an end date and a reason (`role`, `until`, `reason`).
+//! An `until` before the day the file was last changed is refused with its line (see
+//! [`DesiredBuilder::edited_on`]).
 //!
 //! serde checks the shape (a mapping of strings to lists of strings) and names the line of a
 //! shape error; the contract's rules are then checked entry by entry, and only when one fails
 //! is the text scanned for the entry's line.
 
-use super::{DesiredBuilder, DesiredError, DesiredState, Origin, SourceName};
+use super::{Calendar, DesiredBuilder, DesiredError, DesiredState, Grant, Origin, SourceName};
 use crate::input::config::YamlSourceConfig;
 use crate::input::input_file::read_text;
-use crate::input::roles::{ManagedRoles, RoleSet};
+use crate::input::roles::ManagedRoles;
 use crate::input::yaml_guard::YamlRefusal;
 use crate::input::yaml_lines::{child_keys, key_line};
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -22,10 +27,12 @@ use std::borrow::Cow;
 use std::fmt;
 
 /// Reads and checks the roles file of `config`, with the bounded reader every input file
-/// goes through (a regular file only, at most `source.max_bytes`).
+/// goes through (a regular file only, at most `source.max_bytes`). An `until` before the day
+/// the file was last changed (in `calendar`'s zone) is refused.
 pub fn load(
     config: &YamlSourceConfig,
     managed: &ManagedRoles,
+    calendar: &Calendar,
 ) -> Result<DesiredState, DesiredError> {
     let source = config.path.display().to_string();
     let text = read_text(&config.path, config.max_bytes).map_err(|e| {
@@ -39,7 +46,17 @@ pub fn load(
             message: format!("the roles file {e}{hint}"),
         }
     })?;
-    parse(&source, &text, managed)
+    let edited = edited_day(&config.path, calendar);
+    parse_edited(&source, &text, managed, edited)
+}
+
+/// The day `path` was last changed (its modification time) in `calendar`'s zone; `None`
+/// when the file system does not say.
+pub(crate) fn edited_day(path: &std::path::Path, calendar: &Calendar) -> Option<chrono::NaiveDate> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    // A time in the future (a clock ahead where the file was written) counts as today: a
+    // grant still current is never refused.
+    Some(calendar.date_of(modified).min(calendar.today))
 }
 
 /// The name a file's grants show as their source: its file name, as the admin knows it.
@@ -56,6 +73,16 @@ pub fn parse(
     source: &str,
     text: &str,
     managed: &ManagedRoles,
+) -> Result<DesiredState, DesiredError> {
+    parse_edited(source, text, managed, None)
+}
+
+/// As [`parse`], refusing an `until` before `edited`, the day the file was last changed.
+pub fn parse_edited(
+    source: &str,
+    text: &str,
+    managed: &ManagedRoles,
+    edited: Option<chrono::NaiveDate>,
 ) -> Result<DesiredState, DesiredError> {
     let name = file_name(source);
     let entries = match parse_shape(text) {
@@ -91,7 +118,7 @@ pub fn parse(
             return b.finish(source);
         }
     };
-    let mut b = DesiredBuilder::new(managed, name.clone());
+    let mut b = DesiredBuilder::new(managed, name.clone()).edited_on(edited);
     for (i, (raw_email, roles)) in entries.into_iter().enumerate() {
         let at = Origin::Entry(i);
         let Some(email) = b.email(at, &raw_email) else {
@@ -109,13 +136,13 @@ pub fn parse(
             );
             continue;
         };
-        let mut set = RoleSet::EMPTY;
-        for role in &roles {
-            if let Some(r) = b.role(at, &email, role) {
-                set.insert(r);
+        let mut grants = Vec::with_capacity(roles.len());
+        for item in &roles {
+            if let Some(g) = item_grant(&mut b, at, &email, item) {
+                grants.push(g);
             }
         }
-        b.declare(at, email, set);
+        b.declare_grants(at, email, grants);
     }
     b.finish_with(source, |origins| {
         let keys = child_keys(text, &["users"]);
@@ -134,7 +161,64 @@ pub fn parse(
 
 /// One `email: [roles]` entry as written; borrowed from the text when it can be. `None`: the
 /// key has no value (or `null`).
-type Entry<'t> = (Cow<'t, str>, Option<Vec<Cow<'t, str>>>);
+type Entry<'t> = (Cow<'t, str>, Option<Vec<RoleItem<'t>>>);
+
+/// One item of an email's list as written: a role name, or a grant written as a mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RoleItem<'t> {
+    Name(Cow<'t, str>),
+    Grant(GrantItem),
+}
+
+/// `{role: ..., until: ..., reason: ...}` as written; checked by [`item_grant`], which names
+/// the line of what is wrong (serde would name none for an unknown key here).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct GrantItem {
+    role: Option<String>,
+    until: Option<String>,
+    reason: Option<String>,
+    /// Keys other than those three, refused.
+    unknown: Vec<String>,
+}
+
+/// The grant an item gives `email`; `None` with a problem recorded when it is wrong.
+fn item_grant(
+    b: &mut DesiredBuilder<'_>,
+    at: Origin,
+    email: &str,
+    item: &RoleItem<'_>,
+) -> Option<Grant> {
+    let g = match item {
+        RoleItem::Name(role) => {
+            return Some(Grant::new(b.role(at, email, role)?, b.source().clone()))
+        }
+        RoleItem::Grant(g) => g,
+    };
+    if let Some(key) = g.unknown.first() {
+        b.problem(
+            at,
+            format!(
+                "{email}: unknown key {} in a grant (a grant has role, until and reason)",
+                crate::input::email_address::shown(key)
+            ),
+        );
+        return None;
+    }
+    let Some(role) = g.role.as_deref() else {
+        b.problem(
+            at,
+            format!("{email}: a grant without `role` (write {{role: Name, until: YYYY-MM-DD}})"),
+        );
+        return None;
+    };
+    let role = b.role(at, email, role.trim())?;
+    let mut grant = Grant::new(role, b.source().clone());
+    grant.until = b.until(at, email, g.until.as_deref().unwrap_or("")).ok()?;
+    grant.reason = b
+        .reason(at, email, g.reason.as_deref().unwrap_or(""))
+        .ok()?;
+    Some(grant)
+}
 
 /// Why the entries could not be read.
 enum ShapeError {
@@ -164,7 +248,7 @@ fn parse_shape(text: &str) -> Result<Vec<Entry<'_>>, ShapeError> {
         .map(|(k, r)| {
             (
                 Cow::Owned(k),
-                r.map(|r| r.into_iter().map(Cow::Owned).collect()),
+                r.map(|r| r.into_iter().map(|i| i.0).collect()),
             )
         })
         .collect())
@@ -206,7 +290,7 @@ fn parse_common_form(text: &str) -> Option<Vec<Entry<'_>>> {
             Vec::new()
         } else {
             list.split(',')
-                .map(|r| is_plain_role(r.trim()).then(|| Cow::Borrowed(r.trim())))
+                .map(|r| is_plain_role(r.trim()).then(|| RoleItem::Name(Cow::Borrowed(r.trim()))))
                 .collect::<Option<Vec<_>>>()?
         };
         entries.push((Cow::Borrowed(key), Some(roles)));
@@ -265,7 +349,92 @@ struct RolesFile {
 
 /// The `users` mapping in file order; a plain map would hide a key written twice. A key
 /// without a value (or `null`) is kept as `None`, to be refused with its line.
-struct Entries(Vec<(String, Option<Vec<String>>)>);
+struct Entries(Vec<(String, Option<Vec<OwnedItem>>)>);
+
+/// A [`RoleItem`] read by serde.
+#[derive(Debug, PartialEq, Eq)]
+struct OwnedItem(RoleItem<'static>);
+
+impl<'de> Deserialize<'de> for OwnedItem {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = OwnedItem;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a role, or {role: ..., until: YYYY-MM-DD, reason: ...}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<OwnedItem, E> {
+                Ok(OwnedItem(RoleItem::Name(Cow::Owned(v.to_string()))))
+            }
+            // A role YAML reads as another type (`true`, `1`) is kept as written, to be
+            // refused as an unknown role.
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<OwnedItem, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<OwnedItem, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<OwnedItem, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<OwnedItem, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OwnedItem, A::Error> {
+                let mut g = GrantItem::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: Scalar = map.next_value()?;
+                    match key.as_str() {
+                        "role" => g.role = value.0,
+                        "until" => g.until = value.0,
+                        "reason" => g.reason = value.0,
+                        _ => g.unknown.push(key),
+                    }
+                }
+                Ok(OwnedItem(RoleItem::Grant(g)))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A value of a grant's mapping as text (`null`: none); a list or mapping there is a shape
+/// error with its line.
+struct Scalar(Option<String>);
+
+impl<'de> Deserialize<'de> for Scalar {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Scalar;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a role name, a date YYYY-MM-DD or a text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Scalar, E> {
+                Ok(Scalar(Some(v.to_string())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Scalar, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Scalar, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Scalar, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Scalar, E> {
+                self.visit_str(&v.to_string())
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar(None))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Scalar, E> {
+                Ok(Scalar(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 impl<'de> Deserialize<'de> for Entries {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -278,7 +447,7 @@ impl<'de> Deserialize<'de> for Entries {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
                 let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
                 while let Some(email) = map.next_key::<String>()? {
-                    let roles: Option<Vec<String>> = map.next_value()?;
+                    let roles: Option<Vec<OwnedItem>> = map.next_value()?;
                     out.push((email, roles));
                 }
                 Ok(Entries(out))
@@ -298,20 +467,27 @@ mod tests {
     fn fast_entries(text: &str) -> Option<Owned> {
         parse_common_form(text).map(|e| {
             e.into_iter()
-                .map(|(k, r)| {
-                    (
-                        k.into_owned(),
-                        r.map(|r| r.into_iter().map(Cow::into_owned).collect()),
-                    )
-                })
+                .map(|(k, r)| (k.into_owned(), r.map(|r| r.into_iter().map(name).collect())))
                 .collect()
         })
     }
 
+    fn name(item: RoleItem<'_>) -> String {
+        match item {
+            RoleItem::Name(n) => n.into_owned(),
+            RoleItem::Grant(g) => format!("{g:?}"),
+        }
+    }
+
     fn serde_entries(text: &str) -> Option<Owned> {
-        serde_yaml::from_str::<RolesFile>(text)
-            .ok()
-            .map(|f| f.users.map(|u| u.0).unwrap_or_default())
+        serde_yaml::from_str::<RolesFile>(text).ok().map(|f| {
+            f.users
+                .map(|u| u.0)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, r)| (k, r.map(|r| r.into_iter().map(|i| name(i.0)).collect())))
+                .collect()
+        })
     }
 
     proptest! {
@@ -450,7 +626,81 @@ mod tests {
         assert!(p[0].1.contains("expected a sequence"), "{p:?}");
         let p = problems("users:\n  a@x.edu: [Admin]\nuser:\n  b@x.edu: [Admin]\n");
         assert_eq!(p[0].0, Origin::Line(3), "{p:?}");
-        let p = problems("users:\n  a@x.edu:\n    - Admin\n    - {role: Admin}\n");
+        let p = problems("users:\n  a@x.edu:\n    - Admin\n    - [Admin]\n");
         assert_eq!(p[0].0, Origin::Line(4), "{p:?}");
+    }
+
+    fn day(s: &str) -> chrono::NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_grant_with_an_end_and_a_reason() {
+        let text = "users:\n  a@x.edu: [Admin, {role: CaptionEditor, until: 2027-01-31, reason: \"MED101 TA, ticket 4411\"}]\n  b@x.edu:\n    - role: Admin\n      until: 2027-02-01\n";
+        let d = parse_edited("roles.yaml", text, &managed(), Some(day("2027-01-01"))).unwrap();
+        assert_eq!(d.users["a@x.edu"], managed().all());
+        let cap = &d.grants_of("a@x.edu")[1];
+        assert_eq!(cap.until, Some(day("2027-01-31")));
+        assert_eq!(cap.reason.as_deref(), Some("MED101 TA, ticket 4411"));
+        assert_eq!(d.grants_of("a@x.edu")[0].until, None);
+        assert_eq!(d.until_of("b@x.edu", 0), Some(day("2027-02-01")));
+    }
+
+    #[test]
+    fn a_wrong_grant_names_its_line() {
+        let text = "users:\n  ok@x.edu: [Admin]\n  a@x.edu: [{role: Admin, untill: 2027-01-31}]\n  b@x.edu: [{until: 2027-01-31}]\n  c@x.edu: [{role: Admin, until: 31/01/2027}]\n  d@x.edu: [{role: Admin, until: 2027-2-30}]\n  e@x.edu: [{role: Admin, until: 2026-11-30}]\n  f@x.edu: [{role: Admin, until: 2026-12-04}]\n";
+        let Err(DesiredError::Invalid(e)) =
+            parse_edited("roles.yaml", text, &managed(), Some(day("2026-12-04")))
+        else {
+            panic!("refused")
+        };
+        let p: Vec<(Origin, String)> = e
+            .problems
+            .into_iter()
+            .map(|p| (p.origin, p.message))
+            .collect();
+        let lines: Vec<Origin> = p.iter().map(|(o, _)| *o).collect();
+        assert_eq!(
+            lines,
+            (3..=7).map(Origin::Line).collect::<Vec<_>>(),
+            "{p:?}"
+        );
+        assert!(p[0].1.contains("unknown key \"untill\""), "{p:?}");
+        assert!(p[1].1.contains("a grant without `role`"), "{p:?}");
+        assert!(
+            p[2].1.contains("until \"31/01/2027\" is not a date"),
+            "{p:?}"
+        );
+        assert!(
+            p[3].1.contains("until \"2027-2-30\" is not a date"),
+            "{p:?}"
+        );
+        assert!(
+            p[4].1.contains("Admin until 2026-11-30 had already ended when the file was last changed (2026-12-04)"),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn a_grant_that_ended_after_the_edit_is_not_desired() {
+        let text = "users:\n  a@x.edu: [{role: Admin, until: 2026-12-01}, CaptionEditor]\n  b@x.edu: [{role: Admin, until: 2026-12-01}]\n";
+        let mut d = parse_edited("roles.yaml", text, &managed(), Some(day("2026-11-01"))).unwrap();
+        d.expire(&Calendar {
+            zone: chrono_tz::UTC,
+            today: day("2026-12-01"),
+        });
+        assert_eq!(
+            d.users["b@x.edu"],
+            managed()
+                .all()
+                .intersection(crate::roles::RoleSet::single(0))
+        );
+        d.expire(&Calendar {
+            zone: chrono_tz::UTC,
+            today: day("2026-12-02"),
+        });
+        assert_eq!(d.users["a@x.edu"], crate::roles::RoleSet::single(1));
+        assert!(d.users["b@x.edu"].is_empty());
+        assert!(d.has_ended("b@x.edu", 0) && !d.has_ended("a@x.edu", 1));
     }
 }

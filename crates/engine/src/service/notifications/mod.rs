@@ -1,5 +1,9 @@
 //! Notifications: telling people when the daemon needs them, and when it no longer does.
 //!
+//! `grant_expiring` is not a condition: a run that planned tells, once per grant (the
+//! history's `grant_reminders`), of the grants that end within `notify.grant_expiring_days`
+//! ([`Notifier::remind_ending`]).
+//!
 //! A finished run (not a dry run, not an interrupted one) is in zero or more *conditions*:
 //! `guard_tripped`, `run_failed`, `auth_failing`, `run_partial`, `flapping`. Messages follow
 //! the transitions, not the runs: one when a condition starts, at most one reminder a day
@@ -38,6 +42,8 @@ const MAX_IN_FLIGHT: u32 = 16;
 const MAX_MESSAGE_CHARS: usize = 2000;
 /// Flapping changes named in a message; the rest are counted.
 const MAX_FLAPPING_NAMED: usize = 10;
+/// Ending grants named in one `grant_expiring` message; the rest are counted.
+const MAX_ENDING_NAMED: usize = 20;
 
 /// What a message is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -49,6 +55,8 @@ pub enum Event {
     Flapping,
     /// Back to normal: the last condition ended.
     Recovered,
+    /// Grants end within `notify.grant_expiring_days` (once per grant; not a condition).
+    GrantExpiring,
 }
 
 impl Event {
@@ -60,6 +68,7 @@ impl Event {
             Event::RunPartial => "run_partial",
             Event::Flapping => "flapping",
             Event::Recovered => "recovered",
+            Event::GrantExpiring => "grant_expiring",
         }
     }
 
@@ -72,7 +81,16 @@ impl Event {
             Event::RunPartial => "some changes failed",
             Event::Flapping => "flapping changes",
             Event::Recovered => "back to normal",
+            Event::GrantExpiring => "grants ending soon",
         }
+    }
+
+    /// Any event by its name, for the channels' titles (`parse` knows only conditions).
+    fn named(s: &str) -> Option<Event> {
+        [Event::Recovered, Event::GrantExpiring]
+            .into_iter()
+            .find(|e| e.as_str() == s)
+            .or_else(|| Event::parse(s))
     }
 
     fn parse(s: &str) -> Option<Event> {
@@ -381,6 +399,7 @@ impl Notifier {
                 return;
             }
         };
+        self.remind_ending(history, report).await;
         let at = crate::store::history::now();
         for o in outgoing {
             let notice = Notice {
@@ -404,6 +423,94 @@ impl Notifier {
             };
             self.send(notice);
         }
+    }
+
+    /// `grant_expiring`: one message naming the grants of the run's plan that end within
+    /// `notify.grant_expiring_days` and were not reminded of yet; the history records them
+    /// first, so each grant is named once.
+    async fn remind_ending(&self, history: &History, report: &RunReport) {
+        let Some(plan) = &report.plan else { return };
+        if plan.ending.is_empty() {
+            return;
+        }
+        let config = &self.inner.config;
+        let managed = &config.roles.managed;
+        let keys: Vec<_> = plan
+            .ending
+            .iter()
+            .map(|e| {
+                (
+                    e.email.clone(),
+                    managed.name(e.role).to_string(),
+                    e.until.to_string(),
+                )
+            })
+            .collect();
+        let today = crate::desired::Calendar::now(config.timezone)
+            .today
+            .to_string();
+        let due = match history
+            .grant_reminders_due(report.record.id, &today, &keys)
+            .await
+        {
+            Ok(due) if due.is_empty() => return,
+            Ok(due) => due,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the grant_expiring reminders; nothing sent");
+                return;
+            }
+        };
+        let named: Vec<String> = due
+            .iter()
+            .take(MAX_ENDING_NAMED)
+            .map(|&i| {
+                let e = &plan.ending[i];
+                let reason = e
+                    .reason
+                    .as_deref()
+                    .map(|r| format!("; reason: {r}"))
+                    .unwrap_or_default();
+                format!(
+                    "{} of {} {} (until {}{reason})",
+                    managed.name(e.role),
+                    e.email,
+                    e.when(),
+                    e.until
+                )
+            })
+            .collect();
+        let more = due.len().saturating_sub(MAX_ENDING_NAMED);
+        let more = if more > 0 {
+            format!("; and {more} more")
+        } else {
+            String::new()
+        };
+        let r = &report.record;
+        let at = crate::store::history::now();
+        self.send(Notice {
+            event: Event::GrantExpiring.as_str(),
+            run_id: r.id,
+            status: r.status,
+            trigger: r.trigger.clone(),
+            message: cut(&format!(
+                "{} grant(s) end soon and will be removed after their last day: {}{more}. To \
+                 keep one, give it a later `until` in its source.",
+                due.len(),
+                named.join("; ")
+            )),
+            summary: Summary {
+                adds_planned: r.adds_planned,
+                removes_planned: r.removes_planned,
+                adds_applied: r.adds_applied,
+                removes_applied: r.removes_applied,
+                failed: r.failed,
+                pending: r.pending,
+                flapping: report.flapping.len() as i64,
+            },
+            reminder: false,
+            since: at.clone(),
+            at,
+        });
     }
 
     /// Sends `notice` on every channel in a background task.

@@ -215,7 +215,7 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 pub(super) fn subject(notice: &Notice) -> String {
-    let title = super::Event::parse(notice.event)
+    let title = super::Event::named(notice.event)
         .map_or_else(|| super::Event::Recovered.title(), |e| e.title());
     format!(
         "[studio-role-sync] {}{title}: run {} ({})",

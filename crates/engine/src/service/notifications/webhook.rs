@@ -61,7 +61,7 @@ pub(super) fn body(notice: &Notice, format: WebhookFormat) -> Value {
     let title = format!(
         "studio-role-sync: {}{}",
         if notice.reminder { "still: " } else { "" },
-        super::Event::parse(notice.event)
+        super::Event::named(notice.event)
             .map_or_else(|| super::Event::Recovered.title(), |e| e.title())
     );
     let s = &notice.summary;

@@ -369,6 +369,8 @@ mod tests {
             http_status: None,
             detail: None,
             source: None,
+            until: None,
+            reason: None,
         };
         h.record_plan(id, &[row], &crate::store::history::PendingUpdate::default())
             .await

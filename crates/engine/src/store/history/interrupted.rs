@@ -117,6 +117,8 @@ mod tests {
                 http_status: None,
                 detail: None,
                 source: None,
+                until: None,
+                reason: None,
             })
             .collect();
         h.record_plan(id, &rows, &PendingUpdate::default())

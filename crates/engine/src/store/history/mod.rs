@@ -24,6 +24,7 @@ pub mod notifications;
 mod pending;
 mod people;
 mod pool;
+mod reminders;
 mod retention;
 mod status;
 mod tokens;
@@ -149,6 +150,15 @@ pub struct ActionRow {
     #[sqlx(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// The grant's end (`YYYY-MM-DD`): of an added grant that ends, or of a grant that ended
+    /// and is removed.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<String>,
+    /// The reason the source gave for that grant.
+    #[sqlx(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl ActionRow {
@@ -171,6 +181,8 @@ impl ActionRow {
             http_status: None,
             detail,
             source,
+            until: None,
+            reason: None,
         }
     }
 
@@ -362,7 +374,7 @@ impl History {
         // Many rows per statement: a 20,000-action plan is 40 statements, not 20,000.
         for chunk in actions.chunks(ROWS_PER_INSERT) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at, source) ",
+                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at, source, until, reason) ",
             );
             q.push_values(chunk, |mut row, a| {
                 row.push_bind(run_id)
@@ -376,7 +388,9 @@ impl History {
                     // `planned_user_id` (a column since 0001) is always the user id.
                     .push_bind(a.user_id)
                     .push_bind(&at)
-                    .push_bind(&a.source);
+                    .push_bind(&a.source)
+                    .push_bind(&a.until)
+                    .push_bind(&a.reason);
             });
             q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
         }
@@ -539,6 +553,8 @@ mod tests {
             http_status: None,
             detail: None,
             source: None,
+            until: None,
+            reason: None,
         };
         h.record_plan(id, std::slice::from_ref(&row), &PendingUpdate::default())
             .await

@@ -93,6 +93,12 @@ pub struct Plan {
     /// Removals held back by `safety.remove_after` (see [`plan_with_grace`]): not sent, and
     /// not counted by the guards.
     pub waiting: Vec<crate::sync::grace::Waiting>,
+    /// The ended grants of each email the plan removes a role from because its `until`
+    /// passed: `plan` says "ended" rather than leaving the removal unexplained.
+    pub ended: HashMap<String, Vec<crate::desired::Grant>>,
+    /// Desired grants that end within `notify.grant_expiring_days` (set by the run, which
+    /// knows today's date): `plan` says "expires in N days".
+    pub ending: Vec<crate::desired::Ending>,
 }
 
 impl Plan {
@@ -120,6 +126,29 @@ impl Plan {
             .filter(|g| g.role == role)
             .map(|g| &g.source)
             .collect()
+    }
+
+    /// The last day of `email`'s grants of `role` that ended, with their reasons, when the
+    /// plan removes it for that.
+    pub fn ended_of(
+        &self,
+        email: &str,
+        role: usize,
+    ) -> Option<(chrono::NaiveDate, Option<String>)> {
+        let grants: Vec<&crate::desired::Grant> = self
+            .ended
+            .get(email)?
+            .iter()
+            .filter(|g| g.role == role)
+            .collect();
+        let until = grants.iter().filter_map(|g| g.until).max()?;
+        let mut reasons: Vec<&str> = Vec::new();
+        for r in grants.iter().filter_map(|g| g.reason.as_deref()) {
+            if !reasons.contains(&r) {
+                reasons.push(r);
+            }
+        }
+        Some((until, (!reasons.is_empty()).then(|| reasons.join("; "))))
     }
 
     /// Current holders of managed role `role`.
@@ -174,7 +203,8 @@ impl Plan {
 }
 
 /// As [`plan`], with the grace period of `safety.remove_after` (when set): a removal whose
-/// grant has not been missing long enough waits in [`Plan::waiting`].
+/// grant has not been missing long enough waits in [`Plan::waiting`]. A grant that ended
+/// (its `until` passed) is a declared end, not a missing read: its removal does not wait.
 pub fn plan_with_grace(
     desired: &DesiredState,
     current: &CurrentState,
@@ -183,7 +213,7 @@ pub fn plan_with_grace(
 ) -> Plan {
     let mut p = plan(desired, current, policy);
     if let Some(grace) = grace {
-        crate::sync::grace::hold_back(&mut p, grace, policy);
+        crate::sync::grace::hold_back(&mut p, grace, policy, desired);
     }
     p
 }
@@ -319,13 +349,21 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
         .filter_map(|a| a.email.as_ref())
         .map(|e| (e.clone(), desired.grants_of(e).to_vec()))
         .collect();
+    let ended = actions
+        .iter()
+        .filter(|a| a.kind == ChangeKind::Remove)
+        .filter_map(|a| a.email.as_ref().filter(|e| desired.has_ended(e, a.role)))
+        .filter_map(|e| Some((e.clone(), desired.ended.get(e)?.clone())))
+        .collect();
     Plan {
         actions,
         pending,
         current_grants: current.grants(),
         current_by_role,
         grants,
+        ended,
         waiting: Vec::new(),
+        ending: Vec::new(),
     }
 }
 

@@ -6,7 +6,7 @@
 
 use super::observe::Observed;
 use super::{Consent, Engine};
-use crate::input::desired::DesiredState;
+use crate::input::desired::{self, DesiredState};
 use crate::model::change::{Change, ChangeKind, Outcome};
 use crate::store::history::{ActionRow, HistoryError, MissingGrant};
 use crate::sync::current::CurrentState;
@@ -52,6 +52,10 @@ impl Engine {
                 &policy,
             )
             .await?;
+        the_plan.ending = desired.ending_within(
+            &desired::Calendar::now(config.timezone),
+            config.notify.grant_expiring_days,
+        );
         let flapping = self.find_flapping(report.record.id, &the_plan).await?;
         // Left alone, a flapping change is not part of the plan: not sent, not guarded.
         let left_alone = !flapping.is_empty() && !config.flapping.reapply;
@@ -74,7 +78,16 @@ impl Engine {
             _ => None,
         };
         let row = |c: &Change, outcome: Outcome, detail: Option<String>| {
-            ActionRow::planned(c, managed, outcome, detail, source(c))
+            let mut r = ActionRow::planned(c, managed, outcome, detail, source(c));
+            // An added grant's end and reason; a removed grant's when it ended.
+            if let Some(email) = &c.email {
+                if c.kind == ChangeKind::Add || desired.has_ended(email, c.role) {
+                    let (until, reason) = desired.note_of(email, c.role);
+                    r.until = until.map(|d| d.to_string());
+                    r.reason = reason;
+                }
+            }
+            r
         };
         // The rows as they will be recorded; the digest reads them as `approve` will.
         let mut rows: Vec<ActionRow> = the_plan

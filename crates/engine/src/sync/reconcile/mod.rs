@@ -117,7 +117,8 @@ pub async fn make_client(
 
 /// Loads the desired state: the union of the configured sources, or the first failure.
 pub async fn load_desired(config: &Config) -> Result<DesiredState, DesiredError> {
-    desired::load_all(&config.sources, &config.roles.managed)
+    let calendar = desired::Calendar::now(config.timezone);
+    desired::load_all(&config.sources, &config.roles.managed, &calendar)
         .await
         .map(|(d, _)| d)
 }

@@ -4,7 +4,7 @@
 //! Nothing is decided here; the step ends with both states in hand ([`Observed`]).
 
 use super::{load_desired, Engine, Trigger, VerifyRequest};
-use crate::input::desired::DesiredState;
+use crate::input::desired::{self, DesiredState};
 use crate::service::shutdown::CancellationToken;
 use crate::store::history::HistoryError;
 use crate::sync::identity::{self, Verification};
@@ -32,7 +32,12 @@ impl Engine {
     ) -> Result<Observed, RunError> {
         let config = &self.config;
         let desired = match desired {
-            Some(d) => d,
+            // A state read earlier (the daemon's last valid one, kept while the file is
+            // invalid) still ends the grants whose `until` has passed since.
+            Some(mut d) => {
+                d.expire(&desired::Calendar::now(config.timezone));
+                d
+            }
             None => load_desired(config).await?,
         };
         report.record.desired_users = Some(desired.users.len() as i64);

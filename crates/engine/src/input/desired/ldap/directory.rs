@@ -23,15 +23,38 @@ pub(super) enum Lookup {
     Missing,
 }
 
+/// The TLS client for `ca_file`: the system's trust store (as ldap3 reads it by default)
+/// and the file's certificates.
+fn tls_with(
+    extra: &crate::input::config::ca_file::ExtraRoots,
+) -> std::sync::Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_native_certs::load_native_certs().certs {
+        let _ = roots.add(cert);
+    }
+    for der in extra.der() {
+        // Each was checked when the config loaded.
+        let _ = roots.add(rustls::pki_types::CertificateDer::from(der.clone()));
+    }
+    std::sync::Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
 /// The longest any one connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Directory {
     /// Connects and binds as `bind_dn`.
     pub(super) async fn open(config: &LdapSourceConfig) -> Result<Directory, String> {
-        let settings = LdapConnSettings::new()
+        let mut settings = LdapConnSettings::new()
             .set_conn_timeout(config.timeout.min(CONNECT_TIMEOUT))
             .set_starttls(config.starttls);
+        if !config.extra_roots.is_empty() {
+            settings = settings.set_config(tls_with(&config.extra_roots));
+        }
         let (conn, mut ldap) = LdapConnAsync::with_settings(settings, config.url.as_str())
             .await
             .map_err(|e| format!("cannot connect: {}", explain(&e)))?;

@@ -1,10 +1,12 @@
 //! The rows of the result, fed one by one into the [`DesiredBuilder`] as they arrive: a
 //! million-row result costs the desired state and nothing more, and a result full of bad rows
 //! stops being read after [`MAX_BAD_ROWS`]. Each cell is read as text; a NULL, a value of
-//! another type or the wrong number of columns is a problem named by its row.
+//! another type or the wrong number of columns is a problem named by its row. After `email`
+//! and `role`, a query may return the columns `until` (a date `YYYY-MM-DD` as text, or NULL)
+//! and `reason` (text or NULL), named so, in either order.
 
 use super::ReadError;
-use crate::input::desired::{DesiredBuilder, Origin};
+use crate::input::desired::{DesiredBuilder, Grant, Origin};
 use futures::{Stream, TryStreamExt};
 use sqlx::{Column, Row, TypeInfo};
 
@@ -52,6 +54,17 @@ where
 /// Records the problem of a cell that is not text; `other` names the row's other value.
 fn cell_problem(b: &mut DesiredBuilder<'_>, at: Origin, name: &str, c: &Cell, other: String) {
     let column = if name == "email" { 1 } else { 2 };
+    cell_problem_at(b, at, name, column, c, other)
+}
+
+fn cell_problem_at(
+    b: &mut DesiredBuilder<'_>,
+    at: Origin,
+    name: &str,
+    column: usize,
+    c: &Cell,
+    other: String,
+) {
     let what = match c {
         Cell::Text(_) => return,
         Cell::Null => format!("{name} is NULL"),
@@ -61,6 +74,65 @@ fn cell_problem(b: &mut DesiredBuilder<'_>, at: Origin, name: &str, c: &Cell, ot
         Cell::Unreadable(e) => format!("{name} (column {column}) cannot be read as text: {e}"),
     };
     b.problem(at, format!("{what}{other}"));
+}
+
+/// Which of `until` and `reason` the columns after `email, role` are (by position, 0-based);
+/// `None` when the columns are not those.
+fn extra_columns(names: &[&str]) -> Option<[Option<usize>; 2]> {
+    if !(2..=4).contains(&names.len()) {
+        return None;
+    }
+    let mut found = [None, None];
+    for (i, name) in names.iter().enumerate().skip(2) {
+        let slot = match name.to_ascii_lowercase().as_str() {
+            "until" => 0,
+            "reason" => 1,
+            _ => return None,
+        };
+        if found[slot].replace(i).is_some() {
+            return None;
+        }
+    }
+    Some(found)
+}
+
+/// Reads the row's `until` and `reason` into `grant` (NULL or blank: none).
+fn ends<R: Row>(
+    b: &mut DesiredBuilder<'_>,
+    at: Origin,
+    email: &str,
+    row: &R,
+    extra: &[Option<usize>; 2],
+    grant: &mut Grant,
+) -> Result<(), ()>
+where
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    String: sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    for (slot, name) in [(0, "until"), (1, "reason")] {
+        let Some(i) = extra[slot] else { continue };
+        let c = cell(row, i);
+        let text = match &c {
+            Cell::Null => continue,
+            Cell::Text(t) => t.as_str(),
+            _ => {
+                let hint = if name == "until" {
+                    " (as YYYY-MM-DD: until::text in PostgreSQL, CAST(until AS CHAR) in MariaDB)"
+                } else {
+                    ""
+                };
+                cell_problem_at(b, at, name, i + 1, &c, format!(" ({email}){hint}"));
+                return Err(());
+            }
+        };
+        if slot == 0 {
+            grant.until = b.until(at, email, text)?;
+        } else {
+            grant.reason = b.reason(at, email, text)?;
+        }
+    }
+    Ok(())
 }
 
 /// Feeds each `(email, role)` row to the builder as it arrives; returns the row count.
@@ -78,18 +150,19 @@ where
         n += 1;
         let at = Origin::Row(n);
         let columns = row.columns();
-        if columns.len() != 2 {
-            let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+        let names: Vec<&str> = columns.iter().map(|c| c.name()).collect();
+        let Some(extra) = extra_columns(&names) else {
             b.problem(
                 at,
                 format!(
-                    "the query returns {} column(s) ({}); it must return exactly two: email, role",
+                    "the query returns {} column(s) ({}); it must return email, role and \
+                     optionally columns named until and reason",
                     columns.len(),
                     names.join(", ")
                 ),
             );
             break;
-        }
+        };
         let email = cell(&row, 0);
         let role = cell(&row, 1);
         let ok = match (email.text(), role.text()) {
@@ -98,8 +171,14 @@ where
                 match b.email(at, e) {
                     Some(email) => match b.role(at, &email, r) {
                         Some(index) => {
-                            b.grant(at, email, index);
-                            true
+                            let mut grant = Grant::new(index, b.source().clone());
+                            match ends(b, at, &email, &row, &extra, &mut grant) {
+                                Ok(()) => {
+                                    b.add_grant(at, email, grant);
+                                    true
+                                }
+                                Err(()) => false,
+                            }
                         }
                         None => false,
                     },

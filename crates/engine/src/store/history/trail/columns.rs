@@ -103,13 +103,26 @@ impl TrailEntry {
                 http_status,
                 detail,
                 source,
+                until,
+                reason,
                 ..
             } => {
-                c.what = match source {
-                    Some(from) => format!("{action} {role} (from {from})"),
-                    None => format!("{action} {role}"),
+                c.what = match (source, until) {
+                    (Some(from), Some(u)) => format!("{action} {role} (from {from}, until {u})"),
+                    (Some(from), None) => format!("{action} {role} (from {from})"),
+                    (None, Some(u)) => format!("{action} {role} (until {u})"),
+                    (None, None) => format!("{action} {role}"),
                 };
-                c.why = action_reason(*action, source.as_deref(), flapping);
+                c.why = match (*action, until) {
+                    // A removed grant that carries an end is one that ended.
+                    (ChangeKind::Remove, Some(u)) if !flapping => {
+                        format!("its grant ended (until {u})")
+                    }
+                    _ => action_reason(*action, source.as_deref(), flapping),
+                };
+                if let Some(r) = reason {
+                    c.why = format!("{}; reason: {r}", c.why);
+                }
                 c.outcome = outcome.to_string();
                 c.http = http_status.map(|s| s.to_string()).unwrap_or_default();
                 c.detail = detail.clone().unwrap_or_default();

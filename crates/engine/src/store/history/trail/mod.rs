@@ -35,7 +35,7 @@ const FIRST_RUN_SINCE: &str =
 /// A person's actions, newest first: a walk down `run_actions_email` (no sort).
 const TRAIL_ACTIONS: &str =
     "SELECT a.run_id, r.started_at, r.trigger, r.dry_run, r.status, a.role, a.action, \
-     a.outcome, a.user_id, a.http_status, a.detail, a.source \
+     a.outcome, a.user_id, a.http_status, a.detail, a.source, a.until, a.reason \
      FROM run_actions a JOIN runs r ON r.id = a.run_id \
      WHERE a.email = ? AND a.run_id >= ? ORDER BY a.id DESC LIMIT ?";
 
@@ -68,6 +68,12 @@ pub enum TrailEvent {
         /// The sources that gave an added grant (`roles.yaml, ldap`).
         #[serde(skip_serializing_if = "Option::is_none")]
         source: Option<String>,
+        /// The grant's end, `YYYY-MM-DD`: of an added grant, or of an ended grant removed.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        until: Option<String>,
+        /// The reason its source gave.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
     /// Left alone, in every run of `first_run_id ..= run_id` that read Studio.
     LeftAlone {
@@ -214,6 +220,8 @@ impl History {
                         http_status: r.try_get(9)?,
                         detail: r.try_get(10)?,
                         source: r.try_get(11)?,
+                        until: r.try_get(12)?,
+                        reason: r.try_get(13)?,
                     },
                 })
             })

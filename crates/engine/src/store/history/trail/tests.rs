@@ -36,6 +36,8 @@ fn add(email: &str, outcome: Outcome) -> ActionRow {
         http_status: Some(200),
         detail: None,
         source: None,
+        until: None,
+        reason: None,
     }
 }
 
