@@ -1,7 +1,8 @@
 //! `plan` and `apply`: one run now, printed like `terraform plan` / `terraform apply`: the
 //! plan, then (for an apply, or a run that failed) the outcome. The exit code says whether
 //! there were changes, a guard tripped or actions failed. `plan --out FILE` saves the plan and
-//! `apply FILE` sends exactly that plan, or nothing (like Terraform's saved plans).
+//! `apply FILE` sends exactly that plan, or nothing (like Terraform's saved plans). SIGTERM or
+//! SIGINT stops a run between batches: recorded `interrupted`, exit code 5.
 
 use super::{fail, load_config, open_history, who};
 use crate::exit::Exit;
@@ -44,6 +45,10 @@ async fn run_saving(
         Err(code) => return code,
     };
     crate::logging::init(config.log.format, "warn");
+    // SIGTERM/SIGINT stop the run as they stop the daemon's: the batch in flight finishes,
+    // nothing more is sent, the run is recorded `interrupted`, and the exit code is 5.
+    let shutdown = CancellationToken::new();
+    studio_role_sync_engine::shutdown::spawn_signal_handler(shutdown.clone());
     // A --out that can never be written (a symlink, a FIFO, a folder) stops before the run.
     if let Some(Err(e)) = out.map(saved_plan::check_out_path) {
         return fail(e);
@@ -97,7 +102,7 @@ async fn run_saving(
         desired: Some(desired),
         ..RunRequest::new(Trigger::Manual)
     };
-    let report = match engine.run(request, CancellationToken::new()).await {
+    let report = match engine.run(request, shutdown).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };

@@ -647,6 +647,120 @@ async fn export_prints_a_roles_file_that_validates() {
     assert_eq!(plan.code, 0, "{plan:?}");
 }
 
+/// `pending.recheck_max` set alone is taken (the default `recheck_min` gives way to it) by
+/// `validate` and `plan`; two keys that are both set and conflict are refused naming the line.
+#[tokio::test]
+async fn recheck_max_alone_works_and_two_set_keys_that_conflict_are_refused() {
+    let t = Tenant::start(vec![user(1, Some("ann@x.edu"), &[])]).await;
+    t.write_roles(&crate::support::admins(&["ann@x.edu"]));
+    t.write_config(&Opts {
+        extra: "pending:\n  recheck_max: 30s\n".into(),
+        ..Opts::default()
+    });
+    let validate = t.cli(&["validate"]).await;
+    assert_eq!(validate.code, 0, "{validate:?}");
+    let plan = t.cli(&["plan"]).await;
+    assert_eq!(plan.code, 2, "{plan:?}");
+
+    let both = Opts {
+        extra: "pending:\n  recheck_min: 1h\n  recheck_max: 30s\n".into(),
+        ..Opts::default()
+    };
+    t.write_config(&both);
+    let line = t
+        .config_text(&both)
+        .lines()
+        .position(|l| l.contains("recheck_min"))
+        .unwrap()
+        + 1;
+    for command in ["validate", "plan", "apply"] {
+        let refused = t.cli(&[command]).await;
+        assert_eq!(refused.code, 1, "{command}: {refused:?}");
+        assert!(
+            refused
+                .stderr
+                .contains(&format!("{}:{line}:", t.config_path().display())),
+            "{command} names the line: {refused:?}"
+        );
+        assert!(
+            refused.stderr.contains("pending.recheck_min"),
+            "{command}: {refused:?}"
+        );
+    }
+    assert_eq!(t.sim.stats().put_roles, 0, "nothing sent");
+}
+
+/// SIGTERM while a one-shot `apply` waits for Studio's answer to its first batch: that batch
+/// finishes, nothing more is sent, the run is recorded `interrupted`, and the exit code is 5.
+#[tokio::test]
+async fn sigterm_stops_a_one_shot_apply_after_the_batch_in_flight() {
+    let t = Tenant::start(
+        (1..=6)
+            .map(|i| user(i, Some(&format!("u{i}@x.edu")), &[]))
+            .collect(),
+    )
+    .await;
+    t.write_config(&Opts {
+        batch_size: 1,
+        concurrency: 1,
+        ..Opts::default()
+    });
+    t.write_roles(&crate::support::admins(
+        &(1..=6)
+            .map(|i| format!("u{i}@x.edu"))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    // Each request is held a while: the signal comes while the first PUT is in flight.
+    t.sim.set_faults(studio_sim::Faults {
+        latency: std::time::Duration::from_millis(1500),
+        ..studio_sim::Faults::default()
+    });
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
+        .arg("--config")
+        .arg(t.config_path())
+        .arg("apply")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    crate::support::daemon::wait_for(
+        "the first PUT",
+        std::time::Duration::from_secs(60),
+        || async { (t.sim.stats().put_roles > 0).then_some(()) },
+    )
+    .await;
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        let mut stderr = String::new();
+        tokio::io::AsyncReadExt::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr)
+            .await
+            .unwrap();
+        (child.wait().await.unwrap(), stderr)
+    })
+    .await
+    .expect("apply ends after SIGTERM");
+    let (status, stderr) = out;
+    assert_eq!(status.code(), Some(5), "{stderr}");
+    // The batch in flight was answered and recorded; nothing was sent after the signal.
+    assert_eq!(t.sim.stats().put_roles, 1, "{stderr}");
+    assert_eq!(t.holders("Admin").len(), 1);
+    let db = t.history().await;
+    let (run_status, adds, ..) = run_row(&db, 1).await;
+    assert_eq!(run_status, "interrupted", "{stderr}");
+    assert_eq!(adds, 1, "the history records exactly what Studio got");
+    db.close().await;
+}
+
 #[tokio::test]
 async fn a_run_left_running_is_marked_interrupted_by_the_next_apply() {
     let t = Tenant::start(institution()).await;

@@ -470,6 +470,75 @@ async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
     assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
+/// A hard link made to the history while the daemon runs: SQLite would keep a journal per
+/// name, so the daemon refuses to run (`/readyz` says why, ERROR in the log) until the extra
+/// name is gone, then runs resume.
+#[tokio::test]
+async fn a_hard_link_made_under_the_daemon_stops_runs_until_it_is_removed() {
+    let t = Tenant::start(vec![
+        user(1, Some("alice@school.edu"), &[]),
+        user(2, Some("bob@school.edu"), &[]),
+    ])
+    .await;
+    t.write_config(&Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    });
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let base = d.base_url(WAIT).await;
+    wait_ready(&base, 200, None).await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+
+    let other = t.path("other.db");
+    std::fs::hard_link(t.history_path(), &other).unwrap();
+    let body = wait_ready(&base, 503, Some("history_hard_linked")).await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("has 2 hard links"), "{body}");
+    assert!(
+        detail.contains("no run until the extra name is removed"),
+        "{body}"
+    );
+    wait_for("the ERROR line", || async {
+        d.log()
+            .lines()
+            .any(|l| l.contains("ERROR") && l.contains("has 2 hard links"))
+            .then_some(())
+    })
+    .await;
+    // A change and a request to run: no run while the file has two names.
+    let db = t.history().await;
+    let before = runs(&db).await.len();
+    t.write_roles(&admins(&["alice@school.edu", "bob@school.edu"]));
+    d.signal("-HUP");
+    wait_for("the skipped run", || async {
+        d.log()
+            .contains("not running: the history database is not in place or has another name")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+    assert_eq!(runs(&db).await.len(), before, "no run was recorded");
+
+    // One name again: ready, and the next run happens.
+    std::fs::remove_file(&other).unwrap();
+    d.signal("-HUP");
+    wait_for("bob's role", || async {
+        (t.holders("Admin").len() == 2).then_some(())
+    })
+    .await;
+    wait_ready(&base, 200, None).await;
+    assert!(
+        d.log().contains("one name again; runs resume"),
+        "{}",
+        d.log()
+    );
+    assert!(runs(&db).await.len() > before, "the run is recorded");
+    db.close().await;
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
+}
+
 #[tokio::test]
 async fn sigterm_lets_the_batch_finish_and_records_the_truth() {
     let (t, emails) = slow_tenant(12, "* * * * * *").await;

@@ -100,14 +100,12 @@ impl Console {
                     href: Some("/console/health".into()),
                 });
             }
-            if let Some(e) = &r.history_displaced {
+            if let Some(d) = &r.history_displaced {
                 s.problems.push(Problem {
                     state: "bad",
                     kind: "history",
-                    text: format!("The history file is not in place: {e}"),
-                    next: "Put the history file back (or restore it from a backup) and restart \
-                           the daemon; no run happens meanwhile."
-                        .into(),
+                    text: format!("The history file cannot be used: {}", d.detail()),
+                    next: d.remedy().into(),
                     href: Some("/console/health".into()),
                 });
             }

@@ -79,8 +79,9 @@ pub struct Readiness {
     pub last_run: Option<LastRun>,
     /// The schedule in effect now (a reload may change it), for "next run" on the console.
     pub schedule: Option<crate::service::daemon::Slots>,
-    /// The history file was deleted or replaced under the daemon: no run until it is back.
-    pub history_displaced: Option<String>,
+    /// The history file was deleted, replaced or given a second name under the daemon: no run
+    /// until that is undone.
+    pub history_displaced: Option<crate::store::lock::Displaced>,
 }
 
 /// How the last run ended.
@@ -95,8 +96,8 @@ pub struct LastRun {
 impl Readiness {
     /// `None` when ready; otherwise the JSON reason served with `503`.
     pub fn not_ready(&self) -> Option<Value> {
-        if let Some(e) = &self.history_displaced {
-            return Some(json!({"ready": false, "reason": "history_missing", "detail": e}));
+        if let Some(d) = &self.history_displaced {
+            return Some(json!({"ready": false, "reason": d.reason(), "detail": d.detail()}));
         }
         if let Some(e) = &self.invalid_config {
             return Some(json!({"ready": false, "reason": "invalid_config", "detail": e}));

@@ -63,6 +63,53 @@ pub enum Displaced {
         .0.display()
     )]
     Replaced(PathBuf),
+    #[error(
+        "the history database {} was given another name under the running daemon: it has {} \
+         hard links (find / -samefile {})",
+        .0.display(),
+        .1,
+        .0.display()
+    )]
+    HardLinked(PathBuf, u64),
+}
+
+impl Displaced {
+    /// The `reason` that `/readyz` gives for it.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Displaced::Deleted(_) | Displaced::Replaced(_) => "history_missing",
+            Displaced::HardLinked(..) => "history_hard_linked",
+        }
+    }
+
+    /// What it is and why no run happens until it is fixed.
+    pub fn detail(&self) -> String {
+        let why = match self {
+            Displaced::Deleted(_) | Displaced::Replaced(_) => {
+                "no run until it is back in place or the daemon restarts \
+                 (runs recorded into it now would be lost)"
+            }
+            Displaced::HardLinked(..) => {
+                "no run until the extra name is removed (SQLite keeps a journal per name, so \
+                 runs recorded through one name would be lost through the other)"
+            }
+        };
+        format!("{self}; {why}")
+    }
+
+    /// What an admin does about it.
+    pub fn remedy(&self) -> &'static str {
+        match self {
+            Displaced::Deleted(_) | Displaced::Replaced(_) => {
+                "Put the history file back (or restore it from a backup) and restart the \
+                 daemon; no run happens meanwhile."
+            }
+            Displaced::HardLinked(..) => {
+                "Remove the extra hard link (find / -samefile HISTORY); runs resume by \
+                 themselves. Use a symbolic link for a second name."
+            }
+        }
+    }
 }
 
 impl InstanceLock {
@@ -119,8 +166,9 @@ impl InstanceLock {
     }
 
     /// Whether the history's path still leads to the file this lock holds: not deleted, not
-    /// replaced by another file (a restore, a `mv` over it). A daemon writing into a file that
-    /// no path reaches would lose every run at its next start.
+    /// replaced by another file (a restore, a `mv` over it), and not given a second name by a
+    /// hard link. A daemon writing into a file that no path reaches would lose every run at its
+    /// next start; one with two names keeps two journals.
     pub fn check_in_place(&self) -> Result<(), Displaced> {
         let held = self.file.metadata().ok();
         let at_path = std::fs::metadata(&self.history);
@@ -130,6 +178,10 @@ impl InstanceLock {
                 Err(Displaced::Replaced(self.history.clone()))
             }
             (Some(h), Ok(_)) if h.nlink() == 0 => Err(Displaced::Deleted(self.history.clone())),
+            // A second name made while the daemon runs: refused at open, so refused here too.
+            (Some(h), Ok(_)) if h.nlink() > 1 => {
+                Err(Displaced::HardLinked(self.history.clone(), h.nlink()))
+            }
             _ => Ok(()),
         }
     }
@@ -243,6 +295,14 @@ mod tests {
             Err(Displaced::Replaced(history.clone()))
         );
         std::fs::rename(&aside, &history).unwrap();
+        assert_eq!(lock.check_in_place(), Ok(()));
+        let other = dir.path().join("other.db");
+        std::fs::hard_link(&history, &other).unwrap();
+        assert_eq!(
+            lock.check_in_place(),
+            Err(Displaced::HardLinked(history.clone(), 2))
+        );
+        std::fs::remove_file(&other).unwrap();
         assert_eq!(lock.check_in_place(), Ok(()));
     }
 }

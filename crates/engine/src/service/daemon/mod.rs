@@ -31,7 +31,7 @@ use crate::service::http::{HttpExtension, HttpState, LastRun, Readiness};
 use crate::service::metrics::Metrics;
 use crate::service::shutdown::{spawn_signal_handler, CancellationToken};
 use crate::store::history::History;
-use crate::store::lock::InstanceLock;
+use crate::store::lock::{Displaced, InstanceLock};
 use crate::sync::reconcile::{load_desired, Engine, RunRequest, Trigger};
 use crate::sync::run_status::RunStatus;
 use schedule::start_scheduler;
@@ -181,20 +181,20 @@ impl Daemon {
     /// Whether the history file is still the one the daemon holds; logs and sets readiness
     /// when that changes (an error when it goes, so whoever watches errors hears of it).
     fn history_in_place(&self) -> bool {
-        let now = self.lock.check_in_place().err().map(|d| {
-            format!(
-                "{d}; no run until it is back in place or the daemon restarts \
-                 (runs recorded into it now would be lost)"
-            )
-        });
+        let now = self.lock.check_in_place().err();
         let before = self.readiness_now().history_displaced;
         if now != before {
-            match &now {
-                Some(problem) => tracing::error!(
+            match (&now, &before) {
+                (Some(problem), _) => tracing::error!(
                     history = %self.config.history.display(),
-                    "{problem}"
+                    "{}",
+                    problem.detail()
                 ),
-                None => tracing::info!(
+                (None, Some(Displaced::HardLinked(..))) => tracing::info!(
+                    history = %self.config.history.display(),
+                    "the history database has one name again; runs resume"
+                ),
+                (None, _) => tracing::info!(
                     history = %self.config.history.display(),
                     "the history database is back in place; runs resume"
                 ),
@@ -382,7 +382,7 @@ impl Daemon {
         if !self.history_in_place() {
             tracing::warn!(
                 trigger = ?trigger,
-                "not running: the history database is not in place (see /readyz)"
+                "not running: the history database is not in place or has another name (see /readyz)"
             );
             return;
         }
