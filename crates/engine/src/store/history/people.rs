@@ -53,18 +53,23 @@ impl History {
         desired: &[DesiredSeen],
     ) -> Result<(), HistoryError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.err(e))?;
-        let first_fill: bool = sqlx::query_scalar("SELECT COUNT(*) = 0 FROM people_seen")
-            .fetch_one(&mut *tx)
+        // A write first, so the transaction holds the write lock before it reads: a read
+        // first would have to upgrade its snapshot, which fails at once ("database is locked")
+        // when `plan` beside the daemon wrote in between.
+        let first_fill = sqlx::query("UPDATE people_seen SET run_id = ? WHERE id = 1")
+            .bind(run_id)
+            .execute(&mut *tx)
             .await
-            .map_err(|e| self.err(e))?;
-        sqlx::query(
-            "INSERT INTO people_seen (id, run_id) VALUES (1, ?) \
-             ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id",
-        )
-        .bind(run_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| self.err(e))?;
+            .map_err(|e| self.err(e))?
+            .rows_affected()
+            == 0;
+        if first_fill {
+            sqlx::query("INSERT INTO people_seen (id, run_id) VALUES (1, ?)")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
 
         let stored: HashMap<i64, AccountSeen> =
             sqlx::query("SELECT user_id, full_name, email, held FROM studio_accounts")
