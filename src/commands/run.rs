@@ -13,7 +13,7 @@ use studio_role_sync_engine::digest;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::GuardTrip;
 use studio_role_sync_engine::reconcile::{
-    load_desired, Consent, Engine, SavedPlanConsent, Trigger, VerifyRequest,
+    load_desired, Consent, Engine, RunRequest, SavedPlanConsent, Trigger, VerifyRequest,
 };
 use studio_role_sync_engine::saved_plan::{self, SavedPlan};
 use studio_role_sync_engine::shutdown::CancellationToken;
@@ -91,21 +91,18 @@ async fn run_saving(
         }),
         None => Consent::Approvals,
     };
-    let report = match engine
-        .run_with_consent(
-            Trigger::Manual,
-            dry_run,
-            Some(desired),
-            shutdown,
-            if full {
-                VerifyRequest::Now
-            } else {
-                VerifyRequest::WhenDue
-            },
-            consent,
-        )
-        .await
-    {
+    let request = RunRequest {
+        dry_run,
+        verify: if full {
+            VerifyRequest::Now
+        } else {
+            VerifyRequest::WhenDue
+        },
+        consent,
+        desired: Some(desired),
+        ..RunRequest::new(Trigger::Manual)
+    };
+    let report = match engine.run(request, shutdown).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };

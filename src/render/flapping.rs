@@ -3,6 +3,7 @@
 //! reading `plan` or `apply` learns of the fight without reading the history.
 
 use std::fmt::Write;
+use studio_role_sync_engine::change::ChangeKind;
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::email_address::escaped;
 use studio_role_sync_engine::run_report::RunReport;
@@ -24,9 +25,9 @@ pub fn render_flapping(report: &RunReport, config: &Config) -> String {
         }
     );
     for a in &report.flapping {
-        let sign = match a.kind.as_str() {
-            "add" => '+',
-            _ => '-',
+        let sign = match a.kind {
+            ChangeKind::Add => '+',
+            ChangeKind::Remove => '-',
         };
         let _ = writeln!(
             out,
@@ -45,7 +46,7 @@ pub fn render_flapping(report: &RunReport, config: &Config) -> String {
 }
 
 /// The flapping actions of a recorded run (`history --run ID`), as `(email, role, action)`.
-pub fn render_flapping_rows(rows: &[(Option<String>, String, String)]) -> String {
+pub fn render_flapping_rows(rows: &[(Option<String>, String, ChangeKind)]) -> String {
     let mut out = String::new();
     if rows.is_empty() {
         return out;

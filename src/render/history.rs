@@ -162,8 +162,8 @@ pub fn render_run_detail(
                         a.email.clone().unwrap_or_default(),
                         a.user_id.to_string(),
                         a.role.clone(),
-                        a.action.clone(),
-                        a.outcome.clone(),
+                        a.action.to_string(),
+                        a.outcome.to_string(),
                         a.http_status.map(|s| s.to_string()).unwrap_or_default(),
                         a.detail.clone().unwrap_or_default(),
                     ]
@@ -236,10 +236,10 @@ pub fn render_run_detail(
                     actions.iter().map(|a| {
                         vec![
                             a.role.clone(),
-                            a.action.clone(),
+                            a.action.to_string(),
                             a.email.clone().unwrap_or_default(),
                             a.user_id.to_string(),
-                            a.outcome.clone(),
+                            a.outcome.to_string(),
                             a.http_status.map(|s| s.to_string()).unwrap_or_default(),
                             a.detail
                                 .as_deref()

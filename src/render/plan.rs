@@ -5,9 +5,9 @@
 //! `ESC[8m` must not hide the rest of the plan, nor a newline draw a line of it.
 
 use std::fmt::Write;
-use studio_role_sync_engine::apply::Outcome;
+use studio_role_sync_engine::change::{ChangeKind, Outcome};
 use studio_role_sync_engine::email_address::escaped;
-use studio_role_sync_engine::plan::{ActionKind, GuardTrip, PendingReason, Plan};
+use studio_role_sync_engine::plan::{GuardTrip, PendingReason, Plan};
 use studio_role_sync_engine::roles::ManagedRoles;
 use studio_role_sync_engine::run_report::RunReport;
 
@@ -25,8 +25,8 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
                 let _ = writeln!(out, "\n  role {}", managed.name(a.role));
             }
             let sign = match a.kind {
-                ActionKind::Add => '+',
-                ActionKind::Remove => '-',
+                ChangeKind::Add => '+',
+                ChangeKind::Remove => '-',
             };
             let email = escaped(a.email.as_deref().unwrap_or("(no email)"));
             let from = a
@@ -37,7 +37,7 @@ pub fn render_plan(plan: &Plan, managed: &ManagedRoles, guard: Option<&GuardTrip
             let ended = a
                 .email
                 .as_deref()
-                .filter(|_| a.kind == ActionKind::Remove)
+                .filter(|_| a.kind == ChangeKind::Remove)
                 .and_then(|e| plan.ended_of(e, a.role));
             let from = if let Some((until, reason)) = ended {
                 let reason = reason
@@ -189,9 +189,9 @@ pub fn render_run(report: &RunReport) -> String {
         let _ = writeln!(
             out,
             "  failed: {} {} user {} ({}): {}",
-            o.action.kind.as_str(),
-            escaped(o.action.email.as_deref().unwrap_or("-")),
-            o.action.user_id,
+            o.change.kind.as_str(),
+            escaped(o.change.email.as_deref().unwrap_or("-")),
+            o.change.user_id,
             o.http_status
                 .map_or("no answer".to_string(), |s| s.to_string()),
             escaped(o.detail.as_deref().unwrap_or(""))

@@ -96,8 +96,8 @@ fn csv_row(e: &TrailEntry) -> Vec<String> {
             ..
         } => row.extend([
             role.clone(),
-            action.clone(),
-            outcome.clone(),
+            action.to_string(),
+            outcome.to_string(),
             user_id.to_string(),
             opt(*http_status),
             String::new(),
@@ -132,6 +132,7 @@ fn csv_row(e: &TrailEntry) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use studio_role_sync_engine::change::{ChangeKind, Outcome};
     use studio_role_sync_engine::run_status::RunStatus;
 
     fn entries() -> Vec<TrailEntry> {
@@ -144,8 +145,8 @@ mod tests {
                 run_status: RunStatus::Succeeded,
                 event: TrailEvent::Action {
                     role: "Admin".into(),
-                    action: "add".into(),
-                    outcome: "applied".into(),
+                    action: ChangeKind::Add,
+                    outcome: Outcome::Applied,
                     user_id: 7,
                     http_status: Some(200),
                     detail: None,

@@ -8,6 +8,7 @@
 
 use crate::views::{person_href, run_href, short_time};
 use std::path::Path;
+use studio_role_sync_engine::change::ChangeKind;
 use studio_role_sync_engine::config::DEFAULT_CONFIG_PATH;
 use studio_role_sync_engine::history::{ActionRow, ApprovalRow, RunRecord};
 use studio_role_sync_engine::plan::GuardKind;
@@ -53,7 +54,7 @@ pub struct RoleRisk {
 /// The planned removals by role, beside each role's holders (`holders`: from the history).
 pub fn risks(actions: &[ActionRow], holders: &[(String, usize)]) -> Vec<RoleRisk> {
     let mut out: Vec<RoleRisk> = Vec::new();
-    for a in actions.iter().filter(|a| a.action == "remove") {
+    for a in actions.iter().filter(|a| a.action == ChangeKind::Remove) {
         let email = a
             .email
             .clone()
@@ -268,11 +269,10 @@ mod tests {
             email: Some(email.into()),
             user_id: 1,
             role: role.into(),
-            action: "remove".into(),
-            outcome: "skipped".into(),
+            action: ChangeKind::Remove,
+            outcome: studio_role_sync_engine::change::Outcome::Skipped,
             http_status: None,
             detail: None,
-            planned_user_id: 1,
             source: None,
             until: None,
             reason: None,

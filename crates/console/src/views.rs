@@ -176,15 +176,15 @@ pub struct ActionView {
 impl ActionView {
     pub fn new(a: &ActionRow, flapping: bool) -> ActionView {
         ActionView {
-            why: action_reason(&a.action, a.source.as_deref(), flapping),
+            why: action_reason(a.action, a.source.as_deref(), flapping),
             flapping,
             role: a.role.clone(),
-            action: a.action.clone(),
+            action: a.action.to_string(),
             email: a.email.clone().unwrap_or_else(|| "(no email)".into()),
             person_href: a.email.as_deref().map(person_href),
             user_id: a.user_id,
             name: None,
-            outcome: a.outcome.clone(),
+            outcome: a.outcome.to_string(),
             http: a.http_status.map(|s| s.to_string()).unwrap_or_default(),
             detail: a.detail.clone().unwrap_or_default(),
         }

@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use studio_role_sync_console::{router, ConsoleOptions, Credentials};
+use studio_role_sync_engine::change::{ChangeKind, Outcome};
 use studio_role_sync_engine::config::ConsoleAuth;
 use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
@@ -24,16 +25,15 @@ struct Served {
     client: reqwest::Client,
 }
 
-fn action(email: &str, outcome: &str, detail: Option<&str>) -> ActionRow {
+fn action(email: &str, outcome: Outcome, detail: Option<&str>) -> ActionRow {
     ActionRow {
         email: Some(email.into()),
         user_id: 7,
         role: "Admin".into(),
-        action: "remove".into(),
-        outcome: outcome.into(),
+        action: ChangeKind::Remove,
+        outcome,
         http_status: Some(422),
         detail: detail.map(str::to_string),
-        planned_user_id: 7,
         source: None,
         until: None,
         reason: None,
@@ -51,7 +51,7 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
         let (status, actions, pending) = match i {
             2 => (
                 RunStatus::Aborted,
-                vec![action(EVIL_EMAIL, "skipped", Some(EVIL_DETAIL))],
+                vec![action(EVIL_EMAIL, Outcome::Skipped, Some(EVIL_DETAIL))],
                 vec![PendingRow {
                     email: "newhire@x.edu".into(),
                     reason: "not_in_studio".into(),

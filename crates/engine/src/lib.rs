@@ -21,11 +21,14 @@
 //! binary, the console, the benchmarks and the tests use; everything else is `pub(crate)`.
 
 mod input;
+mod model;
 mod service;
 mod store;
 pub mod studio;
 mod sync;
 
+// One role change, as every layer names it.
+pub use model::change;
 // What the institution declares.
 pub use input::{config, desired, email_address, roles, safety_limits, yaml_lines};
 // One run: read, plan, consent, apply, and the run itself.

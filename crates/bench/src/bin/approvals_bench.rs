@@ -12,7 +12,8 @@
 use clap::Parser;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::time::{Duration, Instant};
-use studio_role_sync_engine::digest::{self, PlannedAction};
+use studio_role_sync_engine::change::{ChangeKind, PlannedAction};
+use studio_role_sync_engine::digest;
 use studio_role_sync_engine::history::History;
 
 #[derive(Parser)]
@@ -138,7 +139,11 @@ async fn main() {
                 user_id: (n - i) as i64,
                 email: Some(format!("user{}@school.edu", n - i)),
                 role: if i % 3 == 0 { "Admin" } else { "CaptionEditor" }.into(),
-                action: if i % 2 == 0 { "add" } else { "remove" }.into(),
+                action: if i % 2 == 0 {
+                    ChangeKind::Add
+                } else {
+                    ChangeKind::Remove
+                },
             })
             .collect();
         let t = Instant::now();

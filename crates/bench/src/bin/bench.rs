@@ -37,7 +37,7 @@ use studio_role_sync_engine::email_address::normalize as normalize_email;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::plan::{check_guards, plan, Policy};
-use studio_role_sync_engine::reconcile::{Engine, Trigger, VerifyRequest};
+use studio_role_sync_engine::reconcile::{Engine, RunRequest, Trigger, VerifyRequest};
 use studio_role_sync_engine::roles::{ManagedRoles, RoleSet};
 use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_role_sync_engine::studio::StudioUser;
@@ -445,12 +445,12 @@ async fn measured_run(
     let (report, phases) = tokio::join!(
         async {
             let r = engine
-                .run_verifying(
-                    Trigger::Manual,
-                    false,
-                    None,
+                .run(
+                    RunRequest {
+                        verify,
+                        ..RunRequest::new(Trigger::Manual)
+                    },
                     CancellationToken::new(),
-                    verify,
                 )
                 .await;
             done.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use studio_role_sync_console::{router, ConsoleOptions};
+use studio_role_sync_engine::change::{ChangeKind, Outcome};
 use studio_role_sync_engine::history::{
     AccountSeen, ActionRow, DesiredSeen, History, PendingRow, RunRecord,
 };
@@ -54,17 +55,17 @@ fn pending(email: &str, reason: &str) -> PendingRow {
     }
 }
 
-fn action(email: &str, action: &str, outcome: &str, status: Option<i64>) -> ActionRow {
+fn action(email: &str, action: ChangeKind, outcome: Outcome, status: Option<i64>) -> ActionRow {
     let id = email.len() as i64 * 7919 + 11;
     ActionRow {
         email: Some(email.into()),
         user_id: id,
         role: "Admin".into(),
-        action: action.into(),
-        outcome: outcome.into(),
+        action,
+        outcome,
         http_status: status,
-        detail: (outcome == "failed").then(|| "Studio answered 422: role not assignable".into()),
-        planned_user_id: id,
+        detail: (outcome == Outcome::Failed)
+            .then(|| "Studio answered 422: role not assignable".into()),
         source: None,
         until: None,
         reason: None,
@@ -96,27 +97,32 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
             let cohort = (i + k * 48) / 192;
             let email = format!("newhire{cohort}.{k}@school.edu");
             if (i + k * 48) % 192 == 191 {
-                planned.push(action(&email, "add", "applied", Some(200)));
+                planned.push(action(&email, ChangeKind::Add, Outcome::Applied, Some(200)));
             } else {
                 left.push(pending(&email, "not_in_studio"));
             }
         }
         if i % 4 == 0 {
-            planned.push(action(FLAPPING, "add", "applied", Some(200)));
+            planned.push(action(
+                FLAPPING,
+                ChangeKind::Add,
+                Outcome::Applied,
+                Some(200),
+            ));
         }
         if i % 50 == 13 {
             planned.push(action(
                 &format!("leaver{i}@school.edu"),
-                "remove",
-                "applied",
+                ChangeKind::Remove,
+                Outcome::Applied,
                 Some(200),
             ));
         }
         if i % 500 == 99 {
             planned.push(action(
                 &format!("odd{i}@school.edu"),
-                "add",
-                "failed",
+                ChangeKind::Add,
+                Outcome::Failed,
                 Some(422),
             ));
         }
@@ -124,7 +130,12 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
         if aborted {
             planned = (0..30)
                 .map(|n| {
-                    let mut a = action(&format!("staff{n}@school.edu"), "remove", "skipped", None);
+                    let mut a = action(
+                        &format!("staff{n}@school.edu"),
+                        ChangeKind::Remove,
+                        Outcome::Skipped,
+                        None,
+                    );
                     a.detail =
                         Some("not sent: safety guard: 30 removals planned, at most 25".into());
                     a
@@ -135,9 +146,9 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
             .iter()
             .map(|a| ActionRow {
                 outcome: if aborted {
-                    "skipped".into()
+                    Outcome::Skipped
                 } else {
-                    "planned".into()
+                    Outcome::Planned
                 },
                 http_status: None,
                 ..a.clone()
@@ -204,7 +215,7 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
                 }),
         );
         h.record_people(id, &accounts, &desired).await.unwrap();
-        let count = |kind: &str, outcome: &str| {
+        let count = |kind: ChangeKind, outcome: Outcome| {
             planned
                 .iter()
                 .filter(|a| a.action == kind && a.outcome == outcome)
@@ -214,17 +225,26 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
             id,
             status: if aborted {
                 RunStatus::Aborted
-            } else if planned.iter().any(|a| a.outcome == "failed") {
+            } else if planned.iter().any(|a| a.outcome == Outcome::Failed) {
                 RunStatus::Partial
             } else {
                 RunStatus::Succeeded
             },
             desired_users: Some(2_000),
-            adds_planned: planned.iter().filter(|a| a.action == "add").count() as i64,
-            removes_planned: planned.iter().filter(|a| a.action == "remove").count() as i64,
-            adds_applied: count("add", "applied"),
-            removes_applied: count("remove", "applied"),
-            failed: planned.iter().filter(|a| a.outcome == "failed").count() as i64,
+            adds_planned: planned
+                .iter()
+                .filter(|a| a.action == ChangeKind::Add)
+                .count() as i64,
+            removes_planned: planned
+                .iter()
+                .filter(|a| a.action == ChangeKind::Remove)
+                .count() as i64,
+            adds_applied: count(ChangeKind::Add, Outcome::Applied),
+            removes_applied: count(ChangeKind::Remove, Outcome::Applied),
+            failed: planned
+                .iter()
+                .filter(|a| a.outcome == Outcome::Failed)
+                .count() as i64,
             pending: left.len() as i64,
             api_requests: 45 + planned.len() as i64,
             error: aborted.then(|| "safety guard: 30 removals planned, at most 25".into()),

@@ -24,7 +24,7 @@ use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::history::{Clock, History};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
 use studio_role_sync_engine::metrics::Metrics;
-use studio_role_sync_engine::reconcile::{Engine, Trigger};
+use studio_role_sync_engine::reconcile::{Engine, RunRequest, Trigger};
 use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_sim::{Faults, Sim, SimConfig, SimUser};
 
@@ -233,7 +233,7 @@ async fn build(dir: &Path) -> Vec<(String, String)> {
         async move {
             let t0 = Instant::now();
             let report = engine
-                .run(trigger, false, None, CancellationToken::new())
+                .run(RunRequest::new(trigger), CancellationToken::new())
                 .await
                 .expect("run recorded");
             // The manual clock stood still during the run: its real duration is the wall time.

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::history::History;
 use studio_role_sync_engine::metrics::Metrics;
-use studio_role_sync_engine::reconcile::{Engine, Trigger};
+use studio_role_sync_engine::reconcile::{Engine, RunRequest, Trigger};
 use studio_role_sync_engine::run_report::RunReport;
 use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_sim::{Faults, Sim, SimConfig, SimStats, SimUser};
@@ -188,7 +188,7 @@ async fn apply_once(config_path: &Path) -> RunReport {
         .await
         .expect("client");
     let report = engine
-        .run(Trigger::Manual, false, None, CancellationToken::new())
+        .run(RunRequest::new(Trigger::Manual), CancellationToken::new())
         .await
         .expect("history writes");
     history.close().await;
@@ -546,7 +546,13 @@ async fn shared_oauth_lineage() -> Row {
             let mut statuses = Vec::new();
             while Instant::now() < until {
                 let report = engine
-                    .run(Trigger::Schedule, dry_run, None, CancellationToken::new())
+                    .run(
+                        RunRequest {
+                            dry_run,
+                            ..RunRequest::new(Trigger::Schedule)
+                        },
+                        CancellationToken::new(),
+                    )
                     .await
                     .expect("history writes");
                 statuses.push(report.record.status.to_string());

@@ -10,6 +10,7 @@
 
 use clap::Parser;
 use std::time::{Duration, Instant};
+use studio_role_sync_engine::change::{ChangeKind, Outcome};
 use studio_role_sync_engine::history::{ActionRow, History, PendingUpdate, RunRecord};
 
 #[derive(Parser)]
@@ -25,16 +26,15 @@ struct Args {
     calls: u32,
 }
 
-fn row(user_id: i64, action: &str) -> ActionRow {
+fn row(user_id: i64, action: ChangeKind) -> ActionRow {
     ActionRow {
         email: Some(format!("user{user_id}@school.edu")),
         user_id,
         role: "Admin".into(),
-        action: action.into(),
-        outcome: "applied".into(),
+        action,
+        outcome: Outcome::Applied,
         http_status: Some(200),
         detail: None,
-        planned_user_id: user_id,
         source: None,
         until: None,
         reason: None,
@@ -54,9 +54,9 @@ async fn main() {
         let dry = i % 50 == 49;
         let id = history.start_run("schedule", dry).await.unwrap();
         // One change that comes back every run (user 1), the rest spread over 10,000 users.
-        let mut rows = vec![row(1, "remove")];
+        let mut rows = vec![row(1, ChangeKind::Remove)];
         for k in 1..args.actions as i64 {
-            rows.push(row(2 + (i * 7 + k * 13) % 10_000, "add"));
+            rows.push(row(2 + (i * 7 + k * 13) % 10_000, ChangeKind::Add));
         }
         history
             .record_plan(id, &rows, &PendingUpdate::default())

@@ -24,7 +24,7 @@ use std::time::Instant;
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::history::{Clock, History};
 use studio_role_sync_engine::metrics::Metrics;
-use studio_role_sync_engine::reconcile::{Engine, Trigger};
+use studio_role_sync_engine::reconcile::{Engine, RunRequest, Trigger};
 use studio_role_sync_engine::shutdown::CancellationToken;
 use studio_sim::{Sim, SimConfig, SimUser};
 
@@ -281,7 +281,7 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
             );
             let t0 = Instant::now();
             let report = engine
-                .run(trigger, false, None, CancellationToken::new())
+                .run(RunRequest::new(trigger), CancellationToken::new())
                 .await
                 .expect("run recorded");
             let seconds = t0.elapsed().as_secs_f64();

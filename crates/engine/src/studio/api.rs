@@ -3,6 +3,8 @@
 //! that speaks the API; the rest of the engine turns them into its own types (the current
 //! state) as soon as they arrive.
 
+use crate::input::roles::ManagedRoles;
+use crate::model::change::{Change, ChangeKind};
 use serde::{Deserialize, Serialize};
 
 /// A Studio user as the client reads it from the API.
@@ -41,8 +43,19 @@ pub struct UsersPage {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct WireAction {
     pub user_id: u64,
-    pub action: &'static str,
+    pub action: ChangeKind,
     pub role: String,
+}
+
+impl WireAction {
+    /// The one conversion of a change to what Studio takes.
+    pub(crate) fn of(change: &Change, managed: &ManagedRoles) -> WireAction {
+        WireAction {
+            user_id: change.user_id,
+            action: change.kind,
+            role: managed.name(change.role).to_string(),
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -169,7 +169,7 @@ mod tests {
                 {"name": "role", "in": "query", "type": "string", "enum": ["Admin", "Teacher"]},
                 {"name": "email", "in": "query", "type": "string"}
             ]}}},
-            "definitions": {"RoleAction": {"properties": {
+            "definitions": {"Change": {"properties": {
                 "role": {"type": "string", "enum": ["CaptionEditor"]},
                 "action": {"enum": ["add", "remove"]}
             }}, "User": {"properties": {"role_names": {"type": "array", "items": {"enum": ["Student"]}}}}}

@@ -14,10 +14,10 @@
 
 use crate::input::email_address;
 use crate::input::roles::ManagedRoles;
+use crate::model::change::{Change, ChangeKind, ChangeResult, Outcome};
 use crate::service::shutdown::CancellationToken;
 use crate::studio::StudioUser;
 use crate::studio::{StudioClient, StudioError, WireAction};
-use crate::sync::plan::{ActionKind, RoleAction};
 use futures::future::BoxFuture;
 use futures::{stream, FutureExt, StreamExt};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,33 +25,6 @@ use std::sync::Mutex;
 
 /// Consecutive batches lost to an outage (after their retries) that open the breaker.
 const BREAKER_THRESHOLD: u32 = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Applied,
-    Failed,
-    Skipped,
-}
-
-impl Outcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Applied => "applied",
-            Outcome::Failed => "failed",
-            Outcome::Skipped => "skipped",
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct ActionOutcome {
-    /// The action as sent.
-    pub action: RoleAction,
-    pub planned_user_id: u64,
-    pub outcome: Outcome,
-    pub http_status: Option<u16>,
-    pub detail: Option<String>,
-}
 
 /// Why an apply stopped before sending every batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,7 +38,7 @@ pub enum Stopped {
 
 #[derive(Default)]
 pub struct ApplyReport {
-    pub outcomes: Vec<ActionOutcome>,
+    pub outcomes: Vec<ChangeResult>,
     pub stopped: Option<Stopped>,
 }
 
@@ -87,9 +60,9 @@ impl Applier<'_> {
     /// sees each batch's outcomes as they come back (the run hands them to the history
     /// writer). It must not block: the batches in flight are only driven while this loop
     /// waits on them.
-    pub async fn apply<F>(&self, phases: Vec<Vec<RoleAction>>, mut on_batch: F) -> ApplyReport
+    pub async fn apply<F>(&self, phases: Vec<Vec<Change>>, mut on_batch: F) -> ApplyReport
     where
-        F: FnMut(&[ActionOutcome]),
+        F: FnMut(&[ChangeResult]),
     {
         let shared = Shared {
             outage_streak: AtomicU32::new(0),
@@ -108,14 +81,14 @@ impl Applier<'_> {
 
     async fn apply_phase<F>(
         &self,
-        actions: Vec<RoleAction>,
+        actions: Vec<Change>,
         shared: &Shared,
         on_batch: &mut F,
-        outcomes: &mut Vec<ActionOutcome>,
+        outcomes: &mut Vec<ChangeResult>,
     ) where
-        F: FnMut(&[ActionOutcome]),
+        F: FnMut(&[ChangeResult]),
     {
-        let batches: Vec<Vec<RoleAction>> = actions
+        let batches: Vec<Vec<Change>> = actions
             .chunks(self.batch_size.max(1))
             .map(<[_]>::to_vec)
             .collect();
@@ -138,18 +111,18 @@ impl Applier<'_> {
 
     fn send<'s>(
         &'s self,
-        batch: Vec<RoleAction>,
+        batch: Vec<Change>,
         shared: &'s Shared,
-    ) -> BoxFuture<'s, Vec<ActionOutcome>> {
+    ) -> BoxFuture<'s, Vec<ChangeResult>> {
         async move {
             let wire: Vec<WireAction> = batch
                 .iter()
-                .map(|a| WireAction { user_id: a.user_id, action: a.kind.as_str(), role: self.managed.name(a.role).to_string() })
+                .map(|c| WireAction::of(c, self.managed))
                 .collect();
             match self.client.put_roles(&wire).await {
                 Ok(users) => {
                     shared.outage_streak.store(0, Ordering::Relaxed);
-                    let mut outcomes: Vec<ActionOutcome> =
+                    let mut outcomes: Vec<ChangeResult> =
                         batch.into_iter().map(|a| self.verify(a, &users)).collect();
                     self.undo_misdirected_adds(&mut outcomes, &users).await;
                     outcomes
@@ -182,18 +155,18 @@ impl Applier<'_> {
     /// An add that reached an account whose email is not the one intended gave a role to
     /// the wrong person: it is removed again at once (one PUT for the batch), rather than at
     /// the next run. Failing to do so is said in the action's detail.
-    async fn undo_misdirected_adds(&self, outcomes: &mut [ActionOutcome], users: &[StudioUser]) {
-        let role_held = |o: &ActionOutcome| {
-            let role = self.managed.name(o.action.role);
+    async fn undo_misdirected_adds(&self, outcomes: &mut [ChangeResult], users: &[StudioUser]) {
+        let role_held = |o: &ChangeResult| {
+            let role = self.managed.name(o.change.role);
             users
                 .iter()
-                .find(|u| u.id == o.action.user_id)
+                .find(|u| u.id == o.change.user_id)
                 .is_some_and(|u| u.role_names.iter().any(|r| r == role))
         };
         let undo: Vec<usize> = (0..outcomes.len())
             .filter(|&i| {
                 let o = &outcomes[i];
-                o.action.kind == ActionKind::Add
+                o.change.kind == ChangeKind::Add
                     && o.outcome == Outcome::Failed
                     && o.detail
                         .as_deref()
@@ -206,10 +179,12 @@ impl Applier<'_> {
         }
         let wire: Vec<WireAction> = undo
             .iter()
-            .map(|&i| WireAction {
-                user_id: outcomes[i].action.user_id,
-                action: ActionKind::Remove.as_str(),
-                role: self.managed.name(outcomes[i].action.role).to_string(),
+            .map(|&i| {
+                let undo = Change {
+                    kind: ChangeKind::Remove,
+                    ..outcomes[i].change.clone()
+                };
+                WireAction::of(&undo, self.managed)
             })
             .collect();
         let note = match self.client.put_roles(&wire).await {
@@ -224,9 +199,9 @@ impl Applier<'_> {
                 d.push_str(&note);
             }
             tracing::error!(
-                email = o.action.email.as_deref().unwrap_or("-"),
-                user_id = o.action.user_id,
-                role = self.managed.name(o.action.role),
+                email = o.change.email.as_deref().unwrap_or("-"),
+                user_id = o.change.user_id,
+                role = self.managed.name(o.change.role),
                 "{}",
                 o.detail.as_deref().unwrap_or_default()
             );
@@ -234,9 +209,8 @@ impl Applier<'_> {
     }
 
     /// Checks Studio's answer: the user must now hold (or not hold) the role.
-    fn verify(&self, action: RoleAction, users: &[StudioUser]) -> ActionOutcome {
+    fn verify(&self, action: Change, users: &[StudioUser]) -> ChangeResult {
         let role = self.managed.name(action.role);
-        let planned_user_id = action.user_id;
         let (outcome, detail) = match users.iter().find(|u| u.id == action.user_id) {
             None => (
                 Outcome::Applied,
@@ -261,16 +235,16 @@ impl Applier<'_> {
             Some(u) => {
                 let holds = u.role_names.iter().any(|r| r == role);
                 match (action.kind, holds) {
-                    (ActionKind::Add, true) | (ActionKind::Remove, false) => {
+                    (ChangeKind::Add, true) | (ChangeKind::Remove, false) => {
                         (Outcome::Applied, None)
                     }
-                    (ActionKind::Add, false) => (
+                    (ChangeKind::Add, false) => (
                         Outcome::Failed,
                         Some(format!(
                             "Studio answered 200 but the user does not hold {role}"
                         )),
                     ),
-                    (ActionKind::Remove, true) => (
+                    (ChangeKind::Remove, true) => (
                         Outcome::Failed,
                         Some(format!(
                             "Studio answered 200 but the user still holds {role}"
@@ -279,9 +253,8 @@ impl Applier<'_> {
                 }
             }
         };
-        ActionOutcome {
-            action,
-            planned_user_id,
+        ChangeResult {
+            change: action,
             outcome,
             http_status: Some(200),
             detail,
@@ -317,12 +290,11 @@ impl Shared {
     }
 }
 
-fn failed(batch: Vec<RoleAction>, error: &StudioError) -> Vec<ActionOutcome> {
+fn failed(batch: Vec<Change>, error: &StudioError) -> Vec<ChangeResult> {
     batch
         .into_iter()
-        .map(|action| ActionOutcome {
-            planned_user_id: action.user_id,
-            action,
+        .map(|change| ChangeResult {
+            change,
             outcome: Outcome::Failed,
             http_status: error.status(),
             detail: Some(error.to_string()),
@@ -330,7 +302,7 @@ fn failed(batch: Vec<RoleAction>, error: &StudioError) -> Vec<ActionOutcome> {
         .collect()
 }
 
-fn skipped(batch: Vec<RoleAction>, why: &Stopped) -> Vec<ActionOutcome> {
+fn skipped(batch: Vec<Change>, why: &Stopped) -> Vec<ChangeResult> {
     let detail = match why {
         Stopped::Outage(_) => "not sent: Studio was failing (circuit breaker open)",
         Stopped::Auth(_) => "not sent: authentication failed",
@@ -338,9 +310,8 @@ fn skipped(batch: Vec<RoleAction>, why: &Stopped) -> Vec<ActionOutcome> {
     };
     batch
         .into_iter()
-        .map(|action| ActionOutcome {
-            planned_user_id: action.user_id,
-            action,
+        .map(|change| ChangeResult {
+            change,
             outcome: Outcome::Skipped,
             http_status: None,
             detail: Some(detail.to_string()),
@@ -383,8 +354,8 @@ mod tests {
         .unwrap()
     }
 
-    fn action(user_id: u64, kind: ActionKind) -> RoleAction {
-        RoleAction {
+    fn action(user_id: u64, kind: ChangeKind) -> Change {
+        Change {
             user_id,
             email: Some(format!("u{user_id}@x.edu")),
             role: 0,
@@ -419,10 +390,10 @@ mod tests {
             studio_user(4, &["Teacher"]),
         ];
         let cases = [
-            (action(1, ActionKind::Add), Outcome::Applied),
-            (action(2, ActionKind::Add), Outcome::Failed),
-            (action(3, ActionKind::Remove), Outcome::Failed),
-            (action(4, ActionKind::Remove), Outcome::Applied),
+            (action(1, ChangeKind::Add), Outcome::Applied),
+            (action(2, ChangeKind::Add), Outcome::Failed),
+            (action(3, ChangeKind::Remove), Outcome::Failed),
+            (action(4, ChangeKind::Remove), Outcome::Applied),
         ];
         for (a, want) in cases {
             let o = applier.verify(a.clone(), &users);
@@ -437,7 +408,7 @@ mod tests {
             email: Some("someone.else@x.edu".into()),
             ..studio_user(1, &["Admin"])
         };
-        let o = applier.verify(action(1, ActionKind::Add), &[renamed]);
+        let o = applier.verify(action(1, ChangeKind::Add), &[renamed]);
         assert_eq!(o.outcome, Outcome::Failed);
         let detail = o.detail.unwrap();
         assert!(

@@ -11,50 +11,18 @@
 //! so a row recorded but not planned (a flapping change left alone) is out of both. Pure: no I/O.
 
 use crate::input::roles::ManagedRoles;
+pub use crate::model::change::PlannedAction;
 use crate::store::history::ActionRow;
 use crate::sync::plan::Plan;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// How many actions of each side a differences message lists before counting the rest.
 const LISTED: usize = 5;
 
-/// One planned action, as approved: who, which role, add or remove.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub struct PlannedAction {
-    pub user_id: i64,
-    pub email: Option<String>,
-    pub role: String,
-    /// `add` or `remove`.
-    pub action: String,
-}
-
-impl fmt::Display for PlannedAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {} (user {})",
-            self.action,
-            self.role,
-            self.email.as_deref().unwrap_or("(no email)"),
-            self.user_id
-        )
-    }
-}
-
 /// The actions of `plan`, sorted canonically.
 pub fn planned_actions(plan: &Plan, managed: &ManagedRoles) -> Vec<PlannedAction> {
-    let mut v: Vec<PlannedAction> = plan
-        .actions
-        .iter()
-        .map(|a| PlannedAction {
-            user_id: a.user_id as i64,
-            email: a.email.clone(),
-            role: managed.name(a.role).to_string(),
-            action: a.kind.as_str().to_string(),
-        })
-        .collect();
+    let mut v: Vec<PlannedAction> = plan.actions.iter().map(|c| c.named(managed)).collect();
     v.sort();
     v
 }
@@ -73,12 +41,7 @@ pub fn recorded_plan<'a>(rows: impl IntoIterator<Item = &'a ActionRow>) -> Vec<P
                 .as_deref()
                 .is_some_and(|d| d.starts_with(LEFT_ALONE))
         })
-        .map(|r| PlannedAction {
-            user_id: r.planned_user_id,
-            email: r.email.clone(),
-            role: r.role.clone(),
-            action: r.action.clone(),
-        })
+        .map(ActionRow::named)
         .collect();
     v.sort();
     v
@@ -204,7 +167,11 @@ mod tests {
             user_id: id,
             email: Some(email.into()),
             role: role.into(),
-            action: action.into(),
+            action: if action == "add" {
+                crate::model::change::ChangeKind::Add
+            } else {
+                crate::model::change::ChangeKind::Remove
+            },
         }
     }
 

@@ -9,43 +9,33 @@
 //! works across restarts and for `plan` too; the decision itself is the pure [`flapping`].
 
 use crate::input::roles::ManagedRoles;
-use crate::store::history::notifications::ActionKey;
-use crate::sync::plan::RoleAction;
+use crate::model::change::{Change, ChangeKey};
 use std::collections::HashSet;
 
 /// The actions of `planned` found in `repeated` (the changes applied in every one of the
 /// previous runs that count), in plan order.
 pub fn flapping(
-    planned: &[RoleAction],
-    repeated: &HashSet<ActionKey>,
+    planned: &[Change],
+    repeated: &HashSet<ChangeKey>,
     managed: &ManagedRoles,
-) -> Vec<RoleAction> {
+) -> Vec<Change> {
     if repeated.is_empty() {
         return Vec::new();
     }
     planned
         .iter()
-        .filter(|a| repeated.contains(&key(a, managed)))
+        .filter(|a| repeated.contains(&a.key(managed)))
         .cloned()
         .collect()
-}
-
-/// How the history keys `a`.
-pub fn key(a: &RoleAction, managed: &ManagedRoles) -> ActionKey {
-    (
-        a.user_id as i64,
-        managed.name(a.role).to_string(),
-        a.kind.as_str().to_string(),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::plan::ActionKind;
+    use crate::sync::plan::ChangeKind;
 
-    fn action(user_id: u64, role: usize, kind: ActionKind) -> RoleAction {
-        RoleAction {
+    fn action(user_id: u64, role: usize, kind: ChangeKind) -> Change {
+        Change {
             user_id,
             email: Some(format!("u{user_id}@x.edu")),
             role,
@@ -56,16 +46,21 @@ mod tests {
     #[test]
     fn only_the_same_user_role_and_direction_flaps() {
         let managed = ManagedRoles::new(vec!["Admin".into(), "CaptionEditor".into()]);
-        let repeated: HashSet<ActionKey> = [(1, "Admin".into(), "remove".into())].into();
+        let repeated: HashSet<ChangeKey> = [ChangeKey {
+            user_id: 1,
+            role: "Admin".into(),
+            kind: ChangeKind::Remove,
+        }]
+        .into();
         let planned = vec![
-            action(1, 0, ActionKind::Remove),
-            action(1, 0, ActionKind::Add),
-            action(1, 1, ActionKind::Remove),
-            action(2, 0, ActionKind::Remove),
+            action(1, 0, ChangeKind::Remove),
+            action(1, 0, ChangeKind::Add),
+            action(1, 1, ChangeKind::Remove),
+            action(2, 0, ChangeKind::Remove),
         ];
         assert_eq!(
             flapping(&planned, &repeated, &managed),
-            vec![action(1, 0, ActionKind::Remove)]
+            vec![action(1, 0, ChangeKind::Remove)]
         );
         assert!(flapping(&planned, &HashSet::new(), &managed).is_empty());
     }

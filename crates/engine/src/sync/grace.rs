@@ -6,7 +6,8 @@
 //! module decides from them alone, and is tested with the planner's properties.
 
 use crate::input::safety_limits::RemoveAfter;
-use crate::sync::plan::{ActionKind, PendingEmail, PendingReason, Plan, Policy, RoleAction};
+use crate::model::change::{Change, ChangeKind};
+use crate::sync::plan::{PendingEmail, PendingReason, Plan, Policy};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
@@ -54,7 +55,7 @@ impl fmt::Display for Left {
 /// A removal held back by the grace period: not sent, not counted by the guards.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Waiting {
-    pub action: RoleAction,
+    pub action: Change,
     /// When the grant was first seen missing (now, for a grant missing for the first time).
     pub since: DateTime<Utc>,
     pub left: Left,
@@ -93,7 +94,7 @@ pub(crate) fn hold_back(
 ) {
     let mut waiting = Vec::new();
     plan.actions.retain(|a| {
-        if a.kind != ActionKind::Remove {
+        if a.kind != ChangeKind::Remove {
             return true;
         }
         if a.email
@@ -118,7 +119,7 @@ pub(crate) fn hold_back(
     let mut blocked = Vec::new();
     plan.actions.retain(|a| {
         let held = waiting.iter().find(|w| {
-            a.kind == ActionKind::Add
+            a.kind == ChangeKind::Add
                 && w.action.user_id == a.user_id
                 && managed.excludes(a.role, w.action.role)
         });
@@ -151,9 +152,9 @@ pub(crate) fn hold_back(
 /// Every grant the plan finds missing from the sources: the removals it sends and those that
 /// wait. What the history remembers as "missing since" (a grant not among them came back, or
 /// is gone).
-pub fn missing_grants(plan: &Plan) -> impl Iterator<Item = &RoleAction> {
+pub fn missing_grants(plan: &Plan) -> impl Iterator<Item = &Change> {
     plan.actions
         .iter()
-        .filter(|a| a.kind == ActionKind::Remove)
+        .filter(|a| a.kind == ChangeKind::Remove)
         .chain(plan.waiting.iter().map(|w| &w.action))
 }

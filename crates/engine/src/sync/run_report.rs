@@ -5,10 +5,10 @@
 //! depends on this, not on the run itself.
 
 use crate::input::desired::DesiredError;
+use crate::model::change::{Change, ChangeResult};
 use crate::store::history::{HistoryError, RunRecord};
 use crate::studio::StudioError;
-use crate::sync::apply::ActionOutcome;
-use crate::sync::plan::{GuardTrip, Plan, RoleAction};
+use crate::sync::plan::{GuardTrip, Plan};
 use crate::sync::reconcile::ApprovalUse;
 use crate::sync::run_status::RunStatus;
 
@@ -18,11 +18,11 @@ pub struct RunReport {
     pub record: RunRecord,
     pub plan: Option<Plan>,
     pub guard: Option<GuardTrip>,
-    pub outcomes: Vec<ActionOutcome>,
+    pub outcomes: Vec<ChangeResult>,
     pub error: Option<RunError>,
     /// Planned changes that were also applied in the previous runs (`flapping.after_runs`):
     /// something in Studio keeps undoing them.
-    pub flapping: Vec<RoleAction>,
+    pub flapping: Vec<Change>,
     /// True when those were left alone (`flapping.reapply: false`) rather than applied again.
     pub flapping_left_alone: bool,
     /// The approval or saved plan this run used, if any.

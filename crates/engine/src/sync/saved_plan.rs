@@ -191,16 +191,6 @@ impl SavedPlan {
                 plan.digest, digest
             )));
         }
-        if let Some(a) = plan
-            .actions
-            .iter()
-            .find(|a| a.action != "add" && a.action != "remove")
-        {
-            return Err(err(format!(
-                "action {:?} is neither add nor remove",
-                a.action
-            )));
-        }
         Ok(plan)
     }
 }
@@ -214,7 +204,7 @@ mod tests {
             user_id: 3,
             email: Some("a@x.edu".into()),
             role: "Admin".into(),
-            action: "remove".into(),
+            action: crate::model::change::ChangeKind::Remove,
         }];
         SavedPlan {
             format: FORMAT.into(),

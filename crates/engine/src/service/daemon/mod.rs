@@ -32,7 +32,7 @@ use crate::service::metrics::Metrics;
 use crate::service::shutdown::{spawn_signal_handler, CancellationToken};
 use crate::store::history::History;
 use crate::store::lock::{Displaced, InstanceLock};
-use crate::sync::reconcile::{load_desired, Engine, Trigger};
+use crate::sync::reconcile::{load_desired, Engine, RunRequest, Trigger};
 use crate::sync::run_status::RunStatus;
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
@@ -479,15 +479,15 @@ impl Daemon {
             Err(e) => tracing::warn!(error = %e, "the history still takes no writes"),
         }
         let engine = self.engine.as_ref().expect("set above");
-        let run = run_catching_panics(&self.history, engine.run(trigger, false, desired, shutdown));
+        let request = RunRequest {
+            requested_by: asked_by,
+            desired,
+            ..RunRequest::new(trigger)
+        };
+        let run = run_catching_panics(&self.history, engine.run(request, shutdown));
         match run.await {
             Ok(report) => {
                 let r = &report.record;
-                if let Some(who) = &asked_by {
-                    if let Err(e) = self.history.set_requested_by(r.id, who).await {
-                        tracing::warn!(error = %e, "cannot record who asked for the run");
-                    }
-                }
                 notify_systemd(&[sd_notify::NotifyState::Status(&format!(
                     "last run {} ({}) {}",
                     r.id, r.trigger, r.status

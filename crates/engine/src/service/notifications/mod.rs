@@ -191,7 +191,7 @@ pub fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
                     "{} {} {} {}",
                     a.kind.as_str(),
                     config.roles.managed.name(a.role),
-                    if a.kind == crate::sync::plan::ActionKind::Add {
+                    if a.kind == crate::model::change::ChangeKind::Add {
                         "to"
                     } else {
                         "from"

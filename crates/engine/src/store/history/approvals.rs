@@ -7,7 +7,8 @@
 //! guard aborted it, it has no approval yet) is here, next to the rows it reads.
 
 use super::{now, ActionRow, History, HistoryError};
-use crate::sync::digest::{self, PlannedAction};
+use crate::model::change::PlannedAction;
+use crate::sync::digest;
 use crate::sync::plan::GuardKind;
 use crate::sync::run_status::RunStatus;
 use serde::Serialize;
@@ -69,7 +70,7 @@ impl History {
     /// alone), read as the run itself read them for its digest.
     pub async fn planned_actions(&self, run_id: i64) -> Result<Vec<PlannedAction>, HistoryError> {
         let rows: Vec<ActionRow> = sqlx::query_as(
-            "SELECT email, user_id, role, action, outcome, http_status, detail, planned_user_id \
+            "SELECT email, user_id, role, action, outcome, http_status, detail \
              FROM run_actions WHERE run_id = ?",
         )
         .bind(run_id)
@@ -363,11 +364,10 @@ mod tests {
             email: Some("a@x.edu".into()),
             user_id: 7,
             role: "Admin".into(),
-            action: "remove".into(),
-            outcome: "skipped".into(),
+            action: crate::model::change::ChangeKind::Remove,
+            outcome: crate::model::change::Outcome::Skipped,
             http_status: None,
             detail: None,
-            planned_user_id: 7,
             source: None,
             until: None,
             reason: None,

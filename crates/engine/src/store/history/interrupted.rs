@@ -9,8 +9,7 @@
 use super::{History, HistoryError};
 use crate::sync::run_status::RunStatus;
 
-/// Outcome of an action whose answer was never recorded.
-pub const UNKNOWN: &str = "unknown";
+/// The detail of an action whose answer was never recorded (outcome `unknown`).
 const UNKNOWN_DETAIL: &str =
     "never confirmed: the run stopped before Studio's answer was recorded; the next run reads Studio again";
 
@@ -63,7 +62,7 @@ impl History {
                 "UPDATE run_actions SET outcome = ?, detail = COALESCE(detail, ?), updated_at = ? \
                  WHERE run_id = ? AND outcome = 'planned'",
             )
-            .bind(UNKNOWN)
+            .bind(crate::model::change::Outcome::Unknown)
             .bind(UNKNOWN_DETAIL)
             .bind(&at)
             .bind(id)
@@ -97,6 +96,7 @@ impl History {
 mod tests {
     use super::super::{ActionRow, PendingUpdate};
     use super::*;
+    use crate::model::change::{ChangeKind, Outcome};
 
     #[tokio::test]
     async fn an_interrupted_run_counts_what_it_applied() {
@@ -108,11 +108,14 @@ mod tests {
                 email: Some(format!("u{i}@x.edu")),
                 user_id: i,
                 role: "Admin".into(),
-                action: if i < 45 { "add" } else { "remove" }.into(),
-                outcome: "planned".into(),
+                action: if i < 45 {
+                    ChangeKind::Add
+                } else {
+                    ChangeKind::Remove
+                },
+                outcome: Outcome::Planned,
                 http_status: None,
                 detail: None,
-                planned_user_id: i,
                 source: None,
                 until: None,
                 reason: None,
@@ -124,7 +127,11 @@ mod tests {
         let answered: Vec<ActionRow> = rows[..40]
             .iter()
             .map(|a| ActionRow {
-                outcome: if a.user_id == 3 { "failed" } else { "applied" }.into(),
+                outcome: if a.user_id == 3 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Applied
+                },
                 http_status: Some(200),
                 ..a.clone()
             })
@@ -139,13 +146,15 @@ mod tests {
             (39, 0, 1)
         );
         let actions = h.actions(id).await.unwrap();
-        let unknown = actions.iter().filter(|a| a.outcome == UNKNOWN).count();
+        let unknown = actions
+            .iter()
+            .filter(|a| a.outcome == Outcome::Unknown)
+            .count();
         assert_eq!(unknown, 10);
-        assert!(actions.iter().filter(|a| a.outcome == UNKNOWN).all(|a| a
-            .detail
-            .as_deref()
-            .unwrap()
-            .starts_with("never confirmed")));
+        assert!(actions
+            .iter()
+            .filter(|a| a.outcome == Outcome::Unknown)
+            .all(|a| a.detail.as_deref().unwrap().starts_with("never confirmed")));
         assert_eq!(h.mark_interrupted().await.unwrap(), 0, "only once");
     }
 }

@@ -44,6 +44,8 @@ pub use people::{AccountSeen, DesiredSeen, Person};
 pub use retention::Pruned;
 pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
+use crate::input::roles::ManagedRoles;
+use crate::model::change::{Change, ChangeKind, ChangeResult, Outcome, PlannedAction};
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
 use crate::sync::run_status::RunStatus;
@@ -140,13 +142,10 @@ pub struct ActionRow {
     pub email: Option<String>,
     pub user_id: i64,
     pub role: String,
-    pub action: String,
-    pub outcome: String,
+    pub action: ChangeKind,
+    pub outcome: Outcome,
     pub http_status: Option<i64>,
     pub detail: Option<String>,
-    /// The user id the plan chose; `user_id` differs when the user was re-resolved.
-    #[serde(skip)]
-    pub planned_user_id: i64,
     /// The sources that gave an added grant (`roles.yaml, ldap`); `None` for a removal.
     #[sqlx(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -160,6 +159,56 @@ pub struct ActionRow {
     #[sqlx(default)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+impl ActionRow {
+    /// The row of a planned change, before anything is sent (`outcome` says otherwise when a
+    /// guard or flapping keeps it back). `source`: which sources gave an added grant.
+    pub(crate) fn planned(
+        change: &Change,
+        managed: &ManagedRoles,
+        outcome: Outcome,
+        detail: Option<String>,
+        source: Option<String>,
+    ) -> ActionRow {
+        let named = change.named(managed);
+        ActionRow {
+            email: named.email,
+            user_id: named.user_id,
+            role: named.role,
+            action: named.action,
+            outcome,
+            http_status: None,
+            detail,
+            source,
+            until: None,
+            reason: None,
+        }
+    }
+
+    /// The row of a change after sending.
+    pub(crate) fn sent(result: &ChangeResult, managed: &ManagedRoles) -> ActionRow {
+        ActionRow {
+            http_status: result.http_status.map(i64::from),
+            ..ActionRow::planned(
+                &result.change,
+                managed,
+                result.outcome,
+                result.detail.clone(),
+                None,
+            )
+        }
+    }
+
+    /// The change this row records, by its role's name.
+    pub fn named(&self) -> PlannedAction {
+        PlannedAction {
+            user_id: self.user_id,
+            email: self.email.clone(),
+            role: self.role.clone(),
+            action: self.action,
+        }
+    }
 }
 
 /// A row of `run_pending`.
@@ -340,11 +389,12 @@ impl History {
                     .push_bind(&a.email)
                     .push_bind(a.user_id)
                     .push_bind(&a.role)
-                    .push_bind(&a.action)
-                    .push_bind(&a.outcome)
+                    .push_bind(a.action)
+                    .push_bind(a.outcome)
                     .push_bind(a.http_status)
                     .push_bind(&a.detail)
-                    .push_bind(a.planned_user_id)
+                    // `planned_user_id` (a column since 0001) is always the user id.
+                    .push_bind(a.user_id)
                     .push_bind(&at)
                     .push_bind(&a.source)
                     .push_bind(&a.until)
@@ -369,18 +419,17 @@ impl History {
         let at = self.now();
         for a in outcomes {
             sqlx::query(
-                "UPDATE run_actions SET user_id = ?, outcome = ?, http_status = ?, detail = ?, updated_at = ? \
+                "UPDATE run_actions SET outcome = ?, http_status = ?, detail = ?, updated_at = ? \
                  WHERE run_id = ? AND planned_user_id = ? AND role = ? AND action = ?",
             )
-            .bind(a.user_id)
-            .bind(&a.outcome)
+            .bind(a.outcome)
             .bind(a.http_status)
             .bind(&a.detail)
             .bind(&at)
             .bind(run_id)
-            .bind(a.planned_user_id)
+            .bind(a.user_id)
             .bind(&a.role)
-            .bind(&a.action)
+            .bind(a.action)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -444,7 +493,7 @@ impl History {
 
     pub async fn actions(&self, run_id: i64) -> Result<Vec<ActionRow>, HistoryError> {
         sqlx::query_as(
-            "SELECT email, user_id, role, action, outcome, http_status, detail, planned_user_id FROM run_actions \
+            "SELECT email, user_id, role, action, outcome, http_status, detail FROM run_actions \
              WHERE run_id = ? ORDER BY role, action, email, id",
         )
         .bind(run_id)
@@ -507,11 +556,10 @@ mod tests {
             email: Some("a@x.edu".into()),
             user_id: 7,
             role: "Admin".into(),
-            action: "add".into(),
-            outcome: "planned".into(),
+            action: ChangeKind::Add,
+            outcome: Outcome::Planned,
             http_status: None,
             detail: None,
-            planned_user_id: 7,
             source: None,
             until: None,
             reason: None,
@@ -520,16 +568,15 @@ mod tests {
             .await
             .unwrap();
         let done = ActionRow {
-            user_id: 8,
-            outcome: "applied".into(),
+            outcome: Outcome::Applied,
             http_status: Some(200),
             ..row.clone()
         };
         h.record_outcomes(id, &[done]).await.unwrap();
         let actions = h.actions(id).await.unwrap();
         assert_eq!(
-            (actions[0].user_id, actions[0].outcome.as_str()),
-            (8, "applied")
+            (actions[0].user_id, actions[0].outcome),
+            (7, Outcome::Applied)
         );
         assert_eq!(h.mark_interrupted().await.unwrap(), 1);
         let run = h.run(id).await.unwrap().unwrap();

@@ -6,10 +6,8 @@
 //! sends a message again.
 
 use super::{History, HistoryError};
+use crate::model::change::{ChangeKey, ChangeKind};
 use std::collections::HashSet;
-
-/// A change as the history keys it: `(user_id, role, action)`.
-pub type ActionKey = (i64, String, String);
 
 /// A row of `notify_conditions`: a condition notified and not over yet.
 #[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
@@ -31,7 +29,7 @@ impl History {
         &self,
         before_run: i64,
         runs: u32,
-    ) -> Result<Option<HashSet<ActionKey>>, HistoryError> {
+    ) -> Result<Option<HashSet<ChangeKey>>, HistoryError> {
         // Newest first along the primary key, stopping after `runs` matches. The unary `+`
         // keeps SQLite off the `runs_status` index, which would read every run of those
         // statuses and sort them: linear in the history's length instead of constant.
@@ -64,7 +62,7 @@ impl History {
             return Ok(None);
         }
         // `run_actions_key` starts with run_id: this reads the actions of those runs only.
-        let rows: Vec<(i64, String, String)> = sqlx::query_as(
+        let rows: Vec<ChangeKey> = sqlx::query_as(
             "SELECT user_id, role, action FROM run_actions \
              WHERE run_id IN (SELECT id FROM runs WHERE id BETWEEN ? AND ? AND dry_run = 0 \
                               AND status IN ('succeeded', 'partial')) \
@@ -80,23 +78,23 @@ impl History {
         Ok(Some(rows.into_iter().collect()))
     }
 
-    /// Marks the actions of `run_id` found flapping (keyed by the user id the plan chose), and
+    /// Marks the actions of `run_id` found flapping, and
     /// the run's count of them.
     pub async fn mark_flapping(
         &self,
         run_id: i64,
-        actions: &[ActionKey],
+        actions: &[ChangeKey],
     ) -> Result<(), HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
-        for (user_id, role, action) in actions {
+        for key in actions {
             sqlx::query(
                 "UPDATE run_actions SET flapping = 1 \
                  WHERE run_id = ? AND planned_user_id = ? AND role = ? AND action = ?",
             )
             .bind(run_id)
-            .bind(user_id)
-            .bind(role)
-            .bind(action)
+            .bind(key.user_id)
+            .bind(&key.role)
+            .bind(key.kind)
             .execute(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
@@ -114,7 +112,7 @@ impl History {
     pub async fn flapping_actions(
         &self,
         run_id: i64,
-    ) -> Result<Vec<(Option<String>, String, String)>, HistoryError> {
+    ) -> Result<Vec<(Option<String>, String, ChangeKind)>, HistoryError> {
         sqlx::query_as(
             "SELECT email, role, action FROM run_actions WHERE run_id = ? AND flapping = 1 \
              ORDER BY role, action, email",
@@ -171,6 +169,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::change::Outcome;
     use crate::store::history::{ActionRow, PendingUpdate, RunRecord};
     use crate::sync::run_status::RunStatus;
 
@@ -182,16 +181,14 @@ mod tests {
                 email: Some(format!("u{user_id}@x.edu")),
                 user_id,
                 role: "Admin".into(),
-                action: "remove".into(),
+                action: ChangeKind::Remove,
                 outcome: if status == RunStatus::Aborted {
-                    "skipped"
+                    Outcome::Skipped
                 } else {
-                    "applied"
-                }
-                .into(),
+                    Outcome::Applied
+                },
                 http_status: None,
                 detail: None,
-                planned_user_id: user_id,
                 source: None,
                 until: None,
                 reason: None,
@@ -215,7 +212,11 @@ mod tests {
     async fn streaks_skip_dry_and_aborted_runs_and_break_on_a_quiet_or_pruned_one() {
         let dir = tempfile::tempdir().unwrap();
         let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        let key = (7, "Admin".to_string(), "remove".to_string());
+        let key = ChangeKey {
+            user_id: 7,
+            role: "Admin".into(),
+            kind: ChangeKind::Remove,
+        };
         run(&h, false, RunStatus::Succeeded, &[7, 8]).await;
         assert_eq!(
             h.repeated_actions(2, 2).await.unwrap(),

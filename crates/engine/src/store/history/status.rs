@@ -187,7 +187,7 @@ impl History {
         &self,
         email: &str,
         limit: u32,
-    ) -> Result<Vec<(i64, String, String)>, HistoryError> {
+    ) -> Result<Vec<(i64, String, crate::model::change::ChangeKind)>, HistoryError> {
         sqlx::query_as(
             "SELECT run_id, role, action FROM run_actions WHERE email = ? AND flapping = 1 \
              ORDER BY run_id DESC LIMIT ?",

@@ -12,34 +12,10 @@
 use crate::input::desired::DesiredState;
 use crate::input::roles::{ManagedRoles, RoleSet};
 use crate::input::safety_limits::SafetyLimits;
+pub use crate::model::change::{Change, ChangeKind};
 use crate::sync::current::{CurrentState, EmailMatch};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum ActionKind {
-    Add,
-    Remove,
-}
-
-impl ActionKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ActionKind::Add => "add",
-            ActionKind::Remove => "remove",
-        }
-    }
-}
-
-/// One change to send: give or take one managed role from one Studio user.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct RoleAction {
-    pub user_id: u64,
-    pub email: Option<String>,
-    /// Index into `roles.managed`.
-    pub role: usize,
-    pub kind: ActionKind,
-}
 
 /// Why a desired email or a holder is left alone this run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -106,7 +82,7 @@ impl Policy {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Plan {
     /// Sorted by role, then kind, then email: stable output, and batches group by role.
-    pub actions: Vec<RoleAction>,
+    pub actions: Vec<Change>,
     pub pending: Vec<PendingEmail>,
     /// Current managed-role grants (user, role) seen in Studio.
     pub current_grants: usize,
@@ -129,7 +105,7 @@ impl Plan {
     pub fn adds(&self) -> usize {
         self.actions
             .iter()
-            .filter(|a| a.kind == ActionKind::Add)
+            .filter(|a| a.kind == ChangeKind::Add)
             .count()
     }
 
@@ -184,7 +160,7 @@ impl Plan {
     pub fn removes_of(&self, role: usize) -> usize {
         self.actions
             .iter()
-            .filter(|a| a.role == role && a.kind == ActionKind::Remove)
+            .filter(|a| a.role == role && a.kind == ChangeKind::Remove)
             .count()
     }
 
@@ -192,14 +168,14 @@ impl Plan {
     /// an exclusive group must lose the old role before Studio lets them have the new one, so
     /// such removes form a first phase that completes before the rest is sent. A plan with no
     /// move is one phase: it costs no PUT more than the batches need.
-    pub fn phases(&self, managed: &ManagedRoles) -> Vec<Vec<RoleAction>> {
+    pub fn phases(&self, managed: &ManagedRoles) -> Vec<Vec<Change>> {
         let mut added: HashMap<u64, RoleSet> = HashMap::new();
-        for a in self.actions.iter().filter(|a| a.kind == ActionKind::Add) {
+        for a in self.actions.iter().filter(|a| a.kind == ChangeKind::Add) {
             added.entry(a.user_id).or_default().insert(a.role);
         }
-        let (first, rest): (Vec<RoleAction>, Vec<RoleAction>) =
+        let (first, rest): (Vec<Change>, Vec<Change>) =
             self.actions.iter().cloned().partition(|a| {
-                a.kind == ActionKind::Remove
+                a.kind == ChangeKind::Remove
                     && added
                         .get(&a.user_id)
                         .is_some_and(|new| new.iter().any(|r| managed.excludes(r, a.role)))
@@ -309,7 +285,7 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
                         });
                     }
                 }
-                push_all(&mut actions, user.id, Some(email), add, ActionKind::Add);
+                push_all(&mut actions, user.id, Some(email), add, ChangeKind::Add);
                 if !extra.is_empty() && policy.remove_unlisted {
                     remove_unless_protected(
                         &mut actions,
@@ -369,13 +345,13 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
     }
     let grants = actions
         .iter()
-        .filter(|a| a.kind == ActionKind::Add)
+        .filter(|a| a.kind == ChangeKind::Add)
         .filter_map(|a| a.email.as_ref())
         .map(|e| (e.clone(), desired.grants_of(e).to_vec()))
         .collect();
     let ended = actions
         .iter()
-        .filter(|a| a.kind == ActionKind::Remove)
+        .filter(|a| a.kind == ChangeKind::Remove)
         .filter_map(|a| a.email.as_ref().filter(|e| desired.has_ended(e, a.role)))
         .filter_map(|e| Some((e.clone(), desired.ended.get(e)?.clone())))
         .collect();
@@ -392,13 +368,13 @@ pub fn plan(desired: &DesiredState, current: &CurrentState, policy: &Policy) -> 
 }
 
 fn push_all(
-    actions: &mut Vec<RoleAction>,
+    actions: &mut Vec<Change>,
     user_id: u64,
     email: Option<&String>,
     roles: RoleSet,
-    kind: ActionKind,
+    kind: ChangeKind,
 ) {
-    actions.extend(roles.iter().map(|role| RoleAction {
+    actions.extend(roles.iter().map(|role| Change {
         user_id,
         email: email.cloned(),
         role,
@@ -407,7 +383,7 @@ fn push_all(
 }
 
 fn remove_unless_protected(
-    actions: &mut Vec<RoleAction>,
+    actions: &mut Vec<Change>,
     pending: &mut Vec<PendingEmail>,
     policy: &Policy,
     user_id: u64,
@@ -422,7 +398,7 @@ fn remove_unless_protected(
             detail: format!("{} managed role(s) kept", roles.len()),
         });
     } else {
-        push_all(actions, user_id, Some(email), roles, ActionKind::Remove);
+        push_all(actions, user_id, Some(email), roles, ChangeKind::Remove);
     }
 }
 

@@ -84,12 +84,12 @@ fn apply(managed: &ManagedRoles, studio: &mut [StudioUser], plan: &Plan) {
             .expect("action for a known user");
         let role = managed.name(a.role).to_string();
         match a.kind {
-            ActionKind::Add => {
+            ChangeKind::Add => {
                 if !u.role_names.contains(&role) {
                     u.role_names.push(role)
                 }
             }
-            ActionKind::Remove => u.role_names.retain(|r| *r != role),
+            ChangeKind::Remove => u.role_names.retain(|r| *r != role),
         }
     }
 }
@@ -150,9 +150,9 @@ fn adds_removes_and_reports() {
     assert_eq!(
         acts,
         vec![
-            (4, "Admin", ActionKind::Add),
-            (2, "Admin", ActionKind::Remove),
-            (1, "CaptionEditor", ActionKind::Add),
+            (4, "Admin", ChangeKind::Add),
+            (2, "Admin", ChangeKind::Remove),
+            (1, "CaptionEditor", ChangeKind::Add),
         ]
     );
     let pend: Vec<_> = p
@@ -416,7 +416,7 @@ proptest! {
         prop_assert_eq!(unique.len(), p.actions.len(), "two actions for one (user, role)");
         for a in &p.actions {
             let held = c.users[&a.user_id].roles.contains(a.role);
-            prop_assert_eq!(held, a.kind == ActionKind::Remove, "action that changes nothing");
+            prop_assert_eq!(held, a.kind == ChangeKind::Remove, "action that changes nothing");
         }
     }
 }
@@ -494,11 +494,11 @@ fn a_move_between_exclusive_roles_removes_first_in_its_own_phase() {
     assert_eq!(phases.len(), 2, "{phases:?}");
     assert_eq!(
         phases[0],
-        vec![RoleAction {
+        vec![Change {
             user_id: 1,
             email: Some("mover@x.edu".into()),
             role: 0,
-            kind: ActionKind::Remove
+            kind: ChangeKind::Remove
         }]
     );
     assert_eq!(phases[1].len(), 3);
@@ -605,7 +605,7 @@ fn identity_case() -> impl Strategy<Value = IdentityCase> {
 
 /// Applies phases the way a strict Studio does: an add of a role that excludes one the user
 /// holds is refused. Returns the refusals.
-fn apply_strict(m: &ManagedRoles, studio: &mut [StudioUser], phases: &[Vec<RoleAction>]) -> usize {
+fn apply_strict(m: &ManagedRoles, studio: &mut [StudioUser], phases: &[Vec<Change>]) -> usize {
     let mut refused = 0;
     for phase in phases {
         for a in phase {
@@ -613,13 +613,13 @@ fn apply_strict(m: &ManagedRoles, studio: &mut [StudioUser], phases: &[Vec<RoleA
             let role = m.name(a.role).to_string();
             let held = m.set_of(u.role_names.iter().map(String::as_str));
             match a.kind {
-                ActionKind::Add if held.iter().any(|h| m.excludes(h, a.role)) => refused += 1,
-                ActionKind::Add => {
+                ChangeKind::Add if held.iter().any(|h| m.excludes(h, a.role)) => refused += 1,
+                ChangeKind::Add => {
                     if !u.role_names.contains(&role) {
                         u.role_names.push(role)
                     }
                 }
-                ActionKind::Remove => u.role_names.retain(|r| *r != role),
+                ChangeKind::Remove => u.role_names.retain(|r| *r != role),
             }
         }
     }
@@ -654,11 +654,11 @@ proptest! {
                 let accounts = seen.accounts(&email);
                 prop_assert_eq!(accounts.len(), 1, "{} touched while the run saw {:?}", email, accounts);
                 prop_assert!(accounts.contains(&a.user_id));
-                if a.kind == ActionKind::Add {
+                if a.kind == ChangeKind::Add {
                     prop_assert!(want.contains(a.role), "added a role the email should not hold");
                 }
             } else {
-                prop_assert_eq!(a.kind, ActionKind::Remove, "role added to an unlisted email");
+                prop_assert_eq!(a.kind, ChangeKind::Remove, "role added to an unlisted email");
             }
         }
         // An email the run saw on several accounts (a holder and a twin, a remembered or a
@@ -766,9 +766,9 @@ proptest! {
         let plain = plan(&d, &c, &pol);
         let held = plan_with_grace(&d, &c, &pol, Some(&grace));
 
-        let removals = |p: &Plan| p.actions.iter().filter(|a| a.kind == ActionKind::Remove).cloned().collect::<HashSet<_>>();
-        let adds = |p: &Plan| p.actions.iter().filter(|a| a.kind == ActionKind::Add).cloned().collect::<Vec<_>>();
-        let waiting: HashSet<RoleAction> = held.waiting.iter().map(|w| w.action.clone()).collect();
+        let removals = |p: &Plan| p.actions.iter().filter(|a| a.kind == ChangeKind::Remove).cloned().collect::<HashSet<_>>();
+        let adds = |p: &Plan| p.actions.iter().filter(|a| a.kind == ChangeKind::Add).cloned().collect::<Vec<_>>();
+        let waiting: HashSet<Change> = held.waiting.iter().map(|w| w.action.clone()).collect();
         prop_assert_eq!(waiting.len(), held.waiting.len());
         prop_assert!(removals(&held).is_disjoint(&waiting));
         prop_assert_eq!(removals(&held).union(&waiting).cloned().collect::<HashSet<_>>(), removals(&plain));

@@ -8,6 +8,7 @@
 //! runs: its trigger, mode and run status are not one value, so none is shown.
 
 use super::{TrailEntry, TrailEvent};
+use crate::model::change::ChangeKind;
 
 /// A history time (`2025-03-01T10:00:00.123Z`) as people read it: `2025-03-01 10:00:00`
 /// (UTC; pages and tables say so once, in a header or footer).
@@ -32,12 +33,14 @@ pub fn reason_words(reason: &str) -> &'static str {
 
 /// Why a run planned an action, in words. `source` is the sources that gave an added grant;
 /// `flapping` whether the change undid one made in Studio behind the tool.
-pub fn action_reason(action: &str, source: Option<&str>, flapping: bool) -> String {
+pub fn action_reason(action: ChangeKind, source: Option<&str>, flapping: bool) -> String {
     match (action, flapping, source) {
-        ("add", true, _) => "re-granted: removed in Studio behind the tool (flapping)".into(),
+        (ChangeKind::Add, true, _) => {
+            "re-granted: removed in Studio behind the tool (flapping)".into()
+        }
         (_, true, _) => "removed again: re-granted in Studio behind the tool (flapping)".into(),
-        ("add", false, Some(from)) => format!("listed in {from}, not held in Studio"),
-        ("add", false, None) => "in the desired state, not held in Studio".into(),
+        (ChangeKind::Add, false, Some(from)) => format!("listed in {from}, not held in Studio"),
+        (ChangeKind::Add, false, None) => "in the desired state, not held in Studio".into(),
         _ => "held in Studio, listed by no source".into(),
     }
 }
@@ -110,15 +113,17 @@ impl TrailEntry {
                     (None, Some(u)) => format!("{action} {role} (until {u})"),
                     (None, None) => format!("{action} {role}"),
                 };
-                c.why = match (action.as_str(), until) {
+                c.why = match (*action, until) {
                     // A removed grant that carries an end is one that ended.
-                    ("remove", Some(u)) if !flapping => format!("its grant ended (until {u})"),
-                    _ => action_reason(action, source.as_deref(), flapping),
+                    (ChangeKind::Remove, Some(u)) if !flapping => {
+                        format!("its grant ended (until {u})")
+                    }
+                    _ => action_reason(*action, source.as_deref(), flapping),
                 };
                 if let Some(r) = reason {
                     c.why = format!("{}; reason: {r}", c.why);
                 }
-                c.outcome = outcome.clone();
+                c.outcome = outcome.to_string();
                 c.http = http_status.map(|s| s.to_string()).unwrap_or_default();
                 c.detail = detail.clone().unwrap_or_default();
             }
@@ -195,14 +200,14 @@ mod tests {
     #[test]
     fn every_action_says_why() {
         assert_eq!(
-            action_reason("add", Some("roles.yaml"), false),
+            action_reason(ChangeKind::Add, Some("roles.yaml"), false),
             "listed in roles.yaml, not held in Studio"
         );
         assert_eq!(
-            action_reason("remove", None, false),
+            action_reason(ChangeKind::Remove, None, false),
             "held in Studio, listed by no source"
         );
-        assert!(action_reason("remove", None, true).contains("(flapping)"));
+        assert!(action_reason(ChangeKind::Remove, None, true).contains("(flapping)"));
         assert_eq!(
             short_time("2025-03-01T10:00:00.123Z"),
             "2025-03-01 10:00:00"

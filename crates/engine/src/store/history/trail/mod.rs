@@ -18,6 +18,7 @@ mod columns;
 pub use columns::{action_reason, left_alone_why, reason_words, short_time, TrailColumns};
 
 use super::{History, HistoryError};
+use crate::model::change::{ChangeKind, Outcome};
 use crate::sync::run_status::RunStatus;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
@@ -59,8 +60,8 @@ pub enum TrailEvent {
     /// A role added or removed (or planned, or skipped by a guard).
     Action {
         role: String,
-        action: String,
-        outcome: String,
+        action: ChangeKind,
+        outcome: Outcome,
         user_id: i64,
         http_status: Option<i64>,
         detail: Option<String>,
@@ -203,27 +204,29 @@ impl History {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| TrailEntry {
-                run_id: r.get(0),
-                started_at: r.get(1),
-                trigger: r.get(2),
-                dry_run: r.get(3),
-                run_status: r.get(4),
-                event: TrailEvent::Action {
-                    role: r.get(5),
-                    action: r.get(6),
-                    outcome: r.get(7),
-                    user_id: r.get(8),
-                    http_status: r.get(9),
-                    detail: r.get(10),
-                    source: r.get(11),
-                    until: r.get(12),
-                    reason: r.get(13),
-                },
+        rows.iter()
+            .map(|r| {
+                Ok(TrailEntry {
+                    run_id: r.try_get(0)?,
+                    started_at: r.try_get(1)?,
+                    trigger: r.try_get(2)?,
+                    dry_run: r.try_get(3)?,
+                    run_status: r.try_get(4)?,
+                    event: TrailEvent::Action {
+                        role: r.try_get(5)?,
+                        action: r.try_get(6)?,
+                        outcome: r.try_get(7)?,
+                        user_id: r.try_get(8)?,
+                        http_status: r.try_get(9)?,
+                        detail: r.try_get(10)?,
+                        source: r.try_get(11)?,
+                        until: r.try_get(12)?,
+                        reason: r.try_get(13)?,
+                    },
+                })
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
     }
 
     /// The runs that left `email` alone, as streaks of consecutive run ids per reason, oldest

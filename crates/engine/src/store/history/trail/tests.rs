@@ -3,6 +3,7 @@
 //! and `limit`.
 
 use super::*;
+use crate::model::change::{ChangeKind, Outcome};
 use crate::store::history::{ActionRow, PendingRow, RunRecord};
 
 struct Fixture {
@@ -25,16 +26,15 @@ fn pending(email: &str, reason: &str) -> PendingRow {
     }
 }
 
-fn add(email: &str, outcome: &str) -> ActionRow {
+fn add(email: &str, outcome: Outcome) -> ActionRow {
     ActionRow {
         email: Some(email.into()),
         user_id: 42,
         role: "Admin".into(),
-        action: "add".into(),
-        outcome: outcome.into(),
+        action: ChangeKind::Add,
+        outcome,
         http_status: Some(200),
         detail: None,
-        planned_user_id: 42,
         source: None,
         until: None,
         reason: None,
@@ -105,7 +105,7 @@ async fn a_streak_is_one_entry_across_runs_that_never_read_studio() {
         &[ada(), pending("bob@x.edu", "ambiguous")],
     )
     .await; // 3
-    f.planned("succeeded", &[add("ada@x.edu", "applied")], &[])
+    f.planned("succeeded", &[add("ada@x.edu", Outcome::Applied)], &[])
         .await; // 4: found and added
     f.planned("succeeded", &[], &[]).await; // 5
     let trail = f.h.email_trail(" Ada@X.edu ", None, 100).await.unwrap();
@@ -159,7 +159,7 @@ async fn since_and_limit_bound_the_trail() {
     let f = fixture().await;
     for day in 1..=3 {
         let id = f
-            .planned("succeeded", &[add("ada@x.edu", "failed")], &[])
+            .planned("succeeded", &[add("ada@x.edu", Outcome::Failed)], &[])
             .await;
         sqlx::query("UPDATE runs SET started_at = ? WHERE id = ?")
             .bind(format!("2025-03-0{day}T10:00:00.000Z"))
