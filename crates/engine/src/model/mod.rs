@@ -1,7 +1,8 @@
 //! The words every layer shares: one role change ([`change`]) and how a run ends
-//! ([`run_status`](crate::sync::run_status)).
+//! ([`run_status`]).
 //!
 //! They live below the layers so that the store can record what the sync layer decides
 //! without importing it: `sync` uses `store`, never the other way round.
 
 pub mod change;
+pub mod run_status;

@@ -20,8 +20,8 @@
 //! before any route sees the request (`400` for garbage, `431` for a head too large, `414`),
 //! which get them through the connection's writer ([`Headed`]).
 
+use crate::model::run_status::RunStatus;
 use crate::service::metrics::Metrics;
-use crate::sync::run_status::RunStatus;
 use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};

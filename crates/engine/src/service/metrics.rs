@@ -5,7 +5,7 @@
 //! HTTP endpoint is serving it. Label values are fixed vocabularies (endpoint names, statuses,
 //! outcomes): never an email, a URL or a token.
 
-use crate::sync::run_status::RunStatus;
+use crate::model::run_status::RunStatus;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;

@@ -5,7 +5,7 @@
 //! [`digest`] names a plan for a person's consent (an approval or a [`saved_plan`]);
 //! [`flapping`] notices grants that come and go; [`apply`] sends the changes in batches;
 //! [`reconcile`] strings one run together and records it in the store; how it ended is a
-//! [`run_report`] with a [`run_status`].
+//! [`run_report`] with a [`RunStatus`](crate::model::run_status::RunStatus).
 
 pub mod apply;
 pub mod current;
@@ -18,5 +18,4 @@ pub mod read;
 pub(crate) mod recheck;
 pub mod reconcile;
 pub mod run_report;
-pub mod run_status;
 pub mod saved_plan;

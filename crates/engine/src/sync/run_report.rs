@@ -6,11 +6,11 @@
 
 use crate::input::desired::DesiredError;
 use crate::model::change::{Change, ChangeResult};
+use crate::model::run_status::RunStatus;
 use crate::store::history::{HistoryError, RunRecord};
 use crate::studio::StudioError;
 use crate::sync::plan::{GuardTrip, Plan};
 use crate::sync::reconcile::ApprovalUse;
-use crate::sync::run_status::RunStatus;
 
 /// How a run ended: what the caller prints, and what its exit code is made from.
 #[derive(Debug)]

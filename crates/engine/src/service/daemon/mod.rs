@@ -27,13 +27,13 @@ pub use schedule::Slots;
 
 use crate::input::config::Config;
 use crate::input::desired::DesiredState;
+use crate::model::run_status::RunStatus;
 use crate::service::http::{HttpExtension, HttpState, LastRun, Readiness};
 use crate::service::metrics::Metrics;
 use crate::service::shutdown::{spawn_signal_handler, CancellationToken};
 use crate::store::history::History;
 use crate::store::lock::{Displaced, InstanceLock};
 use crate::sync::reconcile::{load_desired, Engine, RunRequest, Trigger};
-use crate::sync::run_status::RunStatus;
 use schedule::start_scheduler;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -22,11 +22,11 @@ mod smtp;
 mod webhook;
 
 use crate::input::config::Config;
+use crate::model::run_status::RunStatus;
 use crate::service::metrics::Metrics;
 use crate::store::history::notifications::StoredCondition;
 use crate::store::history::History;
 use crate::sync::run_report::RunReport;
-use crate::sync::run_status::RunStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::sync::Arc;

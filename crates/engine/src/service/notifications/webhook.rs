@@ -149,7 +149,7 @@ mod tests {
         Notice {
             event: "guard_tripped",
             run_id: 7,
-            status: crate::sync::run_status::RunStatus::Aborted,
+            status: crate::model::run_status::RunStatus::Aborted,
             trigger: "schedule".into(),
             message: "Run 7 was stopped".into(),
             summary: Summary {

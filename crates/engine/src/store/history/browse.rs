@@ -7,7 +7,7 @@
 //! page than a week.
 
 use super::{History, HistoryError, RunRecord};
-use crate::sync::run_status::RunStatus;
+use crate::model::run_status::RunStatus;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Row, Sqlite};
 

@@ -114,7 +114,7 @@ mod tests {
             "still running"
         );
         let mut r = h.run(id).await.unwrap().unwrap();
-        r.status = crate::sync::run_status::RunStatus::Succeeded;
+        r.status = crate::model::run_status::RunStatus::Succeeded;
         h.finish_run(&r).await.unwrap();
         assert!(h.last_full_verification().await.unwrap().is_some());
         assert_eq!(

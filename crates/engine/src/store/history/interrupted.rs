@@ -7,7 +7,7 @@
 //! `unknown`: Studio may or may not have them; the next run reads Studio and finishes the job.
 
 use super::{History, HistoryError};
-use crate::sync::run_status::RunStatus;
+use crate::model::run_status::RunStatus;
 
 /// The detail of an action whose answer was never recorded (outcome `unknown`).
 const UNKNOWN_DETAIL: &str =

@@ -46,9 +46,9 @@ pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 
 use crate::input::roles::ManagedRoles;
 use crate::model::change::{Change, ChangeKind, ChangeResult, Outcome, PlannedAction};
+use crate::model::run_status::RunStatus;
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
-use crate::sync::run_status::RunStatus;
 use chrono::{SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};

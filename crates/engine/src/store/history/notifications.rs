@@ -170,8 +170,8 @@ impl History {
 mod tests {
     use super::*;
     use crate::model::change::Outcome;
+    use crate::model::run_status::RunStatus;
     use crate::store::history::{ActionRow, PendingUpdate, RunRecord};
-    use crate::sync::run_status::RunStatus;
 
     async fn run(h: &History, dry_run: bool, status: RunStatus, applied: &[i64]) -> i64 {
         let id = h.start_run("schedule", dry_run).await.unwrap();

@@ -189,7 +189,7 @@ impl History {
 mod tests {
     use super::super::{Clock, PendingUpdate, RunRecord};
     use super::*;
-    use crate::sync::run_status::RunStatus;
+    use crate::model::run_status::RunStatus;
     use chrono::TimeZone;
     use std::time::Duration;
 

@@ -7,7 +7,7 @@
 //! on a year of history as on a week.
 
 use super::{History, HistoryError, RunRecord};
-use crate::sync::run_status::RunStatus;
+use crate::model::run_status::RunStatus;
 
 /// How many of the newest real runs the streaks look at.
 pub const STREAK_WINDOW: i64 = 50;

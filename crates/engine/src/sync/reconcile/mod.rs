@@ -11,6 +11,7 @@
 
 use crate::input::config::Config;
 use crate::input::desired::{self, DesiredError, DesiredState};
+use crate::model::run_status::RunStatus;
 use crate::service::metrics::Metrics;
 use crate::service::notifications::Notifier;
 use crate::service::shutdown::CancellationToken;
@@ -19,7 +20,6 @@ use crate::studio::auth::Auth;
 use crate::studio::{StudioClient, StudioError};
 use crate::sync::plan::Policy;
 use crate::sync::run_report::{RunError, RunReport};
-use crate::sync::run_status::RunStatus;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;

@@ -6,11 +6,11 @@
 
 use super::Engine;
 use crate::model::change::{Change, ChangeKind, Outcome};
+use crate::model::run_status::RunStatus;
 use crate::service::shutdown::CancellationToken;
 use crate::store::history::{ActionRow, HistoryError};
 use crate::sync::apply::{Applier, Stopped};
 use crate::sync::run_report::{RunError, RunReport};
-use crate::sync::run_status::RunStatus;
 
 impl Engine {
     /// Sends `phases` one after the other; an `Err` is what stopped the sending.

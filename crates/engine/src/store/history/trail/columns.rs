@@ -164,7 +164,7 @@ impl TrailEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::run_status::RunStatus;
+    use crate::model::run_status::RunStatus;
 
     fn streak() -> TrailEntry {
         TrailEntry {

@@ -19,7 +19,7 @@ pub use columns::{action_reason, left_alone_why, reason_words, short_time, Trail
 
 use super::{History, HistoryError};
 use crate::model::change::{ChangeKind, Outcome};
-use crate::sync::run_status::RunStatus;
+use crate::model::run_status::RunStatus;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::Row;
