@@ -96,38 +96,15 @@ fn ldap_block(url: &str, groups: &[&str], extra: &str) -> String {
     s
 }
 
-/// A private CA (its certificate, PEM) and a certificate and key for 127.0.0.1 it signed.
-fn private_ca() -> (String, String, String) {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
-        KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Campus Directory Test CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "ldap.campus.test");
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem())
-}
-
 /// `starttls: true` against a directory whose certificate a private CA signed: trusted
 /// through `ca_file`; without it the run fails with a certificate error and nothing is sent;
 /// `ca_file` with plain `ldap://` is a config error naming the key.
 async fn starttls_with_a_private_ca_in_ca_file() {
-    let (ca, cert, key) = private_ca();
+    let support::test_ca::TestCa {
+        ca_pem: ca,
+        cert_pem: cert,
+        key_pem: key,
+    } = support::test_ca::private_ca("Campus Directory Test CA", "ldap.campus.test");
     let entries = people(1..=2, "1") + &group("media-admins", &[uid_dn("u001"), uid_dn("u002")]);
     let dir = Slapd::start_tls(&entries, &cert, &key);
     let t = Tenant::start(vec![

@@ -396,11 +396,9 @@ async fn a_second_instance_through_a_symlink_or_a_hard_link_is_refused() {
     assert_eq!(d.wait_exit(WAIT).await, Some(0), "{}", d.log());
 }
 
-/// A history deleted (or moved away) under the running daemon: `/readyz` fails with the
-/// reason, the log says so at ERROR, no run is made into the lost file; moved back, runs
-/// resume.
-#[tokio::test]
-async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
+/// A daemon on a yearly schedule whose startup run made alice (of alice and bob) an Admin,
+/// ready: the start of the tests that then move the history file under it.
+async fn alice_admin_daemon() -> (Tenant, Daemon, String) {
     let t = Tenant::start(vec![
         user(1, Some("alice@school.edu"), &[]),
         user(2, Some("bob@school.edu"), &[]),
@@ -411,10 +409,19 @@ async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
         ..Opts::default()
     });
     t.write_roles(&admins(&["alice@school.edu"]));
-    let mut d = Daemon::start(&t);
+    let d = Daemon::start(&t);
     let base = d.base_url(WAIT).await;
     wait_ready(&base, 200, None).await;
     assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+    (t, d, base)
+}
+
+/// A history deleted (or moved away) under the running daemon: `/readyz` fails with the
+/// reason, the log says so at ERROR, no run is made into the lost file; moved back, runs
+/// resume.
+#[tokio::test]
+async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
+    let (t, mut d, base) = alice_admin_daemon().await;
 
     let aside = t.path("aside.db");
     std::fs::rename(t.history_path(), &aside).unwrap();
@@ -475,20 +482,7 @@ async fn a_history_deleted_under_the_daemon_stops_runs_until_it_is_back() {
 /// name is gone, then runs resume.
 #[tokio::test]
 async fn a_hard_link_made_under_the_daemon_stops_runs_until_it_is_removed() {
-    let t = Tenant::start(vec![
-        user(1, Some("alice@school.edu"), &[]),
-        user(2, Some("bob@school.edu"), &[]),
-    ])
-    .await;
-    t.write_config(&Opts {
-        extra: YEARLY.into(),
-        ..Opts::default()
-    });
-    t.write_roles(&admins(&["alice@school.edu"]));
-    let mut d = Daemon::start(&t);
-    let base = d.base_url(WAIT).await;
-    wait_ready(&base, 200, None).await;
-    assert_eq!(t.holders("Admin"), vec!["alice@school.edu"]);
+    let (t, mut d, base) = alice_admin_daemon().await;
 
     let other = t.path("other.db");
     std::fs::hard_link(t.history_path(), &other).unwrap();

@@ -4,41 +4,19 @@
 //! token requests alike; without either, the run fails with a clear TLS error (exit 1) and
 //! nothing is sent.
 
-use crate::support::{user, Opts, Tenant, TOKEN};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
+use crate::support::{test_ca, user, Opts, Tenant, TOKEN};
 use std::time::Duration;
 use studio_sim::tls::TlsIdentity;
 use studio_sim::{Sim, SimConfig, SimOAuth, SimUser};
 
 /// A private CA (its certificate, PEM) and a server identity for 127.0.0.1 it signed.
 fn private_ca() -> (String, TlsIdentity) {
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Campus Test Root CA");
-    ca.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let key = KeyPair::generate().unwrap();
-    let mut leaf =
-        CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-    leaf.distinguished_name
-        .push(DnType::CommonName, "studio.campus.test");
-    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-    let cert = leaf.signed_by(&key, &issuer).unwrap();
+    let ca = test_ca::private_ca("Campus Test Root CA", "studio.campus.test");
     (
-        ca_cert.pem(),
+        ca.ca_pem,
         TlsIdentity {
-            cert_chain_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            cert_chain_pem: ca.cert_pem,
+            key_pem: ca.key_pem,
         },
     )
 }

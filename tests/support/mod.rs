@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod test_ca;
 
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Row, SqlitePool};
