@@ -6,13 +6,13 @@
 //! run while the daemon holds the lock. Every check `approve` makes (the run exists, a removal
 //! guard aborted it, it has no approval yet) is here, next to the rows it reads.
 
+use super::db::Sql;
 use super::{now, ActionRow, History, HistoryError};
 use crate::model::change::PlannedAction;
 use crate::model::run_status::RunStatus;
 use crate::sync::digest;
 use crate::sync::plan::GuardKind;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite};
 
 /// A row of `approvals`.
 #[derive(Clone, Debug, Serialize, sqlx::FromRow, PartialEq, Eq)]
@@ -69,12 +69,12 @@ impl History {
     /// The planned actions of a run, as recorded before anything was sent (without those left
     /// alone), read as the run itself read them for its digest.
     pub async fn planned_actions(&self, run_id: i64) -> Result<Vec<PlannedAction>, HistoryError> {
-        let rows: Vec<ActionRow> = sqlx::query_as(
+        let rows: Vec<ActionRow> = Sql::new(
             "SELECT email, user_id, role, action, outcome, http_status, detail \
              FROM run_actions WHERE run_id = ?",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(digest::recorded_plan(&rows))
@@ -87,11 +87,11 @@ impl History {
         digest: &str,
         guard: Option<GuardKind>,
     ) -> Result<(), HistoryError> {
-        sqlx::query("UPDATE runs SET plan_digest = ?, guard = ? WHERE id = ?")
+        Sql::new("UPDATE runs SET plan_digest = ?, guard = ? WHERE id = ?")
             .bind(digest)
             .bind(guard)
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -103,9 +103,9 @@ impl History {
         run_id: i64,
     ) -> Result<(Option<String>, Option<GuardKind>), HistoryError> {
         let row: Option<(Option<String>, Option<GuardKind>)> =
-            sqlx::query_as("SELECT plan_digest, guard FROM runs WHERE id = ?")
+            Sql::new("SELECT plan_digest, guard FROM runs WHERE id = ?")
                 .bind(run_id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;
         Ok(row.unwrap_or((None, None)))
@@ -174,9 +174,9 @@ impl History {
         actions: usize,
         plan_file: Option<&str>,
     ) -> Result<i64, HistoryError> {
-        let r = sqlx::query(
+        Sql::new(
             "INSERT INTO approvals (kind, run_id, approved_by, approved_at, digest, actions, status, plan_file) \
-             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
+             VALUES (?, ?, ?, ?, ?, ?, 'pending', ?) RETURNING id",
         )
         .bind(kind)
         .bind(run_id)
@@ -185,45 +185,44 @@ impl History {
         .bind(digest)
         .bind(actions as i64)
         .bind(plan_file)
-        .execute(&self.pool)
+        .scalar(&self.db)
         .await
-        .map_err(|e| self.err(e))?;
-        Ok(r.last_insert_rowid())
+        .map_err(|e| self.err(e))
     }
 
     const APPROVAL_COLUMNS: &'static str = "id, kind, run_id, approved_by, approved_at, digest, \
         actions, status, used_by_run, used_at, detail, plan_file";
 
     pub async fn approval(&self, id: i64) -> Result<Option<ApprovalRow>, HistoryError> {
-        sqlx::query_as(&format!(
+        Sql::new(format!(
             "SELECT {} FROM approvals WHERE id = ?",
             Self::APPROVAL_COLUMNS
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
 
     /// The `approve` approval of run `run_id`, if any.
     pub async fn approval_of_run(&self, run_id: i64) -> Result<Option<ApprovalRow>, HistoryError> {
-        sqlx::query_as(&format!(
+        Sql::new(format!(
             "SELECT {} FROM approvals WHERE run_id = ? AND kind = 'approve'",
             Self::APPROVAL_COLUMNS
         ))
         .bind(run_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
 
     /// Approvals written by `approve` and not used or refused yet, oldest first.
     pub async fn pending_approvals(&self) -> Result<Vec<ApprovalRow>, HistoryError> {
-        sqlx::query_as(&format!(
+        Sql::new(format!(
             "SELECT {} FROM approvals WHERE status = 'pending' AND kind = 'approve' ORDER BY id",
             Self::APPROVAL_COLUMNS
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
@@ -237,7 +236,7 @@ impl History {
         run_id: i64,
         detail: Option<&str>,
     ) -> Result<bool, HistoryError> {
-        let r = sqlx::query(
+        let r = Sql::new(
             "UPDATE approvals SET status = ?, used_by_run = ?, used_at = ?, detail = ? \
              WHERE id = ? AND status = 'pending'",
         )
@@ -246,20 +245,20 @@ impl History {
         .bind(now())
         .bind(detail)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(r.rows_affected() == 1)
+        Ok(r == 1)
     }
 
     /// The latest approvals, newest first.
     pub async fn approvals(&self, limit: u32) -> Result<Vec<ApprovalRow>, HistoryError> {
-        sqlx::query_as(&format!(
+        Sql::new(format!(
             "SELECT {} FROM approvals ORDER BY id DESC LIMIT ?",
             Self::APPROVAL_COLUMNS
         ))
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
@@ -268,25 +267,15 @@ impl History {
     pub async fn approvals_of_runs(&self, runs: &[i64]) -> Result<Vec<ApprovalRow>, HistoryError> {
         let mut out = Vec::new();
         for chunk in runs.chunks(400) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT {} FROM approvals WHERE run_id IN (",
+            let mut q = Sql::new(format!(
+                "SELECT {} FROM approvals WHERE run_id IN ",
                 Self::APPROVAL_COLUMNS
             ));
-            let mut s = q.separated(", ");
-            for id in chunk {
-                s.push_bind(*id);
-            }
-            q.push(") OR used_by_run IN (");
-            let mut s = q.separated(", ");
-            for id in chunk {
-                s.push_bind(*id);
-            }
-            q.push(") ORDER BY id");
-            let rows: Vec<ApprovalRow> = q
-                .build_query_as()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+            q.push_list(chunk.iter().copied())
+                .push(" OR used_by_run IN ")
+                .push_list(chunk.iter().copied())
+                .push(" ORDER BY id");
+            let rows: Vec<ApprovalRow> = q.fetch_all(&self.db).await.map_err(|e| self.err(e))?;
             out.extend(rows);
         }
         out.sort_by_key(|r| r.id);
@@ -296,21 +285,20 @@ impl History {
 
     /// `trigger`: asks the daemon for a run now. Returns the request's id.
     pub async fn request_run(&self, by: &str) -> Result<i64, HistoryError> {
-        let r = sqlx::query("INSERT INTO run_requests (requested_at, requested_by) VALUES (?, ?)")
+        Sql::new("INSERT INTO run_requests (requested_at, requested_by) VALUES (?, ?) RETURNING id")
             .bind(now())
             .bind(by)
-            .execute(&self.pool)
+            .scalar(&self.db)
             .await
-            .map_err(|e| self.err(e))?;
-        Ok(r.last_insert_rowid())
+            .map_err(|e| self.err(e))
     }
 
     /// Whether the daemon has taken run request `id`.
     pub async fn run_request_taken(&self, id: i64) -> Result<bool, HistoryError> {
         let taken: Option<Option<String>> =
-            sqlx::query_scalar("SELECT taken_at FROM run_requests WHERE id = ?")
+            Sql::new("SELECT taken_at FROM run_requests WHERE id = ?")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .scalar_optional(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;
         Ok(matches!(taken, Some(Some(_))))
@@ -320,19 +308,19 @@ impl History {
     /// request. Requests taken more than 30 days ago are deleted: they are not history, only mail.
     pub async fn take_run_requests(&self) -> Result<Vec<String>, HistoryError> {
         let at = now();
-        let by: Vec<String> = sqlx::query_scalar(
+        let by: Vec<String> = Sql::new(
             "UPDATE run_requests SET taken_at = ? WHERE taken_at IS NULL RETURNING requested_by",
         )
         .bind(&at)
-        .fetch_all(&self.pool)
+        .scalars(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         if !by.is_empty() {
             let cutoff = (chrono::Utc::now() - chrono::Duration::days(30))
                 .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-            sqlx::query("DELETE FROM run_requests WHERE taken_at < ?")
+            Sql::new("DELETE FROM run_requests WHERE taken_at < ?")
                 .bind(cutoff)
-                .execute(&self.pool)
+                .execute(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;
         }
@@ -342,11 +330,11 @@ impl History {
     /// The daemon's poll, one cheap query on two partial indexes: the newest pending
     /// approval's id, and whether a run request is waiting.
     pub async fn poll_requests(&self) -> Result<(Option<i64>, bool), HistoryError> {
-        let (approval, waiting): (Option<i64>, i64) = sqlx::query_as(
+        let (approval, waiting): (Option<i64>, i64) = Sql::new(
             "SELECT (SELECT MAX(id) FROM approvals WHERE status = 'pending' AND kind = 'approve'), \
              EXISTS (SELECT 1 FROM run_requests WHERE taken_at IS NULL)",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok((approval, waiting != 0))

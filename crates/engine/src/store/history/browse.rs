@@ -6,10 +6,10 @@
 //! (`runs_started_at`, `runs_status`, the primary key), so a year of runs costs no more per
 //! page than a week.
 
+use super::db::{seconds_between, Dialect, HistoryRow, Sql};
 use super::{History, HistoryError, RunRecord};
 use crate::model::run_status::RunStatus;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Row, Sqlite};
 
 /// Which runs to list. Times are compared as the history writes them (RFC 3339 UTC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct AuthRecord {
     pub updated_at: String,
 }
 
-fn push_filter(q: &mut QueryBuilder<'_, Sqlite>, f: &RunFilter) {
+fn push_filter(q: &mut Sql, f: &RunFilter) {
     q.push(" WHERE 1 = 1");
     if let Some(s) = &f.status {
         q.push(" AND status = ").push_bind(*s);
@@ -82,26 +82,20 @@ impl History {
         offset: u32,
         limit: u32,
     ) -> Result<Vec<RunRecord>, HistoryError> {
-        let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {} FROM runs", Self::RUN_COLUMNS));
+        let mut q = Sql::new(format!("SELECT {} FROM runs", Self::RUN_COLUMNS));
         push_filter(&mut q, filter);
         q.push(" ORDER BY id DESC LIMIT ")
             .push_bind(i64::from(limit))
             .push(" OFFSET ")
             .push_bind(i64::from(offset));
-        q.build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
+        q.fetch_all(&self.db).await.map_err(|e| self.err(e))
     }
 
     /// How many runs match `filter`.
     pub async fn count_runs(&self, filter: &RunFilter) -> Result<i64, HistoryError> {
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM runs");
+        let mut q = Sql::new("SELECT COUNT(*) FROM runs");
         push_filter(&mut q, filter);
-        q.build_query_scalar()
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
+        q.scalar(&self.db).await.map_err(|e| self.err(e))
     }
 
     /// Totals per day of the runs (not dry runs) started in `from .. to` with `status` and
@@ -115,58 +109,68 @@ impl History {
         status: Option<RunStatus>,
         trigger: Option<&str>,
     ) -> Result<Vec<DayStats>, HistoryError> {
-        let rows = sqlx::query(
-            "SELECT substr(started_at, 1, 10) AS day, COUNT(*), SUM(adds_applied), SUM(removes_applied), \
-             SUM(failed), MAX(pending), AVG(seconds), MAX(seconds), SUM(bad) FROM ( \
+        // `+column` keeps SQLite off the column's index (the id range is read in order instead);
+        // PostgreSQL plans that by itself.
+        let plain = match self.db.dialect() {
+            Dialect::Sqlite => "+",
+            Dialect::Postgres => "",
+        };
+        let seconds = seconds_between(self.db.dialect(), "finished_at", "started_at");
+        let rows = Sql::new(format!(
+            "SELECT substr(started_at, 1, 10) AS day, COUNT(*), CAST(SUM(adds_applied) AS BIGINT), \
+             CAST(SUM(removes_applied) AS BIGINT), CAST(SUM(failed) AS BIGINT), MAX(pending), \
+             AVG(seconds), MAX(seconds), CAST(SUM(bad) AS BIGINT) FROM ( \
                SELECT started_at, adds_applied, removes_applied, failed, \
                  CASE WHEN status IN ('succeeded', 'partial') THEN pending END AS pending, \
-                 CASE WHEN status IN ('succeeded', 'partial') THEN \
-                   (julianday(finished_at) - julianday(started_at)) * 86400.0 END AS seconds, \
-                 status IN ('failed', 'aborted', 'interrupted') AS bad \
+                 CASE WHEN status IN ('succeeded', 'partial') THEN {seconds} END AS seconds, \
+                 CASE WHEN status IN ('failed', 'aborted', 'interrupted') THEN 1 ELSE 0 END AS bad \
                FROM runs WHERE id >= (SELECT id FROM runs WHERE started_at >= ?1 ORDER BY started_at LIMIT 1) \
-                 AND +started_at >= ?1 AND +started_at < ?2 AND dry_run = 0 \
-                 AND (?3 IS NULL OR +status = ?3) AND (?4 IS NULL OR +trigger = ?4)) \
+                 AND {plain}started_at >= ?1 AND {plain}started_at < ?2 AND dry_run = FALSE \
+                 AND (?3 IS NULL OR {plain}status = ?3) AND (?4 IS NULL OR {plain}trigger = ?4)) AS r \
              GROUP BY day ORDER BY day",
-        )
+        ))
         .bind(from)
         .bind(to)
         .bind(status.map(|s| s.as_str()))
         .bind(trigger)
-        .fetch_all(&self.pool)
+        .fetch_rows(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
-            .map(|r| DayStats {
-                day: r.get(0),
-                runs: r.get(1),
-                adds: r.get(2),
-                removes: r.get(3),
-                failed: r.get(4),
-                pending_max: r.get::<Option<i64>, _>(5).unwrap_or(0),
-                bad_runs: r.get(8),
-                duration_avg: r.get::<Option<f64>, _>(6).unwrap_or(0.0),
-                duration_max: r.get::<Option<f64>, _>(7).unwrap_or(0.0),
+        let get = |r: &HistoryRow| -> Result<DayStats, sqlx::Error> {
+            Ok(DayStats {
+                day: r.try_get(0)?,
+                runs: r.try_get(1)?,
+                adds: r.try_get(2)?,
+                removes: r.try_get(3)?,
+                failed: r.try_get(4)?,
+                pending_max: r.try_get::<Option<i64>>(5)?.unwrap_or(0),
+                bad_runs: r.try_get(8)?,
+                duration_avg: r.try_get::<Option<f64>>(6)?.unwrap_or(0.0),
+                duration_max: r.try_get::<Option<f64>>(7)?.unwrap_or(0.0),
             })
-            .collect())
+        };
+        rows.iter()
+            .map(get)
+            .collect::<Result<_, _>>()
+            .map_err(|e| self.err(e))
     }
 
     /// The newest run that was not a dry run, and the newest aborted one (a tripped guard).
     pub async fn latest_real_runs(
         &self,
     ) -> Result<(Option<RunRecord>, Option<RunRecord>), HistoryError> {
-        let latest = sqlx::query_as(&format!(
-            "SELECT {} FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1",
+        let latest = Sql::new(format!(
+            "SELECT {} FROM runs WHERE dry_run = FALSE ORDER BY id DESC LIMIT 1",
             Self::RUN_COLUMNS
         ))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        let aborted = sqlx::query_as(&format!(
-            "SELECT {} FROM runs WHERE status = 'aborted' AND dry_run = 0 ORDER BY id DESC LIMIT 1",
+        let aborted = Sql::new(format!(
+            "SELECT {} FROM runs WHERE status = 'aborted' AND dry_run = FALSE ORDER BY id DESC LIMIT 1",
             Self::RUN_COLUMNS
         ))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok((latest, aborted))
@@ -174,10 +178,10 @@ impl History {
 
     /// The stored OAuth lineages: client, access-token expiry, last rotation. Never a token.
     pub async fn auth_records(&self) -> Result<Vec<AuthRecord>, HistoryError> {
-        let rows: Vec<(String, Option<String>, String)> = sqlx::query_as(
+        let rows: Vec<(String, Option<String>, String)> = Sql::new(
             "SELECT client_id, expires_at, updated_at FROM oauth_tokens ORDER BY client_id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(rows
@@ -218,11 +222,11 @@ mod tests {
                 ..Default::default()
             };
             h.finish_run(&run).await.unwrap();
-            sqlx::query("UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?")
+            Sql::new("UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?")
                 .bind(format!("{day}T10:00:00.000Z"))
                 .bind(format!("{day}T10:00:02.000Z"))
                 .bind(id)
-                .execute(&h.pool)
+                .execute(&h.db)
                 .await
                 .unwrap();
         }

@@ -4,17 +4,17 @@
 //! Kept apart from the run records because it is working state the next run reads, not a
 //! record of what happened; it grows with the number of shared emails, not with runs.
 
+use super::db::Sql;
 use super::{now, History, HistoryError, ROWS_PER_INSERT};
 use crate::sync::identity::AmbiguityUpdate;
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashSet;
 
 impl History {
     /// Emails found shared by several accounts and not resolved since.
     pub async fn ambiguous_emails(&self) -> Result<HashSet<String>, HistoryError> {
-        let rows: Vec<(String,)> = sqlx::query_as("SELECT email FROM ambiguous_emails")
-            .fetch_all(&self.pool)
+        let rows: Vec<(String,)> = Sql::new("SELECT email FROM ambiguous_emails")
+            .fetch_all(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(rows.into_iter().map(|(e,)| e).collect())
@@ -25,26 +25,22 @@ impl History {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let at = now();
         for chunk in update.remember.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO ambiguous_emails (email, user_ids, first_seen, last_seen) ",
-            );
-            q.push_values(chunk, |mut row, (email, ids)| {
+            let mut q =
+                Sql::new("INSERT INTO ambiguous_emails (email, user_ids, first_seen, last_seen) ");
+            q.push_values(chunk, |row, (email, ids)| {
                 let ids: Vec<String> = ids.iter().map(u64::to_string).collect();
-                row.push_bind(email)
-                    .push_bind(ids.join(","))
-                    .push_bind(&at)
-                    .push_bind(&at);
+                row.bind(email).bind(ids.join(",")).bind(&at).bind(&at);
             });
             q.push(
                 " ON CONFLICT (email) DO UPDATE SET user_ids = excluded.user_ids, \
                  last_seen = excluded.last_seen",
             );
-            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+            q.execute(&mut tx).await.map_err(|e| self.err(e))?;
         }
         for email in &update.forget {
-            sqlx::query("DELETE FROM ambiguous_emails WHERE email = ?")
+            Sql::new("DELETE FROM ambiguous_emails WHERE email = ?")
                 .bind(email)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(|e| self.err(e))?;
         }
@@ -53,10 +49,10 @@ impl History {
 
     /// Records the kind of run as soon as it is decided (a run that dies later keeps it).
     pub async fn set_verification(&self, run_id: i64, kind: &str) -> Result<(), HistoryError> {
-        sqlx::query("UPDATE runs SET verification = ? WHERE id = ?")
+        Sql::new("UPDATE runs SET verification = ? WHERE id = ?")
             .bind(kind)
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -65,11 +61,11 @@ impl History {
     /// When the last full verification that read Studio to the end started (it finished
     /// `succeeded`, `partial` or `aborted`: all of them completed their searches).
     pub async fn last_full_verification(&self) -> Result<Option<DateTime<Utc>>, HistoryError> {
-        let at: Option<String> = sqlx::query_scalar(
+        let at: Option<String> = Sql::new(
             "SELECT MAX(started_at) FROM runs WHERE verification = 'full' \
              AND status IN ('succeeded', 'partial', 'aborted')",
         )
-        .fetch_one(&self.pool)
+        .scalar(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(at

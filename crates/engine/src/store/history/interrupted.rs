@@ -6,6 +6,7 @@
 //! the actions it left `planned` (sent or not, no answer was recorded) get the outcome
 //! `unknown`: Studio may or may not have them; the next run reads Studio and finishes the job.
 
+use super::db::Sql;
 use super::{History, HistoryError};
 use crate::model::run_status::RunStatus;
 
@@ -51,14 +52,14 @@ impl History {
     ) -> Result<u64, HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let sql = format!("SELECT id FROM runs WHERE {which}");
-        let mut select = sqlx::query_scalar(&sql);
+        let mut select = Sql::new(&sql);
         if let Some(pid) = pid {
             select = select.bind(pid);
         }
-        let ids: Vec<i64> = select.fetch_all(&mut *tx).await.map_err(|e| self.err(e))?;
+        let ids: Vec<i64> = select.scalars(&mut tx).await.map_err(|e| self.err(e))?;
         let at = self.now();
         for id in &ids {
-            sqlx::query(
+            Sql::new(
                 "UPDATE run_actions SET outcome = ?, detail = COALESCE(detail, ?), updated_at = ? \
                  WHERE run_id = ? AND outcome = 'planned'",
             )
@@ -66,10 +67,10 @@ impl History {
             .bind(UNKNOWN_DETAIL)
             .bind(&at)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-            sqlx::query(
+            Sql::new(
                 "UPDATE runs SET status = ?, finished_at = ?, error = COALESCE(error, ?), \
                  adds_planned = (SELECT COUNT(*) FROM run_actions WHERE run_id = runs.id AND action = 'add'), \
                  removes_planned = (SELECT COUNT(*) FROM run_actions WHERE run_id = runs.id AND action = 'remove'), \
@@ -83,7 +84,7 @@ impl History {
             .bind(&at)
             .bind(error)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         }

@@ -6,10 +6,10 @@
 //! and never write it: `plan` changes nothing.
 
 use super::clock::text;
+use super::db::Sql;
 use super::{History, HistoryError, ROWS_PER_INSERT};
 use crate::sync::grace::MissingSince;
 use chrono::{DateTime, Utc};
-use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;
 
 /// A grant a run found missing: Studio user id, role name, email.
@@ -24,20 +24,20 @@ impl History {
         run_id: i64,
     ) -> Result<HashMap<(u64, String), MissingSince>, HistoryError> {
         let rows: Vec<(i64, String, String, i64)> =
-            sqlx::query_as("SELECT user_id, role, since, first_run_id FROM missing_grants")
-                .fetch_all(&self.pool)
+            Sql::new("SELECT user_id, role, since, first_run_id FROM missing_grants")
+                .fetch_all(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;
         let Some(oldest) = rows.iter().map(|r| r.3).min() else {
             return Ok(HashMap::new());
         };
-        let runs: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM runs WHERE dry_run = 0 AND plan_recorded = 1 AND id >= ? AND id < ? \
+        let runs: Vec<i64> = Sql::new(
+            "SELECT id FROM runs WHERE dry_run = FALSE AND plan_recorded = TRUE AND id >= ? AND id < ? \
              ORDER BY id",
         )
         .bind(oldest)
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .scalars(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(rows
@@ -65,43 +65,42 @@ impl History {
         missing: &[MissingGrant],
     ) -> Result<(), HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS missing_now (user_id INTEGER, role TEXT)")
-            .execute(&mut *tx)
+        Sql::new("CREATE TEMP TABLE IF NOT EXISTS missing_now (user_id BIGINT, role TEXT)")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-        sqlx::query("DELETE FROM missing_now")
-            .execute(&mut *tx)
+        Sql::new("DELETE FROM missing_now")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         let at = text(self.clock.now());
         for chunk in missing.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO missing_now (user_id, role) ");
-            q.push_values(chunk, |mut row, (user_id, role, _)| {
-                row.push_bind(*user_id as i64).push_bind(role);
+            let mut q = Sql::new("INSERT INTO missing_now (user_id, role) ");
+            q.push_values(chunk, |row, (user_id, role, _)| {
+                row.bind(*user_id as i64).bind(role);
             });
-            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO missing_grants (user_id, role, email, since, first_run_id) ",
-            );
-            q.push_values(chunk, |mut row, (user_id, role, email)| {
-                row.push_bind(*user_id as i64)
-                    .push_bind(role)
-                    .push_bind(email)
-                    .push_bind(&at)
-                    .push_bind(run_id);
+            q.execute(&mut tx).await.map_err(|e| self.err(e))?;
+            let mut q =
+                Sql::new("INSERT INTO missing_grants (user_id, role, email, since, first_run_id) ");
+            q.push_values(chunk, |row, (user_id, role, email)| {
+                row.bind(*user_id as i64)
+                    .bind(role)
+                    .bind(email)
+                    .bind(&at)
+                    .bind(run_id);
             });
             q.push(" ON CONFLICT (user_id, role) DO NOTHING");
-            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+            q.execute(&mut tx).await.map_err(|e| self.err(e))?;
         }
-        sqlx::query(
+        Sql::new(
             "DELETE FROM missing_grants WHERE NOT EXISTS (SELECT 1 FROM missing_now m \
              WHERE m.user_id = missing_grants.user_id AND m.role = missing_grants.role)",
         )
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(|e| self.err(e))?;
-        sqlx::query("DELETE FROM missing_now")
-            .execute(&mut *tx)
+        Sql::new("DELETE FROM missing_now")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))

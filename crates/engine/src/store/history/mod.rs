@@ -15,8 +15,11 @@
 //! through a simulated year.
 
 mod approvals;
+#[cfg(test)]
+pub(crate) mod backends;
 mod browse;
 mod clock;
+mod db;
 mod identity;
 mod interrupted;
 mod missing;
@@ -24,6 +27,7 @@ pub mod notifications;
 mod pending;
 mod people;
 mod pool;
+mod postgres;
 mod reminders;
 mod retention;
 mod status;
@@ -50,9 +54,9 @@ use crate::model::run_status::RunStatus;
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
 use chrono::{SecondsFormat, Utc};
+use db::{Db, Sql, Tx};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 /// Rows per multi-row INSERT: well under SQLite's limit of bound parameters.
 const ROWS_PER_INSERT: usize = 500;
@@ -65,7 +69,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 /// starting while an admin runs `plan`) race: SQLite migrations take no lock, so the loser
 /// fails on a migration the winner has just committed. Each migration commits with its record,
 /// so trying again a few times sees it applied and goes on.
-async fn migrate(pool: &SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
+async fn migrate(pool: &sqlx::SqlitePool) -> Result<(), sqlx::migrate::MigrateError> {
     let mut attempt = 0;
     loop {
         match MIGRATOR.run(pool).await {
@@ -105,7 +109,7 @@ pub fn now() -> String {
 
 #[derive(Clone, Debug)]
 pub struct History {
-    pool: SqlitePool,
+    db: Db,
     path: PathBuf,
     clock: Clock,
     /// Opened by [`open`](History::open): this process may write, and checkpoints on close.
@@ -277,7 +281,7 @@ impl History {
             state_files::tighten(&companion);
         }
         Ok(History {
-            pool,
+            db: Db::Sqlite(pool),
             path: path.to_path_buf(),
             clock: Clock::system(),
             writable: true,
@@ -325,10 +329,19 @@ impl History {
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
         History {
-            pool,
+            db: Db::Sqlite(pool),
             path: path.to_path_buf(),
             clock: Clock::system(),
             writable: false,
+        }
+    }
+
+    /// The SQLite pool of a file history (tests that look at the file itself).
+    #[cfg(test)]
+    pub(crate) fn sqlite_pool(&self) -> sqlx::SqlitePool {
+        match &self.db {
+            Db::Sqlite(pool) => pool.clone(),
+            Db::Postgres(_) => panic!("not a SQLite history"),
         }
     }
 
@@ -336,12 +349,9 @@ impl History {
         &self.path
     }
 
-    /// A write transaction that takes SQLite's write lock at once (waiting up to the busy
-    /// timeout). A deferred one that reads before it writes fails at once with
-    /// SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), with no wait, when another
-    /// process (a `plan` beside the daemon) wrote in between: a daemon run failed so.
-    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+    /// A write transaction ([`Db::begin_write`]).
+    async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        self.db.begin_write().await
     }
 
     fn err(&self, e: sqlx::Error) -> HistoryError {
@@ -352,15 +362,14 @@ impl History {
     }
 
     pub async fn start_run(&self, trigger: &str, dry_run: bool) -> Result<i64, HistoryError> {
-        let r = sqlx::query("INSERT INTO runs (started_at, trigger, dry_run, status, pid) VALUES (?, ?, ?, 'running', ?)")
+        Sql::new("INSERT INTO runs (started_at, trigger, dry_run, status, pid) VALUES (?, ?, ?, 'running', ?) RETURNING id")
             .bind(self.now())
             .bind(trigger)
             .bind(dry_run)
             .bind(std::process::id() as i64)
-            .execute(&self.pool)
+            .scalar(&self.db)
             .await
-            .map_err(|e| self.err(e))?;
-        Ok(r.last_insert_rowid())
+            .map_err(|e| self.err(e))
     }
 
     /// Records the planned actions and the pending emails of a run, in one transaction: the
@@ -373,34 +382,34 @@ impl History {
     ) -> Result<PendingChanges, HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         // A write first, so the transaction holds the write lock before it reads the spans.
-        sqlx::query("UPDATE runs SET plan_recorded = 1 WHERE id = ?")
+        Sql::new("UPDATE runs SET plan_recorded = TRUE WHERE id = ?")
             .bind(run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         let at = self.now();
         // Many rows per statement: a 20,000-action plan is 40 statements, not 20,000.
         for chunk in actions.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at, source, until, reason) ",
+            let mut q = Sql::new(
+                "INSERT INTO run_actions (run_id, email, user_id, role, action, outcome, http_status, detail, planned_user_id, updated_at, source, until, reason)",
             );
-            q.push_values(chunk, |mut row, a| {
-                row.push_bind(run_id)
-                    .push_bind(&a.email)
-                    .push_bind(a.user_id)
-                    .push_bind(&a.role)
-                    .push_bind(a.action)
-                    .push_bind(a.outcome)
-                    .push_bind(a.http_status)
-                    .push_bind(&a.detail)
+            q.push_values(chunk, |row, a| {
+                row.bind(run_id)
+                    .bind(&a.email)
+                    .bind(a.user_id)
+                    .bind(&a.role)
+                    .bind(a.action)
+                    .bind(a.outcome)
+                    .bind(a.http_status)
+                    .bind(&a.detail)
                     // `planned_user_id` (a column since 0001) is always the user id.
-                    .push_bind(a.user_id)
-                    .push_bind(&at)
-                    .push_bind(&a.source)
-                    .push_bind(&a.until)
-                    .push_bind(&a.reason);
+                    .bind(a.user_id)
+                    .bind(&at)
+                    .bind(&a.source)
+                    .bind(&a.until)
+                    .bind(&a.reason);
             });
-            q.build().execute(&mut *tx).await.map_err(|e| self.err(e))?;
+            q.execute(&mut tx).await.map_err(|e| self.err(e))?;
         }
         let changes = pending::record(&mut tx, run_id, &self.clock, pending)
             .await
@@ -418,7 +427,7 @@ impl History {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let at = self.now();
         for a in outcomes {
-            sqlx::query(
+            Sql::new(
                 "UPDATE run_actions SET outcome = ?, http_status = ?, detail = ?, updated_at = ? \
                  WHERE run_id = ? AND planned_user_id = ? AND role = ? AND action = ?",
             )
@@ -430,7 +439,7 @@ impl History {
             .bind(a.user_id)
             .bind(&a.role)
             .bind(a.action)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         }
@@ -439,7 +448,7 @@ impl History {
 
     /// Writes the end of a run: its status, counts and error.
     pub async fn finish_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
-        sqlx::query(
+        Sql::new(
             "UPDATE runs SET finished_at = ?, status = ?, desired_users = ?, adds_planned = ?, removes_planned = ?, \
              adds_applied = ?, removes_applied = ?, failed = ?, pending = ?, api_requests = ?, error = ?, \
              retries = ?, throttled = ? WHERE id = ?",
@@ -458,7 +467,7 @@ impl History {
         .bind(run.retries)
         .bind(run.throttled)
         .bind(run.id)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(())
@@ -470,42 +479,42 @@ impl History {
 
     /// The latest runs, newest first.
     pub async fn runs(&self, limit: u32) -> Result<Vec<RunRecord>, HistoryError> {
-        sqlx::query_as(&format!(
+        Sql::new(format!(
             "SELECT {} FROM runs ORDER BY id DESC LIMIT ?",
             Self::RUN_COLUMNS
         ))
         .bind(limit as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
 
     pub async fn run(&self, id: i64) -> Result<Option<RunRecord>, HistoryError> {
-        sqlx::query_as(&format!(
+        Sql::new(format!(
             "SELECT {} FROM runs WHERE id = ?",
             Self::RUN_COLUMNS
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
 
     pub async fn actions(&self, run_id: i64) -> Result<Vec<ActionRow>, HistoryError> {
-        sqlx::query_as(
+        Sql::new(
             "SELECT email, user_id, role, action, outcome, http_status, detail FROM run_actions \
              WHERE run_id = ? ORDER BY role, action, email, id",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
 
     pub async fn pending(&self, run_id: i64) -> Result<Vec<PendingRow>, HistoryError> {
-        sqlx::query_as("SELECT email, reason, user_id, detail FROM run_pending WHERE run_id = ? ORDER BY reason, email")
+        Sql::new("SELECT email, reason, user_id, detail FROM run_pending WHERE run_id = ? ORDER BY reason, email")
             .bind(run_id)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.db)
             .await
             .map_err(|e| self.err(e))
     }
@@ -518,15 +527,17 @@ impl History {
     /// after a first `apply`. A checkpoint that cannot run now (a reader holds an old snapshot)
     /// is left to SQLite.
     pub async fn close(&self) {
-        if self.writable && !self.pool.is_closed() {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.pool)
-                .await
-            {
-                tracing::debug!(error = %e, "history: checkpoint at close did not run");
+        if let (true, Db::Sqlite(pool)) = (self.writable, &self.db) {
+            if !pool.is_closed() {
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(pool)
+                    .await
+                {
+                    tracing::debug!(error = %e, "history: checkpoint at close did not run");
+                }
             }
         }
-        self.pool.close().await;
+        self.db.close().await;
     }
 
     /// The write-ahead log beside the file holds writes not yet in the file itself.
@@ -539,48 +550,54 @@ impl History {
 
 #[cfg(test)]
 mod tests {
+    use super::backends::history_tests;
     use super::*;
 
     #[tokio::test]
-    async fn runs_round_trip_and_interrupted() {
+    async fn a_new_history_file_is_private() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/history.db");
-        let h = History::open(&path).await.unwrap();
+        History::open(&path).await.unwrap();
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
-        let id = h.start_run("manual", false).await.unwrap();
-        let row = ActionRow {
-            email: Some("a@x.edu".into()),
-            user_id: 7,
-            role: "Admin".into(),
-            action: ChangeKind::Add,
-            outcome: Outcome::Planned,
-            http_status: None,
-            detail: None,
-            source: None,
-            until: None,
-            reason: None,
-        };
-        h.record_plan(id, std::slice::from_ref(&row), &PendingUpdate::default())
-            .await
-            .unwrap();
-        let done = ActionRow {
-            outcome: Outcome::Applied,
-            http_status: Some(200),
-            ..row.clone()
-        };
-        h.record_outcomes(id, &[done]).await.unwrap();
-        let actions = h.actions(id).await.unwrap();
-        assert_eq!(
-            (actions[0].user_id, actions[0].outcome),
-            (7, Outcome::Applied)
-        );
-        assert_eq!(h.mark_interrupted().await.unwrap(), 1);
-        let run = h.run(id).await.unwrap().unwrap();
-        assert_eq!(run.status, RunStatus::Interrupted);
-        assert!(run.finished_at.is_some());
+    }
+
+    history_tests! {
+        async fn runs_round_trip_and_interrupted(h: History) {
+            let id = h.start_run("manual", false).await.unwrap();
+            let row = ActionRow {
+                email: Some("a@x.edu".into()),
+                user_id: 7,
+                role: "Admin".into(),
+                action: ChangeKind::Add,
+                outcome: Outcome::Planned,
+                http_status: None,
+                detail: None,
+                source: None,
+                until: None,
+                reason: None,
+            };
+            h.record_plan(id, std::slice::from_ref(&row), &PendingUpdate::default())
+                .await
+                .unwrap();
+            let done = ActionRow {
+                outcome: Outcome::Applied,
+                http_status: Some(200),
+                ..row.clone()
+            };
+            h.record_outcomes(id, &[done]).await.unwrap();
+            let actions = h.actions(id).await.unwrap();
+            assert_eq!(
+                (actions[0].user_id, actions[0].outcome),
+                (7, Outcome::Applied)
+            );
+            assert_eq!(h.mark_interrupted().await.unwrap(), 1);
+            let run = h.run(id).await.unwrap().unwrap();
+            assert_eq!(run.status, RunStatus::Interrupted);
+            assert!(run.finished_at.is_some());
+        }
     }
 }

@@ -5,6 +5,7 @@
 //! history (the daemon, a one-shot `apply`) sees the same transitions, and a restart never
 //! sends a message again.
 
+use super::db::Sql;
 use super::{History, HistoryError};
 use crate::model::change::{ChangeKey, ChangeKind};
 use std::collections::HashSet;
@@ -33,13 +34,13 @@ impl History {
         // Newest first along the primary key, stopping after `runs` matches. The unary `+`
         // keeps SQLite off the `runs_status` index, which would read every run of those
         // statuses and sort them: linear in the history's length instead of constant.
-        let recent: Vec<(i64,)> = sqlx::query_as(
-            "SELECT id FROM runs WHERE id < ? AND +dry_run = 0 AND +status IN ('succeeded', 'partial') \
+        let recent: Vec<(i64,)> = Sql::new(
+            "SELECT id FROM runs WHERE id < ? AND +dry_run = FALSE AND +status IN ('succeeded', 'partial') \
              ORDER BY id DESC LIMIT ?",
         )
         .bind(before_run)
         .bind(runs as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         if recent.len() < runs as usize {
@@ -51,28 +52,27 @@ impl History {
         // Retention folds old no-op runs away (`history.keep_noop_runs`): a quiet run deleted
         // between two of these would make them look consecutive. Every id from the oldest up
         // to this run must still be there.
-        let (present,): (i64,) =
-            sqlx::query_as("SELECT COUNT(*) FROM runs WHERE id >= ? AND id < ?")
-                .bind(oldest)
-                .bind(before_run)
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+        let (present,): (i64,) = Sql::new("SELECT COUNT(*) FROM runs WHERE id >= ? AND id < ?")
+            .bind(oldest)
+            .bind(before_run)
+            .fetch_one(&self.db)
+            .await
+            .map_err(|e| self.err(e))?;
         if present != before_run - oldest {
             return Ok(None);
         }
         // `run_actions_key` starts with run_id: this reads the actions of those runs only.
-        let rows: Vec<ChangeKey> = sqlx::query_as(
+        let rows: Vec<ChangeKey> = Sql::new(
             "SELECT user_id, role, action FROM run_actions \
-             WHERE run_id IN (SELECT id FROM runs WHERE id BETWEEN ? AND ? AND dry_run = 0 \
+             WHERE run_id IN (SELECT id FROM runs WHERE id BETWEEN ? AND ? AND dry_run = FALSE \
                               AND status IN ('succeeded', 'partial')) \
-               AND (outcome = 'applied' OR flapping = 1) \
+               AND (outcome = 'applied' OR flapping = TRUE) \
              GROUP BY user_id, role, action HAVING COUNT(DISTINCT run_id) = ?",
         )
         .bind(oldest)
         .bind(newest)
         .bind(runs as i64)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(Some(rows.into_iter().collect()))
@@ -87,22 +87,22 @@ impl History {
     ) -> Result<(), HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         for key in actions {
-            sqlx::query(
-                "UPDATE run_actions SET flapping = 1 \
+            Sql::new(
+                "UPDATE run_actions SET flapping = TRUE \
                  WHERE run_id = ? AND planned_user_id = ? AND role = ? AND action = ?",
             )
             .bind(run_id)
             .bind(key.user_id)
             .bind(&key.role)
             .bind(key.kind)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         }
-        sqlx::query("UPDATE runs SET flapping = ? WHERE id = ?")
+        Sql::new("UPDATE runs SET flapping = ? WHERE id = ?")
             .bind(actions.len() as i64)
             .bind(run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))
@@ -113,12 +113,12 @@ impl History {
         &self,
         run_id: i64,
     ) -> Result<Vec<(Option<String>, String, ChangeKind)>, HistoryError> {
-        sqlx::query_as(
-            "SELECT email, role, action FROM run_actions WHERE run_id = ? AND flapping = 1 \
+        Sql::new(
+            "SELECT email, role, action FROM run_actions WHERE run_id = ? AND flapping = TRUE \
              ORDER BY role, action, email",
         )
         .bind(run_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
@@ -131,24 +131,24 @@ impl History {
     ) -> Result<T, HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         // Take the write lock first, so the read below is not stale when the write comes.
-        sqlx::query("DELETE FROM notify_conditions WHERE 0")
-            .execute(&mut *tx)
+        Sql::new("DELETE FROM notify_conditions WHERE 0")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-        let stored: Vec<StoredCondition> = sqlx::query_as(
+        let stored: Vec<StoredCondition> = Sql::new(
             "SELECT condition, since, since_run_id, last_sent, last_run_id FROM notify_conditions \
              ORDER BY condition",
         )
-        .fetch_all(&mut *tx)
+        .fetch_all(&mut tx)
         .await
         .map_err(|e| self.err(e))?;
         let (next, out) = decide(stored);
-        sqlx::query("DELETE FROM notify_conditions")
-            .execute(&mut *tx)
+        Sql::new("DELETE FROM notify_conditions")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         for c in &next {
-            sqlx::query(
+            Sql::new(
                 "INSERT INTO notify_conditions (condition, since, since_run_id, last_sent, last_run_id) \
                  VALUES (?, ?, ?, ?, ?)",
             )
@@ -157,7 +157,7 @@ impl History {
             .bind(c.since_run_id)
             .bind(&c.last_sent)
             .bind(c.last_run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         }
@@ -235,9 +235,9 @@ mod tests {
             Some(HashSet::new())
         );
         // A run folded away by retention: the remaining ones are not consecutive.
-        sqlx::query("DELETE FROM runs WHERE id = ?")
+        Sql::new("DELETE FROM runs WHERE id = ?")
             .bind(quiet)
-            .execute(&h.pool)
+            .execute(&h.db)
             .await
             .ok();
         let after = run(&h, false, RunStatus::Succeeded, &[7]).await;

@@ -9,10 +9,11 @@
 //! `plan` overlapping the daemon's run) gets one-run spans of its own.
 
 use super::clock::text;
+use super::db::Sql;
+use super::db::Tx;
 use super::{Clock, History, HistoryError, PendingRow, ROWS_PER_INSERT};
 use crate::sync::recheck::Backoff;
 use serde::Serialize;
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::{HashMap, HashSet};
 
 /// What a run left pending, and which `not_in_studio` emails it searched.
@@ -62,7 +63,7 @@ fn key(p: &PendingRow) -> Key {
 
 /// Writes the changes of run `run_id`'s pending set to the spans (inside its plan's transaction).
 pub(super) async fn record(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     run_id: i64,
     clock: &Clock,
     update: &PendingUpdate<'_>,
@@ -70,9 +71,9 @@ pub(super) async fn record(
     let now = clock.now();
     let at = text(now);
     let later: Option<i64> =
-        sqlx::query_scalar("SELECT MAX(id) FROM runs WHERE plan_recorded = 1 AND id > ?")
+        Sql::new("SELECT MAX(id) FROM runs WHERE plan_recorded = TRUE AND id > ?")
             .bind(run_id)
-            .fetch_one(&mut *tx)
+            .scalar(&mut *tx)
             .await?;
     let mut seen = HashSet::new();
     let rows: Vec<&PendingRow> = update.rows.iter().filter(|p| seen.insert(key(p))).collect();
@@ -82,7 +83,7 @@ pub(super) async fn record(
         insert(tx, run_id, &at, &rows, Some(run_id + 1)).await?;
         return Ok(PendingChanges::default());
     }
-    let open: Vec<OpenSpan> = sqlx::query_as(
+    let open: Vec<OpenSpan> = Sql::new(
         "SELECT id, email, reason, user_id, detail, checks FROM pending_spans WHERE ended_run_id IS NULL",
     )
     .fetch_all(&mut *tx)
@@ -98,16 +99,16 @@ pub(super) async fn record(
         .collect();
     let ended: Vec<i64> = ended_keys.iter().map(|(_, id)| *id).collect();
     if !ended.is_empty() {
-        let last: Option<(i64, String)> = sqlx::query_as(
+        let last: Option<(i64, String)> = Sql::new(
             "SELECT id, COALESCE(finished_at, started_at) FROM runs \
-             WHERE plan_recorded = 1 AND id < ? ORDER BY id DESC LIMIT 1",
+             WHERE plan_recorded = TRUE AND id < ? ORDER BY id DESC LIMIT 1",
         )
         .bind(run_id)
         .fetch_optional(&mut *tx)
         .await?;
         let (last_id, last_at) = last.unzip();
         for chunk in ended.chunks(ROWS_PER_INSERT) {
-            let mut q = QueryBuilder::<Sqlite>::new("UPDATE pending_spans SET ended_run_id = ");
+            let mut q = Sql::new("UPDATE pending_spans SET ended_run_id = ");
             q.push_bind(run_id)
                 .push(", ended_at = ")
                 .push_bind(&at)
@@ -115,13 +116,9 @@ pub(super) async fn record(
                 .push_bind(last_id)
                 .push(", last_seen_at = ")
                 .push_bind(&last_at)
-                .push(" WHERE id IN (");
-            let mut ids = q.separated(", ");
-            for id in chunk {
-                ids.push_bind(*id);
-            }
-            q.push(")");
-            q.build().execute(&mut *tx).await?;
+                .push(" WHERE id IN ")
+                .push_list(chunk.iter().copied());
+            q.execute(&mut *tx).await?;
         }
     }
     let new: Vec<&PendingRow> = rows
@@ -152,7 +149,7 @@ pub(super) async fn record(
             .backoff
             .interval(u32::try_from(checks).unwrap_or(u32::MAX), &p.email);
         let next = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-        sqlx::query(
+        Sql::new(
             "UPDATE pending_spans SET checks = ?, last_checked_at = ?, next_check_at = ? \
              WHERE ended_run_id IS NULL AND email = ? AND reason = 'not_in_studio'",
         )
@@ -167,31 +164,31 @@ pub(super) async fn record(
 }
 
 async fn insert(
-    tx: &mut SqliteConnection,
+    tx: &mut Tx,
     run_id: i64,
     at: &str,
     rows: &[&PendingRow],
     ended_run_id: Option<i64>,
 ) -> Result<(), sqlx::Error> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = Sql::new(
             "INSERT INTO pending_spans (email, reason, user_id, detail, first_run_id, first_seen_at, \
              ended_run_id, ended_at, last_run_id, last_seen_at) ",
         );
-        q.push_values(chunk, |mut row, p| {
+        q.push_values(chunk, |row, p| {
             let ended_at = ended_run_id.map(|_| at);
-            row.push_bind(&p.email)
-                .push_bind(&p.reason)
-                .push_bind(p.user_id)
-                .push_bind(&p.detail)
-                .push_bind(run_id)
-                .push_bind(at)
-                .push_bind(ended_run_id)
-                .push_bind(ended_at)
-                .push_bind(ended_run_id.map(|_| run_id))
-                .push_bind(ended_at);
+            row.bind(&p.email)
+                .bind(&p.reason)
+                .bind(p.user_id)
+                .bind(&p.detail)
+                .bind(run_id)
+                .bind(at)
+                .bind(ended_run_id)
+                .bind(ended_at)
+                .bind(ended_run_id.map(|_| run_id))
+                .bind(ended_at);
         });
-        q.build().execute(&mut *tx).await?;
+        q.execute(&mut *tx).await?;
     }
     Ok(())
 }
@@ -199,11 +196,11 @@ async fn insert(
 impl History {
     /// What is left alone now: the open spans, with their back-off.
     pub async fn pending_now(&self) -> Result<Vec<PendingNow>, HistoryError> {
-        sqlx::query_as(
+        Sql::new(
             "SELECT email, reason, user_id, detail, first_seen_at AS since, last_checked_at, next_check_at \
              FROM pending_spans WHERE ended_run_id IS NULL ORDER BY reason, email",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
@@ -211,12 +208,12 @@ impl History {
     /// `not_in_studio` emails whose next search is not due yet (by this history's clock):
     /// a scheduled run leaves them out of its searches.
     pub async fn resting_emails(&self) -> Result<HashSet<String>, HistoryError> {
-        let rows: Vec<(String,)> = sqlx::query_as(
+        let rows: Vec<(String,)> = Sql::new(
             "SELECT email FROM pending_spans WHERE ended_run_id IS NULL \
              AND reason = 'not_in_studio' AND next_check_at > ?",
         )
         .bind(self.now())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(rows.into_iter().map(|(e,)| e).collect())
@@ -285,8 +282,8 @@ mod tests {
         assert_eq!(pending_of(&h, r2).await.len(), 2);
         assert_eq!(pending_of(&h, r3).await, ["a@x.edu not_in_studio"]);
         assert_eq!(pending_of(&h, r4).await.len(), 2);
-        let spans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pending_spans")
-            .fetch_one(&h.pool)
+        let spans: i64 = Sql::new("SELECT COUNT(*) FROM pending_spans")
+            .scalar(&h.db)
             .await
             .unwrap();
         assert_eq!(spans, 3, "a once, b twice");
@@ -300,11 +297,10 @@ mod tests {
         );
         clock.set(chrono::Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap());
         assert!(h.resting_emails().await.unwrap().is_empty());
-        let by_email: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM run_pending WHERE email = 'b@x.edu'")
-                .fetch_one(&h.pool)
-                .await
-                .unwrap();
+        let by_email: i64 = Sql::new("SELECT COUNT(*) FROM run_pending WHERE email = 'b@x.edu'")
+            .scalar(&h.db)
+            .await
+            .unwrap();
         assert_eq!(by_email, 3);
     }
 }
@@ -343,7 +339,7 @@ mod migration_tests {
             (5, "succeeded"),
             (6, "succeeded"),
         ] {
-            sqlx::query(
+            Sql::new(
                 "INSERT INTO runs (id, started_at, trigger, status) VALUES (?, ?, 'schedule', ?)",
             )
             .bind(id)
@@ -364,7 +360,7 @@ mod migration_tests {
             (6, "a"),
         ];
         for (run, who) in rows {
-            sqlx::query("INSERT INTO run_pending (run_id, email, reason, detail) VALUES (?, ?, 'not_in_studio', 'd')")
+            Sql::new("INSERT INTO run_pending (run_id, email, reason, detail) VALUES (?, ?, 'not_in_studio', 'd')")
                 .bind(run)
                 .bind(format!("{who}@x.edu"))
                 .execute(&old)
@@ -372,22 +368,21 @@ mod migration_tests {
                 .unwrap();
         }
         let snapshot = |pool: sqlx::SqlitePool| async move {
-            let v: Vec<(i64, String, String)> = sqlx::query_as(
-                "SELECT run_id, email, reason FROM run_pending ORDER BY run_id, email",
-            )
-            .fetch_all(&pool)
-            .await
-            .unwrap();
+            let v: Vec<(i64, String, String)> =
+                Sql::new("SELECT run_id, email, reason FROM run_pending ORDER BY run_id, email")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
             v
         };
         let was = snapshot(old.clone()).await;
         old.close().await;
         let h = History::open(&path).await.unwrap();
-        assert_eq!(snapshot(h.pool.clone()).await, was);
-        let spans: Vec<(String, i64, Option<i64>)> = sqlx::query_as(
+        assert_eq!(snapshot(h.sqlite_pool()).await, was);
+        let spans: Vec<(String, i64, Option<i64>)> = Sql::new(
             "SELECT email, first_run_id, ended_run_id FROM pending_spans ORDER BY email, first_run_id",
         )
-        .fetch_all(&h.pool)
+        .fetch_all(&h.db)
         .await
         .unwrap();
         assert_eq!(

@@ -8,13 +8,13 @@
 //! (one read of both tables, then the changes), so the tables grow with people and a run
 //! that changed nothing about anyone writes nothing but its run id.
 
+use super::db::Sql;
 use super::{History, HistoryError};
 use serde::Serialize;
-use sqlx::Row;
 use std::collections::HashMap;
 
 /// A Studio account as a run read it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AccountSeen {
     pub user_id: i64,
     pub full_name: Option<String>,
@@ -56,43 +56,34 @@ impl History {
         // A write first, so the transaction holds the write lock before it reads: a read
         // first would have to upgrade its snapshot, which fails at once ("database is locked")
         // when `plan` beside the daemon wrote in between.
-        let first_fill = sqlx::query("UPDATE people_seen SET run_id = ? WHERE id = 1")
+        let first_fill = Sql::new("UPDATE people_seen SET run_id = ? WHERE id = 1")
             .bind(run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?
-            .rows_affected()
             == 0;
         if first_fill {
-            sqlx::query("INSERT INTO people_seen (id, run_id) VALUES (1, ?)")
+            Sql::new("INSERT INTO people_seen (id, run_id) VALUES (1, ?)")
                 .bind(run_id)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(|e| self.err(e))?;
         }
 
         let stored: HashMap<i64, AccountSeen> =
-            sqlx::query("SELECT user_id, full_name, email, held FROM studio_accounts")
-                .fetch_all(&mut *tx)
+            Sql::new("SELECT user_id, full_name, email, held FROM studio_accounts")
+                .fetch_all::<AccountSeen>(&mut tx)
                 .await
                 .map_err(|e| self.err(e))?
-                .iter()
-                .map(|r| {
-                    let a = AccountSeen {
-                        user_id: r.get(0),
-                        full_name: r.get(1),
-                        email: r.get(2),
-                        held: r.get(3),
-                    };
-                    (a.user_id, a)
-                })
+                .into_iter()
+                .map(|a| (a.user_id, a))
                 .collect();
         let read: HashMap<i64, &AccountSeen> = accounts.iter().map(|a| (a.user_id, a)).collect();
         for a in accounts {
             if stored.get(&a.user_id) == Some(a) {
                 continue;
             }
-            sqlx::query(
+            Sql::new(
                 "INSERT INTO studio_accounts (user_id, full_name, email, held, changed_run_id) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET \
                  full_name = COALESCE(excluded.full_name, full_name), email = excluded.email, \
@@ -103,7 +94,7 @@ impl History {
             .bind(&a.email)
             .bind(&a.held)
             .bind(run_id)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         }
@@ -112,23 +103,20 @@ impl History {
             .values()
             .filter(|s| !s.held.is_empty() && !read.contains_key(&s.user_id))
         {
-            sqlx::query(
-                "UPDATE studio_accounts SET held = '', changed_run_id = ? WHERE user_id = ?",
-            )
-            .bind(run_id)
-            .bind(gone.user_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?;
+            Sql::new("UPDATE studio_accounts SET held = '', changed_run_id = ? WHERE user_id = ?")
+                .bind(run_id)
+                .bind(gone.user_id)
+                .execute(&mut tx)
+                .await
+                .map_err(|e| self.err(e))?;
         }
 
-        let stored: HashMap<String, String> =
-            sqlx::query_as("SELECT email, roles FROM desired_people")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?
-                .into_iter()
-                .collect();
+        let stored: HashMap<String, String> = Sql::new("SELECT email, roles FROM desired_people")
+            .fetch_all(&mut tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .into_iter()
+            .collect();
         let listed: HashMap<&str, &str> = desired
             .iter()
             .map(|d| (d.email.as_str(), d.roles.as_str()))
@@ -136,13 +124,13 @@ impl History {
         for (email, roles) in &listed {
             match stored.get(*email) {
                 Some(r) if r == roles => continue,
-                Some(_) => sqlx::query(
+                Some(_) => Sql::new(
                     "UPDATE desired_people SET roles = ?, changed_run_id = ? WHERE email = ?",
                 )
                 .bind(roles)
                 .bind(run_id)
                 .bind(email),
-                None => sqlx::query(
+                None => Sql::new(
                     "INSERT INTO desired_people (email, roles, listed_since_run_id, \
                      changed_run_id) VALUES (?3, ?1, ?4, ?2)",
                 )
@@ -151,14 +139,14 @@ impl History {
                 .bind(email)
                 .bind((!first_fill).then_some(run_id)),
             }
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         }
         for email in stored.keys().filter(|e| !listed.contains_key(e.as_str())) {
-            sqlx::query("DELETE FROM desired_people WHERE email = ?")
+            Sql::new("DELETE FROM desired_people WHERE email = ?")
                 .bind(email)
-                .execute(&mut *tx)
+                .execute(&mut tx)
                 .await
                 .map_err(|e| self.err(e))?;
         }
@@ -167,30 +155,22 @@ impl History {
 
     /// What the history knows of `email` (normalised): its accounts, its desired roles.
     pub async fn person(&self, email: &str) -> Result<Person, HistoryError> {
-        let as_of_run: Option<i64> = sqlx::query_scalar("SELECT run_id FROM people_seen")
-            .fetch_optional(&self.pool)
+        let as_of_run: Option<i64> = Sql::new("SELECT run_id FROM people_seen")
+            .scalar_optional(&self.db)
             .await
             .map_err(|e| self.err(e))?;
-        let accounts = sqlx::query(
+        let accounts = Sql::new(
             "SELECT user_id, full_name, email, held FROM studio_accounts WHERE email = ? \
              ORDER BY user_id LIMIT 20",
         )
         .bind(email)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
-        .map_err(|e| self.err(e))?
-        .iter()
-        .map(|r| AccountSeen {
-            user_id: r.get(0),
-            full_name: r.get(1),
-            email: r.get(2),
-            held: r.get(3),
-        })
-        .collect();
+        .map_err(|e| self.err(e))?;
         let desired: Option<(String, Option<i64>)> =
-            sqlx::query_as("SELECT roles, listed_since_run_id FROM desired_people WHERE email = ?")
+            Sql::new("SELECT roles, listed_since_run_id FROM desired_people WHERE email = ?")
                 .bind(email)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;
         Ok(Person {
@@ -210,11 +190,15 @@ impl History {
                 "SELECT user_id, full_name FROM studio_accounts \
                  WHERE full_name IS NOT NULL AND user_id IN ({marks})"
             );
-            let mut q = sqlx::query_as::<_, (i64, String)>(&sql);
+            let mut q = Sql::new(&sql);
             for id in chunk {
                 q = q.bind(id);
             }
-            names.extend(q.fetch_all(&self.pool).await.map_err(|e| self.err(e))?);
+            names.extend(
+                q.fetch_all::<(i64, String)>(&self.db)
+                    .await
+                    .map_err(|e| self.err(e))?,
+            );
         }
         Ok(names)
     }
@@ -228,11 +212,15 @@ impl History {
         for chunk in emails.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(",");
             let sql = format!("SELECT email, roles FROM desired_people WHERE email IN ({marks})");
-            let mut q = sqlx::query_as::<_, (String, String)>(&sql);
+            let mut q = Sql::new(&sql);
             for e in chunk {
                 q = q.bind(*e);
             }
-            roles.extend(q.fetch_all(&self.pool).await.map_err(|e| self.err(e))?);
+            roles.extend(
+                q.fetch_all::<(String, String)>(&self.db)
+                    .await
+                    .map_err(|e| self.err(e))?,
+            );
         }
         Ok(roles)
     }
@@ -311,12 +299,12 @@ mod tests {
         )
         .await
         .unwrap();
-        let changed: i64 = sqlx::query_scalar(
+        let changed: i64 = Sql::new(
             "SELECT (SELECT COUNT(*) FROM studio_accounts WHERE changed_run_id = ?1) + \
              (SELECT COUNT(*) FROM desired_people WHERE changed_run_id = ?1)",
         )
         .bind(r3)
-        .fetch_one(&h.pool)
+        .scalar(&h.db)
         .await
         .unwrap();
         assert_eq!(changed, 0);

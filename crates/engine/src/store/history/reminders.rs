@@ -3,6 +3,7 @@
 //! `apply` between daemon runs never reminds of the same grant twice; an end moved later is a
 //! new grant and is reminded of again.
 
+use super::db::Sql;
 use super::{History, HistoryError};
 
 /// A grant as the reminders key it: email, role name, `until` (`YYYY-MM-DD`).
@@ -20,26 +21,26 @@ impl History {
     ) -> Result<Vec<usize>, HistoryError> {
         let at = self.now();
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
-        sqlx::query("DELETE FROM grant_reminders WHERE until < ?")
+        Sql::new("DELETE FROM grant_reminders WHERE until < ?")
             .bind(today)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
         let mut due = Vec::new();
         for (i, (email, role, until)) in grants.iter().enumerate() {
-            let done = sqlx::query(
-                "INSERT OR IGNORE INTO grant_reminders (email, role, until, run_id, sent_at) \
-                 VALUES (?, ?, ?, ?, ?)",
+            let done = Sql::new(
+                "INSERT INTO grant_reminders (email, role, until, run_id, sent_at) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             )
             .bind(email)
             .bind(role)
             .bind(until)
             .bind(run_id)
             .bind(&at)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-            if done.rows_affected() == 1 {
+            if done == 1 {
                 due.push(i);
             }
         }

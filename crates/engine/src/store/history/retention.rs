@@ -10,6 +10,7 @@
 //! mode when created by this version; an older file needs one `VACUUM`, docs/operations.md).
 
 use super::clock::text;
+use super::db::{greater, seconds_between, Dialect, Sql};
 use super::{History, HistoryError};
 use crate::input::config::RetentionConfig;
 
@@ -59,20 +60,22 @@ impl History {
             }
         }
         if pruned.noop_runs + pruned.change_runs > 0 {
-            pruned.spans = sqlx::query(
+            pruned.spans = Sql::new(
                 "DELETE FROM pending_spans WHERE ended_run_id IS NOT NULL AND NOT EXISTS \
                  (SELECT 1 FROM runs r WHERE r.id >= pending_spans.first_run_id \
-                  AND r.id < pending_spans.ended_run_id AND r.plan_recorded = 1)",
+                  AND r.id < pending_spans.ended_run_id AND r.plan_recorded = TRUE)",
             )
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
+            .map_err(|e| self.err(e))?;
             // Gives the freed pages back; a no-op on a file not in incremental mode.
-            sqlx::query("PRAGMA incremental_vacuum")
-                .execute(&self.pool)
-                .await
-                .map_err(|e| self.err(e))?;
+            // (PostgreSQL's autovacuum does this by itself.)
+            if self.db.dialect() == Dialect::Sqlite {
+                Sql::new("PRAGMA incremental_vacuum")
+                    .execute(&self.db)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
         }
         Ok(pruned)
     }
@@ -86,57 +89,66 @@ impl History {
              AND NOT EXISTS (SELECT 1 FROM approvals p WHERE p.used_by_run = runs.id) \
              ORDER BY id LIMIT {RUNS_PER_PASS}"
         );
-        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id INTEGER PRIMARY KEY)")
-            .execute(&mut *tx)
+        Sql::new("CREATE TEMP TABLE IF NOT EXISTS prune_ids (id BIGINT PRIMARY KEY)")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-        sqlx::query("DELETE FROM prune_ids")
-            .execute(&mut *tx)
+        Sql::new("DELETE FROM prune_ids")
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-        sqlx::query(&format!("INSERT INTO prune_ids {which}"))
+        Sql::new(format!("INSERT INTO prune_ids {which}"))
             .bind(before)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
-        sqlx::query(
+        let seconds = seconds_between(self.db.dialect(), "finished_at", "started_at");
+        // The existing row is named by its table (`run_days.runs`): PostgreSQL finds a bare
+        // `runs` ambiguous beside `excluded.runs`.
+        Sql::new(format!(
             "INSERT INTO run_days (day, runs, succeeded, dry_runs, api_requests, retries, throttled, \
              pending_max, seconds_total, seconds_max, first_run_id, last_run_id) \
-             SELECT substr(started_at, 1, 10), COUNT(*), COUNT(*), SUM(dry_run), SUM(api_requests), \
+             SELECT substr(started_at, 1, 10), COUNT(*), COUNT(*), \
+             SUM(CASE WHEN dry_run THEN 1 ELSE 0 END), SUM(api_requests), \
              SUM(retries), SUM(throttled), MAX(pending), \
-             SUM(COALESCE((julianday(finished_at) - julianday(started_at)) * 86400.0, 0)), \
-             MAX(COALESCE((julianday(finished_at) - julianday(started_at)) * 86400.0, 0)), \
+             SUM(COALESCE({seconds}, 0)), MAX(COALESCE({seconds}, 0)), \
              MIN(id), MAX(id) \
              FROM runs WHERE id IN (SELECT id FROM prune_ids) GROUP BY substr(started_at, 1, 10) \
-             ON CONFLICT (day) DO UPDATE SET runs = runs + excluded.runs, \
-             succeeded = succeeded + excluded.succeeded, dry_runs = dry_runs + excluded.dry_runs, \
-             api_requests = api_requests + excluded.api_requests, retries = retries + excluded.retries, \
-             throttled = throttled + excluded.throttled, pending_max = MAX(pending_max, excluded.pending_max), \
-             seconds_total = seconds_total + excluded.seconds_total, \
-             seconds_max = MAX(seconds_max, excluded.seconds_max), \
-             first_run_id = MIN(first_run_id, excluded.first_run_id), \
-             last_run_id = MAX(last_run_id, excluded.last_run_id)",
-        )
-        .execute(&mut *tx)
+             ON CONFLICT (day) DO UPDATE SET runs = run_days.runs + excluded.runs, \
+             succeeded = run_days.succeeded + excluded.succeeded, \
+             dry_runs = run_days.dry_runs + excluded.dry_runs, \
+             api_requests = run_days.api_requests + excluded.api_requests, \
+             retries = run_days.retries + excluded.retries, \
+             throttled = run_days.throttled + excluded.throttled, \
+             pending_max = {pending_max}, \
+             seconds_total = run_days.seconds_total + excluded.seconds_total, \
+             seconds_max = {seconds_max}, \
+             first_run_id = {first_run_id}, \
+             last_run_id = {last_run_id}",
+            pending_max = greater("run_days.pending_max", "excluded.pending_max"),
+            seconds_max = greater("run_days.seconds_max", "excluded.seconds_max"),
+            first_run_id = greater("excluded.first_run_id", "run_days.first_run_id"),
+            last_run_id = greater("run_days.last_run_id", "excluded.last_run_id"),
+        ))
+        .execute(&mut tx)
         .await
         .map_err(|e| self.err(e))?;
-        let n = sqlx::query("DELETE FROM runs WHERE id IN (SELECT id FROM prune_ids)")
-            .execute(&mut *tx)
+        let n = Sql::new("DELETE FROM runs WHERE id IN (SELECT id FROM prune_ids)")
+            .execute(&mut tx)
             .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
+            .map_err(|e| self.err(e))?;
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(n)
     }
 
     async fn delete_old_runs(&self, before: &str) -> Result<u64, HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
-        let ids: Vec<i64> = sqlx::query_scalar(&format!(
+        let ids: Vec<i64> = Sql::new(format!(
             "SELECT id FROM runs WHERE status != 'running' AND started_at < ? AND {KEPT} \
              ORDER BY id LIMIT {RUNS_PER_PASS}"
         ))
         .bind(before)
-        .fetch_all(&mut *tx)
+        .scalars(&mut tx)
         .await
         .map_err(|e| self.err(e))?;
         for id in &ids {
@@ -147,9 +159,9 @@ impl History {
                 "UPDATE approvals SET used_by_run = NULL WHERE used_by_run = ?1",
                 "DELETE FROM runs WHERE id = ?",
             ] {
-                sqlx::query(sql)
+                Sql::new(sql)
                     .bind(id)
-                    .execute(&mut *tx)
+                    .execute(&mut tx)
                     .await
                     .map_err(|e| self.err(e))?;
             }
@@ -160,8 +172,8 @@ impl History {
 
     /// Folds the WAL back into the file (what an idle daemon's file looks like on disk).
     pub async fn checkpoint(&self) -> Result<(), HistoryError> {
-        sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.pool)
+        Sql::new("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -169,16 +181,16 @@ impl History {
 
     /// The file's size in bytes as SQLite sees it (pages in use and free), and its free pages.
     pub async fn size(&self) -> Result<(u64, u64), HistoryError> {
-        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-            .fetch_one(&self.pool)
+        let pages: i64 = Sql::new("PRAGMA page_count")
+            .scalar(&self.db)
             .await
             .map_err(|e| self.err(e))?;
-        let size: i64 = sqlx::query_scalar("PRAGMA page_size")
-            .fetch_one(&self.pool)
+        let size: i64 = Sql::new("PRAGMA page_size")
+            .scalar(&self.db)
             .await
             .map_err(|e| self.err(e))?;
-        let free: i64 = sqlx::query_scalar("PRAGMA freelist_count")
-            .fetch_one(&self.pool)
+        let free: i64 = Sql::new("PRAGMA freelist_count")
+            .scalar(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(((pages * size) as u64, (free * size) as u64))
@@ -202,10 +214,7 @@ mod tests {
             .await
             .unwrap()
             .with_clock(clock.clone());
-        let auto: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
-            .fetch_one(&h.pool)
-            .await
-            .unwrap();
+        let auto: i64 = Sql::new("PRAGMA auto_vacuum").scalar(&h.db).await.unwrap();
         assert_eq!(auto, 2, "a new file is in incremental auto-vacuum mode");
         let mut ids = Vec::new();
         for i in 0..96 * 3 {
@@ -241,8 +250,8 @@ mod tests {
         assert!(h.run(ids[10]).await.unwrap().is_some());
         assert!(h.run(ids[20]).await.unwrap().is_some());
         let days: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT day, runs, api_requests FROM run_days ORDER BY day")
-                .fetch_all(&h.pool)
+            Sql::new("SELECT day, runs, api_requests FROM run_days ORDER BY day")
+                .fetch_all(&h.db)
                 .await
                 .unwrap();
         assert_eq!(

@@ -6,6 +6,7 @@
 //! id, or an index walk (`pending_spans_open`, `runs_changes`), so the strip costs the same
 //! on a year of history as on a week.
 
+use super::db::Sql;
 use super::{History, HistoryError, RunRecord};
 use crate::model::run_status::RunStatus;
 
@@ -45,34 +46,34 @@ impl History {
     /// The facts of the status strip; `pending_before`: an email pending since before this
     /// time (RFC 3339 UTC) counts as waiting long.
     pub async fn status_facts(&self, pending_before: &str) -> Result<StatusFacts, HistoryError> {
-        let last_scheduled = sqlx::query_as(&format!(
-            "SELECT {} FROM runs WHERE trigger = 'schedule' AND dry_run = 0 ORDER BY id DESC LIMIT 1",
+        let last_scheduled = Sql::new(format!(
+            "SELECT {} FROM runs WHERE trigger = 'schedule' AND dry_run = FALSE ORDER BY id DESC LIMIT 1",
             Self::RUN_COLUMNS
         ))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        let latest: Option<RunRecord> = sqlx::query_as(&format!(
-            "SELECT {} FROM runs WHERE dry_run = 0 ORDER BY id DESC LIMIT 1",
+        let latest: Option<RunRecord> = Sql::new(format!(
+            "SELECT {} FROM runs WHERE dry_run = FALSE ORDER BY id DESC LIMIT 1",
             Self::RUN_COLUMNS
         ))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        let recent: Vec<(i64, RunStatus, i64, Option<String>)> = sqlx::query_as(
-            "SELECT id, status, flapping, guard FROM runs WHERE dry_run = 0 \
+        let recent: Vec<(i64, RunStatus, i64, Option<String>)> = Sql::new(
+            "SELECT id, status, flapping, guard FROM runs WHERE dry_run = FALSE \
              ORDER BY id DESC LIMIT ?",
         )
         .bind(STREAK_WINDOW)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        let pending_old: i64 = sqlx::query_scalar(
+        let pending_old: i64 = Sql::new(
             "SELECT COUNT(*) FROM pending_spans WHERE ended_run_id IS NULL \
              AND reason = 'not_in_studio' AND first_seen_at < ?",
         )
         .bind(pending_before)
-        .fetch_one(&self.pool)
+        .scalar(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(StatusFacts {
@@ -98,10 +99,10 @@ impl History {
         holders: &[(String, usize)],
     ) -> Result<(), HistoryError> {
         let text: Vec<String> = holders.iter().map(|(r, n)| format!("{r}={n}")).collect();
-        sqlx::query("UPDATE runs SET role_holders = ? WHERE id = ?")
+        Sql::new("UPDATE runs SET role_holders = ? WHERE id = ?")
             .bind(text.join("\n"))
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -109,10 +110,10 @@ impl History {
 
     /// Records who asked for a manual run (`trigger --by`, `SIGHUP`, an approval).
     pub async fn set_requested_by(&self, run_id: i64, by: &str) -> Result<(), HistoryError> {
-        sqlx::query("UPDATE runs SET requested_by = ? WHERE id = ?")
+        Sql::new("UPDATE runs SET requested_by = ? WHERE id = ?")
             .bind(by)
             .bind(run_id)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(())
@@ -123,13 +124,12 @@ impl History {
     pub async fn run_context(&self, run_id: i64) -> Result<RunContext, HistoryError> {
         /// guard, role_holders, requested_by, flapping.
         type Row = (Option<String>, Option<String>, Option<String>, i64);
-        let row: Option<Row> = sqlx::query_as(
-            "SELECT guard, role_holders, requested_by, flapping FROM runs WHERE id = ?",
-        )
-        .bind(run_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.err(e))?;
+        let row: Option<Row> =
+            Sql::new("SELECT guard, role_holders, requested_by, flapping FROM runs WHERE id = ?")
+                .bind(run_id)
+                .fetch_optional(&self.db)
+                .await
+                .map_err(|e| self.err(e))?;
         let Some((guard, holders, requested_by, flapping)) = row else {
             return Ok(RunContext::default());
         };
@@ -154,28 +154,20 @@ impl History {
         if runs.is_empty() {
             return Ok(Vec::new());
         }
-        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT id, requested_by FROM runs WHERE requested_by IS NOT NULL AND id IN (",
-        );
-        let mut s = q.separated(", ");
-        for id in runs {
-            s.push_bind(*id);
-        }
-        q.push(")");
-        q.build_query_as()
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| self.err(e))
+        let mut q =
+            Sql::new("SELECT id, requested_by FROM runs WHERE requested_by IS NOT NULL AND id IN ");
+        q.push_list(runs.iter().copied());
+        q.fetch_all(&self.db).await.map_err(|e| self.err(e))
     }
 
     /// How many real runs in a row, ending with `run_id`, found flapping actions.
     pub async fn flapping_streak(&self, run_id: i64) -> Result<usize, HistoryError> {
-        let flags: Vec<i64> = sqlx::query_scalar(
-            "SELECT flapping FROM runs WHERE id <= ? AND dry_run = 0 ORDER BY id DESC LIMIT ?",
+        let flags: Vec<i64> = Sql::new(
+            "SELECT flapping FROM runs WHERE id <= ? AND dry_run = FALSE ORDER BY id DESC LIMIT ?",
         )
         .bind(run_id)
         .bind(STREAK_WINDOW)
-        .fetch_all(&self.pool)
+        .scalars(&self.db)
         .await
         .map_err(|e| self.err(e))?;
         Ok(flags.iter().take_while(|f| **f > 0).count())
@@ -188,13 +180,13 @@ impl History {
         email: &str,
         limit: u32,
     ) -> Result<Vec<(i64, String, crate::model::change::ChangeKind)>, HistoryError> {
-        sqlx::query_as(
-            "SELECT run_id, role, action FROM run_actions WHERE email = ? AND flapping = 1 \
+        Sql::new(
+            "SELECT run_id, role, action FROM run_actions WHERE email = ? AND flapping = TRUE \
              ORDER BY run_id DESC LIMIT ?",
         )
         .bind(email)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }
@@ -205,13 +197,13 @@ impl History {
         run_id: i64,
         limit: u32,
     ) -> Result<Vec<RunRecord>, HistoryError> {
-        sqlx::query_as(&format!(
-            "SELECT {} FROM runs WHERE id > ? AND dry_run = 0 ORDER BY id LIMIT ?",
+        Sql::new(format!(
+            "SELECT {} FROM runs WHERE id > ? AND dry_run = FALSE ORDER BY id LIMIT ?",
             Self::RUN_COLUMNS
         ))
         .bind(run_id)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.db)
         .await
         .map_err(|e| self.err(e))
     }

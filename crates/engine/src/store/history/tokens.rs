@@ -6,6 +6,7 @@
 //! actions. Taking the lease is one atomic upsert that succeeds only when the row is free,
 //! lapsed or already ours; SQLite serialises writers, so exactly one process wins.
 
+use super::db::Sql;
 use super::{now, History, StoredTokens};
 use crate::studio::tokens::{TokenStore, TokenStoreError};
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -27,11 +28,11 @@ impl History {
         &self,
         client_id: &str,
     ) -> Result<Option<StoredTokens>, TokenStoreError> {
-        let row: Option<(String, Option<String>, Option<String>, String)> = sqlx::query_as(
+        let row: Option<(String, Option<String>, Option<String>, String)> = Sql::new(
             "SELECT refresh_token, access_token, expires_at, seed_fingerprint FROM oauth_tokens WHERE client_id = ?",
         )
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.db)
         .await
         .map_err(|e| self.token_error(e))?;
         Ok(row.map(|(refresh, access, expires, seed)| StoredTokens {
@@ -52,7 +53,7 @@ impl History {
         owner: &str,
     ) -> Result<(), TokenStoreError> {
         let mut tx = self.begin_write().await.map_err(|e| self.token_error(e))?;
-        sqlx::query(
+        Sql::new(
             "INSERT INTO oauth_tokens (client_id, refresh_token, access_token, expires_at, seed_fingerprint, updated_at) \
              VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET refresh_token = excluded.refresh_token, \
              access_token = excluded.access_token, expires_at = excluded.expires_at, \
@@ -64,13 +65,13 @@ impl History {
         .bind(tokens.expires_at.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true)))
         .bind(&tokens.seed_fingerprint)
         .bind(now())
-        .execute(&mut *tx)
+        .execute(&mut tx)
         .await
         .map_err(|e| self.token_error(e))?;
-        sqlx::query("DELETE FROM oauth_refresh_lease WHERE client_id = ? AND owner = ?")
+        Sql::new("DELETE FROM oauth_refresh_lease WHERE client_id = ? AND owner = ?")
             .bind(client_id)
             .bind(owner)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await
             .map_err(|e| self.token_error(e))?;
         tx.commit().await.map_err(|e| self.token_error(e))
@@ -84,7 +85,7 @@ impl History {
     ) -> Result<bool, TokenStoreError> {
         let now = unix_ms();
         let until = now.saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
-        let r = sqlx::query(
+        let r = Sql::new(
             "INSERT INTO oauth_refresh_lease (client_id, owner, expires_at) VALUES (?, ?, ?) \
              ON CONFLICT (client_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
              WHERE oauth_refresh_lease.expires_at <= ? OR oauth_refresh_lease.owner = excluded.owner",
@@ -93,10 +94,10 @@ impl History {
         .bind(owner)
         .bind(until)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.db)
         .await
         .map_err(|e| self.token_error(e))?;
-        Ok(r.rows_affected() == 1)
+        Ok(r == 1)
     }
 
     pub async fn release_refresh_lease(
@@ -104,10 +105,10 @@ impl History {
         client_id: &str,
         owner: &str,
     ) -> Result<(), TokenStoreError> {
-        sqlx::query("DELETE FROM oauth_refresh_lease WHERE client_id = ? AND owner = ?")
+        Sql::new("DELETE FROM oauth_refresh_lease WHERE client_id = ? AND owner = ?")
             .bind(client_id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&self.db)
             .await
             .map_err(|e| self.token_error(e))?;
         Ok(())

@@ -17,12 +17,12 @@ mod columns;
 
 pub use columns::{action_reason, left_alone_why, reason_words, short_time, TrailColumns};
 
+use super::db::Sql;
 use super::{History, HistoryError};
 use crate::model::change::{ChangeKind, Outcome};
 use crate::model::run_status::RunStatus;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
 /// Statuses of runs that stopped before they planned, unless they recorded counts: such a
 /// run neither continues nor breaks a streak of left-alone runs.
@@ -180,9 +180,9 @@ impl History {
         since: Option<DateTime<Utc>>,
     ) -> Result<i64, HistoryError> {
         let Some(since) = since else { return Ok(1) };
-        let id: Option<i64> = sqlx::query_scalar(FIRST_RUN_SINCE)
+        let id: Option<i64> = Sql::new(FIRST_RUN_SINCE)
             .bind(history_time(since))
-            .fetch_optional(&self.pool)
+            .scalar_optional(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         Ok(id.unwrap_or(i64::MAX))
@@ -197,11 +197,11 @@ impl History {
         from_run: i64,
         limit: i64,
     ) -> Result<Vec<TrailEntry>, HistoryError> {
-        let rows = sqlx::query(TRAIL_ACTIONS)
+        let rows = Sql::new(TRAIL_ACTIONS)
             .bind(email)
             .bind(from_run)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_rows(&self.db)
             .await
             .map_err(|e| self.err(e))?;
         rows.iter()
@@ -240,17 +240,17 @@ impl History {
         // `run_pending` view, which would expand a year-long stretch into 35,000 rows. A
         // span's runs are those that recorded a plan in `first_run_id .. ended_run_id`, as the
         // view says; runs folded away by retention are not counted.
-        let rows = sqlx::query(
+        let rows = Sql::new(
             "WITH s AS ( \
-               SELECT reason, detail, user_id, MAX(first_run_id, ?2) AS lo, \
+               SELECT reason, detail, user_id, CASE WHEN first_run_id > ?2 THEN first_run_id ELSE ?2 END AS lo, \
                       COALESCE(ended_run_id - 1, 9223372036854775807) AS hi \
                  FROM pending_spans \
                 WHERE email = ?1 AND (ended_run_id IS NULL OR ended_run_id > ?2)), \
              b AS ( \
                SELECT s.*, \
-                 (SELECT MIN(id) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = 1) AS first_run, \
-                 (SELECT MAX(id) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = 1) AS last_run, \
-                 (SELECT COUNT(*) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = 1) AS runs \
+                 (SELECT MIN(id) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = TRUE) AS first_run, \
+                 (SELECT MAX(id) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = TRUE) AS last_run, \
+                 (SELECT COUNT(*) FROM runs WHERE id BETWEEN s.lo AND s.hi AND plan_recorded = TRUE) AS runs \
                FROM s) \
              SELECT b.reason, b.first_run, f.started_at, b.runs, b.last_run, r.started_at, r.trigger, \
                     r.dry_run, r.status, b.detail, b.user_id \
@@ -259,38 +259,38 @@ impl History {
         )
         .bind(email)
         .bind(from_run)
-        .fetch_all(&self.pool)
+        .fetch_rows(&self.db)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
-                let reason: String = r.get(0);
-                let first_run: i64 = r.get(1);
-                let first_started_at: String = r.get(2);
-                Island {
+                let reason: String = r.try_get(0)?;
+                let first_run: i64 = r.try_get(1)?;
+                let first_started_at: String = r.try_get(2)?;
+                Ok(Island {
                     first_run,
                     first_started_at: first_started_at.clone(),
-                    runs: r.get(3),
+                    runs: r.try_get(3)?,
                     last: TrailEntry {
-                        run_id: r.get(4),
-                        started_at: r.get(5),
-                        trigger: r.get(6),
-                        dry_run: r.get(7),
-                        run_status: r.get(8),
+                        run_id: r.try_get(4)?,
+                        started_at: r.try_get(5)?,
+                        trigger: r.try_get(6)?,
+                        dry_run: r.try_get(7)?,
+                        run_status: r.try_get(8)?,
                         event: TrailEvent::LeftAlone {
                             reason: reason.clone(),
-                            detail: r.get(9),
-                            user_id: r.get(10),
+                            detail: r.try_get(9)?,
+                            user_id: r.try_get(10)?,
                             first_run_id: first_run,
                             first_started_at,
                             runs: 0,
                         },
                     },
                     reason,
-                }
+                })
             })
-            .collect())
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(|e| self.err(e))
     }
 
     /// Joins streaks of the same reason that only runs which never read Studio separate.
@@ -326,13 +326,13 @@ impl History {
 
     /// Ids of runs in `lo..=hi` that stopped before planning (sorted).
     async fn runs_that_did_not_plan(&self, lo: i64, hi: i64) -> Result<Vec<i64>, HistoryError> {
-        sqlx::query_scalar(&format!(
+        Sql::new(format!(
             "SELECT id FROM runs WHERE status IN {MAY_NOT_HAVE_PLANNED} AND id BETWEEN ? AND ? \
              AND adds_planned = 0 AND removes_planned = 0 AND pending = 0 ORDER BY id"
         ))
         .bind(lo)
         .bind(hi)
-        .fetch_all(&self.pool)
+        .scalars(&self.db)
         .await
         .map_err(|e| self.err(e))
     }

@@ -161,10 +161,10 @@ async fn since_and_limit_bound_the_trail() {
         let id = f
             .planned("succeeded", &[add("ada@x.edu", Outcome::Failed)], &[])
             .await;
-        sqlx::query("UPDATE runs SET started_at = ? WHERE id = ?")
+        Sql::new("UPDATE runs SET started_at = ? WHERE id = ?")
             .bind(format!("2025-03-0{day}T10:00:00.000Z"))
             .bind(id)
-            .execute(&f.h.pool)
+            .execute(&f.h.db)
             .await
             .unwrap();
     }
@@ -227,16 +227,15 @@ fn gaps_join_only_over_runs_that_never_planned() {
 async fn the_trail_queries_use_the_email_and_time_indexes() {
     let f = fixture().await;
     let plan = |sql: &'static str| {
-        let pool = f.h.pool.clone();
+        let pool = f.h.sqlite_pool();
         async move {
-            let rows: Vec<(i64, i64, i64, String)> =
-                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {sql}"))
-                    .bind("ada@x.edu")
-                    .bind(1)
-                    .bind(10)
-                    .fetch_all(&pool)
-                    .await
-                    .unwrap();
+            let rows: Vec<(i64, i64, i64, String)> = Sql::new(format!("EXPLAIN QUERY PLAN {sql}"))
+                .bind("ada@x.edu")
+                .bind(1)
+                .bind(10)
+                .fetch_all(&pool)
+                .await
+                .unwrap();
             rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("; ")
         }
     };

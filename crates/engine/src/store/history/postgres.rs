@@ -1,0 +1,130 @@
+//! Opening a history kept in PostgreSQL: one schema per tenant, on a server several daemons
+//! share.
+//!
+//! Every connection's `search_path` is the tenant's schema, so the history's queries name
+//! their tables unqualified, exactly as on SQLite, and two tenants on one database never see
+//! each other's rows, leases or locks. The schema's tables come from the PostgreSQL
+//! migrations (`migrations/postgres/`), embedded and applied at open inside that schema; the
+//! migrator serialises two daemons starting at once with an advisory lock.
+//!
+//! The URL is a secret (it may carry a password): it is never shown. What errors and logs
+//! name is [`place`]: host, port, database and schema.
+
+use super::db::Db;
+use super::{Clock, History, HistoryError, HistoryFailure};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/postgres");
+
+/// Connections per daemon: runs write one at a time; the console and status share the rest.
+const MAX_CONNECTIONS: u32 = 8;
+
+/// How long a statement may wait for a connection: PostgreSQL down or restarting must make
+/// a run fail (and be retried), not hang it.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a PostgreSQL history is, in words that hold no secret:
+/// `postgresql://HOST:PORT/DATABASE, schema SCHEMA`.
+pub(crate) fn place(options: &PgConnectOptions, schema: &str) -> String {
+    format!(
+        "postgresql://{}:{}/{}, schema {schema}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(default database)"),
+    )
+}
+
+/// Parses the URL without ever echoing it: sqlx's own message may quote it.
+fn connect_options(url: &SecretString, schema: &str) -> Result<PgConnectOptions, HistoryError> {
+    PgConnectOptions::from_str(url.expose_secret())
+        .map(|o| {
+            o.options([("search_path", schema)])
+                .application_name("studio-role-sync")
+        })
+        .map_err(|_| HistoryError {
+            path: PathBuf::from(format!("PostgreSQL history (schema {schema})")),
+            failure: HistoryFailure::Setup(
+                "the URL is not a valid postgres:// URL (it is not shown: it may hold a \
+                 password)"
+                    .into(),
+            ),
+        })
+}
+
+impl History {
+    /// Opens a history in PostgreSQL schema `schema` (created if missing, when the role may),
+    /// applying the PostgreSQL migrations inside it.
+    pub async fn open_postgres(url: &SecretString, schema: &str) -> Result<History, HistoryError> {
+        let options = connect_options(url, schema)?;
+        let at = PathBuf::from(place(&options, schema));
+        let err = |message: String| HistoryError {
+            path: at.clone(),
+            failure: HistoryFailure::Setup(message),
+        };
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(|e| err(format!("cannot connect: {e}")))?;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(schema)
+                .fetch_one(&pool)
+                .await
+                .map_err(|e| err(format!("cannot read the schemas: {e}")))?;
+        if !exists {
+            // The name is checked by the config (a plain lower-case identifier); quoted anyway.
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&pool)
+                .await
+                .map_err(|e| {
+                    err(format!(
+                        "schema {schema} does not exist and cannot be created ({e}); \
+                         create it for this role (docs/operations.md, high availability)"
+                    ))
+                })?;
+        }
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|e| err(format!("cannot migrate: {e}")))?;
+        Ok(History {
+            db: Db::Postgres(pool),
+            path: at,
+            clock: Clock::system(),
+            writable: true,
+        })
+    }
+
+    /// Opens a history in PostgreSQL for reading only (the console, an auditor): every
+    /// transaction is read-only on the server, nothing is created or migrated, and it
+    /// connects on first use.
+    pub fn open_postgres_read_only(
+        url: &SecretString,
+        schema: &str,
+    ) -> Result<History, HistoryError> {
+        let options = connect_options(url, schema)?;
+        let at = PathBuf::from(place(&options, schema));
+        let options = options.options([("default_transaction_read_only", "on")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_lazy_with(options);
+        Ok(History {
+            db: Db::Postgres(pool),
+            path: at,
+            clock: Clock::system(),
+            writable: false,
+        })
+    }
+
+    /// Whether this history is kept in PostgreSQL (several daemons may share it).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+}
