@@ -47,7 +47,8 @@ pub(crate) fn greater(a: &str, b: &str) -> String {
     format!("CASE WHEN {a} > {b} THEN {a} ELSE {b} END")
 }
 
-/// A value bound to a `?`.
+/// A value bound to a `?`. (Its `Debug` is used by tests only: [`Sql`]'s own never shows
+/// values.)
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) enum Arg {
     Int(Option<i64>),
@@ -91,10 +92,20 @@ arg_from! {
 }
 
 /// One statement: its text, with `?` where values go, and those values in order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Sql {
     text: String,
     args: Vec<Arg>,
+}
+
+/// The text and how many values, never the values: some are secrets (OAuth tokens).
+impl std::fmt::Debug for Sql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sql")
+            .field("text", &self.text)
+            .field("values", &self.args.len())
+            .finish()
+    }
 }
 
 impl Sql {
@@ -105,21 +116,13 @@ impl Sql {
         }
     }
 
-    /// A statement whose text differs between the dialects (date functions, upserts).
-    pub(crate) fn dialect(d: Dialect, sqlite: &str, postgres: &str) -> Sql {
-        Sql::new(match d {
-            Dialect::Sqlite => sqlite,
-            Dialect::Postgres => postgres,
-        })
-    }
-
     /// Binds the next `?` of the text.
     pub(crate) fn bind(mut self, value: impl Into<Arg>) -> Sql {
         self.args.push(value.into());
         self
     }
 
-    /// Appends text (which may hold `?`, bound by [`bind_more`](Self::bind_more)).
+    /// Appends text (without `?`: values go through [`push_bind`](Self::push_bind)).
     pub(crate) fn push(&mut self, text: &str) -> &mut Sql {
         self.text.push_str(text);
         self
@@ -128,12 +131,6 @@ impl Sql {
     /// Appends one `?` and its value.
     pub(crate) fn push_bind(&mut self, value: impl Into<Arg>) -> &mut Sql {
         self.text.push('?');
-        self.args.push(value.into());
-        self
-    }
-
-    /// Binds the next `?` of text appended by [`push`](Self::push).
-    pub(crate) fn bind_more(&mut self, value: impl Into<Arg>) -> &mut Sql {
         self.args.push(value.into());
         self
     }
@@ -526,13 +523,6 @@ impl Db {
         })
     }
 
-    pub(crate) fn is_closed(&self) -> bool {
-        match self {
-            Db::Sqlite(p) => p.is_closed(),
-            Db::Postgres(p) => p.is_closed(),
-        }
-    }
-
     pub(crate) async fn close(&self) {
         match self {
             Db::Sqlite(p) => p.close().await,
@@ -548,13 +538,6 @@ pub(crate) enum Tx {
 }
 
 impl Tx {
-    pub(crate) fn dialect(&self) -> Dialect {
-        match self {
-            Tx::Sqlite(_) => Dialect::Sqlite,
-            Tx::Postgres(_) => Dialect::Postgres,
-        }
-    }
-
     pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Sqlite(t) => t.commit().await,

@@ -19,6 +19,7 @@ mod approvals;
 pub(crate) mod backends;
 mod browse;
 mod clock;
+mod copy;
 mod db;
 mod identity;
 mod interrupted;
@@ -42,6 +43,7 @@ pub use trail::{
 
 pub use approvals::{ApprovalRow, ApproveError};
 pub use clock::Clock;
+pub use copy::{CopiedTable, CopyReport};
 pub use missing::MissingGrant;
 pub use pending::{PendingChanges, PendingNow, PendingUpdate};
 pub use people::{AccountSeen, DesiredSeen, Person};
