@@ -98,6 +98,13 @@ enum Command {
     },
     /// Print the current holders of the managed roles as a roles file.
     Export,
+    /// Copy a SQLite history into the (empty) PostgreSQL history the config names: the
+    /// upgrade step to several daemons. Stop the daemon first.
+    CopyHistory {
+        /// The SQLite history file to copy (the old `history` path).
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
+    },
     /// Run validate, plan, apply and history against a built-in Studio simulator.
     #[cfg(feature = "demo")]
     Demo,
@@ -166,6 +173,7 @@ fn main() -> std::process::ExitCode {
                 commands::history(&config, limit, what, format).await
             }
             Command::Export => commands::export(&config).await,
+            Command::CopyHistory { from } => commands::copy_history(&config, &from).await,
             #[cfg(feature = "demo")]
             Command::Demo => commands::demo().await,
             Command::Auth {

@@ -5,6 +5,7 @@
 
 mod approve;
 mod auth_login;
+mod copy_history;
 mod daemon;
 #[cfg(feature = "demo")]
 mod demo;
@@ -16,6 +17,7 @@ mod validate;
 
 pub use approve::approve;
 pub use auth_login::auth_login;
+pub use copy_history::copy_history;
 pub use daemon::daemon;
 #[cfg(feature = "demo")]
 pub use demo::demo;

@@ -344,6 +344,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::history::backends::history_tests;
     use crate::store::history::{ActionRow, RunRecord};
 
     async fn aborted_run(h: &History, guard: GuardKind) -> i64 {
@@ -371,96 +372,92 @@ mod tests {
         id
     }
 
-    #[tokio::test]
-    async fn approve_checks_the_run_and_records_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        assert!(matches!(
-            h.approve(9, "alice").await,
-            Err(ApproveError::NoSuchRun(9))
-        ));
-        let empty = aborted_run(&h, GuardKind::EmptyDesired).await;
-        assert!(matches!(
-            h.approve(empty, "alice").await,
-            Err(ApproveError::EmptyDesired { .. })
-        ));
-        let id = aborted_run(&h, GuardKind::RoleMaxRemovalRatio).await;
-        let row = h.approve(id, "alice").await.unwrap();
-        assert_eq!(
-            (row.status.as_str(), row.actions, row.run_id),
-            ("pending", 1, Some(id))
-        );
-        assert_eq!(
-            Some(row.digest.clone()),
-            h.run_plan(id).await.unwrap().0,
-            "the digest from run_actions equals the one the run recorded"
-        );
-        let again = h.approve(id, "bob").await.unwrap_err().to_string();
-        assert!(
-            again.contains("already approved") && again.contains("alice"),
-            "{again}"
-        );
-        assert_eq!(h.poll_requests().await.unwrap(), (Some(row.id), false));
-        assert!(h
-            .consume_approval(row.id, "applied", id, None)
-            .await
-            .unwrap());
-        assert!(!h
-            .consume_approval(row.id, "refused", id, None)
-            .await
-            .unwrap());
-        assert_eq!(h.poll_requests().await.unwrap(), (None, false));
-        let r = h.request_run("bob").await.unwrap();
-        assert_eq!(h.poll_requests().await.unwrap(), (None, true));
-        assert_eq!(h.take_run_requests().await.unwrap().len(), 1);
-        assert!(h.run_request_taken(r).await.unwrap());
-        assert_eq!(h.approvals_of_runs(&[id]).await.unwrap().len(), 1);
+    history_tests! {
+        async fn approve_checks_the_run_and_records_once(h: History) {
+            assert!(matches!(
+                h.approve(9, "alice").await,
+                Err(ApproveError::NoSuchRun(9))
+            ));
+            let empty = aborted_run(&h, GuardKind::EmptyDesired).await;
+            assert!(matches!(
+                h.approve(empty, "alice").await,
+                Err(ApproveError::EmptyDesired { .. })
+            ));
+            let id = aborted_run(&h, GuardKind::RoleMaxRemovalRatio).await;
+            let row = h.approve(id, "alice").await.unwrap();
+            assert_eq!(
+                (row.status.as_str(), row.actions, row.run_id),
+                ("pending", 1, Some(id))
+            );
+            assert_eq!(
+                Some(row.digest.clone()),
+                h.run_plan(id).await.unwrap().0,
+                "the digest from run_actions equals the one the run recorded"
+            );
+            let again = h.approve(id, "bob").await.unwrap_err().to_string();
+            assert!(
+                again.contains("already approved") && again.contains("alice"),
+                "{again}"
+            );
+            assert_eq!(h.poll_requests().await.unwrap(), (Some(row.id), false));
+            assert!(h
+                .consume_approval(row.id, "applied", id, None)
+                .await
+                .unwrap());
+            assert!(!h
+                .consume_approval(row.id, "refused", id, None)
+                .await
+                .unwrap());
+            assert_eq!(h.poll_requests().await.unwrap(), (None, false));
+            let r = h.request_run("bob").await.unwrap();
+            assert_eq!(h.poll_requests().await.unwrap(), (None, true));
+            assert_eq!(h.take_run_requests().await.unwrap().len(), 1);
+            assert!(h.run_request_taken(r).await.unwrap());
+            assert_eq!(h.approvals_of_runs(&[id]).await.unwrap().len(), 1);
+        }
     }
 
-    #[tokio::test]
-    async fn pruning_keeps_the_approvals_consistent() {
-        use crate::input::config::RetentionConfig;
-        use crate::store::history::Clock;
-        use chrono::TimeZone;
-        let dir = tempfile::tempdir().unwrap();
-        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let clock = Clock::manual(start);
-        let h = History::open(&dir.path().join("h.db"))
-            .await
-            .unwrap()
-            .with_clock(clock.clone());
-        let aborted = aborted_run(&h, GuardKind::MaxRemovals).await;
-        let approval = h.approve(aborted, "alice").await.unwrap();
-        // The source was fixed instead: a run with nothing to do refuses the approval.
-        let noop = h.start_run("manual", false).await.unwrap();
-        h.consume_approval(approval.id, "refused", noop, Some("the plan changed"))
+    history_tests! {
+        async fn pruning_keeps_the_approvals_consistent(h: History) {
+            use crate::input::config::RetentionConfig;
+            use crate::store::history::Clock;
+            use chrono::TimeZone;
+            let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let clock = Clock::manual(start);
+            let h = h.with_clock(clock.clone());
+            let aborted = aborted_run(&h, GuardKind::MaxRemovals).await;
+            let approval = h.approve(aborted, "alice").await.unwrap();
+            // The source was fixed instead: a run with nothing to do refuses the approval.
+            let noop = h.start_run("manual", false).await.unwrap();
+            h.consume_approval(approval.id, "refused", noop, Some("the plan changed"))
+                .await
+                .unwrap();
+            h.finish_run(&RunRecord {
+                id: noop,
+                status: RunStatus::Succeeded,
+                ..Default::default()
+            })
             .await
             .unwrap();
-        h.finish_run(&RunRecord {
-            id: noop,
-            status: RunStatus::Succeeded,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
-        h.start_run("schedule", false).await.unwrap();
-        clock.set(start + chrono::Duration::days(3));
-        let day = std::time::Duration::from_secs(86400);
-        let keep = RetentionConfig {
-            keep_noop_runs: day,
-            keep_changes: None,
-        };
-        assert_eq!(
-            h.prune(&keep).await.unwrap().noop_runs,
-            0,
-            "it used an approval"
-        );
-        assert!(h.run(noop).await.unwrap().is_some());
-        let drop_changes = RetentionConfig {
-            keep_changes: Some(day),
-            ..keep
-        };
-        assert_eq!(h.prune(&drop_changes).await.unwrap().change_runs, 2);
-        assert_eq!(h.approvals(10).await.unwrap(), vec![]);
+            h.start_run("schedule", false).await.unwrap();
+            clock.set(start + chrono::Duration::days(3));
+            let day = std::time::Duration::from_secs(86400);
+            let keep = RetentionConfig {
+                keep_noop_runs: day,
+                keep_changes: None,
+            };
+            assert_eq!(
+                h.prune(&keep).await.unwrap().noop_runs,
+                0,
+                "it used an approval"
+            );
+            assert!(h.run(noop).await.unwrap().is_some());
+            let drop_changes = RetentionConfig {
+                keep_changes: Some(day),
+                ..keep
+            };
+            assert_eq!(h.prune(&drop_changes).await.unwrap().change_runs, 2);
+            assert_eq!(h.approvals(10).await.unwrap(), vec![]);
+        }
     }
 }

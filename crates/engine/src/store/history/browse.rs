@@ -198,82 +198,82 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::history::backends::history_tests;
 
-    #[tokio::test]
-    async fn filters_pages_and_days() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("history.db")).await.unwrap();
-        for (i, (trigger, status, day)) in [
-            ("startup", RunStatus::Succeeded, "2025-03-01"),
-            ("schedule", RunStatus::Aborted, "2025-03-01"),
-            ("schedule", RunStatus::Succeeded, "2025-03-02"),
-            ("manual", RunStatus::Partial, "2025-03-03"),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            let id = h.start_run(trigger, false).await.unwrap();
-            let run = RunRecord {
-                id,
-                status,
-                adds_applied: i as i64,
-                failed: (status == RunStatus::Partial) as i64,
-                pending: 3,
+    history_tests! {
+        async fn filters_pages_and_days(h: History) {
+            for (i, (trigger, status, day)) in [
+                ("startup", RunStatus::Succeeded, "2025-03-01"),
+                ("schedule", RunStatus::Aborted, "2025-03-01"),
+                ("schedule", RunStatus::Succeeded, "2025-03-02"),
+                ("manual", RunStatus::Partial, "2025-03-03"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let id = h.start_run(trigger, false).await.unwrap();
+                let run = RunRecord {
+                    id,
+                    status,
+                    adds_applied: i as i64,
+                    failed: (status == RunStatus::Partial) as i64,
+                    pending: 3,
+                    ..Default::default()
+                };
+                h.finish_run(&run).await.unwrap();
+                Sql::new("UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?")
+                    .bind(format!("{day}T10:00:00.000Z"))
+                    .bind(format!("{day}T10:00:02.000Z"))
+                    .bind(id)
+                    .execute(&h.db)
+                    .await
+                    .unwrap();
+            }
+            let ids = |runs: Vec<RunRecord>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
+            let all = RunFilter::default();
+            assert_eq!(
+                ids(h.runs_filtered(&all, 0, 10).await.unwrap()),
+                [4, 3, 2, 1]
+            );
+            assert_eq!(ids(h.runs_filtered(&all, 1, 2).await.unwrap()), [3, 2]);
+            let scheduled = RunFilter {
+                trigger: Some("schedule".into()),
                 ..Default::default()
             };
-            h.finish_run(&run).await.unwrap();
-            Sql::new("UPDATE runs SET started_at = ?, finished_at = ? WHERE id = ?")
-                .bind(format!("{day}T10:00:00.000Z"))
-                .bind(format!("{day}T10:00:02.000Z"))
-                .bind(id)
-                .execute(&h.db)
+            assert_eq!(h.count_runs(&scheduled).await.unwrap(), 2);
+            let march_2 = RunFilter {
+                from: Some("2025-03-02".into()),
+                to: Some("2025-03-03".into()),
+                ..Default::default()
+            };
+            assert_eq!(ids(h.runs_filtered(&march_2, 0, 10).await.unwrap()), [3]);
+            let aborted = RunFilter {
+                status: Some(RunStatus::Aborted),
+                ..Default::default()
+            };
+            assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);
+            let days = h
+                .day_stats("2025-03-01", "2025-03-04", None, None)
                 .await
                 .unwrap();
+            assert_eq!(days.len(), 3);
+            assert_eq!((days[0].runs, days[0].adds, days[0].pending_max), (2, 1, 3));
+            assert!((days[0].duration_max - 2.0).abs() < 0.01, "{days:?}");
+            assert_eq!((days[2].day.as_str(), days[2].failed), ("2025-03-03", 1));
+            // The charts follow the table's filter.
+            let days = h
+                .day_stats("2025-03-01", "2025-03-04", None, Some("schedule"))
+                .await
+                .unwrap();
+            assert_eq!(days.iter().map(|d| d.runs).sum::<i64>(), 2);
+            let days = h
+                .day_stats("2025-03-01", "2025-03-04", Some(RunStatus::Partial), None)
+                .await
+                .unwrap();
+            assert_eq!((days.len(), days[0].day.as_str()), (1, "2025-03-03"));
+            let (latest, tripped) = h.latest_real_runs().await.unwrap();
+            assert_eq!((latest.unwrap().id, tripped.unwrap().id), (4, 2));
+            assert!(h.auth_records().await.unwrap().is_empty());
         }
-        let ids = |runs: Vec<RunRecord>| runs.iter().map(|r| r.id).collect::<Vec<_>>();
-        let all = RunFilter::default();
-        assert_eq!(
-            ids(h.runs_filtered(&all, 0, 10).await.unwrap()),
-            [4, 3, 2, 1]
-        );
-        assert_eq!(ids(h.runs_filtered(&all, 1, 2).await.unwrap()), [3, 2]);
-        let scheduled = RunFilter {
-            trigger: Some("schedule".into()),
-            ..Default::default()
-        };
-        assert_eq!(h.count_runs(&scheduled).await.unwrap(), 2);
-        let march_2 = RunFilter {
-            from: Some("2025-03-02".into()),
-            to: Some("2025-03-03".into()),
-            ..Default::default()
-        };
-        assert_eq!(ids(h.runs_filtered(&march_2, 0, 10).await.unwrap()), [3]);
-        let aborted = RunFilter {
-            status: Some(RunStatus::Aborted),
-            ..Default::default()
-        };
-        assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);
-        let days = h
-            .day_stats("2025-03-01", "2025-03-04", None, None)
-            .await
-            .unwrap();
-        assert_eq!(days.len(), 3);
-        assert_eq!((days[0].runs, days[0].adds, days[0].pending_max), (2, 1, 3));
-        assert!((days[0].duration_max - 2.0).abs() < 0.01, "{days:?}");
-        assert_eq!((days[2].day.as_str(), days[2].failed), ("2025-03-03", 1));
-        // The charts follow the table's filter.
-        let days = h
-            .day_stats("2025-03-01", "2025-03-04", None, Some("schedule"))
-            .await
-            .unwrap();
-        assert_eq!(days.iter().map(|d| d.runs).sum::<i64>(), 2);
-        let days = h
-            .day_stats("2025-03-01", "2025-03-04", Some(RunStatus::Partial), None)
-            .await
-            .unwrap();
-        assert_eq!((days.len(), days[0].day.as_str()), (1, "2025-03-03"));
-        let (latest, tripped) = h.latest_real_runs().await.unwrap();
-        assert_eq!((latest.unwrap().id, tripped.unwrap().id), (4, 2));
-        assert!(h.auth_records().await.unwrap().is_empty());
     }
 }

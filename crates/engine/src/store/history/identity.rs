@@ -77,45 +77,45 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::history::backends::history_tests;
 
-    #[tokio::test]
-    async fn ambiguity_is_remembered_until_resolved() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        let update = AmbiguityUpdate {
-            remember: vec![
-                ("twin@x.edu".into(), vec![1, 2]),
-                ("b@x.edu".into(), vec![3, 4]),
-            ],
-            forget: vec![],
-        };
-        h.update_ambiguous(&update).await.unwrap();
-        h.update_ambiguous(&update).await.unwrap();
-        assert_eq!(h.ambiguous_emails().await.unwrap().len(), 2);
-        h.update_ambiguous(&AmbiguityUpdate {
-            remember: vec![],
-            forget: vec!["b@x.edu".into()],
-        })
-        .await
-        .unwrap();
-        let left = h.ambiguous_emails().await.unwrap();
-        assert_eq!(left.into_iter().collect::<Vec<_>>(), vec!["twin@x.edu"]);
+    history_tests! {
+        async fn ambiguity_is_remembered_until_resolved(h: History) {
+            let update = AmbiguityUpdate {
+                remember: vec![
+                    ("twin@x.edu".into(), vec![1, 2]),
+                    ("b@x.edu".into(), vec![3, 4]),
+                ],
+                forget: vec![],
+            };
+            h.update_ambiguous(&update).await.unwrap();
+            h.update_ambiguous(&update).await.unwrap();
+            assert_eq!(h.ambiguous_emails().await.unwrap().len(), 2);
+            h.update_ambiguous(&AmbiguityUpdate {
+                remember: vec![],
+                forget: vec!["b@x.edu".into()],
+            })
+            .await
+            .unwrap();
+            let left = h.ambiguous_emails().await.unwrap();
+            assert_eq!(left.into_iter().collect::<Vec<_>>(), vec!["twin@x.edu"]);
 
-        assert_eq!(h.last_full_verification().await.unwrap(), None);
-        let id = h.start_run("manual", false).await.unwrap();
-        h.set_verification(id, "full").await.unwrap();
-        assert_eq!(
-            h.last_full_verification().await.unwrap(),
-            None,
-            "still running"
-        );
-        let mut r = h.run(id).await.unwrap().unwrap();
-        r.status = crate::model::run_status::RunStatus::Succeeded;
-        h.finish_run(&r).await.unwrap();
-        assert!(h.last_full_verification().await.unwrap().is_some());
-        assert_eq!(
-            h.run(id).await.unwrap().unwrap().verification.as_deref(),
-            Some("full")
-        );
+            assert_eq!(h.last_full_verification().await.unwrap(), None);
+            let id = h.start_run("manual", false).await.unwrap();
+            h.set_verification(id, "full").await.unwrap();
+            assert_eq!(
+                h.last_full_verification().await.unwrap(),
+                None,
+                "still running"
+            );
+            let mut r = h.run(id).await.unwrap().unwrap();
+            r.status = crate::model::run_status::RunStatus::Succeeded;
+            h.finish_run(&r).await.unwrap();
+            assert!(h.last_full_verification().await.unwrap().is_some());
+            assert_eq!(
+                h.run(id).await.unwrap().unwrap().verification.as_deref(),
+                Some("full")
+            );
+        }
     }
 }

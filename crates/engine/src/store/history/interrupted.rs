@@ -98,64 +98,64 @@ mod tests {
     use super::super::{ActionRow, PendingUpdate};
     use super::*;
     use crate::model::change::{ChangeKind, Outcome};
+    use crate::store::history::backends::history_tests;
 
-    #[tokio::test]
-    async fn an_interrupted_run_counts_what_it_applied() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        let id = h.start_run("schedule", false).await.unwrap();
-        let rows: Vec<ActionRow> = (0..50)
-            .map(|i| ActionRow {
-                email: Some(format!("u{i}@x.edu")),
-                user_id: i,
-                role: "Admin".into(),
-                action: if i < 45 {
-                    ChangeKind::Add
-                } else {
-                    ChangeKind::Remove
-                },
-                outcome: Outcome::Planned,
-                http_status: None,
-                detail: None,
-                source: None,
-                until: None,
-                reason: None,
-            })
-            .collect();
-        h.record_plan(id, &rows, &PendingUpdate::default())
-            .await
-            .unwrap();
-        let answered: Vec<ActionRow> = rows[..40]
-            .iter()
-            .map(|a| ActionRow {
-                outcome: if a.user_id == 3 {
-                    Outcome::Failed
-                } else {
-                    Outcome::Applied
-                },
-                http_status: Some(200),
-                ..a.clone()
-            })
-            .collect();
-        h.record_outcomes(id, &answered).await.unwrap();
-        assert_eq!(h.mark_interrupted().await.unwrap(), 1);
-        let run = h.run(id).await.unwrap().unwrap();
-        assert_eq!(run.status, RunStatus::Interrupted);
-        assert_eq!((run.adds_planned, run.removes_planned), (45, 5));
-        assert_eq!(
-            (run.adds_applied, run.removes_applied, run.failed),
-            (39, 0, 1)
-        );
-        let actions = h.actions(id).await.unwrap();
-        let unknown = actions
-            .iter()
-            .filter(|a| a.outcome == Outcome::Unknown)
-            .count();
-        assert_eq!(unknown, 10);
-        assert!(actions
-            .iter()
-            .filter(|a| a.outcome == Outcome::Unknown)
-            .all(|a| a.detail.as_deref().unwrap().starts_with("never confirmed")));
-        assert_eq!(h.mark_interrupted().await.unwrap(), 0, "only once");
+    history_tests! {
+        async fn an_interrupted_run_counts_what_it_applied(h: History) {
+            let id = h.start_run("schedule", false).await.unwrap();
+            let rows: Vec<ActionRow> = (0..50)
+                .map(|i| ActionRow {
+                    email: Some(format!("u{i}@x.edu")),
+                    user_id: i,
+                    role: "Admin".into(),
+                    action: if i < 45 {
+                        ChangeKind::Add
+                    } else {
+                        ChangeKind::Remove
+                    },
+                    outcome: Outcome::Planned,
+                    http_status: None,
+                    detail: None,
+                    source: None,
+                    until: None,
+                    reason: None,
+                })
+                .collect();
+            h.record_plan(id, &rows, &PendingUpdate::default())
+                .await
+                .unwrap();
+            let answered: Vec<ActionRow> = rows[..40]
+                .iter()
+                .map(|a| ActionRow {
+                    outcome: if a.user_id == 3 {
+                        Outcome::Failed
+                    } else {
+                        Outcome::Applied
+                    },
+                    http_status: Some(200),
+                    ..a.clone()
+                })
+                .collect();
+            h.record_outcomes(id, &answered).await.unwrap();
+            assert_eq!(h.mark_interrupted().await.unwrap(), 1);
+            let run = h.run(id).await.unwrap().unwrap();
+            assert_eq!(run.status, RunStatus::Interrupted);
+            assert_eq!((run.adds_planned, run.removes_planned), (45, 5));
+            assert_eq!(
+                (run.adds_applied, run.removes_applied, run.failed),
+                (39, 0, 1)
+            );
+            let actions = h.actions(id).await.unwrap();
+            let unknown = actions
+                .iter()
+                .filter(|a| a.outcome == Outcome::Unknown)
+                .count();
+            assert_eq!(unknown, 10);
+            assert!(actions
+                .iter()
+                .filter(|a| a.outcome == Outcome::Unknown)
+                .all(|a| a.detail.as_deref().unwrap().starts_with("never confirmed")));
+            assert_eq!(h.mark_interrupted().await.unwrap(), 0, "only once");
+        }
     }
 }

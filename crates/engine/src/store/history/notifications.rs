@@ -171,6 +171,7 @@ mod tests {
     use super::*;
     use crate::model::change::Outcome;
     use crate::model::run_status::RunStatus;
+    use crate::store::history::backends::history_tests;
     use crate::store::history::{ActionRow, PendingUpdate, RunRecord};
 
     async fn run(h: &History, dry_run: bool, status: RunStatus, applied: &[i64]) -> i64 {
@@ -208,39 +209,38 @@ mod tests {
         id
     }
 
-    #[tokio::test]
-    async fn streaks_skip_dry_and_aborted_runs_and_break_on_a_quiet_or_pruned_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        let key = ChangeKey {
-            user_id: 7,
-            role: "Admin".into(),
-            kind: ChangeKind::Remove,
-        };
-        run(&h, false, RunStatus::Succeeded, &[7, 8]).await;
-        assert_eq!(
-            h.repeated_actions(2, 2).await.unwrap(),
-            None,
-            "too few runs"
-        );
-        run(&h, true, RunStatus::Succeeded, &[]).await; // a `plan`
-        run(&h, false, RunStatus::Aborted, &[7]).await; // a guard: sent nothing
-        let third = run(&h, false, RunStatus::Succeeded, &[7]).await;
-        let repeated = h.repeated_actions(third + 1, 2).await.unwrap().unwrap();
-        assert_eq!(repeated, [key.clone()].into());
-        // A quiet run in between breaks the streak.
-        let quiet = run(&h, false, RunStatus::Succeeded, &[]).await;
-        assert_eq!(
-            h.repeated_actions(quiet + 1, 2).await.unwrap(),
-            Some(HashSet::new())
-        );
-        // A run folded away by retention: the remaining ones are not consecutive.
-        Sql::new("DELETE FROM runs WHERE id = ?")
-            .bind(quiet)
-            .execute(&h.db)
-            .await
-            .ok();
-        let after = run(&h, false, RunStatus::Succeeded, &[7]).await;
-        assert_eq!(h.repeated_actions(after, 2).await.unwrap(), None);
+    history_tests! {
+        async fn streaks_skip_dry_and_aborted_runs_and_break_on_a_quiet_or_pruned_one(h: History) {
+            let key = ChangeKey {
+                user_id: 7,
+                role: "Admin".into(),
+                kind: ChangeKind::Remove,
+            };
+            run(&h, false, RunStatus::Succeeded, &[7, 8]).await;
+            assert_eq!(
+                h.repeated_actions(2, 2).await.unwrap(),
+                None,
+                "too few runs"
+            );
+            run(&h, true, RunStatus::Succeeded, &[]).await; // a `plan`
+            run(&h, false, RunStatus::Aborted, &[7]).await; // a guard: sent nothing
+            let third = run(&h, false, RunStatus::Succeeded, &[7]).await;
+            let repeated = h.repeated_actions(third + 1, 2).await.unwrap().unwrap();
+            assert_eq!(repeated, [key.clone()].into());
+            // A quiet run in between breaks the streak.
+            let quiet = run(&h, false, RunStatus::Succeeded, &[]).await;
+            assert_eq!(
+                h.repeated_actions(quiet + 1, 2).await.unwrap(),
+                Some(HashSet::new())
+            );
+            // A run folded away by retention: the remaining ones are not consecutive.
+            Sql::new("DELETE FROM runs WHERE id = ?")
+                .bind(quiet)
+                .execute(&h.db)
+                .await
+                .ok();
+            let after = run(&h, false, RunStatus::Succeeded, &[7]).await;
+            assert_eq!(h.repeated_actions(after, 2).await.unwrap(), None);
+        }
     }
 }

@@ -223,6 +223,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::history::backends::history_tests;
     use chrono::TimeZone;
 
     fn row(email: &str, reason: &str) -> PendingRow {
@@ -254,54 +255,51 @@ mod tests {
             .collect()
     }
 
-    #[tokio::test]
-    async fn spans_answer_as_rows_per_run_did() {
-        let dir = tempfile::tempdir().unwrap();
-        let clock = Clock::manual(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
-        let h = History::open(&dir.path().join("h.db"))
-            .await
-            .unwrap()
-            .with_clock(clock.clone());
-        let a = row("a@x.edu", "not_in_studio");
-        let b = row("b@x.edu", "not_in_studio");
-        let r1 = run(
-            &h,
-            &[a.clone(), b.clone()],
-            &["a@x.edu".into(), "b@x.edu".into()],
-        )
-        .await;
-        let failed = h.start_run("schedule", false).await.unwrap(); // never planned
-        let r2 = run(&h, &[a.clone(), b.clone()], &[]).await;
-        let r3 = run(&h, std::slice::from_ref(&a), &[]).await;
-        let r4 = run(&h, &[a.clone(), b.clone()], &[]).await;
-        assert_eq!(
-            pending_of(&h, r1).await,
-            ["a@x.edu not_in_studio", "b@x.edu not_in_studio"]
-        );
-        assert!(pending_of(&h, failed).await.is_empty());
-        assert_eq!(pending_of(&h, r2).await.len(), 2);
-        assert_eq!(pending_of(&h, r3).await, ["a@x.edu not_in_studio"]);
-        assert_eq!(pending_of(&h, r4).await.len(), 2);
-        let spans: i64 = Sql::new("SELECT COUNT(*) FROM pending_spans")
-            .scalar(&h.db)
-            .await
-            .unwrap();
-        assert_eq!(spans, 3, "a once, b twice");
-        let now = h.pending_now().await.unwrap();
-        assert_eq!(now.len(), 2);
-        // a was searched in r1: it rests; b's new span was never searched: due at once.
-        assert!(now[0].next_check_at.is_some() && now[1].next_check_at.is_none());
-        assert_eq!(
-            h.resting_emails().await.unwrap(),
-            HashSet::from(["a@x.edu".to_string()])
-        );
-        clock.set(chrono::Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap());
-        assert!(h.resting_emails().await.unwrap().is_empty());
-        let by_email: i64 = Sql::new("SELECT COUNT(*) FROM run_pending WHERE email = 'b@x.edu'")
-            .scalar(&h.db)
-            .await
-            .unwrap();
-        assert_eq!(by_email, 3);
+    history_tests! {
+        async fn spans_answer_as_rows_per_run_did(h: History) {
+            let clock = Clock::manual(chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap());
+            let h = h.with_clock(clock.clone());
+            let a = row("a@x.edu", "not_in_studio");
+            let b = row("b@x.edu", "not_in_studio");
+            let r1 = run(
+                &h,
+                &[a.clone(), b.clone()],
+                &["a@x.edu".into(), "b@x.edu".into()],
+            )
+            .await;
+            let failed = h.start_run("schedule", false).await.unwrap(); // never planned
+            let r2 = run(&h, &[a.clone(), b.clone()], &[]).await;
+            let r3 = run(&h, std::slice::from_ref(&a), &[]).await;
+            let r4 = run(&h, &[a.clone(), b.clone()], &[]).await;
+            assert_eq!(
+                pending_of(&h, r1).await,
+                ["a@x.edu not_in_studio", "b@x.edu not_in_studio"]
+            );
+            assert!(pending_of(&h, failed).await.is_empty());
+            assert_eq!(pending_of(&h, r2).await.len(), 2);
+            assert_eq!(pending_of(&h, r3).await, ["a@x.edu not_in_studio"]);
+            assert_eq!(pending_of(&h, r4).await.len(), 2);
+            let spans: i64 = Sql::new("SELECT COUNT(*) FROM pending_spans")
+                .scalar(&h.db)
+                .await
+                .unwrap();
+            assert_eq!(spans, 3, "a once, b twice");
+            let now = h.pending_now().await.unwrap();
+            assert_eq!(now.len(), 2);
+            // a was searched in r1: it rests; b's new span was never searched: due at once.
+            assert!(now[0].next_check_at.is_some() && now[1].next_check_at.is_none());
+            assert_eq!(
+                h.resting_emails().await.unwrap(),
+                HashSet::from(["a@x.edu".to_string()])
+            );
+            clock.set(chrono::Utc.with_ymd_and_hms(2026, 1, 2, 0, 0, 0).unwrap());
+            assert!(h.resting_emails().await.unwrap().is_empty());
+            let by_email: i64 = Sql::new("SELECT COUNT(*) FROM run_pending WHERE email = 'b@x.edu'")
+                .scalar(&h.db)
+                .await
+                .unwrap();
+            assert_eq!(by_email, 3);
+        }
     }
 }
 

@@ -234,6 +234,7 @@ impl History {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::history::backends::history_tests;
 
     fn account(id: i64, name: &str, email: &str, held: &str) -> AccountSeen {
         AccountSeen {
@@ -251,70 +252,69 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn people_follow_the_latest_run_and_write_only_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        let r1 = h.start_run("schedule", false).await.unwrap();
-        h.record_people(
-            r1,
-            &[account(7, "Ada Lovelace", "ada@x.edu", "Admin")],
-            &[listed("ada@x.edu", "Admin (roles.yaml)")],
-        )
-        .await
-        .unwrap();
-        let p = h.person("ada@x.edu").await.unwrap();
-        assert_eq!(p.as_of_run, Some(r1));
-        assert_eq!(p.accounts[0].full_name.as_deref(), Some("Ada Lovelace"));
-        assert_eq!(p.desired, Some(("Admin (roles.yaml)".into(), None)));
-
-        // Run 2: a new hire listed, ada's account no longer read (she holds nothing now).
-        let r2 = h.start_run("schedule", false).await.unwrap();
-        h.record_people(
-            r2,
-            &[],
-            &[
-                listed("ada@x.edu", "Admin (roles.yaml)"),
-                listed("new@x.edu", "Admin (ldap)"),
-            ],
-        )
-        .await
-        .unwrap();
-        let p = h.person("ada@x.edu").await.unwrap();
-        assert_eq!(p.accounts[0].held, "", "not read: holds no managed role");
-        assert_eq!(p.accounts[0].full_name.as_deref(), Some("Ada Lovelace"));
-        let new = h.person("new@x.edu").await.unwrap();
-        assert_eq!(new.desired, Some(("Admin (ldap)".into(), Some(r2))));
-        assert_eq!(h.names_of(&[7, 8]).await.unwrap()[&7], "Ada Lovelace");
-
-        // Run 3 changes nothing: no row is rewritten.
-        let r3 = h.start_run("schedule", false).await.unwrap();
-        h.record_people(
-            r3,
-            &[],
-            &[
-                listed("ada@x.edu", "Admin (roles.yaml)"),
-                listed("new@x.edu", "Admin (ldap)"),
-            ],
-        )
-        .await
-        .unwrap();
-        let changed: i64 = Sql::new(
-            "SELECT (SELECT COUNT(*) FROM studio_accounts WHERE changed_run_id = ?1) + \
-             (SELECT COUNT(*) FROM desired_people WHERE changed_run_id = ?1)",
-        )
-        .bind(r3)
-        .scalar(&h.db)
-        .await
-        .unwrap();
-        assert_eq!(changed, 0);
-        assert_eq!(h.person("new@x.edu").await.unwrap().as_of_run, Some(r3));
-
-        // Unlisted: the row goes; listed again later, it is listed since that run.
-        let r4 = h.start_run("schedule", false).await.unwrap();
-        h.record_people(r4, &[], &[listed("new@x.edu", "Admin (ldap)")])
+    history_tests! {
+        async fn people_follow_the_latest_run_and_write_only_changes(h: History) {
+            let r1 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(
+                r1,
+                &[account(7, "Ada Lovelace", "ada@x.edu", "Admin")],
+                &[listed("ada@x.edu", "Admin (roles.yaml)")],
+            )
             .await
             .unwrap();
-        assert_eq!(h.person("ada@x.edu").await.unwrap().desired, None);
+            let p = h.person("ada@x.edu").await.unwrap();
+            assert_eq!(p.as_of_run, Some(r1));
+            assert_eq!(p.accounts[0].full_name.as_deref(), Some("Ada Lovelace"));
+            assert_eq!(p.desired, Some(("Admin (roles.yaml)".into(), None)));
+
+            // Run 2: a new hire listed, ada's account no longer read (she holds nothing now).
+            let r2 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(
+                r2,
+                &[],
+                &[
+                    listed("ada@x.edu", "Admin (roles.yaml)"),
+                    listed("new@x.edu", "Admin (ldap)"),
+                ],
+            )
+            .await
+            .unwrap();
+            let p = h.person("ada@x.edu").await.unwrap();
+            assert_eq!(p.accounts[0].held, "", "not read: holds no managed role");
+            assert_eq!(p.accounts[0].full_name.as_deref(), Some("Ada Lovelace"));
+            let new = h.person("new@x.edu").await.unwrap();
+            assert_eq!(new.desired, Some(("Admin (ldap)".into(), Some(r2))));
+            assert_eq!(h.names_of(&[7, 8]).await.unwrap()[&7], "Ada Lovelace");
+
+            // Run 3 changes nothing: no row is rewritten.
+            let r3 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(
+                r3,
+                &[],
+                &[
+                    listed("ada@x.edu", "Admin (roles.yaml)"),
+                    listed("new@x.edu", "Admin (ldap)"),
+                ],
+            )
+            .await
+            .unwrap();
+            let changed: i64 = Sql::new(
+                "SELECT (SELECT COUNT(*) FROM studio_accounts WHERE changed_run_id = ?1) + \
+                 (SELECT COUNT(*) FROM desired_people WHERE changed_run_id = ?1)",
+            )
+            .bind(r3)
+            .scalar(&h.db)
+            .await
+            .unwrap();
+            assert_eq!(changed, 0);
+            assert_eq!(h.person("new@x.edu").await.unwrap().as_of_run, Some(r3));
+
+            // Unlisted: the row goes; listed again later, it is listed since that run.
+            let r4 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(r4, &[], &[listed("new@x.edu", "Admin (ldap)")])
+                .await
+                .unwrap();
+            assert_eq!(h.person("ada@x.edu").await.unwrap().desired, None);
+        }
     }
 }

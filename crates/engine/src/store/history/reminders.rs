@@ -51,30 +51,29 @@ impl History {
 
 #[cfg(test)]
 mod tests {
-    use crate::store::history::History;
+    use crate::store::history::backends::history_tests;
 
-    #[tokio::test]
-    async fn each_grant_is_reminded_of_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("h.db")).await.unwrap();
-        let k = |e: &str, u: &str| (e.to_string(), "Admin".to_string(), u.to_string());
-        let first = [k("a@x.edu", "2027-01-31"), k("b@x.edu", "2027-02-01")];
-        assert_eq!(
-            h.grant_reminders_due(1, "2027-01-25", &first)
+    history_tests! {
+        async fn each_grant_is_reminded_of_once(h: History) {
+            let k = |e: &str, u: &str| (e.to_string(), "Admin".to_string(), u.to_string());
+            let first = [k("a@x.edu", "2027-01-31"), k("b@x.edu", "2027-02-01")];
+            assert_eq!(
+                h.grant_reminders_due(1, "2027-01-25", &first)
+                    .await
+                    .unwrap(),
+                [0, 1]
+            );
+            // The next run: nothing again; an end moved later is a new grant.
+            let next = [k("a@x.edu", "2027-01-31"), k("b@x.edu", "2027-02-07")];
+            assert_eq!(
+                h.grant_reminders_due(2, "2027-01-26", &next).await.unwrap(),
+                [1]
+            );
+            assert!(h
+                .grant_reminders_due(3, "2027-01-27", &next)
                 .await
-                .unwrap(),
-            [0, 1]
-        );
-        // The next run: nothing again; an end moved later is a new grant.
-        let next = [k("a@x.edu", "2027-01-31"), k("b@x.edu", "2027-02-07")];
-        assert_eq!(
-            h.grant_reminders_due(2, "2027-01-26", &next).await.unwrap(),
-            [1]
-        );
-        assert!(h
-            .grant_reminders_due(3, "2027-01-27", &next)
-            .await
-            .unwrap()
-            .is_empty());
+                .unwrap()
+                .is_empty());
+        }
     }
 }

@@ -171,16 +171,32 @@ impl History {
     }
 
     /// Folds the WAL back into the file (what an idle daemon's file looks like on disk).
+    /// PostgreSQL's own checkpoints need nothing from us.
     pub async fn checkpoint(&self) -> Result<(), HistoryError> {
-        Sql::new("PRAGMA wal_checkpoint(TRUNCATE)")
-            .execute(&self.db)
-            .await
-            .map_err(|e| self.err(e))?;
+        if self.db.dialect() == Dialect::Sqlite {
+            Sql::new("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.db)
+                .await
+                .map_err(|e| self.err(e))?;
+        }
         Ok(())
     }
 
-    /// The file's size in bytes as SQLite sees it (pages in use and free), and its free pages.
+    /// The history's size in bytes and how much of it is free: a SQLite file's pages in use
+    /// and free; a PostgreSQL schema's tables with their indexes and TOAST (free space there
+    /// is PostgreSQL's to reuse, not reported).
     pub async fn size(&self) -> Result<(u64, u64), HistoryError> {
+        if self.db.dialect() == Dialect::Postgres {
+            let bytes: i64 = Sql::new(
+                "SELECT CAST(COALESCE(SUM(pg_total_relation_size(c.oid)), 0) AS BIGINT) \
+                 FROM pg_class c WHERE c.relnamespace = CAST(current_schema() AS regnamespace) \
+                 AND c.relkind = 'r'",
+            )
+            .scalar(&self.db)
+            .await
+            .map_err(|e| self.err(e))?;
+            return Ok((bytes.max(0) as u64, 0));
+        }
         let pages: i64 = Sql::new("PRAGMA page_count")
             .scalar(&self.db)
             .await
@@ -202,70 +218,70 @@ mod tests {
     use super::super::{Clock, PendingUpdate, RunRecord};
     use super::*;
     use crate::model::run_status::RunStatus;
+    use crate::store::history::backends::history_tests;
     use chrono::TimeZone;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn old_noop_runs_become_days_and_changes_stay() {
-        let dir = tempfile::tempdir().unwrap();
-        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let clock = Clock::manual(start);
-        let h = History::open(&dir.path().join("h.db"))
-            .await
-            .unwrap()
-            .with_clock(clock.clone());
-        let auto: i64 = Sql::new("PRAGMA auto_vacuum").scalar(&h.db).await.unwrap();
-        assert_eq!(auto, 2, "a new file is in incremental auto-vacuum mode");
-        let mut ids = Vec::new();
-        for i in 0..96 * 3 {
-            clock.set(start + chrono::Duration::minutes(15 * i));
-            let id = h.start_run("schedule", false).await.unwrap();
-            h.record_plan(id, &[], &PendingUpdate::default())
+    history_tests! {
+        async fn old_noop_runs_become_days_and_changes_stay(h: History) {
+            let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+            let clock = Clock::manual(start);
+            let h = h.with_clock(clock.clone());
+            if h.db.dialect() == Dialect::Sqlite {
+                let auto: i64 = Sql::new("PRAGMA auto_vacuum").scalar(&h.db).await.unwrap();
+                assert_eq!(auto, 2, "a new file is in incremental auto-vacuum mode");
+            }
+            let mut ids = Vec::new();
+            for i in 0..96 * 3 {
+                clock.set(start + chrono::Duration::minutes(15 * i));
+                let id = h.start_run("schedule", false).await.unwrap();
+                h.record_plan(id, &[], &PendingUpdate::default())
+                    .await
+                    .unwrap();
+                let changed = i == 10;
+                h.finish_run(&RunRecord {
+                    id,
+                    status: if i == 20 {
+                        RunStatus::Failed
+                    } else {
+                        RunStatus::Succeeded
+                    },
+                    adds_planned: i64::from(changed),
+                    api_requests: 3,
+                    ..Default::default()
+                })
                 .await
                 .unwrap();
-            let changed = i == 10;
-            h.finish_run(&RunRecord {
-                id,
-                status: if i == 20 {
-                    RunStatus::Failed
-                } else {
-                    RunStatus::Succeeded
-                },
-                adds_planned: i64::from(changed),
-                api_requests: 3,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-            ids.push(id);
+                ids.push(id);
+            }
+            let keep = RetentionConfig {
+                keep_noop_runs: Duration::from_secs(86400),
+                keep_changes: None,
+            };
+            clock.set(start + chrono::Duration::days(3));
+            let pruned = h.prune(&keep).await.unwrap();
+            // Two days older than a day, less the run with a change and the failed one.
+            assert_eq!(pruned.noop_runs, 96 * 2 - 2);
+            assert!(h.run(ids[10]).await.unwrap().is_some());
+            assert!(h.run(ids[20]).await.unwrap().is_some());
+            let days: Vec<(String, i64, i64)> =
+                Sql::new("SELECT day, runs, api_requests FROM run_days ORDER BY day")
+                    .fetch_all(&h.db)
+                    .await
+                    .unwrap();
+            assert_eq!(
+                days,
+                [
+                    ("2026-01-01".into(), 94, 94 * 3),
+                    ("2026-01-02".into(), 96, 96 * 3)
+                ]
+            );
+            assert_eq!(h.prune(&keep).await.unwrap(), Pruned::default());
+            let forever_but = RetentionConfig {
+                keep_changes: Some(Duration::from_secs(86400)),
+                ..keep
+            };
+            assert_eq!(h.prune(&forever_but).await.unwrap().change_runs, 2);
         }
-        let keep = RetentionConfig {
-            keep_noop_runs: Duration::from_secs(86400),
-            keep_changes: None,
-        };
-        clock.set(start + chrono::Duration::days(3));
-        let pruned = h.prune(&keep).await.unwrap();
-        // Two days older than a day, less the run with a change and the failed one.
-        assert_eq!(pruned.noop_runs, 96 * 2 - 2);
-        assert!(h.run(ids[10]).await.unwrap().is_some());
-        assert!(h.run(ids[20]).await.unwrap().is_some());
-        let days: Vec<(String, i64, i64)> =
-            Sql::new("SELECT day, runs, api_requests FROM run_days ORDER BY day")
-                .fetch_all(&h.db)
-                .await
-                .unwrap();
-        assert_eq!(
-            days,
-            [
-                ("2026-01-01".into(), 94, 94 * 3),
-                ("2026-01-02".into(), 96, 96 * 3)
-            ]
-        );
-        assert_eq!(h.prune(&keep).await.unwrap(), Pruned::default());
-        let forever_but = RetentionConfig {
-            keep_changes: Some(Duration::from_secs(86400)),
-            ..keep
-        };
-        assert_eq!(h.prune(&forever_but).await.unwrap().change_runs, 2);
     }
 }

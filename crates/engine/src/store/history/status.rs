@@ -224,54 +224,54 @@ pub struct RunContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::history::backends::history_tests;
 
-    #[tokio::test]
-    async fn streaks_holders_and_who_asked() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = History::open(&dir.path().join("history.db")).await.unwrap();
-        for (trigger, status) in [
-            ("schedule", RunStatus::Succeeded),
-            ("schedule", RunStatus::Failed),
-            ("manual", RunStatus::Failed),
-        ] {
-            let id = h.start_run(trigger, false).await.unwrap();
-            h.finish_run(&RunRecord {
-                id,
-                status,
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        }
-        h.set_role_holders(2, &[("Admin".into(), 152), ("Caption=Editor".into(), 3)])
-            .await
-            .unwrap();
-        h.set_requested_by(3, "trigger --by alice").await.unwrap();
-        let facts = h.status_facts("2000-01-01T00:00:00.000Z").await.unwrap();
-        assert_eq!(facts.last_scheduled.as_ref().unwrap().id, 2);
-        assert_eq!(facts.latest.as_ref().unwrap().id, 3);
-        assert_eq!(facts.streak(|r| r.status == RunStatus::Failed), 2);
-        assert_eq!(facts.pending_old, 0);
-        let c = h.run_context(2).await.unwrap();
-        assert_eq!(
-            c.role_holders,
-            [
-                ("Admin".to_string(), 152),
-                ("Caption=Editor".to_string(), 3)
-            ]
-        );
-        assert_eq!(
-            h.requested_by(&[1, 2, 3]).await.unwrap(),
-            [(3, "trigger --by alice".to_string())]
-        );
-        assert_eq!(
-            h.runs_after(1, 5)
+    history_tests! {
+        async fn streaks_holders_and_who_asked(h: History) {
+            for (trigger, status) in [
+                ("schedule", RunStatus::Succeeded),
+                ("schedule", RunStatus::Failed),
+                ("manual", RunStatus::Failed),
+            ] {
+                let id = h.start_run(trigger, false).await.unwrap();
+                h.finish_run(&RunRecord {
+                    id,
+                    status,
+                    ..Default::default()
+                })
                 .await
-                .unwrap()
-                .iter()
-                .map(|r| r.id)
-                .collect::<Vec<_>>(),
-            [2, 3]
-        );
+                .unwrap();
+            }
+            h.set_role_holders(2, &[("Admin".into(), 152), ("Caption=Editor".into(), 3)])
+                .await
+                .unwrap();
+            h.set_requested_by(3, "trigger --by alice").await.unwrap();
+            let facts = h.status_facts("2000-01-01T00:00:00.000Z").await.unwrap();
+            assert_eq!(facts.last_scheduled.as_ref().unwrap().id, 2);
+            assert_eq!(facts.latest.as_ref().unwrap().id, 3);
+            assert_eq!(facts.streak(|r| r.status == RunStatus::Failed), 2);
+            assert_eq!(facts.pending_old, 0);
+            let c = h.run_context(2).await.unwrap();
+            assert_eq!(
+                c.role_holders,
+                [
+                    ("Admin".to_string(), 152),
+                    ("Caption=Editor".to_string(), 3)
+                ]
+            );
+            assert_eq!(
+                h.requested_by(&[1, 2, 3]).await.unwrap(),
+                [(3, "trigger --by alice".to_string())]
+            );
+            assert_eq!(
+                h.runs_after(1, 5)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.id)
+                    .collect::<Vec<_>>(),
+                [2, 3]
+            );
+        }
     }
 }

@@ -4,17 +4,15 @@
 
 use super::*;
 use crate::model::change::{ChangeKind, Outcome};
+use crate::store::history::backends::{self, history_tests};
 use crate::store::history::{ActionRow, PendingRow, RunRecord};
 
 struct Fixture {
-    _dir: tempfile::TempDir,
     h: History,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let h = History::open(&dir.path().join("history.db")).await.unwrap();
-    Fixture { _dir: dir, h }
+fn fixture(h: History) -> Fixture {
+    Fixture { h }
 }
 
 fn pending(email: &str, reason: &str) -> PendingRow {
@@ -93,112 +91,6 @@ fn shape(entries: &[TrailEntry]) -> Vec<(&'static str, i64, i64, i64)> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_streak_is_one_entry_across_runs_that_never_read_studio() {
-    let f = fixture().await;
-    let ada = || pending("ada@x.edu", "not_in_studio");
-    f.planned("succeeded", &[], &[ada()]).await; // 1
-    f.failed_early().await; // 2: Studio down, says nothing about ada
-    f.planned(
-        "succeeded",
-        &[],
-        &[ada(), pending("bob@x.edu", "ambiguous")],
-    )
-    .await; // 3
-    f.planned("succeeded", &[add("ada@x.edu", Outcome::Applied)], &[])
-        .await; // 4: found and added
-    f.planned("succeeded", &[], &[]).await; // 5
-    let trail = f.h.email_trail(" Ada@X.edu ", None, 100).await.unwrap();
-    assert_eq!(
-        shape(&trail),
-        vec![("action", 4, 4, 1), ("left_alone", 3, 1, 2)],
-        "{trail:#?}"
-    );
-    let TrailEvent::LeftAlone {
-        reason,
-        detail,
-        first_started_at,
-        ..
-    } = &trail[1].event
-    else {
-        unreachable!()
-    };
-    assert_eq!(reason, "not_in_studio");
-    assert_eq!(detail.as_deref(), Some("not_in_studio detail"));
-    assert!(first_started_at < &trail[1].started_at);
-    assert_eq!(trail[0].run_status, RunStatus::Succeeded);
-    assert_eq!(trail[0].trigger, "schedule");
-}
-
-#[tokio::test]
-async fn a_run_that_planned_without_the_email_or_a_new_reason_ends_a_streak() {
-    let f = fixture().await;
-    let p = |reason| pending("ada@x.edu", reason);
-    f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 1
-    f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 2
-    f.planned("succeeded", &[], &[]).await; // 3: ada not pending (left the roles file)
-    f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 4
-    f.planned("aborted", &[], &[p("ambiguous")]).await; // 5
-    f.planned("partial", &[], &[p("not_in_studio")]).await; // 6
-    f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 7
-    let trail = f.h.email_trail("ada@x.edu", None, 100).await.unwrap();
-    assert_eq!(
-        shape(&trail),
-        vec![
-            ("left_alone", 7, 6, 2),
-            ("left_alone", 5, 5, 1),
-            ("left_alone", 4, 4, 1),
-            ("left_alone", 2, 1, 2),
-        ]
-    );
-    assert_eq!(trail[1].run_status, RunStatus::Aborted);
-}
-
-#[tokio::test]
-async fn since_and_limit_bound_the_trail() {
-    let f = fixture().await;
-    for day in 1..=3 {
-        let id = f
-            .planned("succeeded", &[add("ada@x.edu", Outcome::Failed)], &[])
-            .await;
-        Sql::new("UPDATE runs SET started_at = ? WHERE id = ?")
-            .bind(format!("2025-03-0{day}T10:00:00.000Z"))
-            .bind(id)
-            .execute(&f.h.db)
-            .await
-            .unwrap();
-    }
-    let all = f.h.email_trail("ada@x.edu", None, 100).await.unwrap();
-    assert_eq!(
-        all.iter().map(|e| e.run_id).collect::<Vec<_>>(),
-        vec![3, 2, 1]
-    );
-    let two = f.h.email_trail("ada@x.edu", None, 2).await.unwrap();
-    assert_eq!(two.iter().map(|e| e.run_id).collect::<Vec<_>>(), vec![3, 2]);
-    let third = DateTime::parse_from_rfc3339(&all[0].started_at)
-        .unwrap()
-        .with_timezone(&Utc);
-    let since =
-        f.h.email_trail("ada@x.edu", Some(third), 100)
-            .await
-            .unwrap();
-    assert_eq!(since.len(), 1);
-    assert_eq!(since[0].run_id, 3);
-    let future = third + chrono::Duration::days(1);
-    assert!(f
-        .h
-        .email_trail("ada@x.edu", Some(future), 100)
-        .await
-        .unwrap()
-        .is_empty());
-    assert!(f
-        .h
-        .email_trail("nobody@x.edu", None, 100)
-        .await
-        .unwrap()
-        .is_empty());
-}
-
 #[test]
 fn times_parse_as_dates_rfc3339_or_durations_back() {
     let now = DateTime::parse_from_rfc3339("2025-03-10T12:00:00Z")
@@ -225,7 +117,8 @@ fn gaps_join_only_over_runs_that_never_planned() {
 /// them, and neither scans a table nor sorts.
 #[tokio::test]
 async fn the_trail_queries_use_the_email_and_time_indexes() {
-    let f = fixture().await;
+    let (h, _dir) = backends::sqlite().await;
+    let f = fixture(h);
     let plan = |sql: &'static str| {
         let pool = f.h.sqlite_pool();
         async move {
@@ -252,4 +145,109 @@ async fn the_trail_queries_use_the_email_and_time_indexes() {
             || since.contains("SEARCH runs USING INDEX runs_started_at (started_at>?)"),
         "{since}"
     );
+}
+
+history_tests! {
+    async fn a_streak_is_one_entry_across_runs_that_never_read_studio(h: History) {
+        let f = fixture(h);
+        let ada = || pending("ada@x.edu", "not_in_studio");
+        f.planned("succeeded", &[], &[ada()]).await; // 1
+        f.failed_early().await; // 2: Studio down, says nothing about ada
+        f.planned(
+            "succeeded",
+            &[],
+            &[ada(), pending("bob@x.edu", "ambiguous")],
+        )
+        .await; // 3
+        f.planned("succeeded", &[add("ada@x.edu", Outcome::Applied)], &[])
+            .await; // 4: found and added
+        f.planned("succeeded", &[], &[]).await; // 5
+        let trail = f.h.email_trail(" Ada@X.edu ", None, 100).await.unwrap();
+        assert_eq!(
+            shape(&trail),
+            vec![("action", 4, 4, 1), ("left_alone", 3, 1, 2)],
+            "{trail:#?}"
+        );
+        let TrailEvent::LeftAlone {
+            reason,
+            detail,
+            first_started_at,
+            ..
+        } = &trail[1].event
+        else {
+            unreachable!()
+        };
+        assert_eq!(reason, "not_in_studio");
+        assert_eq!(detail.as_deref(), Some("not_in_studio detail"));
+        assert!(first_started_at < &trail[1].started_at);
+        assert_eq!(trail[0].run_status, RunStatus::Succeeded);
+        assert_eq!(trail[0].trigger, "schedule");
+    }
+
+    async fn a_run_that_planned_without_the_email_or_a_new_reason_ends_a_streak(h: History) {
+        let f = fixture(h);
+        let p = |reason| pending("ada@x.edu", reason);
+        f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 1
+        f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 2
+        f.planned("succeeded", &[], &[]).await; // 3: ada not pending (left the roles file)
+        f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 4
+        f.planned("aborted", &[], &[p("ambiguous")]).await; // 5
+        f.planned("partial", &[], &[p("not_in_studio")]).await; // 6
+        f.planned("succeeded", &[], &[p("not_in_studio")]).await; // 7
+        let trail = f.h.email_trail("ada@x.edu", None, 100).await.unwrap();
+        assert_eq!(
+            shape(&trail),
+            vec![
+                ("left_alone", 7, 6, 2),
+                ("left_alone", 5, 5, 1),
+                ("left_alone", 4, 4, 1),
+                ("left_alone", 2, 1, 2),
+            ]
+        );
+        assert_eq!(trail[1].run_status, RunStatus::Aborted);
+    }
+
+    async fn since_and_limit_bound_the_trail(h: History) {
+        let f = fixture(h);
+        for day in 1..=3 {
+            let id = f
+                .planned("succeeded", &[add("ada@x.edu", Outcome::Failed)], &[])
+                .await;
+            Sql::new("UPDATE runs SET started_at = ? WHERE id = ?")
+                .bind(format!("2025-03-0{day}T10:00:00.000Z"))
+                .bind(id)
+                .execute(&f.h.db)
+                .await
+                .unwrap();
+        }
+        let all = f.h.email_trail("ada@x.edu", None, 100).await.unwrap();
+        assert_eq!(
+            all.iter().map(|e| e.run_id).collect::<Vec<_>>(),
+            vec![3, 2, 1]
+        );
+        let two = f.h.email_trail("ada@x.edu", None, 2).await.unwrap();
+        assert_eq!(two.iter().map(|e| e.run_id).collect::<Vec<_>>(), vec![3, 2]);
+        let third = DateTime::parse_from_rfc3339(&all[0].started_at)
+            .unwrap()
+            .with_timezone(&Utc);
+        let since =
+            f.h.email_trail("ada@x.edu", Some(third), 100)
+                .await
+                .unwrap();
+        assert_eq!(since.len(), 1);
+        assert_eq!(since[0].run_id, 3);
+        let future = third + chrono::Duration::days(1);
+        assert!(f
+            .h
+            .email_trail("ada@x.edu", Some(future), 100)
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(f
+            .h
+            .email_trail("nobody@x.edu", None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+    }
 }
