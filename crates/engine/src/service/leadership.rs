@@ -139,7 +139,12 @@ impl Task {
     }
 
     /// One renewal as leader, after waiting lease/3; `false` when `shutdown` came first.
-    async fn lead(&mut self, epoch: Epoch, valid_until: Instant, shutdown: &CancellationToken) -> bool {
+    async fn lead(
+        &mut self,
+        epoch: Epoch,
+        valid_until: Instant,
+        shutdown: &CancellationToken,
+    ) -> bool {
         let next = (Instant::now() + self.timing.every).min(valid_until);
         tokio::select! {
             _ = shutdown.cancelled() => return false,
@@ -155,7 +160,8 @@ impl Task {
             Ok(Ok(true)) => {
                 self.db_ok();
                 let valid_until = self.timing.deadline(sent);
-                self.tx.send_replace(LeaderState::Leader { epoch, valid_until });
+                self.tx
+                    .send_replace(LeaderState::Leader { epoch, valid_until });
             }
             Ok(Ok(false)) => {
                 self.db_ok();
@@ -185,9 +191,13 @@ impl Task {
         self.db_ok();
         if let Some(epoch) = acquired {
             let valid_until = self.timing.deadline(sent);
-            tracing::info!(epoch = epoch.get(), "this daemon now leads (it holds the lease)");
+            tracing::info!(
+                epoch = epoch.get(),
+                "this daemon now leads (it holds the lease)"
+            );
             self.metrics.set_leader(true);
-            self.tx.send_replace(LeaderState::Leader { epoch, valid_until });
+            self.tx
+                .send_replace(LeaderState::Leader { epoch, valid_until });
             return true;
         }
         let leader = match tokio::time::timeout(limit, self.lease.leader()).await {
@@ -218,8 +228,12 @@ impl Task {
         self.tx.send_replace(LeaderState::Standby { leader: None });
         match tokio::time::timeout(self.timing.every, self.lease.release(epoch)).await {
             Ok(Ok(())) => tracing::info!(epoch = epoch.get(), "released the lease on stop"),
-            Ok(Err(e)) => tracing::warn!("could not release the lease on stop (it will expire): {e}"),
-            Err(_) => tracing::warn!("could not release the lease on stop in time (it will expire)"),
+            Ok(Err(e)) => {
+                tracing::warn!("could not release the lease on stop (it will expire): {e}")
+            }
+            Err(_) => {
+                tracing::warn!("could not release the lease on stop in time (it will expire)")
+            }
         }
     }
 

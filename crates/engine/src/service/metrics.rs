@@ -281,12 +281,18 @@ mod tests {
         m.set_leader(false);
         let text = m.render();
         assert!(text.contains("\nstudio_role_sync_leader 0\n"), "{text}");
-        assert!(text.contains("studio_role_sync_leader_changes_total 0"), "{text}");
+        assert!(
+            text.contains("studio_role_sync_leader_changes_total 0"),
+            "{text}"
+        );
         m.set_leader(true);
         m.set_leader(true);
         m.set_leader(false);
         let text = m.render();
         assert!(text.contains("\nstudio_role_sync_leader 0\n"), "{text}");
-        assert!(text.contains("studio_role_sync_leader_changes_total 2"), "{text}");
+        assert!(
+            text.contains("studio_role_sync_leader_changes_total 2"),
+            "{text}"
+        );
     }
 }

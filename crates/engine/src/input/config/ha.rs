@@ -63,7 +63,12 @@ mod tests {
     fn lease_defaults_to_15s_and_ha_is_off_without_the_key() {
         assert_eq!(load(GOOD).unwrap().ha, None);
         let c = load(&format!("{GOOD}ha: {{}}\n")).unwrap();
-        assert_eq!(c.ha, Some(HaConfig { lease: DEFAULT_LEASE }));
+        assert_eq!(
+            c.ha,
+            Some(HaConfig {
+                lease: DEFAULT_LEASE
+            })
+        );
         let c = load(&format!("{GOOD}ha:\n  lease: 5s\n")).unwrap();
         assert_eq!(c.ha.unwrap().lease, Duration::from_secs(5));
     }

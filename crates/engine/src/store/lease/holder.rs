@@ -78,7 +78,11 @@ mod tests {
         let (a, b) = (Holder::this_process(), Holder::this_process());
         assert_ne!(a.id, b.id);
         assert_eq!((a.host.as_str(), a.pid), (b.host.as_str(), b.pid));
-        assert!(a.id.starts_with(&format!("{}/{}/", a.host, a.pid)), "{}", a.id);
+        assert!(
+            a.id.starts_with(&format!("{}/{}/", a.host, a.pid)),
+            "{}",
+            a.id
+        );
     }
 
     #[test]
