@@ -59,6 +59,9 @@ struct Inner {
     config_valid: Gauge,
     flapping_actions: Gauge,
     notifications: Family<NotificationLabels, Counter>,
+    /// `leader`: 1 while this process holds the leader lease (a contract: the exact name).
+    leader: Gauge,
+    leader_changes: Counter,
     /// Unix time of the last successful run, read at scrape time into `since_success`.
     last_success: AtomicU64,
     started: std::time::Instant,
@@ -123,8 +126,22 @@ impl Metrics {
             "Notifications, by channel, event and outcome (sent, failed after every retry, dropped)",
             notifications.clone(),
         );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this daemon holds the leader lease and talks to Studio, 0 on a standby",
+            leader.clone(),
+        );
+        let leader_changes = Counter::default();
+        registry.register(
+            "leader_changes",
+            "Times this daemon became leader or stopped being leader",
+            leader_changes.clone(),
+        );
         Metrics {
             inner: Arc::new(Inner {
+                leader,
+                leader_changes,
                 flapping_actions,
                 notifications,
                 registry: Mutex::new(registry),
@@ -195,6 +212,13 @@ impl Metrics {
             .inc();
     }
 
+    /// Whether this process leads now; a change of it is counted.
+    pub fn set_leader(&self, leader: bool) {
+        if self.inner.leader.set(leader as i64) != leader as i64 {
+            self.inner.leader_changes.inc();
+        }
+    }
+
     pub fn set_config_valid(&self, valid: bool) {
         self.inner.config_valid.set(valid as i64);
     }
@@ -249,5 +273,26 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("studio_role_sync_pending_users 2"), "{text}");
+    }
+
+    #[test]
+    fn leadership_is_a_gauge_and_its_changes_are_counted() {
+        let m = Metrics::new();
+        m.set_leader(false);
+        let text = m.render();
+        assert!(text.contains("\nstudio_role_sync_leader 0\n"), "{text}");
+        assert!(
+            text.contains("studio_role_sync_leader_changes_total 0"),
+            "{text}"
+        );
+        m.set_leader(true);
+        m.set_leader(true);
+        m.set_leader(false);
+        let text = m.render();
+        assert!(text.contains("\nstudio_role_sync_leader 0\n"), "{text}");
+        assert!(
+            text.contains("studio_role_sync_leader_changes_total 2"),
+            "{text}"
+        );
     }
 }

@@ -13,6 +13,7 @@ pub mod ca_file;
 mod checker;
 mod console;
 mod flapping;
+mod ha;
 mod history;
 mod ldap;
 mod log;
@@ -35,6 +36,7 @@ mod tests;
 pub use ca_file::ExtraRoots;
 pub use console::{ConsoleAuth, ConsoleConfig};
 pub use flapping::FlappingConfig;
+pub use ha::HaConfig;
 pub use history::RetentionConfig;
 pub use log::{check_log_level, LogConfig, LogFormat};
 pub use notify::{EmailConfig, NotifyConfig, WebhookConfig, WebhookFormat};
@@ -95,6 +97,8 @@ pub struct Config {
     pub flapping: FlappingConfig,
     /// `console:`, the read-only history console; `None`: off.
     pub console: Option<ConsoleConfig>,
+    /// `ha:`, several daemons on one PostgreSQL history; `None`: this daemon is alone.
+    pub ha: Option<HaConfig>,
 }
 
 /// `http`: where the metrics and health endpoints listen.
@@ -132,6 +136,7 @@ struct RawConfig {
     #[serde(default)]
     flapping: flapping::RawFlapping,
     console: Option<console::RawConsole>,
+    ha: Option<ha::RawHa>,
 }
 
 #[derive(Deserialize)]
@@ -261,7 +266,9 @@ impl Checker<'_> {
             .console
             .map(|c| self.console(c, listen, &resolve))
             .transpose()?;
+        let ha = raw.ha.map(|h| self.ha(h)).transpose()?;
         Ok(Config {
+            ha,
             path: self.path.to_path_buf(),
             history: resolve(&history),
             retention,
