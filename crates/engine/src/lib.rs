@@ -36,9 +36,7 @@ pub use sync::{apply, current, digest, grace, plan, read, reconcile, run_report,
 // What outlives a process.
 pub use store::{history, lock};
 // Which of several daemons on one PostgreSQL history talks to Studio.
-#[cfg(feature = "postgres")]
 pub use store::lease;
 // The daemon around the runs.
-#[cfg(feature = "postgres")]
 pub use service::leadership;
 pub use service::{daemon, http, metrics, shutdown};

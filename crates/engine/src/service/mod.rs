@@ -7,7 +7,6 @@
 
 pub mod daemon;
 pub mod http;
-#[cfg(feature = "postgres")]
 pub mod leadership;
 pub mod metrics;
 pub(crate) mod notifications;

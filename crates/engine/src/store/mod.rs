@@ -5,7 +5,6 @@
 //! history, the leader [`lease`] that lets exactly one of several daemons talk to Studio.
 
 pub mod history;
-#[cfg(feature = "postgres")]
 pub mod lease;
 pub mod lock;
 pub(crate) mod state_files;

@@ -16,6 +16,7 @@ use crate::input::email_address;
 use crate::input::roles::ManagedRoles;
 use crate::model::change::{Change, ChangeKind, ChangeResult, Outcome};
 use crate::service::shutdown::CancellationToken;
+use crate::store::history::History;
 use crate::studio::StudioUser;
 use crate::studio::{StudioClient, StudioError, WireAction};
 use futures::future::BoxFuture;
@@ -34,6 +35,8 @@ pub enum Stopped {
     /// Authentication failed: nothing more can be sent.
     Auth(String),
     Shutdown,
+    /// This daemon no longer leads (its lease ended): the new leader finishes the work.
+    LeadershipLost(String),
 }
 
 #[derive(Default)]
@@ -48,6 +51,9 @@ pub struct Applier<'a> {
     pub batch_size: usize,
     pub concurrency: usize,
     pub shutdown: CancellationToken,
+    /// Asked before each batch whether this process still leads (a history several daemons
+    /// share); `None`: nobody else can send.
+    pub leads: Option<&'a History>,
 }
 
 struct Shared {
@@ -99,6 +105,14 @@ impl Applier<'_> {
                 }
                 if let Some(why) = shared.stopped() {
                     return skipped(batch, &why);
+                }
+                // The last check before the batch goes out: what remains between it and the
+                // send is one statement's round trip (docs/operations.md, high availability).
+                if let Some(history) = self.leads {
+                    if let Err(e) = history.still_leads().await {
+                        shared.stop(Stopped::LeadershipLost(e.to_string()));
+                        return skipped(batch, &Stopped::LeadershipLost(e.to_string()));
+                    }
                 }
                 self.send(batch, shared).await
             })
@@ -307,6 +321,7 @@ fn skipped(batch: Vec<Change>, why: &Stopped) -> Vec<ChangeResult> {
         Stopped::Outage(_) => "not sent: Studio was failing (circuit breaker open)",
         Stopped::Auth(_) => "not sent: authentication failed",
         Stopped::Shutdown => "not sent: the daemon was shutting down",
+        Stopped::LeadershipLost(_) => "not sent: this daemon no longer leads",
     };
     batch
         .into_iter()
@@ -382,6 +397,7 @@ mod tests {
             batch_size: 50,
             concurrency: 1,
             shutdown: CancellationToken::new(),
+            leads: None,
         };
         let users = [
             studio_user(1, &["Admin"]),

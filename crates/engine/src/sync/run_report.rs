@@ -63,9 +63,21 @@ pub enum RunError {
     /// A shutdown stopped the run while it read Studio.
     #[error("stopped by a shutdown while reading Studio; nothing was sent")]
     Stopped,
+    /// This daemon's lease ended during the run (a history several daemons share): it sent
+    /// nothing more, and the new leader finishes the work.
+    #[error("{0}")]
+    LeadershipLost(String),
 }
 
 impl RunError {
+    /// This daemon's lease ended: what it sent was fenced off, and the new leader goes on.
+    pub fn is_leadership_lost(&self) -> bool {
+        match self {
+            RunError::LeadershipLost(_) => true,
+            RunError::History(e) | RunError::Outcomes { source: e, .. } => e.is_leadership_lost(),
+            _ => false,
+        }
+    }
     /// Whether Studio refused the credentials (401, or no token could be had).
     pub fn is_auth(&self) -> bool {
         // A 403 is left out: Studio (behind Canvas) also answers 403 when throttling.
@@ -105,6 +117,10 @@ impl RunReport {
     pub fn status(&self) -> RunStatus {
         if self.record.status == RunStatus::Interrupted
             || matches!(self.error, Some(RunError::Stopped))
+            || self
+                .error
+                .as_ref()
+                .is_some_and(RunError::is_leadership_lost)
         {
             RunStatus::Interrupted
         } else if self.error.is_some() {

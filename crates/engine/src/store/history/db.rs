@@ -14,6 +14,7 @@
 
 use crate::model::change::{ChangeKind, Outcome};
 use crate::model::run_status::RunStatus;
+use crate::store::lease::{fence, Epoch, FenceError};
 use crate::sync::plan::GuardKind;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
@@ -22,6 +23,51 @@ use sqlx::{
     SqlitePool, Transaction, Type,
 };
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// A statement that failed, or a write refused because this process no longer leads.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum DbError {
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error("leadership lost: the lease of term {0} expired or another daemon took it over")]
+    LeadershipLost(Epoch),
+}
+
+impl From<FenceError> for DbError {
+    fn from(e: FenceError) -> DbError {
+        match e {
+            FenceError::LeadershipLost(epoch) => DbError::LeadershipLost(epoch),
+            FenceError::Database(e) => DbError::Sql(e),
+        }
+    }
+}
+
+/// The term a process writes under on a shared PostgreSQL history, set by its leadership
+/// (`service::leadership`) and read by every write: each one proves in its own transaction
+/// that this term still leads ([`fence`]). No term (a standby, a lost lease): every write is
+/// refused before it is sent.
+#[derive(Clone, Debug, Default)]
+pub struct WriteTerm(Arc<AtomicI64>);
+
+impl WriteTerm {
+    pub fn set(&self, epoch: Option<Epoch>) {
+        self.0.store(epoch.map_or(0, Epoch::get), Ordering::SeqCst);
+    }
+
+    pub fn get(&self) -> Option<Epoch> {
+        match self.0.load(Ordering::SeqCst) {
+            0 => None,
+            e => Some(Epoch(e)),
+        }
+    }
+
+    /// The term to fence with, or the refusal of a process that does not lead.
+    fn current(&self) -> Result<Epoch, DbError> {
+        self.get().ok_or(DbError::LeadershipLost(Epoch::NONE))
+    }
+}
 
 /// Which database a history lives in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -319,7 +365,7 @@ fn pg_args(args: &[Arg]) -> Result<PgArguments, sqlx::Error> {
 pub(crate) enum Exec<'a> {
     SqlitePool(&'a SqlitePool),
     SqliteConn(&'a mut SqliteConnection),
-    PgPool(&'a PgPool),
+    PgPool(&'a PgPool, Option<&'a WriteTerm>),
     PgConn(&'a mut PgConnection),
 }
 
@@ -340,7 +386,7 @@ macro_rules! on_each {
                 let $args = sqlite_args(&sql.args)?;
                 $body
             }
-            Exec::PgPool($e) => {
+            Exec::PgPool($e, _) => {
                 let $text = sql.text_for(Dialect::Postgres);
                 let $args = pg_args(&sql.args)?;
                 $body
@@ -356,11 +402,26 @@ macro_rules! on_each {
 }
 
 impl Exec<'_> {
-    async fn execute(self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        on_each!(self, sql, |e, text, args| Ok(sqlx::query_with(&text, args)
-            .execute(e)
-            .await?
-            .rows_affected()))
+    /// A write. On a pool of a fenced history it runs in a transaction of its own, after the
+    /// fence; inside a [`Tx`] the transaction's own fence covers it.
+    async fn execute(self, sql: &Sql) -> Result<u64, DbError> {
+        if let Exec::PgPool(pool, Some(term)) = self {
+            let epoch = term.current()?;
+            let mut tx = pool.begin().await?;
+            fence(&mut tx, epoch).await?;
+            let n = sqlx::query_with(&sql.text_for(Dialect::Postgres), pg_args(&sql.args)?)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            return Ok(n);
+        }
+        let n: Result<u64, sqlx::Error> =
+            on_each!(self, sql, |e, text, args| Ok(sqlx::query_with(&text, args)
+                .execute(e)
+                .await?
+                .rows_affected()));
+        Ok(n?)
     }
 
     async fn fetch_all<T: Record>(self, sql: &Sql) -> Result<Vec<T>, sqlx::Error> {
@@ -405,7 +466,7 @@ impl<'a> From<&'a Db> for Exec<'a> {
     fn from(db: &'a Db) -> Exec<'a> {
         match db {
             Db::Sqlite(p) => Exec::SqlitePool(p),
-            Db::Postgres(p) => Exec::PgPool(p),
+            Db::Postgres(p, term) => Exec::PgPool(p, term.as_ref()),
         }
     }
 }
@@ -429,7 +490,7 @@ impl<'a> From<&'a mut Tx> for Exec<'a> {
 /// sqlx's own queries run.
 impl Sql {
     /// Runs the statement; the number of rows it changed.
-    pub(crate) async fn execute<'a>(self, on: impl Into<Exec<'a>>) -> Result<u64, sqlx::Error> {
+    pub(crate) async fn execute<'a>(self, on: impl Into<Exec<'a>>) -> Result<u64, DbError> {
         on.into().execute(&self).await
     }
 
@@ -500,14 +561,16 @@ impl Sql {
 #[derive(Clone, Debug)]
 pub(crate) enum Db {
     Sqlite(SqlitePool),
-    Postgres(PgPool),
+    /// A PostgreSQL schema; with a [`WriteTerm`] when several processes may write it and
+    /// only the leader's writes count.
+    Postgres(PgPool, Option<WriteTerm>),
 }
 
 impl Db {
     pub(crate) fn dialect(&self) -> Dialect {
         match self {
             Db::Sqlite(_) => Dialect::Sqlite,
-            Db::Postgres(_) => Dialect::Postgres,
+            Db::Postgres(..) => Dialect::Postgres,
         }
     }
 
@@ -516,17 +579,23 @@ impl Db {
     /// once with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517), with no wait, when
     /// another process (a `plan` beside the daemon) wrote in between. PostgreSQL's rows lock
     /// as they are written.
-    pub(crate) async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+    pub(crate) async fn begin_write(&self) -> Result<Tx, DbError> {
         Ok(match self {
             Db::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p, None) => Tx::Postgres(p.begin().await?),
+            Db::Postgres(p, Some(term)) => {
+                let epoch = term.current()?;
+                let mut tx = p.begin().await?;
+                fence(&mut tx, epoch).await?;
+                Tx::Postgres(tx)
+            }
         })
     }
 
     pub(crate) async fn close(&self) {
         match self {
             Db::Sqlite(p) => p.close().await,
-            Db::Postgres(p) => p.close().await,
+            Db::Postgres(p, _) => p.close().await,
         }
     }
 }

@@ -56,7 +56,8 @@ use crate::model::run_status::RunStatus;
 use crate::store::state_files;
 pub use crate::studio::tokens::StoredTokens;
 use chrono::{SecondsFormat, Utc};
-use db::{Db, Sql, Tx};
+pub use db::WriteTerm;
+use db::{Db, DbError, Sql, Tx};
 use serde::Serialize;
 use sqlx::sqlite::{SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 
@@ -100,8 +101,28 @@ pub struct HistoryError {
 pub enum HistoryFailure {
     #[error(transparent)]
     Sql(#[from] sqlx::Error),
+    /// A write of a process whose lease ended: refused, not merged (docs/operations.md, high
+    /// availability).
+    #[error("leadership lost: the lease of term {0} expired or another daemon took it over")]
+    LeadershipLost(crate::store::lease::Epoch),
     #[error("{0}")]
     Setup(String),
+}
+
+impl From<DbError> for HistoryFailure {
+    fn from(e: DbError) -> HistoryFailure {
+        match e {
+            DbError::Sql(e) => HistoryFailure::Sql(e),
+            DbError::LeadershipLost(epoch) => HistoryFailure::LeadershipLost(epoch),
+        }
+    }
+}
+
+impl HistoryError {
+    /// Whether the write was refused because this process no longer leads.
+    pub fn is_leadership_lost(&self) -> bool {
+        matches!(self.failure, HistoryFailure::LeadershipLost(_))
+    }
 }
 
 /// Now, as the history writes times: RFC 3339, UTC, milliseconds.
@@ -343,7 +364,7 @@ impl History {
     pub(crate) fn sqlite_pool(&self) -> sqlx::SqlitePool {
         match &self.db {
             Db::Sqlite(pool) => pool.clone(),
-            Db::Postgres(_) => panic!("not a SQLite history"),
+            Db::Postgres(..) => panic!("not a SQLite history"),
         }
     }
 
@@ -352,26 +373,34 @@ impl History {
     }
 
     /// A write transaction ([`Db::begin_write`]).
-    async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+    async fn begin_write(&self) -> Result<Tx, DbError> {
         self.db.begin_write().await
     }
 
-    fn err(&self, e: sqlx::Error) -> HistoryError {
+    fn err(&self, e: impl Into<HistoryFailure>) -> HistoryError {
         HistoryError {
             path: self.path.clone(),
-            failure: HistoryFailure::Sql(e),
+            failure: e.into(),
         }
     }
 
+    /// Records a run as `running` and gives its id. (In a write transaction: on a shared
+    /// PostgreSQL history it is fenced like every write of a run.)
     pub async fn start_run(&self, trigger: &str, dry_run: bool) -> Result<i64, HistoryError> {
-        Sql::new("INSERT INTO runs (started_at, trigger, dry_run, status, pid) VALUES (?, ?, ?, 'running', ?) RETURNING id")
-            .bind(self.now())
-            .bind(trigger)
-            .bind(dry_run)
-            .bind(std::process::id() as i64)
-            .scalar(&self.db)
-            .await
-            .map_err(|e| self.err(e))
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
+        let id = Sql::new(
+            "INSERT INTO runs (started_at, trigger, dry_run, status, pid) \
+             VALUES (?, ?, ?, 'running', ?) RETURNING id",
+        )
+        .bind(self.now())
+        .bind(trigger)
+        .bind(dry_run)
+        .bind(std::process::id() as i64)
+        .scalar(&mut tx)
+        .await
+        .map_err(|e| self.err(e))?;
+        tx.commit().await.map_err(|e| self.err(e))?;
+        Ok(id)
     }
 
     /// Records the planned actions and the pending emails of a run, in one transaction: the

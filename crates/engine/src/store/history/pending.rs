@@ -10,7 +10,7 @@
 
 use super::clock::text;
 use super::db::Sql;
-use super::db::Tx;
+use super::db::{DbError, Tx};
 use super::{Clock, History, HistoryError, PendingRow, ROWS_PER_INSERT};
 use crate::sync::recheck::Backoff;
 use serde::Serialize;
@@ -67,7 +67,7 @@ pub(super) async fn record(
     run_id: i64,
     clock: &Clock,
     update: &PendingUpdate<'_>,
-) -> Result<PendingChanges, sqlx::Error> {
+) -> Result<PendingChanges, DbError> {
     let now = clock.now();
     let at = text(now);
     let later: Option<i64> =
@@ -169,7 +169,7 @@ async fn insert(
     at: &str,
     rows: &[&PendingRow],
     ended_run_id: Option<i64>,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), DbError> {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         let mut q = Sql::new(
             "INSERT INTO pending_spans (email, reason, user_id, detail, first_run_id, first_seen_at, \

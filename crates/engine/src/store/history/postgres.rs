@@ -10,8 +10,9 @@
 //! The URL is a secret (it may carry a password): it is never shown. What errors and logs
 //! name is [`place`]: host, port, database and schema.
 
-use super::db::Db;
+use super::db::{Db, DbError, WriteTerm};
 use super::{Clock, History, HistoryError, HistoryFailure};
+use crate::store::lease::{fence, Epoch};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::path::PathBuf;
@@ -94,7 +95,7 @@ impl History {
             .await
             .map_err(|e| err(format!("cannot migrate: {e}")))?;
         Ok(History {
-            db: Db::Postgres(pool),
+            db: Db::Postgres(pool, None),
             path: at,
             clock: Clock::system(),
             writable: true,
@@ -116,15 +117,50 @@ impl History {
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_lazy_with(options);
         Ok(History {
-            db: Db::Postgres(pool),
+            db: Db::Postgres(pool, None),
             path: at,
             clock: Clock::system(),
             writable: false,
         })
     }
 
+    /// The same history, every write of it fenced by `term` (see [`WriteTerm`]): for the
+    /// processes that talk to Studio on a history several daemons share. A SQLite history
+    /// has one writer by its instance lock, and is returned as it is.
+    pub fn with_write_term(mut self, term: WriteTerm) -> History {
+        if let Db::Postgres(pool, _) = self.db {
+            self.db = Db::Postgres(pool, Some(term));
+        }
+        self
+    }
+
+    /// Whether this process still leads, asked of the database right before a batch is sent
+    /// to Studio: a leader paused past its lease (a stopped process, a frozen VM) learns
+    /// here that it was deposed, before it sends anything. Always `Ok` for a history with
+    /// no write term (SQLite, or a PostgreSQL history without `ha`).
+    pub async fn still_leads(&self) -> Result<(), HistoryError> {
+        let Db::Postgres(pool, Some(term)) = &self.db else {
+            return Ok(());
+        };
+        let epoch = term
+            .get()
+            .ok_or_else(|| self.err(DbError::LeadershipLost(Epoch::NONE)))?;
+        let mut conn = pool.acquire().await.map_err(|e| self.err(e))?;
+        fence(&mut conn, epoch)
+            .await
+            .map_err(|e| self.err(DbError::from(e)))
+    }
+
+    /// The pool of a PostgreSQL history (its lease lives in the same schema).
+    pub fn postgres_pool(&self) -> Option<&sqlx::PgPool> {
+        match &self.db {
+            Db::Postgres(pool, _) => Some(pool),
+            Db::Sqlite(_) => None,
+        }
+    }
+
     /// Whether this history is kept in PostgreSQL (several daemons may share it).
     pub fn is_postgres(&self) -> bool {
-        matches!(self.db, Db::Postgres(_))
+        matches!(self.db, Db::Postgres(..))
     }
 }

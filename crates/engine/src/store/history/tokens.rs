@@ -20,7 +20,7 @@ fn unix_ms() -> i64 {
 }
 
 impl History {
-    fn token_error(&self, e: sqlx::Error) -> TokenStoreError {
+    fn token_error(&self, e: impl Into<super::HistoryFailure>) -> TokenStoreError {
         TokenStoreError(self.err(e).to_string())
     }
 

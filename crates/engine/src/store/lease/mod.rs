@@ -27,6 +27,9 @@ use std::time::Duration;
 pub struct Epoch(pub(crate) i64);
 
 impl Epoch {
+    /// No term: a process that does not lead (its writes are refused).
+    pub const NONE: Epoch = Epoch(0);
+
     pub fn get(self) -> i64 {
         self.0
     }

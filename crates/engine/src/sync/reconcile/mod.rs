@@ -182,6 +182,8 @@ impl Engine {
                     || report.record.status == RunStatus::Interrupted
                 {
                     tracing::info!(reason = %e, "run interrupted by the shutdown; the next run finishes the work");
+                } else if e.is_leadership_lost() {
+                    tracing::warn!(reason = %e, "run stopped: this daemon no longer leads; the new leader finishes the work");
                 } else {
                     tracing::error!(error = %e, "run failed");
                 }

@@ -28,6 +28,7 @@ impl Engine {
             batch_size: config.studio.batch_size,
             concurrency: config.studio.concurrency,
             shutdown,
+            leads: Some(&self.history),
         };
         let history = &self.history;
         let metrics = &self.metrics;
@@ -68,6 +69,7 @@ impl Engine {
             Some(Stopped::Outage(why)) => return Err(RunError::Outage(why)),
             Some(Stopped::Auth(why)) => return Err(RunError::Auth(why)),
             Some(Stopped::Shutdown) => report.record.status = RunStatus::Interrupted,
+            Some(Stopped::LeadershipLost(why)) => return Err(RunError::LeadershipLost(why)),
             None => {}
         }
         match unrecorded {
