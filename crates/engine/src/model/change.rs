@@ -8,15 +8,13 @@
 //! `store`). Kind and outcome are enums whose text is the `run_actions` contract.
 
 use crate::input::roles::ManagedRoles;
+use crate::model::stored_as_text;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Add or remove a role; `run_actions.action` holds its text.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum ChangeKind {
     Add,
     Remove,
@@ -29,7 +27,16 @@ impl ChangeKind {
             ChangeKind::Remove => "remove",
         }
     }
+
+    /// The kind whose text (in `run_actions.action`) is `text`, if any.
+    pub fn parse(text: &str) -> Option<ChangeKind> {
+        [ChangeKind::Add, ChangeKind::Remove]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
 }
+
+stored_as_text!(ChangeKind, ChangeKind::parse);
 
 impl fmt::Display for ChangeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,9 +45,8 @@ impl fmt::Display for ChangeKind {
 }
 
 /// How a change ended; `run_actions.outcome` holds its text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum Outcome {
     /// Recorded before sending; not sent (yet).
     Planned,
@@ -64,7 +70,22 @@ impl Outcome {
             Outcome::Unknown => "unknown",
         }
     }
+
+    /// The outcome whose text (in `run_actions.outcome`) is `text`, if any.
+    pub fn parse(text: &str) -> Option<Outcome> {
+        [
+            Outcome::Planned,
+            Outcome::Applied,
+            Outcome::Failed,
+            Outcome::Skipped,
+            Outcome::Unknown,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
 }
+
+stored_as_text!(Outcome, Outcome::parse);
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -6,3 +6,5 @@
 
 pub mod change;
 pub mod run_status;
+mod stored_text;
+pub(crate) use stored_text::stored_as_text;

@@ -8,9 +8,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The status of a run, as `runs.status` says it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-#[sqlx(rename_all = "lowercase")]
 pub enum RunStatus {
     /// Started and not finished yet (or its process died: see `interrupted`).
     #[default]
@@ -56,6 +55,8 @@ impl RunStatus {
         RunStatus::ALL.into_iter().find(|s| s.as_str() == text)
     }
 }
+
+crate::model::stored_as_text!(RunStatus, RunStatus::parse);
 
 impl std::fmt::Display for RunStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

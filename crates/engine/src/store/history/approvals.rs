@@ -332,7 +332,7 @@ impl History {
     pub async fn poll_requests(&self) -> Result<(Option<i64>, bool), HistoryError> {
         let (approval, waiting): (Option<i64>, i64) = Sql::new(
             "SELECT (SELECT MAX(id) FROM approvals WHERE status = 'pending' AND kind = 'approve'), \
-             EXISTS (SELECT 1 FROM run_requests WHERE taken_at IS NULL)",
+             CAST(CASE WHEN EXISTS (SELECT 1 FROM run_requests WHERE taken_at IS NULL) THEN 1 ELSE 0 END AS BIGINT)",
         )
         .fetch_one(&self.db)
         .await

@@ -37,6 +37,18 @@ impl Drop for DropSchema {
             rt.block_on(async {
                 use sqlx::Connection;
                 if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
+                    // A test that failed may leave a transaction open on a connection its
+                    // runtime can no longer roll back: end the schema's sessions first.
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                         WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                    )
+                    .bind(super::postgres::application_name(&schema))
+                    .execute(&mut c)
+                    .await;
+                    let _ = sqlx::query("SET lock_timeout = '10s'")
+                        .execute(&mut c)
+                        .await;
                     let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
                         .execute(&mut c)
                         .await;

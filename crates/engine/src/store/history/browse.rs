@@ -6,7 +6,7 @@
 //! (`runs_started_at`, `runs_status`, the primary key), so a year of runs costs no more per
 //! page than a week.
 
-use super::db::{seconds_between, Dialect, HistoryRow, Sql};
+use super::db::{no_index, seconds_between, HistoryRow, Sql};
 use super::{History, HistoryError, RunRecord};
 use crate::model::run_status::RunStatus;
 use serde::Serialize;
@@ -109,12 +109,8 @@ impl History {
         status: Option<RunStatus>,
         trigger: Option<&str>,
     ) -> Result<Vec<DayStats>, HistoryError> {
-        // `+column` keeps SQLite off the column's index (the id range is read in order instead);
-        // PostgreSQL plans that by itself.
-        let plain = match self.db.dialect() {
-            Dialect::Sqlite => "+",
-            Dialect::Postgres => "",
-        };
+        // The id range is read in order instead of through the columns' indexes.
+        let plain = no_index(self.db.dialect());
         let seconds = seconds_between(self.db.dialect(), "finished_at", "started_at");
         let rows = Sql::new(format!(
             "SELECT substr(started_at, 1, 10) AS day, COUNT(*), CAST(SUM(adds_applied) AS BIGINT), \

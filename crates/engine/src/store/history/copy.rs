@@ -119,7 +119,7 @@ impl History {
             }
             let names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
             let list = names.join(", ");
-            let rows = Sql::new(format!("SELECT {list} FROM {table} ORDER BY rowid"))
+            let rows = Sql::new(format!("SELECT {list} FROM {table}"))
                 .fetch_rows(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;

@@ -87,10 +87,25 @@ pub(crate) fn seconds_between(d: Dialect, end: &str, start: &str) -> String {
     }
 }
 
+/// Put before a column (`{no_index}status = ?`) to keep SQLite off that column's index where
+/// reading rows in id order is faster; PostgreSQL plans that by itself (and has no unary `+`
+/// for text or booleans).
+pub(crate) fn no_index(d: Dialect) -> &'static str {
+    match d {
+        Dialect::Sqlite => "+",
+        Dialect::Postgres => "",
+    }
+}
+
 /// The greater of two non-null values, as both dialects write it (SQLite's `MAX(a, b)` is
-/// PostgreSQL's `GREATEST(a, b)`). For the smaller, swap them.
+/// PostgreSQL's `GREATEST(a, b)`).
 pub(crate) fn greater(a: &str, b: &str) -> String {
     format!("CASE WHEN {a} > {b} THEN {a} ELSE {b} END")
+}
+
+/// The smaller of two non-null values (SQLite's `MIN(a, b)`, PostgreSQL's `LEAST(a, b)`).
+pub(crate) fn smaller(a: &str, b: &str) -> String {
+    format!("CASE WHEN {a} < {b} THEN {a} ELSE {b} END")
 }
 
 /// A value bound to a `?`. (Its `Debug` is used by tests only: [`Sql`]'s own never shows

@@ -5,7 +5,7 @@
 //! history (the daemon, a one-shot `apply`) sees the same transitions, and a restart never
 //! sends a message again.
 
-use super::db::Sql;
+use super::db::{no_index, Sql};
 use super::{History, HistoryError};
 use crate::model::change::{ChangeKey, ChangeKind};
 use std::collections::HashSet;
@@ -34,10 +34,11 @@ impl History {
         // Newest first along the primary key, stopping after `runs` matches. The unary `+`
         // keeps SQLite off the `runs_status` index, which would read every run of those
         // statuses and sort them: linear in the history's length instead of constant.
-        let recent: Vec<(i64,)> = Sql::new(
-            "SELECT id FROM runs WHERE id < ? AND +dry_run = FALSE AND +status IN ('succeeded', 'partial') \
-             ORDER BY id DESC LIMIT ?",
-        )
+        let plain = no_index(self.db.dialect());
+        let recent: Vec<(i64,)> = Sql::new(format!(
+            "SELECT id FROM runs WHERE id < ? AND {plain}dry_run = FALSE \
+             AND {plain}status IN ('succeeded', 'partial') ORDER BY id DESC LIMIT ?",
+        ))
         .bind(before_run)
         .bind(runs as i64)
         .fetch_all(&self.db)

@@ -86,7 +86,7 @@ impl History {
             Sql::new(
                 "INSERT INTO studio_accounts (user_id, full_name, email, held, changed_run_id) \
                  VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id) DO UPDATE SET \
-                 full_name = COALESCE(excluded.full_name, full_name), email = excluded.email, \
+                 full_name = COALESCE(excluded.full_name, studio_accounts.full_name), email = excluded.email, \
                  held = excluded.held, changed_run_id = excluded.changed_run_id",
             )
             .bind(a.user_id)

@@ -39,12 +39,18 @@ pub(crate) fn place(options: &PgConnectOptions, schema: &str) -> String {
     )
 }
 
+/// How the history's connections name themselves to the server (`pg_stat_activity`): which
+/// tenant each one serves.
+pub(crate) fn application_name(schema: &str) -> String {
+    format!("studio-role-sync ({schema})")
+}
+
 /// Parses the URL without ever echoing it: sqlx's own message may quote it.
 fn connect_options(url: &SecretString, schema: &str) -> Result<PgConnectOptions, HistoryError> {
     PgConnectOptions::from_str(url.expose_secret())
         .map(|o| {
             o.options([("search_path", schema)])
-                .application_name("studio-role-sync")
+                .application_name(&application_name(schema))
         })
         .map_err(|_| HistoryError {
             path: PathBuf::from(format!("PostgreSQL history (schema {schema})")),

@@ -10,7 +10,7 @@
 //! mode when created by this version; an older file needs one `VACUUM`, docs/operations.md).
 
 use super::clock::text;
-use super::db::{greater, seconds_between, Dialect, Sql};
+use super::db::{greater, seconds_between, smaller, Dialect, Sql};
 use super::{History, HistoryError};
 use crate::input::config::RetentionConfig;
 
@@ -30,7 +30,7 @@ pub struct Pruned {
 
 /// The runs a prune must never delete: the newest, and the last completed full verification.
 const KEPT: &str = "id NOT IN (SELECT MAX(id) FROM runs) \
-    AND id IS NOT (SELECT MAX(id) FROM runs WHERE verification = 'full' \
+    AND id IS DISTINCT FROM (SELECT MAX(id) FROM runs WHERE verification = 'full' \
                    AND status IN ('succeeded', 'partial', 'aborted'))";
 
 impl History {
@@ -127,7 +127,7 @@ impl History {
              last_run_id = {last_run_id}",
             pending_max = greater("run_days.pending_max", "excluded.pending_max"),
             seconds_max = greater("run_days.seconds_max", "excluded.seconds_max"),
-            first_run_id = greater("excluded.first_run_id", "run_days.first_run_id"),
+            first_run_id = smaller("run_days.first_run_id", "excluded.first_run_id"),
             last_run_id = greater("run_days.last_run_id", "excluded.last_run_id"),
         ))
         .execute(&mut tx)

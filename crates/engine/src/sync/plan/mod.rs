@@ -443,8 +443,7 @@ pub enum GuardTrip {
 }
 
 /// Which guard tripped, as `runs.guard` records it (the text is what users query).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, sqlx::Type)]
-#[sqlx(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GuardKind {
     EmptyDesired,
     RoleMaxRemovals,
@@ -492,6 +491,8 @@ impl GuardKind {
         )
     }
 }
+
+crate::model::stored_as_text!(GuardKind, GuardKind::parse);
 
 impl fmt::Display for GuardKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
