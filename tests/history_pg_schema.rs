@@ -49,7 +49,11 @@ fn main() -> std::process::ExitCode {
 async fn postgres_schema_matches_sqlite(url: String) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("history.db");
-    drop(History::open(&file).await.expect("the SQLite history opens"));
+    drop(
+        History::open(&file)
+            .await
+            .expect("the SQLite history opens"),
+    );
     let (sqlite_relations, sqlite_indexes) = sqlite_schema(&file).await;
 
     let schema = format!(
@@ -98,12 +102,13 @@ async fn sqlite_schema(file: &Path) -> (BTreeSet<Relation>, BTreeSet<Index>) {
     for (name, kind) in names {
         let view = kind == "view";
         // A primary key column is NOT NULL in PostgreSQL; SQLite reports it nullable.
-        let columns: Vec<(String, bool, i64, String)> =
-            sqlx::query_as("SELECT name, \"notnull\" = 1, pk, type FROM pragma_table_info(?) ORDER BY cid")
-                .bind(&name)
-                .fetch_all(&mut db)
-                .await
-                .unwrap();
+        let columns: Vec<(String, bool, i64, String)> = sqlx::query_as(
+            "SELECT name, \"notnull\" = 1, pk, type FROM pragma_table_info(?) ORDER BY cid",
+        )
+        .bind(&name)
+        .fetch_all(&mut db)
+        .await
+        .unwrap();
         let list: Vec<(String, i64)> =
             sqlx::query_as("SELECT name, \"unique\" FROM pragma_index_list(?)")
                 .bind(&name)
