@@ -10,11 +10,14 @@
 //!   keep_noop_runs: 30d     # runs that changed nothing: summarised per day after this age
 //!   keep_changes: forever   # runs that changed, failed, aborted or were interrupted
 //! ```
+//! or, instead of `path`, a PostgreSQL database (`history_postgres.rs`), with the same
+//! retention keys.
 
 use super::checker::Checker;
+use super::history_postgres::{PostgresHistory, RawPostgres};
 use super::ConfigError;
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// `history` as written: a path, or a mapping. Kept as YAML until checked, so that a wrong
@@ -32,13 +35,22 @@ impl Default for RawHistory {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawHistoryMapping {
-    #[serde(default = "default_path")]
-    path: PathBuf,
+    path: Option<PathBuf>,
     #[serde(default = "default_keep_noop")]
     keep_noop_runs: String,
     #[serde(default = "default_keep_changes")]
     keep_changes: String,
+    // PostgreSQL (`history_postgres.rs`); listed here, since `deny_unknown_fields` does not
+    // work with `flatten`.
+    url: Option<String>,
+    url_env: Option<String>,
+    url_file: Option<PathBuf>,
+    schema: Option<String>,
 }
+
+/// `history` checked: the SQLite path (not yet resolved; the default when PostgreSQL holds
+/// the history), the retention, and the PostgreSQL keys still to check.
+type Checked = (PathBuf, RetentionConfig, RawPostgres);
 
 fn default_path() -> PathBuf {
     "state/history.db".into()
@@ -71,23 +83,26 @@ impl Default for RetentionConfig {
 }
 
 impl Checker<'_> {
-    /// Checks `history`: its path (not yet resolved) and its retention.
+    /// Checks `history`: its path (not yet resolved), its retention, and PostgreSQL if named.
     pub(super) fn history(
         &self,
         raw: RawHistory,
-    ) -> Result<(PathBuf, RetentionConfig), ConfigError> {
-        check(raw).map_err(|(k, m)| match k {
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<(PathBuf, RetentionConfig, Option<PostgresHistory>), ConfigError> {
+        let (path, retention, postgres) = check(raw).map_err(|(k, m)| match k {
             "" => self.error(&["history"], m),
             k => self.error(&["history", k], m),
-        })
+        })?;
+        let postgres = self.history_postgres(postgres, resolve)?;
+        Ok((path, retention, postgres))
     }
 }
 
 /// An error is (the key under `history`, or "" for `history` itself, and the message).
-fn check(raw: RawHistory) -> Result<(PathBuf, RetentionConfig), (&'static str, String)> {
+fn check(raw: RawHistory) -> Result<Checked, (&'static str, String)> {
     let m: RawHistoryMapping = match raw.0 {
         serde_yaml::Value::String(p) if !p.trim().is_empty() => {
-            return Ok((p.into(), RetentionConfig::default()))
+            return Ok((p.into(), RetentionConfig::default(), RawPostgres::default()))
         }
         v @ serde_yaml::Value::Mapping(_) => {
             serde_yaml::from_value(v).map_err(|e| ("", e.to_string()))?
@@ -95,7 +110,9 @@ fn check(raw: RawHistory) -> Result<(PathBuf, RetentionConfig), (&'static str, S
         _ => {
             return Err((
                 "",
-                "must be a path, or a mapping with path, keep_noop_runs and keep_changes".into(),
+                "must be a path, or a mapping with path (or url_env, url_file or url), \
+                 keep_noop_runs and keep_changes"
+                    .into(),
             ))
         }
     };
@@ -118,15 +135,32 @@ fn check(raw: RawHistory) -> Result<(PathBuf, RetentionConfig), (&'static str, S
         "forever" => None,
         text => Some(parse("keep_changes", text)?),
     };
-    if m.path.as_os_str().is_empty() {
-        return Err(("path", "must not be empty".into()));
-    }
+    let postgres = RawPostgres {
+        url: m.url,
+        url_env: m.url_env,
+        url_file: m.url_file,
+        schema: m.schema,
+    };
+    let path = match m.path {
+        Some(_) if postgres.has_url() => {
+            return Err((
+                "path",
+                "names a SQLite history, and url_env, url_file or url a PostgreSQL one: \
+                 keep one"
+                    .into(),
+            ))
+        }
+        Some(p) if p.as_os_str().is_empty() => return Err(("path", "must not be empty".into())),
+        Some(p) => p,
+        None => default_path(),
+    };
     Ok((
-        m.path,
+        path,
         RetentionConfig {
             keep_noop_runs,
             keep_changes,
         },
+        postgres,
     ))
 }
 

@@ -15,6 +15,7 @@ mod console;
 mod flapping;
 mod ha;
 mod history;
+mod history_postgres;
 mod ldap;
 mod log;
 mod notify;
@@ -38,6 +39,7 @@ pub use console::{ConsoleAuth, ConsoleConfig};
 pub use flapping::FlappingConfig;
 pub use ha::HaConfig;
 pub use history::RetentionConfig;
+pub use history_postgres::{PostgresHistory, DEFAULT_SCHEMA as DEFAULT_HISTORY_SCHEMA};
 pub use log::{check_log_level, LogConfig, LogFormat};
 pub use notify::{EmailConfig, NotifyConfig, WebhookConfig, WebhookFormat};
 pub use oauth::OAuthConfig;
@@ -84,7 +86,11 @@ pub struct Config {
     pub verify: VerifyConfig,
     pub schedule: String,
     pub timezone: chrono_tz::Tz,
+    /// The SQLite history's file (its default when PostgreSQL holds the history).
     pub history: PathBuf,
+    /// `history.url_env` / `url_file` / `url` and `schema`: the history on PostgreSQL;
+    /// `None`: SQLite at `history`.
+    pub history_postgres: Option<PostgresHistory>,
     /// `history.keep_*`: how long runs are kept (`history` written as a mapping).
     pub retention: RetentionConfig,
     /// `pending`: the back-off of emails Studio does not know yet.
@@ -260,7 +266,7 @@ impl Checker<'_> {
         let log = self.log(raw.log)?;
         let notify = self.notify(raw.notify, &resolve)?;
         let flapping = self.flapping(raw.flapping)?;
-        let (history, retention) = self.history(raw.history)?;
+        let (history, retention, history_postgres) = self.history(raw.history, &resolve)?;
         let pending = self.pending(raw.pending)?;
         let console = raw
             .console
@@ -271,6 +277,7 @@ impl Checker<'_> {
             ha,
             path: self.path.to_path_buf(),
             history: resolve(&history),
+            history_postgres,
             retention,
             pending,
             dir,
