@@ -68,6 +68,24 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error at `key` (`["studio", "burst"]`) of the config file `file` whose text is
+    /// `text`, on that key's line: how every config problem is worded, at load or later (a
+    /// schedule the daemon cannot build).
+    pub(crate) fn at_key(
+        file: &Path,
+        text: &str,
+        key: &[&str],
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: crate::input::yaml_lines::key_line(text, key),
+            message: format!("{}: {}", key.join(".").replace(".[", "["), message.into()),
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Config {
     /// The config file itself and the folder relative paths are resolved from.
