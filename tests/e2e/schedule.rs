@@ -77,5 +77,9 @@ async fn sigterm_while_idle_between_slots_stops_the_daemon_promptly() {
     assert!(stopping < stopped, "{log}");
     assert!(!log.contains("ERROR"), "a clean stop logs no error:\n{log}");
     assert_eq!(count(&db, "SELECT COUNT(*) FROM runs").await, 1, "{log}");
-    assert_eq!(t.sim.requests().len(), requests, "nothing sent after SIGTERM");
+    assert_eq!(
+        t.sim.requests().len(),
+        requests,
+        "nothing sent after SIGTERM"
+    );
 }

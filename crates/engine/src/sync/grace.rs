@@ -7,19 +7,12 @@
 
 use crate::input::safety_limits::RemoveAfter;
 use crate::model::change::{Change, ChangeKind};
+pub use crate::model::run_memory::MissingSince;
 use crate::sync::plan::{PendingEmail, PendingReason, Plan, Policy};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
-
-/// When a held grant was first seen missing from the sources (from the history).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MissingSince {
-    pub at: DateTime<Utc>,
-    /// Runs (not dry runs) that saw it missing before this one.
-    pub runs: u32,
-}
 
 /// The facts a grace period is judged on.
 #[derive(Clone, Debug)]

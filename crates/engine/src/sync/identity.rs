@@ -15,6 +15,7 @@
 //! should remember afterwards. `studio::read` does the requests, `history` stores the memory.
 
 use crate::input::desired::DesiredState;
+pub use crate::model::run_memory::AmbiguityUpdate;
 use crate::sync::current::{CurrentState, EmailMatch};
 use std::collections::HashSet;
 
@@ -73,15 +74,6 @@ pub fn emails_to_search(inputs: &SearchInputs<'_>) -> Vec<String> {
         .collect();
     out.sort_unstable();
     out
-}
-
-/// What the history should remember about ambiguity after a run's read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AmbiguityUpdate {
-    /// Emails seen on several accounts this run, with the accounts' ids (sorted).
-    pub remember: Vec<(String, Vec<u64>)>,
-    /// Emails a search of this run found on exactly one account: resolved.
-    pub forget: Vec<String>,
 }
 
 /// Compares what the run saw with the memory: every email the run saw on several accounts is

@@ -16,7 +16,7 @@
 
 use crate::input::desired::DesiredState;
 use crate::input::roles::ManagedRoles;
-use crate::sync::digest::{self, PlannedAction};
+use crate::model::digest::{self, PlannedAction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;

@@ -132,9 +132,12 @@ impl Schedule {
             busy,
             stop: stop.clone(),
         });
-        let mut scheduler = start_scheduler(chain)
-            .await
-            .map_err(|e| error(format!("cannot build the schedule {:?}: {e}", config.schedule)))?;
+        let mut scheduler = start_scheduler(chain).await.map_err(|e| {
+            error(format!(
+                "cannot build the schedule {:?}: {e}",
+                config.schedule
+            ))
+        })?;
         let stopped = tokio::spawn({
             let stop = stop.clone();
             async move {

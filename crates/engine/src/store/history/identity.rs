@@ -5,7 +5,7 @@
 //! record of what happened; it grows with the number of shared emails, not with runs.
 
 use super::{now, History, HistoryError, ROWS_PER_INSERT};
-use crate::sync::identity::AmbiguityUpdate;
+use crate::model::run_memory::AmbiguityUpdate;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashSet;

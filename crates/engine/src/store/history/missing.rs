@@ -7,7 +7,7 @@
 
 use super::clock::text;
 use super::{History, HistoryError, ROWS_PER_INSERT};
-use crate::sync::grace::MissingSince;
+use crate::model::run_memory::MissingSince;
 use chrono::{DateTime, Utc};
 use sqlx::{QueryBuilder, Sqlite};
 use std::collections::HashMap;

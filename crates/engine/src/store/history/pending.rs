@@ -10,7 +10,7 @@
 
 use super::clock::text;
 use super::{Clock, History, HistoryError, PendingRow, ROWS_PER_INSERT};
-use crate::sync::recheck::Backoff;
+use crate::model::recheck::Backoff;
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
 use std::collections::{HashMap, HashSet};
