@@ -32,7 +32,7 @@ pub use model::{change, digest, run_status};
 // What the institution declares.
 pub use input::{config, desired, email_address, roles, safety_limits, yaml_lines};
 // One run: read, plan, consent, apply, and the run itself.
-pub use sync::{apply, current, grace, plan, read, reconcile, run_report, saved_plan};
+pub use sync::{current, plan, read, reconcile, run_report, saved_plan};
 // What outlives a process.
 pub use store::{history, lock};
 // The daemon around the runs.

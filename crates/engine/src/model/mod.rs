@@ -7,7 +7,7 @@
 
 pub mod change;
 pub mod digest;
-pub mod guard_kind;
-pub mod recheck;
-pub mod run_memory;
+pub(crate) mod guard_kind;
+pub(crate) mod recheck;
+pub(crate) mod run_memory;
 pub mod run_status;

@@ -7,7 +7,7 @@
 
 use crate::input::safety_limits::RemoveAfter;
 use crate::model::change::{Change, ChangeKind};
-pub use crate::model::run_memory::MissingSince;
+pub(crate) use crate::model::run_memory::MissingSince;
 use crate::sync::plan::{PendingEmail, PendingReason, Plan, Policy};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -145,7 +145,7 @@ pub(crate) fn hold_back(
 /// Every grant the plan finds missing from the sources: the removals it sends and those that
 /// wait. What the history remembers as "missing since" (a grant not among them came back, or
 /// is gone).
-pub fn missing_grants(plan: &Plan) -> impl Iterator<Item = &Change> {
+pub(crate) fn missing_grants(plan: &Plan) -> impl Iterator<Item = &Change> {
     plan.actions
         .iter()
         .filter(|a| a.kind == ChangeKind::Remove)

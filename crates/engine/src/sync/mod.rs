@@ -8,10 +8,10 @@
 //! [`reconcile`] strings one run together and records it in the store; how it ended is a
 //! [`run_report`] with a [`RunStatus`](crate::model::run_status::RunStatus).
 
-pub mod apply;
+pub(crate) mod apply;
 pub mod current;
 pub(crate) mod flapping;
-pub mod grace;
+pub(crate) mod grace;
 pub(crate) mod identity;
 pub mod plan;
 pub mod read;
