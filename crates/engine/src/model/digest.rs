@@ -30,10 +30,10 @@ pub fn planned_actions(changes: &[Change], managed: &ManagedRoles) -> Vec<Planne
 
 /// How the detail of a recorded action that is not part of the plan begins: a flapping change
 /// left alone is recorded, so the history shows it, but it is neither sent nor approved.
-pub const LEFT_ALONE: &str = "left alone: ";
+pub(crate) const LEFT_ALONE: &str = "left alone: ";
 
 /// A recorded action as the digest reads it: a `run_actions` row (the store's `ActionRow`).
-pub trait RecordedAction {
+pub(crate) trait RecordedAction {
     /// The change the row records, by its role's name.
     fn recorded_change(&self) -> PlannedAction;
     /// The row's detail, which tells a change [`LEFT_ALONE`].
@@ -42,7 +42,7 @@ pub trait RecordedAction {
 
 /// The plan a run recorded, from its `run_actions` rows (every row but those [`LEFT_ALONE`]),
 /// sorted canonically: the one reading for the run's digest and for `approve`'s.
-pub fn recorded_plan<'a, R: RecordedAction + 'a>(
+pub(crate) fn recorded_plan<'a, R: RecordedAction + 'a>(
     rows: impl IntoIterator<Item = &'a R>,
 ) -> Vec<PlannedAction> {
     let mut v: Vec<PlannedAction> = rows

@@ -114,7 +114,7 @@ pub enum SeedMatch {
 }
 
 /// Compares a stored fingerprint with the configured seed.
-pub fn seed_match(stored: &str, seed: &SecretString) -> SeedMatch {
+pub(crate) fn seed_match(stored: &str, seed: &SecretString) -> SeedMatch {
     if stored.starts_with(SHA256_PREFIX) {
         if stored == fingerprint(seed) {
             SeedMatch::Same

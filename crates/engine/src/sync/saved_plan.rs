@@ -24,7 +24,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// A saved plan is read up to this size: about 500,000 actions.
-pub const SAVED_PLAN_MAX_BYTES: u64 = 64 << 20;
+pub(crate) const SAVED_PLAN_MAX_BYTES: u64 = 64 << 20;
 /// What `format` says in every saved plan.
 pub const FORMAT: &str = "studio-role-sync saved plan";
 pub const VERSION: u32 = 1;

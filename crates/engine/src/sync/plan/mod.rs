@@ -206,7 +206,7 @@ impl Plan {
 /// As [`plan`], with the grace period of `safety.remove_after` (when set): a removal whose
 /// grant has not been missing long enough waits in [`Plan::waiting`]. A grant that ended
 /// (its `until` passed) is a declared end, not a missing read: its removal does not wait.
-pub fn plan_with_grace(
+pub(crate) fn plan_with_grace(
     desired: &DesiredState,
     current: &CurrentState,
     policy: &Policy,
