@@ -1,7 +1,8 @@
 //! The schedule inside the daemon, end to end: a `schedule` the daemon cannot follow is refused
 //! like any other config error (by `validate` and by `daemon` at start, naming the key and its
-//! line, before anything reaches Studio), and a daemon idle between slots stops at once on
-//! SIGTERM: its scheduler stops with the daemon's one cancellation.
+//! line, before anything reaches Studio); an edited schedule replaces the running one; and a
+//! daemon idle between slots stops at once on SIGTERM: its scheduler stops with the daemon's
+//! one cancellation.
 
 use crate::support::daemon::{wait_for, wait_for_history, Daemon, YEARLY};
 use crate::support::{admins, count, user, Opts, Tenant};
@@ -82,4 +83,41 @@ async fn sigterm_while_idle_between_slots_stops_the_daemon_promptly() {
         requests,
         "nothing sent after SIGTERM"
     );
+}
+
+/// A new schedule written while the daemon runs takes over at once (the old one is stopped
+/// through its own token), and the daemon still stops promptly on SIGTERM.
+#[tokio::test]
+async fn an_edited_schedule_replaces_the_running_one_and_stops_with_the_daemon() {
+    let t = Tenant::start(vec![user(1, Some("alice@school.edu"), &[])]).await;
+    let yearly = Opts {
+        extra: YEARLY.into(),
+        ..Opts::default()
+    };
+    t.write_config(&yearly);
+    t.write_roles(&admins(&["alice@school.edu"]));
+    let mut d = Daemon::start(&t);
+    let db = wait_for_history(&t, "runs", WAIT).await;
+    wait_for("the startup run to succeed", WAIT, || async {
+        let done = "SELECT COUNT(*) FROM runs WHERE status = 'succeeded'";
+        (count(&db, done).await == 1).then_some(())
+    })
+    .await;
+
+    t.write_config(&Opts {
+        extra: "schedule: \"* * * * * *\"\n".into(),
+        ..yearly
+    });
+    wait_for("two scheduled runs on the new schedule", WAIT, || async {
+        let scheduled = "SELECT COUNT(*) FROM runs WHERE trigger = 'schedule'";
+        (count(&db, scheduled).await >= 2).then_some(())
+    })
+    .await;
+    assert!(d.log().contains("new schedule in effect"), "{}", d.log());
+
+    d.signal("-TERM");
+    assert_eq!(d.wait_exit(PROMPT).await, Some(0), "{}", d.log());
+    assert!(d.log().contains("daemon stopped"), "{}", d.log());
+    let running = "SELECT COUNT(*) FROM runs WHERE status = 'running'";
+    assert_eq!(count(&db, running).await, 0);
 }
