@@ -236,7 +236,7 @@ pub struct HttpExtension {
 /// Connections served at once by every listener that shares it; one more waits in the
 /// kernel's backlog (costing this process no file descriptor) until a slot frees.
 #[derive(Clone, Debug)]
-pub struct ConnectionBudget {
+pub(crate) struct ConnectionBudget {
     slots: Arc<Semaphore>,
     size: usize,
 }

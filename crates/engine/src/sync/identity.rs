@@ -21,7 +21,7 @@ use std::collections::HashSet;
 
 /// Which kind of run this is, recorded in `runs.verification`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verification {
+pub(crate) enum Verification {
     /// Holders are matched through this run's listing; other emails are searched when they
     /// need a role added, or when they were once found ambiguous.
     Incremental,
