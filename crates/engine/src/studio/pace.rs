@@ -130,12 +130,14 @@ impl Pace {
         }
     }
 
-    /// The share of the configured rate now allowed (1.0 = full pace).
+    /// The share of the configured rate now allowed (1.0 = full pace); read by the tests.
+    #[cfg(test)]
     pub fn factor(&self) -> f64 {
         self.lock().factor
     }
 
-    /// Congestion events (pace decreases) so far.
+    /// Congestion events (pace decreases) so far; read by the tests.
+    #[cfg(test)]
     pub fn decreases(&self) -> u64 {
         self.lock().decreases
     }
