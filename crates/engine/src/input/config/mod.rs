@@ -9,7 +9,7 @@
 //! `roles.rs`, `source.rs`, ...). A new section adds its file, one field to [`Config`] and
 //! `RawConfig`, and one call in [`Checker::build`]; nothing else here changes.
 
-pub mod ca_file;
+pub(crate) mod ca_file;
 mod checker;
 mod console;
 mod flapping;
