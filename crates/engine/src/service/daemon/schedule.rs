@@ -94,6 +94,9 @@ const DST_MARGIN: chrono::Duration = chrono::Duration::hours(3);
 /// Slots looked at around a transition: a per-second schedule has 21,600 in the margin.
 const MAX_CANDIDATES: usize = 50_000;
 
+/// How long a stop waits for the scheduler to shut down.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
 /// What every slot's job needs: where to ask for a run, how to find the next slot, and
 /// whether the schedule has stopped.
 struct Chain {
@@ -152,10 +155,18 @@ impl Schedule {
     }
 
     /// Cancels this schedule's token (a no-op once the daemon's is) and waits until its
-    /// scheduler has shut down.
+    /// scheduler has shut down, for at most [`STOP_GRACE`]: a stop is never held up by it.
     pub(crate) async fn stop(self) {
         self.stop.cancel();
-        let _ = self.stopped.await;
+        if tokio::time::timeout(STOP_GRACE, self.stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the scheduler did not stop within {} s",
+                STOP_GRACE.as_secs()
+            );
+        }
     }
 }
 
