@@ -181,7 +181,7 @@ fn save(
         );
         return Err(Exit::Error);
     }
-    let actions = digest::planned_actions(plan, &config.roles.managed);
+    let actions = digest::planned_actions(&plan.actions, &config.roles.managed);
     let config_text = studio_role_sync_engine::config::read(config_path).map_err(fail)?;
     let saved = SavedPlan {
         format: saved_plan::FORMAT.into(),
