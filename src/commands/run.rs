@@ -153,11 +153,12 @@ async fn run_saving(
             Err(e) => e,
         };
     }
-    history.close().await;
-    // A PostgreSQL lease goes back now: a daemon standing by takes over at once.
+    // A PostgreSQL lease goes back now (before the pool it uses closes): a daemon standing
+    // by takes over at once.
     if let Some(hold) = hold {
         hold.release().await;
     }
+    history.close().await;
     code
 }
 
