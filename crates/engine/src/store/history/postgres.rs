@@ -14,6 +14,9 @@ use super::db::{Db, DbError, WriteTerm};
 use super::{Clock, History, HistoryError, HistoryFailure};
 use crate::model::history_place::HistoryPlace;
 use crate::store::lease::{fence, Epoch, LeaderInfo, Lease};
+use crate::studio::ChangeGate;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::path::PathBuf;
@@ -200,5 +203,13 @@ impl History {
     /// Whether this history is kept in PostgreSQL (several daemons may share it).
     pub fn is_postgres(&self) -> bool {
         matches!(self.db, Db::Postgres(..))
+    }
+}
+
+/// Studio is changed only while [`History::still_leads`]: asked before every attempt of a
+/// `PUT`, retries included.
+impl ChangeGate for History {
+    fn may_change(&self) -> BoxFuture<'_, Result<(), String>> {
+        async move { self.still_leads().await.map_err(|e| e.to_string()) }.boxed()
     }
 }
