@@ -36,25 +36,30 @@ fn main() -> std::process::ExitCode {
     // One at a time: one test restarts the PostgreSQL server the others use.
     args.test_threads = Some(1);
     let trials = vec![
-        trial("two_daemons_exactly_one_talks_to_studio", |url| {
-            two_daemons_exactly_one_talks_to_studio(url)
-        }),
-        trial("kill_9_of_the_leader_mid_apply", |url| {
-            kill_9_of_the_leader_mid_apply(url)
-        }),
+        trial(
+            "two_daemons_exactly_one_talks_to_studio",
+            two_daemons_exactly_one_talks_to_studio,
+        ),
+        trial(
+            "kill_9_of_the_leader_mid_apply",
+            kill_9_of_the_leader_mid_apply,
+        ),
         trial(
             "a_leader_frozen_past_its_lease_sends_nothing_after_it_wakes",
-            |url| a_leader_frozen_past_its_lease_sends_nothing_after_it_wakes(url),
+            a_leader_frozen_past_its_lease_sends_nothing_after_it_wakes,
         ),
-        trial("a_one_shot_apply_is_refused_while_a_daemon_leads", |url| {
-            a_one_shot_apply_is_refused_while_a_daemon_leads(url)
-        }),
-        trial("two_tenants_in_two_schemas_side_by_side", |url| {
-            two_tenants_in_two_schemas_side_by_side(url)
-        }),
-        trial("a_sqlite_history_with_real_runs_is_copied", |url| {
-            a_sqlite_history_with_real_runs_is_copied(url)
-        }),
+        trial(
+            "a_one_shot_apply_is_refused_while_a_daemon_leads",
+            a_one_shot_apply_is_refused_while_a_daemon_leads,
+        ),
+        trial(
+            "two_tenants_in_two_schemas_side_by_side",
+            two_tenants_in_two_schemas_side_by_side,
+        ),
+        trial(
+            "a_sqlite_history_with_real_runs_is_copied",
+            a_sqlite_history_with_real_runs_is_copied,
+        ),
         Trial::ignorable_test("postgresql_restarted_during_a_run", || {
             let Some(url) = url() else {
                 return support::unavailable(format!("set {PG_ENV} to run against PostgreSQL"));
