@@ -90,15 +90,27 @@ impl History {
                 .map_err(|e| err(format!("cannot read the schemas: {e}")))?;
         if !exists {
             // The name is checked by the config (a plain lower-case identifier); quoted anyway.
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            // Two daemons starting at once on a new schema race here, and PostgreSQL may
+            // refuse the second `IF NOT EXISTS` (a unique violation in its catalog): what
+            // counts is that the schema exists afterwards.
+            let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .execute(&pool)
+                .await;
+            if let Err(e) = created {
+                let now_exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                )
+                .bind(schema)
+                .fetch_one(&pool)
                 .await
-                .map_err(|e| {
-                    err(format!(
+                .unwrap_or(false);
+                if !now_exists {
+                    return Err(err(format!(
                         "schema {schema} does not exist and cannot be created ({e}); \
                          create it for this role (docs/operations.md, high availability)"
-                    ))
-                })?;
+                    )));
+                }
+            }
         }
         MIGRATOR
             .run(&pool)
