@@ -7,7 +7,9 @@
 //! The two daemons of a tenant carry different Studio tokens, so the simulator's log tells
 //! who sent each request. Needs `STUDIO_ROLE_SYNC_TEST_POSTGRES_URL` (`.ci/run` sets it):
 //! without it each test is reported *ignored*, never passed; with `CI=true` it fails. The
-//! tests run one at a time (one of them restarts PostgreSQL); each drops its own schema.
+//! test that restarts PostgreSQL also needs `STUDIO_ROLE_SYNC_TEST_RESTART_POSTGRES=1` (it
+//! would disturb anyone else's tests on the server). The tests run one at a time; each drops
+//! its own schema.
 
 mod support;
 
@@ -21,6 +23,8 @@ use support::daemon::{wait_for, Daemon};
 use support::{numbered_admins, people, Opts, Run, Tenant, TOKEN};
 
 const PG_ENV: &str = "STUDIO_ROLE_SYNC_TEST_POSTGRES_URL";
+/// Set to `1` to let a test restart the local PostgreSQL server.
+const RESTART_ENV: &str = "STUDIO_ROLE_SYNC_TEST_RESTART_POSTGRES";
 /// The variable the configs name (`history.url_env`).
 const URL_VAR: &str = "SRS_HA_HISTORY_URL";
 /// The second daemon's Studio token.
@@ -64,6 +68,13 @@ fn main() -> std::process::ExitCode {
             let Some(url) = url() else {
                 return support::unavailable(format!("set {PG_ENV} to run against PostgreSQL"));
             };
+            // It restarts the server every other PostgreSQL test uses: only when asked.
+            if std::env::var(RESTART_ENV).as_deref() != Ok("1") {
+                return support::unavailable(format!(
+                    "set {RESTART_ENV}=1 to let this test restart the local PostgreSQL server \
+                     (.ci/run does)"
+                ));
+            }
             if !can_restart_postgres() {
                 return support::unavailable(
                     "restarting PostgreSQL needs root and a local cluster (pg_ctlcluster)",

@@ -13,11 +13,11 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-pub const DIR_MODE: u32 = 0o700;
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const DIR_MODE: u32 = 0o700;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` and any missing parents `0700`; folders that exist are not changed.
-pub fn create_private_dir(dir: &Path) -> io::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> io::Result<()> {
     let mut missing: Vec<PathBuf> = Vec::new();
     let mut at = Some(dir);
     while let Some(d) = at.filter(|d| !d.as_os_str().is_empty()) {
@@ -46,7 +46,7 @@ pub fn create_private_dir(dir: &Path) -> io::Result<()> {
 
 /// Creates `path` `0600` if it does not exist; an existing file is only tightened (see
 /// [`tighten`]).
-pub fn create_private_file(path: &Path) -> io::Result<()> {
+pub(crate) fn create_private_file(path: &Path) -> io::Result<()> {
     match OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -65,7 +65,7 @@ pub fn create_private_file(path: &Path) -> io::Result<()> {
 /// Makes an existing file that others may read or write `0600`, with a warning naming it and
 /// its old mode. A missing file is fine; a file that cannot be changed (another owner) is
 /// warned about and left. Returns the old mode when the file was tightened.
-pub fn tighten(path: &Path) -> Option<u32> {
+pub(crate) fn tighten(path: &Path) -> Option<u32> {
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o7777;
     if mode & 0o077 == 0 {
         return None;
@@ -94,7 +94,7 @@ pub fn tighten(path: &Path) -> Option<u32> {
 }
 
 /// The files SQLite keeps beside a WAL-mode database.
-pub fn sqlite_companions(db: &Path) -> [PathBuf; 2] {
+pub(crate) fn sqlite_companions(db: &Path) -> [PathBuf; 2] {
     ["-wal", "-shm"].map(|suffix| {
         let mut name = db.as_os_str().to_os_string();
         name.push(suffix);

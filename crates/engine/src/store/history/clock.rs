@@ -49,6 +49,6 @@ impl Clock {
 }
 
 /// A time as the history writes it.
-pub fn text(at: DateTime<Utc>) -> String {
+pub(crate) fn text(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }

@@ -7,7 +7,7 @@ use super::db::Sql;
 use super::{History, HistoryError};
 
 /// A grant as the reminders key it: email, role name, `until` (`YYYY-MM-DD`).
-pub type ReminderKey = (String, String, String);
+pub(crate) type ReminderKey = (String, String, String);
 
 impl History {
     /// Of `grants` (ending soon, seen by run `run_id`), those not reminded of yet, now marked
