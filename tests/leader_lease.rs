@@ -184,8 +184,12 @@ struct Daemon {
 fn start(pool: PgPool, lease: Duration) -> Daemon {
     let metrics = Metrics::new();
     let stop = CancellationToken::new();
-    let (leadership, task) =
-        Leadership::spawn(Lease::new(pool, lease), metrics.clone(), stop.clone());
+    let (leadership, task) = Leadership::spawn(
+        Lease::new(pool, lease),
+        metrics.clone(),
+        stop.clone(),
+        studio_role_sync_engine::history::WriteTerm::default(),
+    );
     Daemon {
         leadership,
         metrics,

@@ -11,6 +11,7 @@ mod daemon;
 mod demo;
 mod export;
 mod history;
+mod lease_hold;
 mod run;
 mod trigger;
 mod validate;
@@ -31,6 +32,7 @@ use crate::exit::Exit;
 use std::path::Path;
 use studio_role_sync_engine::config::Config;
 use studio_role_sync_engine::history::History;
+use studio_role_sync_engine::history_place::HistoryPlace;
 use studio_role_sync_engine::lock::{InstanceLock, LockError};
 
 /// Loads the config, printing the error (with file and line) when it is bad.
@@ -46,18 +48,50 @@ fn fail(message: impl std::fmt::Display) -> Exit {
     Exit::Error
 }
 
-/// Opens the history; takes the instance lock when `exclusive`, else takes it only if free.
-async fn open_history(
-    config: &Config,
-    exclusive: bool,
-) -> Result<(History, Option<InstanceLock>), Exit> {
-    let lock = match InstanceLock::acquire(&config.history) {
+/// What keeps a one-shot command the only writer of its history while it runs: the instance
+/// lock of a history file, or the lease of a PostgreSQL history (renewed while held). Dropping
+/// it lets go; [`release`](Self::release) also waits until a lease is handed back, so a
+/// daemon standing by takes over at once.
+pub(crate) enum Hold {
+    Lock(InstanceLock),
+    Lease(lease_hold::LeaseHold),
+}
+
+impl Hold {
+    pub(crate) async fn release(self) {
+        match self {
+            Hold::Lock(lock) => drop(lock),
+            Hold::Lease(lease) => lease.release().await,
+        }
+    }
+}
+
+/// Opens the history. A history file: takes the instance lock when `exclusive`, else takes
+/// it only if free. A PostgreSQL history: takes the lease (waiting a bounded time) or
+/// refuses, naming the daemon that leads; every write of the command is fenced by it.
+async fn open_history(config: &Config, exclusive: bool) -> Result<(History, Option<Hold>), Exit> {
+    let path = match config.history_place() {
+        HistoryPlace::File(path) => path,
+        place @ HistoryPlace::Postgres { .. } => {
+            let history = History::open_place(&place).await.map_err(fail)?;
+            let (history, lease) = lease_hold::take(history, config).await?;
+            let n = history.mark_taken_over().await.map_err(fail)?;
+            if n > 0 {
+                tracing::warn!(
+                    runs = n,
+                    "marked runs left running by a daemon that stopped leading as interrupted"
+                );
+            }
+            return Ok((history, Some(Hold::Lease(lease))));
+        }
+    };
+    let lock = match InstanceLock::acquire(&path) {
         Ok(l) => Some(l),
         Err(e @ LockError::Held { .. }) if exclusive => return Err(fail(e)),
         Err(LockError::Held { .. }) => None,
         Err(e) => return Err(fail(e)),
     };
-    let history = History::open(&config.history).await.map_err(fail)?;
+    let history = History::open(&path).await.map_err(fail)?;
     if lock.is_some() {
         let n = history.mark_interrupted().await.map_err(fail)?;
         if n > 0 {
@@ -67,7 +101,7 @@ async fn open_history(
             );
         }
     }
-    Ok((history, lock))
+    Ok((history, lock.map(Hold::Lock)))
 }
 
 /// Who approves or asks: `--by NAME`, else the OS user (`SUDO_USER` through sudo). A name is
@@ -98,6 +132,11 @@ fn who(by: Option<String>) -> Result<String, Exit> {
 async fn open_existing_history(config_path: &Path) -> Result<(Config, History), Exit> {
     let config = Config::load_without_secrets(config_path).map_err(fail)?;
     crate::logging::init(config.log.format, "warn");
+    // Approvals and run requests are people's writes, not a run's: no lease needed.
+    if let place @ HistoryPlace::Postgres { .. } = config.history_place() {
+        let history = History::open_place(&place).await.map_err(fail)?;
+        return Ok((config, history));
+    }
     if !config.history.exists() {
         return Err(fail(format!(
             "no history yet at {} (no run has been recorded)",
@@ -112,6 +151,9 @@ async fn open_existing_history(config_path: &Path) -> Result<(Config, History), 
 /// access it is opened as usual (migrated, tightened); an auditor who may only read the file
 /// gets a read-only connection, as the console uses, so every read command works for them.
 async fn open_history_to_read(config: &Config) -> Result<History, Exit> {
+    if let place @ HistoryPlace::Postgres { .. } = config.history_place() {
+        return History::open_place_read_only(&place).map_err(fail);
+    }
     if !config.history.exists() {
         return Err(fail(format!(
             "no history yet at {} (no run has been recorded)",

@@ -68,7 +68,7 @@ async fn run_saving(
             ));
         }
     }
-    let (history, _lock) = match open_history(&config, !dry_run).await {
+    let (history, hold) = match open_history(&config, !dry_run).await {
         Ok(h) => h,
         Err(code) => return code,
     };
@@ -154,6 +154,10 @@ async fn run_saving(
         };
     }
     history.close().await;
+    // A PostgreSQL lease goes back now: a daemon standing by takes over at once.
+    if let Some(hold) = hold {
+        hold.release().await;
+    }
     code
 }
 

@@ -104,7 +104,13 @@ pub fn router(options: ConsoleOptions) -> Router {
 /// read-only connection to the history, on `console.listen` or else on `http.listen`.
 pub fn extension(config: &Config) -> Option<HttpExtension> {
     let console = config.console.as_ref()?;
-    let history = History::open_read_only(&config.history);
+    let history = match History::open_place_read_only(&config.history_place()) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!("the console cannot read the history: {e}");
+            return None;
+        }
+    };
     let credentials = console
         .auth
         .as_ref()

@@ -28,7 +28,7 @@ pub mod studio;
 mod sync;
 
 // One role change, as every layer names it.
-pub use model::{change, run_status};
+pub use model::{change, history_place, run_status};
 // What the institution declares.
 pub use input::{config, desired, email_address, roles, safety_limits, yaml_lines};
 // One run: read, plan, consent, apply, and the run itself.

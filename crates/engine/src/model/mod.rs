@@ -5,6 +5,7 @@
 //! without importing it: `sync` uses `store`, never the other way round.
 
 pub mod change;
+pub mod history_place;
 pub mod run_status;
 mod stored_text;
 pub(crate) use stored_text::stored_as_text;

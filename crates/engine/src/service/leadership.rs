@@ -16,6 +16,7 @@
 
 use crate::service::metrics::Metrics;
 use crate::service::shutdown::CancellationToken;
+use crate::store::history::WriteTerm;
 use crate::store::lease::{Epoch, LeaderInfo, Lease};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -40,10 +41,15 @@ pub struct Leadership {
 impl Leadership {
     /// Starts the task on `lease`. It stops when `shutdown` is cancelled, releasing the lease
     /// if it holds it (a graceful stop hands over at once); await the handle to know it has.
+    ///
+    /// `term` is the history's [`WriteTerm`]: set to the epoch while this process leads and
+    /// cleared the moment it does not, before anyone reads the new state, so a write never
+    /// goes out under a term this task already knows is lost.
     pub fn spawn(
         lease: Lease,
         metrics: Metrics,
         shutdown: CancellationToken,
+        term: WriteTerm,
     ) -> (Leadership, tokio::task::JoinHandle<()>) {
         let (tx, rx) = watch::channel(LeaderState::Standby { leader: None });
         metrics.set_leader(false);
@@ -52,6 +58,7 @@ impl Leadership {
             lease,
             metrics,
             tx,
+            term,
             db_failing: false,
         };
         let handle = tokio::spawn(task.run(shutdown));
@@ -106,6 +113,7 @@ struct Task {
     timing: Timing,
     metrics: Metrics,
     tx: watch::Sender<LeaderState>,
+    term: WriteTerm,
     /// Whether the last statement failed (logged once when it starts and once when it ends).
     db_failing: bool,
 }
@@ -160,8 +168,7 @@ impl Task {
             Ok(Ok(true)) => {
                 self.db_ok();
                 let valid_until = self.timing.deadline(sent);
-                self.tx
-                    .send_replace(LeaderState::Leader { epoch, valid_until });
+                self.publish(LeaderState::Leader { epoch, valid_until });
             }
             Ok(Ok(false)) => {
                 self.db_ok();
@@ -196,8 +203,7 @@ impl Task {
                 "this daemon now leads (it holds the lease)"
             );
             self.metrics.set_leader(true);
-            self.tx
-                .send_replace(LeaderState::Leader { epoch, valid_until });
+            self.publish(LeaderState::Leader { epoch, valid_until });
             return true;
         }
         let leader = match tokio::time::timeout(limit, self.lease.leader()).await {
@@ -211,21 +217,30 @@ impl Task {
                 Some(l) => tracing::info!(epoch = l.epoch.get(), "standby: {l}"),
                 None => tracing::info!("standby: no daemon leads now"),
             }
-            self.tx.send_replace(LeaderState::Standby { leader });
+            self.publish(LeaderState::Standby { leader });
         }
         true
+    }
+
+    /// The new state, to the history's write term first, then to every reader.
+    fn publish(&self, state: LeaderState) {
+        self.term.set(match &state {
+            LeaderState::Leader { epoch, .. } => Some(*epoch),
+            LeaderState::Standby { .. } => None,
+        });
+        self.tx.send_replace(state);
     }
 
     fn lose(&mut self, epoch: Epoch, why: &str) {
         tracing::warn!(epoch = epoch.get(), "this daemon no longer leads: {why}");
         self.metrics.set_leader(false);
-        self.tx.send_replace(LeaderState::Standby { leader: None });
+        self.publish(LeaderState::Standby { leader: None });
     }
 
     /// On a graceful stop: hands the lease over at once (best effort, bounded).
     async fn release(&mut self, epoch: Epoch) {
         self.metrics.set_leader(false);
-        self.tx.send_replace(LeaderState::Standby { leader: None });
+        self.publish(LeaderState::Standby { leader: None });
         match tokio::time::timeout(self.timing.every, self.lease.release(epoch)).await {
             Ok(Ok(())) => tracing::info!(epoch = epoch.get(), "released the lease on stop"),
             Ok(Err(e)) => {

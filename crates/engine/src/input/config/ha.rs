@@ -5,7 +5,6 @@
 //! lease/3 and a standby takes over within `lease` + lease/3 of a leader's death; a shorter
 //! lease fails over faster but costs more statements and tolerates shorter database hiccups.
 //! The lease itself is `store::lease`; the timing is `service::leadership`.
-// TODO(issue 20): refuse `ha` without a PostgreSQL `history:` once that key (history.rs) lands.
 
 use super::checker::Checker;
 use super::ConfigError;
@@ -56,21 +55,34 @@ impl Checker<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{load, GOOD};
+    use super::super::tests::{load, load_with_env, GOOD};
     use super::*;
 
+    /// `GOOD` with its history in PostgreSQL (the URL from the test environment's `PG_URL`).
+    fn on_postgres(extra: &str) -> Result<crate::input::config::Config, super::super::ConfigError> {
+        load_with_env(
+            &format!("{GOOD}history:\n  url_env: PG_URL\n{extra}"),
+            &[("PG_URL", "postgres://srs@db.example/srs")],
+        )
+    }
+
     #[test]
-    fn lease_defaults_to_15s_and_ha_is_off_without_the_key() {
-        assert_eq!(load(GOOD).unwrap().ha, None);
-        let c = load(&format!("{GOOD}ha: {{}}\n")).unwrap();
+    fn lease_defaults_to_15s_and_ha_applies_to_postgres_only() {
+        assert_eq!(on_postgres("").unwrap().ha, None);
+        let c = on_postgres("ha: {}\n").unwrap();
         assert_eq!(
             c.ha,
             Some(HaConfig {
                 lease: DEFAULT_LEASE
             })
         );
-        let c = load(&format!("{GOOD}ha:\n  lease: 5s\n")).unwrap();
+        let c = on_postgres("ha:\n  lease: 5s\n").unwrap();
         assert_eq!(c.ha.unwrap().lease, Duration::from_secs(5));
+        let e = load(&format!("{GOOD}ha:\n  lease: 5s\n")).unwrap_err();
+        assert!(
+            e.message.contains("applies to a PostgreSQL history only"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -80,11 +92,11 @@ mod tests {
             ("11m", "ha.lease: must be between 3s and 10m"),
             ("soon", "ha.lease: \"soon\" is not a duration"),
         ] {
-            let e = load(&format!("{GOOD}ha:\n  lease: {lease}\n")).unwrap_err();
-            assert_eq!(e.line, Some(9), "{e}");
+            let e = on_postgres(&format!("ha:\n  lease: {lease}\n")).unwrap_err();
+            assert_eq!(e.line, Some(11), "{e}");
             assert!(e.message.starts_with(message), "{lease}: {e}");
         }
-        let e = load(&format!("{GOOD}ha:\n  leese: 5s\n")).unwrap_err();
+        let e = on_postgres("ha:\n  leese: 5s\n").unwrap_err();
         assert!(e.message.contains("unknown field `leese`"), "{e}");
     }
 }

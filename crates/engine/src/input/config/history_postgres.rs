@@ -21,7 +21,7 @@ pub const DEFAULT_SCHEMA: &str = "studio_role_sync";
 /// The history on PostgreSQL. `Debug` shows no URL (`SecretString` is redacted).
 #[derive(Debug)]
 pub struct PostgresHistory {
-    /// `postgres://` or `postgresql://`; empty when secrets are not read (see `Checker::env`).
+    /// `postgres://` or `postgresql://`; read even by commands that read no other secret.
     pub url: SecretString,
     /// The key the URL came from (`history.url_env`, ...), for messages about it.
     pub url_origin: String,
@@ -63,22 +63,32 @@ impl Checker<'_> {
         }
         let schema = raw.schema.unwrap_or_else(|| DEFAULT_SCHEMA.into());
         check_schema(&schema).map_err(|m| self.error(&["history", "schema"], m))?;
+        // The history's URL is read even by commands that read no other secret (`approve`,
+        // `trigger`, `history`): without it there is no history to read or write.
+        let process_env: super::secrets::Env<'_> = &super::secrets::process_env;
+        let reader = Checker {
+            path: self.path,
+            text: self.text,
+            env: Some(self.env.unwrap_or(process_env)),
+        };
         // Named by key, not by value: see `secrets.rs`.
         let (url, key) = match (raw.url, raw.url_env, raw.url_file) {
             (Some(url), None, None) => {
                 check_url(&url, true).map_err(|m| self.error(&["history", "url"], m))?;
                 (SecretString::from(url), "url")
             }
-            (None, Some(var), None) => (self.secret_env(&["history", "url_env"], &var)?, "url_env"),
+            (None, Some(var), None) => {
+                (reader.secret_env(&["history", "url_env"], &var)?, "url_env")
+            }
             (None, None, Some(file)) => (
-                self.secret_file(&["history", "url_file"], &resolve(&file))?,
+                reader.secret_file(&["history", "url_file"], &resolve(&file))?,
                 "url_file",
             ),
             _ => {
                 return Err(self.error(&["history"], "set exactly one of url_env, url_file or url"))
             }
         };
-        // Empty when secrets are not read: nothing to check then.
+        // (Never empty: read above even where other secrets are not.)
         if !url.expose_secret().is_empty() {
             check_url(url.expose_secret(), false)
                 .map_err(|m| self.error(&["history", key], format!("the URL named here {m}")))?;

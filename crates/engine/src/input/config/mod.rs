@@ -37,7 +37,7 @@ mod tests;
 pub use ca_file::ExtraRoots;
 pub use console::{ConsoleAuth, ConsoleConfig};
 pub use flapping::FlappingConfig;
-pub use ha::HaConfig;
+pub use ha::{HaConfig, DEFAULT_LEASE};
 pub use history::RetentionConfig;
 pub use history_postgres::{PostgresHistory, DEFAULT_SCHEMA as DEFAULT_HISTORY_SCHEMA};
 pub use log::{check_log_level, LogConfig, LogFormat};
@@ -103,7 +103,8 @@ pub struct Config {
     pub flapping: FlappingConfig,
     /// `console:`, the read-only history console; `None`: off.
     pub console: Option<ConsoleConfig>,
-    /// `ha:`, several daemons on one PostgreSQL history; `None`: this daemon is alone.
+    /// `ha:`, the lease of several daemons on one PostgreSQL history (its default when
+    /// `None`: a PostgreSQL history always has a lease).
     pub ha: Option<HaConfig>,
 }
 
@@ -165,6 +166,18 @@ fn default_listen() -> String {
 }
 
 impl Config {
+    /// Where the history is: the PostgreSQL schema `history` names, or else its file.
+    pub fn history_place(&self) -> crate::model::history_place::HistoryPlace {
+        use crate::model::history_place::HistoryPlace;
+        match &self.history_postgres {
+            Some(pg) => HistoryPlace::Postgres {
+                url: pg.url.clone(),
+                schema: pg.schema.clone(),
+            },
+            None => HistoryPlace::File(self.history.clone()),
+        }
+    }
+
     /// Reads, parses and checks the config file at `path`, resolving secrets.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         Config::from_text(path, &read(path)?)
@@ -273,6 +286,13 @@ impl Checker<'_> {
             .map(|c| self.console(c, listen, &resolve))
             .transpose()?;
         let ha = raw.ha.map(|h| self.ha(h)).transpose()?;
+        if ha.is_some() && history_postgres.is_none() {
+            return Err(self.error(
+                &["ha"],
+                "applies to a PostgreSQL history only (history: url_env, url_file or url): a \
+                 history file has one daemon, by its lock",
+            ));
+        }
         Ok(Config {
             ha,
             path: self.path.to_path_buf(),

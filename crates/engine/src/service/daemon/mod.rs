@@ -26,12 +26,16 @@ mod watch;
 pub use schedule::Slots;
 
 use crate::input::config::Config;
+use crate::input::config::DEFAULT_LEASE;
 use crate::input::desired::DesiredState;
+use crate::model::history_place::HistoryPlace;
 use crate::model::run_status::RunStatus;
 use crate::service::http::{HttpExtension, HttpState, LastRun, Readiness};
+use crate::service::leadership::{LeaderState, Leadership};
 use crate::service::metrics::Metrics;
 use crate::service::shutdown::{spawn_signal_handler, CancellationToken};
-use crate::store::history::History;
+use crate::store::history::{History, WriteTerm};
+use crate::store::lease::{Epoch, Lease};
 use crate::store::lock::{Displaced, InstanceLock};
 use crate::sync::reconcile::{load_desired, Engine, RunRequest, Trigger};
 use schedule::start_scheduler;
@@ -91,28 +95,68 @@ pub async fn run_with(
     extension: Option<HttpExtension>,
 ) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    // Kept until the history is closed (see `lock.rs` on closing descriptors): the daemon owns it.
-    let lock = InstanceLock::acquire(&config.history)?;
-    let history = History::open(&config.history).await?;
-    match history.mark_interrupted().await {
-        Ok(0) => {}
-        Ok(n) => tracing::warn!(
-            runs = n,
-            "marked runs left running by a process that died as interrupted"
-        ),
-        Err(e) => tracing::error!("{e}"),
-    }
+    let (history, lock, term) = match config.history_place() {
+        HistoryPlace::File(path) => {
+            // Kept until the history is closed (see `lock.rs` on closing descriptors): the
+            // daemon owns it.
+            let lock = InstanceLock::acquire(&path)?;
+            let history = History::open(&path).await?;
+            match history.mark_interrupted().await {
+                Ok(0) => {}
+                Ok(n) => tracing::warn!(
+                    runs = n,
+                    "marked runs left running by a process that died as interrupted"
+                ),
+                Err(e) => tracing::error!("{e}"),
+            }
+            (history, Some(lock), None)
+        }
+        // Several daemons may share it: the one holding the lease runs (see `serve`), and
+        // marks what a dead leader left running when it takes over.
+        place @ HistoryPlace::Postgres { .. } => {
+            let term = WriteTerm::default();
+            let history = History::open_place(&place)
+                .await?
+                .with_write_term(term.clone());
+            tracing::info!(history = %history.path().display(), "the history is in PostgreSQL; runs wait for the leader lease");
+            (history, None, Some(term))
+        }
+    };
     let mut daemon = Daemon::new(
         config,
         config_path.to_path_buf(),
         config_text,
         history,
         lock,
+        term,
     );
     let served = daemon.serve(extension).await;
     daemon.history.close().await;
     drop(daemon);
     served
+}
+
+/// Asks for a run each time this daemon becomes the leader: the work a dead leader left is
+/// finished now, not at the next scheduled slot.
+fn spawn_takeover_runs(
+    mut state: tokio::sync::watch::Receiver<LeaderState>,
+    tx: mpsc::Sender<Trigger>,
+    shutdown: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut leading = false;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = state.changed() => if changed.is_err() { return },
+            }
+            let now = matches!(*state.borrow_and_update(), LeaderState::Leader { .. });
+            if now && !leading && tx.send(Trigger::Takeover).await.is_err() {
+                return;
+            }
+            leading = now;
+        }
+    });
 }
 
 /// What re-reading the config file found.
@@ -146,8 +190,16 @@ struct Daemon {
     last_desired: Option<DesiredState>,
     /// Who asked for the next manual run (recorded as `runs.requested_by`).
     askers: requests::Askers,
-    /// The instance lock, which also tells whether the history file is still in place.
-    lock: InstanceLock,
+    /// The instance lock of a history file, which also tells whether the file is still in
+    /// place; `None` for a PostgreSQL history, which the lease guards instead.
+    lock: Option<InstanceLock>,
+    /// A PostgreSQL history's write term: set while this daemon leads (`service::leadership`).
+    term: Option<WriteTerm>,
+    /// The term this daemon last ran under: a run under a new one first closes what the
+    /// previous leader left running.
+    ran_under: Option<Epoch>,
+    /// Whether the last trigger was skipped because another daemon leads (logged once).
+    standing_by: bool,
     /// Why the last run could not be recorded: the reason its row gets once the history
     /// takes writes again (before the next run).
     unrecorded_end: Option<String>,
@@ -159,10 +211,13 @@ impl Daemon {
         config_path: PathBuf,
         config_text: String,
         history: History,
-        lock: InstanceLock,
+        lock: Option<InstanceLock>,
+        term: Option<WriteTerm>,
     ) -> Daemon {
         let metrics = Metrics::new();
         metrics.set_config_valid(true);
+        // A history file has one writer, by its lock: this daemon leads alone.
+        metrics.set_leader(term.is_none());
         Daemon {
             config,
             config_path,
@@ -174,6 +229,9 @@ impl Daemon {
             last_desired: None,
             askers: requests::Askers::default(),
             lock,
+            term,
+            ran_under: None,
+            standing_by: false,
             unrecorded_end: None,
         }
     }
@@ -181,7 +239,10 @@ impl Daemon {
     /// Whether the history file is still the one the daemon holds; logs and sets readiness
     /// when that changes (an error when it goes, so whoever watches errors hears of it).
     fn history_in_place(&self) -> bool {
-        let now = self.lock.check_in_place().err();
+        let Some(lock) = &self.lock else {
+            return true;
+        };
+        let now = lock.check_in_place().err();
         let before = self.readiness_now().history_displaced;
         if now != before {
             match (&now, &before) {
@@ -202,6 +263,44 @@ impl Daemon {
             self.set_ready(|r| r.history_displaced = now.clone());
         }
         now.is_none()
+    }
+
+    /// Whether this daemon may run now: always on a history file; on a PostgreSQL history
+    /// only while it holds the lease (the leader does what another daemon is asked). Standing
+    /// by is logged when it starts, not at every skipped trigger.
+    fn leads(&mut self, trigger: Trigger) -> bool {
+        let Some(term) = &self.term else {
+            return true;
+        };
+        let leads = term.get().is_some();
+        if !leads && !self.standing_by {
+            tracing::info!(
+                trigger = trigger.as_str(),
+                "standby: another daemon leads (or none yet); runs here wait for the lease"
+            );
+        }
+        self.standing_by = !leads;
+        leads
+    }
+
+    /// Under a new term, before its first run: the runs a previous leader left `running`
+    /// (it died, or lost the lease mid-run) are recorded `interrupted`.
+    async fn close_what_the_last_leader_left(&mut self) {
+        let Some(epoch) = self.term.as_ref().and_then(WriteTerm::get) else {
+            return;
+        };
+        if self.ran_under == Some(epoch) {
+            return;
+        }
+        match self.history.mark_taken_over().await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                runs = n,
+                "marked runs left running by the previous leader as interrupted"
+            ),
+            Err(e) => tracing::error!("{e}"),
+        }
+        self.ran_under = Some(epoch);
     }
 
     /// A run could not even be recorded: readiness shows it as a failed run without an id.
@@ -225,6 +324,24 @@ impl Daemon {
     async fn serve(&mut self, extension: Option<HttpExtension>) -> Result<(), DaemonError> {
         let shutdown = CancellationToken::new();
         spawn_signal_handler(shutdown.clone());
+        // A PostgreSQL history: this daemon contends for the lease. Its own stop comes last,
+        // after the run in flight is recorded, so that run's writes still pass the fence.
+        let lease_stop = CancellationToken::new();
+        let leadership = match (&self.term, self.history.postgres_pool()) {
+            (Some(term), Some(pool)) => {
+                let lease = Lease::new(
+                    pool.clone(),
+                    self.config.ha.map_or(DEFAULT_LEASE, |ha| ha.lease),
+                );
+                Some(Leadership::spawn(
+                    lease,
+                    self.metrics.clone(),
+                    lease_stop.clone(),
+                    term.clone(),
+                ))
+            }
+            _ => None,
+        };
 
         let http_state = HttpState {
             readiness: self.readiness.clone(),
@@ -271,9 +388,13 @@ impl Daemon {
         // Queued before the scheduler starts, so the first run is always `startup`.
         let _ = tx.try_send(Trigger::Startup);
         let busy = Arc::new(AtomicBool::new(false));
+        if let Some((leadership, _)) = &leadership {
+            spawn_takeover_runs(leadership.watch(), tx.clone(), shutdown.clone());
+        }
         requests::spawn_sighup(tx.clone(), self.askers.clone(), shutdown.clone());
         requests::spawn_poller(
             self.history.clone(),
+            self.term.clone(),
             tx.clone(),
             self.askers.clone(),
             shutdown.clone(),
@@ -321,6 +442,9 @@ impl Daemon {
                     continue;
                 }
             };
+            if !self.leads(trigger) {
+                continue;
+            }
             busy.store(true, Ordering::SeqCst);
             let finished = {
                 let run = self.one_run(trigger, shutdown.clone(), &mut triggers);
@@ -357,6 +481,11 @@ impl Daemon {
                 );
             }
         }
+        // Hands the lease over at once (a standby need not wait for it to expire).
+        lease_stop.cancel();
+        if let Some((_, handle)) = leadership {
+            let _ = handle.await;
+        }
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
         drop(triggers.watcher.take());
         if let Some(mut s) = triggers.scheduler.take() {
@@ -386,6 +515,7 @@ impl Daemon {
             );
             return;
         }
+        self.close_what_the_last_leader_left().await;
         if trigger != Trigger::Startup {
             self.reload_config(triggers).await;
         }

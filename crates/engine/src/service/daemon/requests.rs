@@ -10,7 +10,7 @@
 //! until the run that serves them starts.
 
 use crate::service::shutdown::CancellationToken;
-use crate::store::history::History;
+use crate::store::history::{History, WriteTerm};
 use crate::sync::reconcile::Trigger;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -83,6 +83,7 @@ pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, askers: Askers, shutdown: Cancell
 /// Waiting requests are taken at start: the startup run serves them.
 pub fn spawn_poller(
     history: History,
+    term: Option<WriteTerm>,
     tx: mpsc::Sender<Trigger>,
     askers: Askers,
     shutdown: CancellationToken,
@@ -92,7 +93,14 @@ pub fn spawn_poller(
         let mut failing = false;
         let mut first = true;
         loop {
-            match history.poll_requests().await {
+            // A standby leaves requests and approvals to the leader (taking one is a write
+            // its fence would refuse).
+            let standby = term.as_ref().is_some_and(|t| t.get().is_none());
+            let polled = match standby {
+                true => None,
+                false => Some(history.poll_requests().await),
+            };
+            match polled.unwrap_or(Ok((None, false))) {
                 Ok((approval, waiting)) => {
                     if failing {
                         tracing::info!("reading run requests from the history works again");

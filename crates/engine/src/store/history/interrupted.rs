@@ -28,6 +28,19 @@ impl History {
         .await
     }
 
+    /// Under a new leader of a shared PostgreSQL history: the runs a previous leader left
+    /// `running` (it died, or its lease ended mid-run and its writes were refused).
+    pub async fn mark_taken_over(&self) -> Result<u64, HistoryError> {
+        self.close_running(
+            RunStatus::Interrupted,
+            "leadership lost: the daemon running it stopped leading (it stopped, or lost the \
+             lease); the new leader finishes the work",
+            "status = 'running'",
+            None,
+        )
+        .await
+    }
+
     /// Records this process's runs still `running` as `failed` with `error`: for a run whose
     /// task panicked, so it is not left `running` until the next start.
     pub async fn fail_running_runs_of_this_process(

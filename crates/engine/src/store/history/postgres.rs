@@ -12,6 +12,7 @@
 
 use super::db::{Db, DbError, WriteTerm};
 use super::{Clock, History, HistoryError, HistoryFailure};
+use crate::model::history_place::HistoryPlace;
 use crate::store::lease::{fence, Epoch};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -162,6 +163,24 @@ impl History {
         match &self.db {
             Db::Postgres(pool, _) => Some(pool),
             Db::Sqlite(_) => None,
+        }
+    }
+
+    /// Opens the history at `place`, creating and migrating it as [`History::open`] and
+    /// [`History::open_postgres`] do.
+    pub async fn open_place(place: &HistoryPlace) -> Result<History, HistoryError> {
+        match place {
+            HistoryPlace::File(path) => History::open(path).await,
+            HistoryPlace::Postgres { url, schema } => History::open_postgres(url, schema).await,
+        }
+    }
+
+    /// Opens the history at `place` for reading only ([`History::open_read_only`],
+    /// [`History::open_postgres_read_only`]): it connects on first use.
+    pub fn open_place_read_only(place: &HistoryPlace) -> Result<History, HistoryError> {
+        match place {
+            HistoryPlace::File(path) => Ok(History::open_read_only(path)),
+            HistoryPlace::Postgres { url, schema } => History::open_postgres_read_only(url, schema),
         }
     }
 

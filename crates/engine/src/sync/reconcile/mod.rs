@@ -40,6 +40,9 @@ pub enum Trigger {
     Schedule,
     Startup,
     Reload,
+    /// This daemon took over the lease of a shared PostgreSQL history: it finishes at once
+    /// what the previous leader may have left.
+    Takeover,
 }
 
 impl Trigger {
@@ -49,6 +52,7 @@ impl Trigger {
             Trigger::Schedule => "schedule",
             Trigger::Startup => "startup",
             Trigger::Reload => "reload",
+            Trigger::Takeover => "takeover",
         }
     }
 }
