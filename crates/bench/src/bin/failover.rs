@@ -6,9 +6,12 @@
 //! PostgreSQL, configured with `ha.lease`. Who leads is read as an operator would, from each
 //! daemon's `/metrics` gauge `studio_role_sync_leader`, polled every `--poll-ms`. Each kill:
 //! the leader is killed with SIGKILL, the time until another daemon reports 1 is measured, and
-//! the killed one is started again and waits as a standby before the next kill. The kill falls
-//! at a different point of the renew interval each time (a pause stepping through lease/3), so
-//! the figures cover the whole spread the bound `lease + lease/3` allows. Then `--stops`
+//! the killed one is started again and waits as a standby before the next kill. Two pauses
+//! drawn at random (seeded) in `[0, lease/3)` set the phases that decide a takeover's time:
+//! one before the restart (where the standby's tries fall against the leader's renewals: a
+//! standby restarted at once would try just after each renewal, always the best case) and one
+//! before the kill (where in the renew interval the leader dies), so the figures cover the
+//! spread the bound `lease + lease/3` allows. Then `--stops`
 //! graceful stops (SIGTERM releases the lease) are timed the same way. Each lease gets its own
 //! schema, dropped at the end; the lease row's epoch is checked against the takeovers counted.
 //!
@@ -18,6 +21,7 @@
 //! ```
 
 use clap::Parser;
+use rand::{Rng, SeedableRng};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -297,10 +301,10 @@ async fn round(args: &Args, sim: &Sim, lease: u64, schema: &str) -> Result<Round
         overlaps: 0,
         epoch: 0,
     };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(20 + lease);
+    let mut phase = || (lease_d / 3).mul_f64(rng.random::<f64>());
     for k in 0..args.kills + args.stops {
-        // Step the kill through the renew interval (lease/3) in 5 phases.
-        let phase = lease_d / 3 * (k % 5) as u32 / 5;
-        tokio::time::sleep(Duration::from_secs(1) + phase).await;
+        tokio::time::sleep(Duration::from_secs(1) + phase()).await;
         let graceful = k >= args.kills;
         let t0 = Instant::now();
         if graceful {
@@ -321,6 +325,7 @@ async fn round(args: &Args, sim: &Sim, lease: u64, schema: &str) -> Result<Round
         } else {
             out.kills.push(seconds);
         }
+        tokio::time::sleep(phase()).await;
         c.daemons[leader].start(&args.exe, &args.postgres_url);
         c.standby(leader, wait).await?;
         leader = next;

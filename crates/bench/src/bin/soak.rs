@@ -74,7 +74,6 @@ struct Args {
 }
 
 /// Where the soak's history lives.
-#[derive(Clone)]
 enum Backend {
     Sqlite,
     Postgres { url: SecretString, schema: String },
@@ -305,6 +304,8 @@ struct Outcome {
     statuses: std::collections::BTreeMap<String, u64>,
     file_bytes: u64,
     used_bytes: u64,
+    /// The history's size before the first run (its empty tables and indexes).
+    empty_bytes: u64,
     /// The naive strategy's old `run_pending` rows, bytes per run.
     old_rows_bytes_per_run: Option<f64>,
     wall: f64,
@@ -327,6 +328,8 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool, backend: &Backend
     let clock = Clock::manual(start);
     let mut tenant = Tenant::start(dir, args).await;
     let (engine, history, lease) = engine(dir, &tenant.sim, &clock, backend).await;
+    let (size, free) = history.size().await.expect("size");
+    let empty_bytes = size - free;
     let old = if naive {
         let pool = sqlx::SqlitePool::connect_with(
             SqliteConnectOptions::new()
@@ -363,6 +366,7 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool, backend: &Backend
         statuses: Default::default(),
         file_bytes: 0,
         used_bytes: 0,
+        empty_bytes,
         old_rows_bytes_per_run: None,
         wall: 0.0,
         all: Stretch::default(),
@@ -479,8 +483,10 @@ fn main() {
         .expect("runtime");
     rt.block_on(async {
         use tracing_subscriber::layer::SubscriberExt;
-        tracing::subscriber::set_global_default(tracing_subscriber::registry().with(CountStatements))
-            .expect("the statement counter is the only subscriber");
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(CountStatements),
+        )
+        .expect("the statement counter is the only subscriber");
         let dir = tempfile::tempdir().expect("temp dir");
         let ours_dir = dir.path().join("ours");
         let naive_dir = dir.path().join("naive");
@@ -546,11 +552,11 @@ async fn drop_schema(pool: &sqlx::PgPool, schema: &str) {
 /// The same soak on both databases, side by side.
 fn compare(sqlite: &Outcome, pg: &Outcome) {
     println!();
-    println!("| history | took s | run p50 / p99 ms, all runs | first 7 days | last 7 days | SQL statements per run (all / first 7 d / last 7 d) | history size after the soak |");
+    println!("| history | took s | run p50 / p99 ms, all runs | first 7 days | last 7 days | SQL statements per run (all / first 7 d / last 7 d) | history size: empty / after the soak |");
     println!("|---|---|---|---|---|---|---|");
     for (name, o) in [("SQLite", sqlite), ("PostgreSQL (fenced by a lease)", pg)] {
         println!(
-            "| {name} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.2} MB |",
+            "| {name} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.2} MB / {:.2} MB |",
             o.wall,
             o.all.pct(0.5) * 1e3,
             o.all.pct(0.99) * 1e3,
@@ -561,6 +567,7 @@ fn compare(sqlite: &Outcome, pg: &Outcome) {
             o.all.statements_per_run(),
             o.first.statements_per_run(),
             o.last.statements_per_run(),
+            o.empty_bytes as f64 / 1e6,
             o.used_bytes as f64 / 1e6,
         );
     }
