@@ -90,6 +90,7 @@ async fn sqlite_schema(file: &Path) -> (BTreeSet<Relation>, BTreeSet<Index>) {
         .connect()
         .await
         .unwrap();
+    // `leader_lease` (0002) exists on PostgreSQL only: a history file has one writer.
     let names: Vec<(String, String)> = sqlx::query_as(
         "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') \
          AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
@@ -172,9 +173,10 @@ async fn postgres_schema(
         .run(&pool)
         .await
         .expect("the PostgreSQL migrations apply");
+    // `leader_lease` (0002) exists on PostgreSQL only: a history file has one writer.
     let names: Vec<(String, String)> = sqlx::query_as(
         "SELECT table_name::text, table_type::text FROM information_schema.tables \
-         WHERE table_schema = $1 AND table_name <> '_sqlx_migrations'",
+         WHERE table_schema = $1 AND table_name NOT IN ('_sqlx_migrations', 'leader_lease')",
     )
     .bind(schema)
     .fetch_all(&pool)
@@ -204,7 +206,7 @@ async fn postgres_schema(
            JOIN pg_namespace n ON n.oid = t.relnamespace \
            CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) \
            JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = k.attnum \
-          WHERE n.nspname = $1 AND t.relname <> '_sqlx_migrations' \
+          WHERE n.nspname = $1 AND t.relname NOT IN ('_sqlx_migrations', 'leader_lease') \
           GROUP BY i.indexrelid, t.relname, i.indisunique, i.indpred IS NOT NULL",
     )
     .bind(schema)
@@ -216,7 +218,8 @@ async fn postgres_schema(
     .collect();
     let narrow = sqlx::query_scalar(
         "SELECT table_name || '.' || column_name FROM information_schema.columns \
-         WHERE table_schema = $1 AND data_type IN ('integer', 'smallint', 'real')",
+         WHERE table_schema = $1 AND table_name <> 'leader_lease' \
+         AND data_type IN ('integer', 'smallint', 'real')",
     )
     .bind(schema)
     .fetch_all(&pool)

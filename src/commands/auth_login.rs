@@ -29,7 +29,7 @@ pub async fn auth_login(config_path: &Path) -> Exit {
             "auth login needs studio.oauth in the config (this config uses a static token)",
         );
     };
-    let (history, _lock) = match open_history(&config, false).await {
+    let (history, hold) = match open_history(&config, false).await {
         Ok(h) => h,
         Err(code) => return code,
     };
@@ -113,6 +113,10 @@ pub async fn auth_login(config_path: &Path) -> Exit {
                  from now on; keep that file private and backed up.",
                 config.history.display()
             );
+            // A PostgreSQL lease goes back first (before the pool it uses closes).
+            if let Some(hold) = hold {
+                hold.release().await;
+            }
             history.close().await;
             Exit::Success
         }

@@ -15,7 +15,7 @@ pub async fn export(config_path: &Path) -> Exit {
         Err(code) => return code,
     };
     crate::logging::init(config.log.format, "warn");
-    let (history, _lock) = match open_history(&config, false).await {
+    let (history, hold) = match open_history(&config, false).await {
         Ok(h) => h,
         Err(code) => return code,
     };
@@ -23,13 +23,17 @@ pub async fn export(config_path: &Path) -> Exit {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
-    match studio_role_sync_engine::read::list_holders(
+    let holders = studio_role_sync_engine::read::list_holders(
         &client,
         &config.roles.managed,
         config.studio.concurrency,
     )
-    .await
-    {
+    .await;
+    // A PostgreSQL lease goes back now, before the command ends.
+    if let Some(hold) = hold {
+        hold.release().await;
+    }
+    match holders {
         Ok(holders) => {
             print!(
                 "{}",

@@ -153,11 +153,12 @@ async fn run_saving(
             Err(e) => e,
         };
     }
-    history.close().await;
-    // A PostgreSQL lease goes back now: a daemon standing by takes over at once.
+    // A PostgreSQL lease goes back now (before the pool it uses closes): a daemon standing
+    // by takes over at once.
     if let Some(hold) = hold {
         hold.release().await;
     }
+    history.close().await;
     code
 }
 
@@ -181,7 +182,7 @@ fn save(
         );
         return Err(Exit::Error);
     }
-    let actions = digest::planned_actions(plan, &config.roles.managed);
+    let actions = digest::planned_actions(&plan.actions, &config.roles.managed);
     let config_text = studio_role_sync_engine::config::read(config_path).map_err(fail)?;
     let saved = SavedPlan {
         format: saved_plan::FORMAT.into(),

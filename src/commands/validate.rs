@@ -75,7 +75,7 @@ pub async fn validate(config_path: &Path, online: bool) -> Exit {
 async fn validate_online(config: &Config) -> Exit {
     use studio_role_sync_engine::studio::online::{self, RoleCheck};
     crate::logging::init(config.log.format, "warn");
-    let (history, _lock) = match open_history(config, false).await {
+    let (history, hold) = match open_history(config, false).await {
         Ok(h) => h,
         Err(code) => return code,
     };
@@ -88,6 +88,10 @@ async fn validate_online(config: &Config) -> Exit {
         Ok(r) => r,
         Err(e) => return fail(format!("Studio {base}: {e}")),
     };
+    // A PostgreSQL lease goes back first (before the pool it uses closes).
+    if let Some(hold) = hold {
+        hold.release().await;
+    }
     history.close().await;
     println!(
         "Studio {base}: ok (reachable, {}token accepted; ping {} ms)",

@@ -24,4 +24,5 @@ mod outside_text;
 mod reliability;
 mod remove_after;
 mod request_counts;
+mod schedule;
 mod tls;

@@ -29,6 +29,8 @@ pub struct Strip {
     pub problems: Vec<Problem>,
     /// The schedule's time zone (`Europe/Paris`), offered on every time; empty without one.
     pub timezone: String,
+    /// On a history several daemons share: which one leads now (empty: a history file).
+    pub leader: String,
 }
 
 /// One open problem and what to do about it.
@@ -83,6 +85,13 @@ impl Console {
             s.last_href = Some(run_href(r.id));
         }
         s.next = self.next_run(now);
+        if let Some(l) = &f.leader {
+            s.leader = format!("Leader: {l} (epoch {})", l.epoch);
+        } else if self.history.is_postgres() {
+            s.leader = "Leader: none now: no daemon holds the lease; a standby takes it \
+                        within the lease time"
+                .into();
+        }
 
         let readiness = self
             .readiness

@@ -28,11 +28,11 @@ pub mod studio;
 mod sync;
 
 // One role change, as every layer names it.
-pub use model::{change, history_place, run_status};
+pub use model::{change, digest, history_place, run_status};
 // What the institution declares.
 pub use input::{config, desired, email_address, roles, safety_limits, yaml_lines};
 // One run: read, plan, consent, apply, and the run itself.
-pub use sync::{apply, current, digest, grace, plan, read, reconcile, run_report, saved_plan};
+pub use sync::{current, plan, read, reconcile, run_report, saved_plan};
 // What outlives a process.
 pub use store::{history, lock};
 // Which of several daemons on one PostgreSQL history talks to Studio.

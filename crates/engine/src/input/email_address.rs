@@ -21,8 +21,8 @@ use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// RFC 5321 4.5.3.1: at most 64 octets before the `@` and 254 in all (a 256-octet path
 /// less its angle brackets).
-pub const MAX_LOCAL: usize = 64;
-pub const MAX_ADDRESS: usize = 254;
+pub(crate) const MAX_LOCAL: usize = 64;
+pub(crate) const MAX_ADDRESS: usize = 254;
 
 /// How much of a bad value a message shows: a 70,000-character "email" must not become a
 /// 70,000-character error line.
@@ -136,7 +136,7 @@ pub fn check(raw: &str) -> Result<String, EmailProblem> {
 }
 
 /// True when `email` (normalised or not) passes [`check`].
-pub fn is_valid(email: &str) -> bool {
+pub(crate) fn is_valid(email: &str) -> bool {
     check(email).is_ok()
 }
 
@@ -246,7 +246,7 @@ fn kind_of(c: char) -> &'static str {
 }
 
 /// `U+200B ZERO WIDTH SPACE`: the code point, and its name for the characters people paste.
-pub fn describe_char(c: char) -> String {
+pub(crate) fn describe_char(c: char) -> String {
     let name = match c {
         '\t' => "CHARACTER TABULATION",
         '\n' => "LINE FEED",

@@ -21,19 +21,19 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The config file: a few kilobytes in practice.
-pub const CONFIG_MAX_BYTES: u64 = 1 << 20;
+pub(crate) const CONFIG_MAX_BYTES: u64 = 1 << 20;
 /// A token, client secret, refresh token or database URL held in a file.
-pub const SECRET_MAX_BYTES: u64 = 64 << 10;
+pub(crate) const SECRET_MAX_BYTES: u64 = 64 << 10;
 /// The roles file, unless `source.max_bytes` says otherwise: a million grants written one
 /// line per user take ~24 MB.
-pub const ROLES_FILE_DEFAULT_MAX_BYTES: u64 = 64 << 20;
+pub(crate) const ROLES_FILE_DEFAULT_MAX_BYTES: u64 = 64 << 20;
 /// The highest `source.max_bytes` accepted: parsing takes roughly ten times the file's size
 /// in memory, so a larger limit would be no limit.
-pub const ROLES_FILE_MAX_MAX_BYTES: u64 = 1 << 30;
+pub(crate) const ROLES_FILE_MAX_MAX_BYTES: u64 = 1 << 30;
 
 /// Why a file could not be read as text.
 #[derive(Debug)]
-pub enum InputFileError {
+pub(crate) enum InputFileError {
     /// Missing, unreadable, a broken link...
     Io(std::io::Error),
     /// A FIFO, a device, a socket or a folder: what it is, e.g. "a FIFO (named pipe)".
@@ -75,18 +75,18 @@ impl fmt::Display for InputFileError {
 impl std::error::Error for InputFileError {}
 
 impl InputFileError {
-    pub fn is_too_large(&self) -> bool {
+    pub(crate) fn is_too_large(&self) -> bool {
         matches!(self, InputFileError::TooLarge { .. })
     }
 
     /// True when the file does not exist (or a link points nowhere).
-    pub fn is_not_found(&self) -> bool {
+    pub(crate) fn is_not_found(&self) -> bool {
         matches!(self, InputFileError::Io(e) if e.kind() == std::io::ErrorKind::NotFound)
     }
 }
 
 /// The text of the regular file at `path` (links followed), at most `limit` bytes long.
-pub fn read_text(path: &Path, limit: u64) -> Result<String, InputFileError> {
+pub(crate) fn read_text(path: &Path, limit: u64) -> Result<String, InputFileError> {
     let bytes = read_bytes(path, limit)?;
     String::from_utf8(bytes).map_err(|e| InputFileError::NotUtf8 {
         offset: e.utf8_error().valid_up_to(),
@@ -94,7 +94,7 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, InputFileError> {
 }
 
 /// The bytes of the regular file at `path` (links followed), at most `limit` bytes long.
-pub fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, InputFileError> {
+pub(crate) fn read_bytes(path: &Path, limit: u64) -> Result<Vec<u8>, InputFileError> {
     // stat follows links and never blocks: a FIFO is refused before anything opens it.
     let before = std::fs::metadata(path).map_err(InputFileError::Io)?;
     check_regular(&before)?;
@@ -147,7 +147,7 @@ fn read_capped(file: File, limit: u64) -> Result<Vec<u8>, InputFileError> {
 }
 
 /// `64 MiB`, `1.5 KiB`, `200 bytes`: sizes as people read them.
-pub fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
     if n < 1024 {
         return format!("{n} bytes");
@@ -167,7 +167,7 @@ pub fn human_bytes(n: u64) -> String {
 
 /// Reads a size written in a config file: a number of bytes, or a number with a unit
 /// (`64 MiB`, `500KB`, `2 GiB`; KB/MB/GB are powers of 1000, KiB/MiB/GiB of 1024).
-pub fn parse_size(text: &str) -> Option<u64> {
+pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))

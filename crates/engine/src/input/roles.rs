@@ -8,7 +8,7 @@
 use std::fmt;
 
 /// The most managed roles one config may list: the width of [`RoleSet`].
-pub const MAX_MANAGED_ROLES: usize = 64;
+pub(crate) const MAX_MANAGED_ROLES: usize = 64;
 
 /// The roles listed in `roles.managed`, in config order. Role names are opaque and
 /// case-sensitive (Studio does not document its role enum).

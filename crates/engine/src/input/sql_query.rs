@@ -90,7 +90,7 @@ impl Database {
 /// Checks the configured query for the database the URL names, for the config loader: the
 /// refusal, or nothing when the query may be sent. An unsupported scheme (or a URL not read,
 /// for commands that never query) is not this check's to report: the read says so.
-pub fn check_query(url: &str, query: &str) -> Result<(), String> {
+pub(crate) fn check_query(url: &str, query: &str) -> Result<(), String> {
     match Database::from_url(url) {
         Some(db) if !db.is_built_in() => Err(db.not_built_in()),
         Some(db) => check(db, query).map_err(|r| r.0),
@@ -101,7 +101,7 @@ pub fn check_query(url: &str, query: &str) -> Result<(), String> {
 /// Why a query is refused: a sentence for the admin, without the config key (the caller
 /// names `source.sql.query` and its line).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal(pub String);
+pub(crate) struct Refusal(pub String);
 
 impl std::fmt::Display for Refusal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -211,7 +211,7 @@ const REFUSED_FUNCTIONS: &[(&str, &[&str])] = &[
 /// The longest query accepted. Real ones are a few KB; a long list of emails belongs in a
 /// table. It also bounds how deep the parsed tree can be (`1 + 1 + …` nests once per two
 /// bytes), which the walk and the drop of the tree descend recursively.
-pub const MAX_QUERY_BYTES: usize = 64 * 1024;
+pub(crate) const MAX_QUERY_BYTES: usize = 64 * 1024;
 
 /// The stack the check runs on. A `MAX_QUERY_BYTES` query nests at most 32 K levels; 40 K
 /// levels took under 8 MB in a debug build, so this leaves room several times over (the
@@ -220,7 +220,7 @@ const CHECK_STACK_BYTES: usize = 32 * 1024 * 1024;
 
 /// Checks that `query` is one read-only query for `db`; nothing is sent anywhere. Bounded in
 /// time and stack whatever the text: it runs on a thread of its own with a known stack.
-pub fn check(db: Database, query: &str) -> Result<(), Refusal> {
+pub(crate) fn check(db: Database, query: &str) -> Result<(), Refusal> {
     if query.len() > MAX_QUERY_BYTES {
         return Err(Refusal(format!(
             "is {} KiB; at most {} KiB is accepted: put long lists in a table and join it",

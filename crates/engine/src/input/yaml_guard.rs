@@ -16,17 +16,17 @@
 //! scalar) it refuses and says to quote the text: it errs on the side of refusing.
 
 /// The deepest nesting accepted; a roles file needs 3 levels, the config 4.
-pub const MAX_NESTING: usize = 32;
+pub(crate) const MAX_NESTING: usize = 32;
 
 /// Why a text was refused, with its 1-based line.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct YamlRefusal {
+pub(crate) struct YamlRefusal {
     pub line: usize,
     pub message: String,
 }
 
 /// Refuses anchors, aliases and deep nesting; linear in the length of `text`.
-pub fn check(text: &str) -> Result<(), YamlRefusal> {
+pub(crate) fn check(text: &str) -> Result<(), YamlRefusal> {
     let mut scan = Scan::default();
     for (i, line) in text.lines().enumerate() {
         scan.line(line).map_err(|message| YamlRefusal {

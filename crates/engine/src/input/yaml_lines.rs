@@ -90,7 +90,7 @@ pub fn key_line(text: &str, path: &[&str]) -> Option<usize> {
 
 /// Every key directly under the mapping at `parent` (e.g. `["users"]`), in file order, with
 /// its line; a key written twice appears twice.
-pub fn child_keys(text: &str, parent: &[&str]) -> Vec<(String, usize)> {
+pub(crate) fn child_keys(text: &str, parent: &[&str]) -> Vec<(String, usize)> {
     scan(text)
         .into_iter()
         .filter(|k| {
@@ -103,7 +103,7 @@ pub fn child_keys(text: &str, parent: &[&str]) -> Vec<(String, usize)> {
 /// The line serde blames for a parse error. serde reports no location when a text holds more
 /// than one document: the second document's `---`/`...` marker is shown, or, when the parser
 /// saw a new document without one (a line indented less than the first), that line.
-pub fn error_line(error: &serde_yaml::Error, text: &str) -> Option<usize> {
+pub(crate) fn error_line(error: &serde_yaml::Error, text: &str) -> Option<usize> {
     if let Some(l) = error.location() {
         return Some(l.line());
     }

@@ -44,7 +44,7 @@ use tower::ServiceExt;
 
 /// The content security policy of every answer: nothing but the console's own style sheet
 /// and images (its charts are inline SVG); the other endpoints load nothing at all.
-pub const CONTENT_SECURITY_POLICY: &str =
+pub(crate) const CONTENT_SECURITY_POLICY: &str =
     "default-src 'none'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -211,7 +211,7 @@ pub async fn serve(
 }
 
 /// As [`serve`], within `limits`.
-pub async fn serve_with_limits(
+pub(crate) async fn serve_with_limits(
     listen: SocketAddr,
     state: HttpState,
     limits: HttpLimits,
@@ -236,7 +236,7 @@ pub struct HttpExtension {
 /// Connections served at once by every listener that shares it; one more waits in the
 /// kernel's backlog (costing this process no file descriptor) until a slot frees.
 #[derive(Clone, Debug)]
-pub struct ConnectionBudget {
+pub(crate) struct ConnectionBudget {
     slots: Arc<Semaphore>,
     size: usize,
 }
@@ -280,7 +280,7 @@ pub async fn serve_router(
 
 /// As [`serve_router`], with connections counted against `budget`, which other listeners
 /// may share.
-pub async fn serve_router_within(
+pub(crate) async fn serve_router_within(
     listen: SocketAddr,
     router: Router,
     what: &str,

@@ -11,12 +11,12 @@
 
 mod api;
 pub mod auth;
-pub mod oauth;
+pub(crate) mod oauth;
 pub mod online;
-pub mod pace;
+pub(crate) mod pace;
 pub mod tls;
 pub mod tokens;
-pub mod untrusted;
+pub(crate) mod untrusted;
 
 use crate::input::config::StudioConfig;
 use crate::service::metrics::Metrics;

@@ -39,7 +39,7 @@ use tokio::sync::Mutex;
 const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// How long the refresh lease lasts: the refresh (all its attempts) is cut off a little
 /// before, so a lease never outlives its refresh; a crashed holder blocks the others this long.
-pub const LEASE: Duration = Duration::from_secs(90);
+pub(crate) const LEASE: Duration = Duration::from_secs(90);
 /// Part of the lease kept free at its end, so the holder's last write lands within it.
 const LEASE_SLACK: Duration = Duration::from_secs(5);
 /// How often a process waiting for the lease looks at the store again.

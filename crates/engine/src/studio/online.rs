@@ -111,7 +111,7 @@ async fn schema_roles(client: &StudioClient) -> Result<BTreeSet<String>, String>
 
 /// Every string `enum` value under a parameter named `role`, or a property named `role` or
 /// `role_names`, anywhere in a Swagger/OpenAPI document.
-pub fn role_values(doc: &serde_json::Value) -> BTreeSet<String> {
+pub(crate) fn role_values(doc: &serde_json::Value) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     walk(doc, &mut out);
     out

@@ -27,7 +27,7 @@ const MIN_FACTOR: f64 = 0.02;
 const DECREASE: f64 = 0.5;
 /// Share of the configured rate won back per second of successful requests (additive
 /// increase): from half to full pace in about 17 s at most.
-pub const RECOVERY_PER_SECOND: f64 = 0.03;
+pub(crate) const RECOVERY_PER_SECOND: f64 = 0.03;
 /// Pause after a `429` without a usable `Retry-After`.
 const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
 /// The longest `Retry-After` honoured.
@@ -130,12 +130,14 @@ impl Pace {
         }
     }
 
-    /// The share of the configured rate now allowed (1.0 = full pace).
+    /// The share of the configured rate now allowed (1.0 = full pace); read by the tests.
+    #[cfg(test)]
     pub fn factor(&self) -> f64 {
         self.lock().factor
     }
 
-    /// Congestion events (pace decreases) so far.
+    /// Congestion events (pace decreases) so far; read by the tests.
+    #[cfg(test)]
     pub fn decreases(&self) -> u64 {
         self.lock().decreases
     }

@@ -44,7 +44,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// A connection that failed because the server's certificate is not trusted (or not valid):
 /// trying again cannot help.
-pub fn is_certificate_error(e: &reqwest::Error) -> bool {
+pub(crate) fn is_certificate_error(e: &reqwest::Error) -> bool {
     let text = chain(e).to_ascii_lowercase();
     text.contains("invalid peer certificate") || text.contains("certificate verify")
 }

@@ -103,7 +103,7 @@ fn legacy_fingerprint(secret: &SecretString) -> String {
 
 /// How a stored chain relates to the configured seed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SeedMatch {
+pub(crate) enum SeedMatch {
     /// The chain grew from this seed: the seed is spent, use the chain.
     Same,
     /// The admin configured another seed since: use the seed.
@@ -114,7 +114,7 @@ pub enum SeedMatch {
 }
 
 /// Compares a stored fingerprint with the configured seed.
-pub fn seed_match(stored: &str, seed: &SecretString) -> SeedMatch {
+pub(crate) fn seed_match(stored: &str, seed: &SecretString) -> SeedMatch {
     if stored.starts_with(SHA256_PREFIX) {
         if stored == fingerprint(seed) {
             SeedMatch::Same

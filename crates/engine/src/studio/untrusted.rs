@@ -10,25 +10,25 @@ use std::time::{Duration, SystemTime};
 /// A `Retry-After` beyond this is no instruction a client can follow (a typo, a bug, or a
 /// hostile server): it is ignored and the default pause applies. The pace caps what it honours
 /// much lower (see `pace.rs`).
-pub const MAX_PLAUSIBLE_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_PLAUSIBLE_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 
 /// Largest body of an API answer read into memory: a page is 50 users, a `PUT` answer at most
 /// `batch_size` (1000) users; real answers are far below this.
-pub const MAX_API_BODY: usize = 8 * 1024 * 1024;
+pub(crate) const MAX_API_BODY: usize = 8 * 1024 * 1024;
 /// Largest body of a token endpoint answer.
-pub const MAX_TOKEN_BODY: usize = 64 * 1024;
+pub(crate) const MAX_TOKEN_BODY: usize = 64 * 1024;
 /// Largest part of an error body kept (only its start is ever shown).
-pub const MAX_ERROR_BODY: usize = 64 * 1024;
+pub(crate) const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Access tokens shorter-lived than this are treated as living this long.
-pub const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
+pub(crate) const MIN_TOKEN_LIFETIME: Duration = Duration::from_secs(1);
 /// Access tokens are refreshed at least this often, whatever `expires_in` says.
-pub const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// Lifetime assumed when the token endpoint gives none, or none usable (public clients see
 /// `7200`); a token that dies earlier is refreshed on its first `401`.
-pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
+pub(crate) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(7200);
 /// Longest token (access or refresh) accepted from the token endpoint.
-pub const MAX_TOKEN_LENGTH: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_LENGTH: usize = 8 * 1024;
 
 /// The wait a `Retry-After` value asks for: delay-seconds (whole, or with a fraction) or an
 /// HTTP-date. `None` when absent, unreadable, negative, not finite or beyond
@@ -61,7 +61,7 @@ pub fn retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 /// [`MIN_TOKEN_LIFETIME`]..=[`MAX_TOKEN_LIFETIME`]. A number or a numeric string counts;
 /// anything else (absent, `null`, text, an object, not finite) gives
 /// [`DEFAULT_TOKEN_LIFETIME`]. The flag is false when a value was there but unusable.
-pub fn token_lifetime(value: Option<&serde_json::Value>) -> (Duration, bool) {
+pub(crate) fn token_lifetime(value: Option<&serde_json::Value>) -> (Duration, bool) {
     let seconds = match value {
         None | Some(serde_json::Value::Null) => return (DEFAULT_TOKEN_LIFETIME, true),
         Some(serde_json::Value::Number(n)) => n.as_f64(),
@@ -82,7 +82,7 @@ pub fn token_lifetime(value: Option<&serde_json::Value>) -> (Duration, bool) {
 
 /// A token from the token endpoint, if it can go into an `Authorization` header and the
 /// history as it is: 1 to [`MAX_TOKEN_LENGTH`] visible ASCII characters.
-pub fn token_text(value: Option<&serde_json::Value>) -> Option<&str> {
+pub(crate) fn token_text(value: Option<&serde_json::Value>) -> Option<&str> {
     let text = value?.as_str()?;
     let ok = !text.is_empty()
         && text.len() <= MAX_TOKEN_LENGTH
@@ -100,7 +100,7 @@ pub struct Body {
 
 /// Reads at most `limit` bytes of a response body, then stops (dropping the connection rather
 /// than reading the rest).
-pub async fn read_body(
+pub(crate) async fn read_body(
     mut response: reqwest::Response,
     limit: usize,
 ) -> Result<Body, reqwest::Error> {
@@ -130,7 +130,7 @@ pub async fn read_body(
 
 /// The largest number of pages the client follows for one listing: 100,000 pages of 50 is
 /// five million users, beyond any tenant. A larger `last_page` is a malformed answer.
-pub const MAX_PAGES: u32 = 100_000;
+pub(crate) const MAX_PAGES: u32 = 100_000;
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,7 @@ const BREAKER_THRESHOLD: u32 = 3;
 
 /// Why an apply stopped before sending every batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Stopped {
+pub(crate) enum Stopped {
     /// The server kept failing: the breaker opened.
     Outage(String),
     /// Authentication failed: nothing more can be sent.
@@ -40,12 +40,12 @@ pub enum Stopped {
 }
 
 #[derive(Default)]
-pub struct ApplyReport {
+pub(crate) struct ApplyReport {
     pub outcomes: Vec<ChangeResult>,
     pub stopped: Option<Stopped>,
 }
 
-pub struct Applier<'a> {
+pub(crate) struct Applier<'a> {
     pub client: &'a StudioClient,
     pub managed: &'a ManagedRoles,
     pub batch_size: usize,
@@ -66,7 +66,7 @@ impl Applier<'_> {
     /// sees each batch's outcomes as they come back (the run hands them to the history
     /// writer). It must not block: the batches in flight are only driven while this loop
     /// waits on them.
-    pub async fn apply<F>(&self, phases: Vec<Vec<Change>>, mut on_batch: F) -> ApplyReport
+    pub(crate) async fn apply<F>(&self, phases: Vec<Vec<Change>>, mut on_batch: F) -> ApplyReport
     where
         F: FnMut(&[ChangeResult]),
     {

@@ -14,7 +14,7 @@ use std::collections::HashSet;
 
 /// The actions of `planned` found in `repeated` (the changes applied in every one of the
 /// previous runs that count), in plan order.
-pub fn flapping(
+pub(crate) fn flapping(
     planned: &[Change],
     repeated: &HashSet<ChangeKey>,
     managed: &ManagedRoles,

@@ -7,19 +7,12 @@
 
 use crate::input::safety_limits::RemoveAfter;
 use crate::model::change::{Change, ChangeKind};
+pub(crate) use crate::model::run_memory::MissingSince;
 use crate::sync::plan::{PendingEmail, PendingReason, Plan, Policy};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::fmt;
 use std::time::Duration;
-
-/// When a held grant was first seen missing from the sources (from the history).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MissingSince {
-    pub at: DateTime<Utc>,
-    /// Runs (not dry runs) that saw it missing before this one.
-    pub runs: u32,
-}
 
 /// The facts a grace period is judged on.
 #[derive(Clone, Debug)]
@@ -152,7 +145,7 @@ pub(crate) fn hold_back(
 /// Every grant the plan finds missing from the sources: the removals it sends and those that
 /// wait. What the history remembers as "missing since" (a grant not among them came back, or
 /// is gone).
-pub fn missing_grants(plan: &Plan) -> impl Iterator<Item = &Change> {
+pub(crate) fn missing_grants(plan: &Plan) -> impl Iterator<Item = &Change> {
     plan.actions
         .iter()
         .filter(|a| a.kind == ChangeKind::Remove)

@@ -15,12 +15,13 @@
 //! should remember afterwards. `studio::read` does the requests, `history` stores the memory.
 
 use crate::input::desired::DesiredState;
+pub(crate) use crate::model::run_memory::AmbiguityUpdate;
 use crate::sync::current::{CurrentState, EmailMatch};
 use std::collections::HashSet;
 
 /// Which kind of run this is, recorded in `runs.verification`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Verification {
+pub(crate) enum Verification {
     /// Holders are matched through this run's listing; other emails are searched when they
     /// need a role added, or when they were once found ambiguous.
     Incremental,
@@ -38,7 +39,7 @@ impl Verification {
 }
 
 /// What the read knows before it searches: the holders' emails and the remembered ambiguity.
-pub struct SearchInputs<'a> {
+pub(crate) struct SearchInputs<'a> {
     pub desired: &'a DesiredState,
     /// The state built from this run's holder listing.
     pub listed: &'a CurrentState,
@@ -57,7 +58,7 @@ pub struct SearchInputs<'a> {
 /// - an email remembered as ambiguous, whatever it should hold: no holder shortcut may hide a
 ///   second account;
 /// - in a full verification, an email a holder has.
-pub fn emails_to_search(inputs: &SearchInputs<'_>) -> Vec<String> {
+pub(crate) fn emails_to_search(inputs: &SearchInputs<'_>) -> Vec<String> {
     let mut out: Vec<String> = inputs
         .desired
         .users
@@ -75,18 +76,9 @@ pub fn emails_to_search(inputs: &SearchInputs<'_>) -> Vec<String> {
     out
 }
 
-/// What the history should remember about ambiguity after a run's read.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct AmbiguityUpdate {
-    /// Emails seen on several accounts this run, with the accounts' ids (sorted).
-    pub remember: Vec<(String, Vec<u64>)>,
-    /// Emails a search of this run found on exactly one account: resolved.
-    pub forget: Vec<String>,
-}
-
 /// Compares what the run saw with the memory: every email the run saw on several accounts is
 /// (still) ambiguous; a searched email that resolved to one account is forgotten.
-pub fn ambiguity_update(current: &CurrentState, searched: &[String]) -> AmbiguityUpdate {
+pub(crate) fn ambiguity_update(current: &CurrentState, searched: &[String]) -> AmbiguityUpdate {
     let mut remember: Vec<(String, Vec<u64>)> = current
         .by_email
         .iter()

@@ -24,7 +24,7 @@ use std::collections::HashSet;
 
 /// The current state and how it was obtained.
 #[derive(Debug, Default)]
-pub struct ReadOutcome {
+pub(crate) struct ReadOutcome {
     pub current: CurrentState,
     /// Desired emails searched by email this run, sorted.
     pub searched: Vec<String>,
@@ -32,7 +32,7 @@ pub struct ReadOutcome {
 
 /// Why a read did not finish.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub(crate) enum ReadError {
     #[error("{0}")]
     Studio(#[from] StudioError),
     #[error("stopped by a shutdown while reading Studio; nothing was sent")]
@@ -40,7 +40,7 @@ pub enum ReadError {
 }
 
 /// What a read needs to know besides the client: see [`SearchInputs`].
-pub struct ReadInputs<'a> {
+pub(crate) struct ReadInputs<'a> {
     pub managed: &'a ManagedRoles,
     pub desired: &'a DesiredState,
     pub ambiguous: &'a HashSet<String>,
@@ -52,7 +52,7 @@ pub struct ReadInputs<'a> {
 
 /// Reads the holders of every managed role, then searches the desired emails the run must
 /// look up (see [`identity::emails_to_search`]); stops at once on `shutdown`.
-pub async fn read_current(
+pub(crate) async fn read_current(
     client: &StudioClient,
     inputs: &ReadInputs<'_>,
     shutdown: &CancellationToken,
@@ -126,7 +126,7 @@ pub async fn list_holders(
 
 /// The Studio users whose email is exactly `email` (trimmed, case-insensitive): the server's
 /// search may also return partial matches, which are dropped here.
-pub async fn search_email(
+pub(crate) async fn search_email(
     client: &StudioClient,
     email: &str,
 ) -> Result<Vec<StudioUser>, StudioError> {

@@ -16,7 +16,7 @@
 
 use crate::input::desired::DesiredState;
 use crate::input::roles::ManagedRoles;
-use crate::sync::digest::{self, PlannedAction};
+use crate::model::digest::{self, PlannedAction};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -24,7 +24,7 @@ use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// A saved plan is read up to this size: about 500,000 actions.
-pub const SAVED_PLAN_MAX_BYTES: u64 = 64 << 20;
+pub(crate) const SAVED_PLAN_MAX_BYTES: u64 = 64 << 20;
 /// What `format` says in every saved plan.
 pub const FORMAT: &str = "studio-role-sync saved plan";
 pub const VERSION: u32 = 1;

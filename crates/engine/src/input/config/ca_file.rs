@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Largest CA file read: a bundle of a few hundred certificates fits easily.
-pub const MAX_CA_FILE: u64 = 1024 * 1024;
+pub(crate) const MAX_CA_FILE: u64 = 1024 * 1024;
 
 /// Certificates from `studio.ca_file`, trusted on top of the OS store and the bundled roots.
 #[derive(Clone, Default)]
@@ -50,7 +50,7 @@ impl ExtraRoots {
 
 /// Reads a PEM file of one or more CA certificates, bounded, and checks that each one can be
 /// trusted. The error says what is wrong (the caller adds the config key and line).
-pub fn read_ca_file(path: &Path) -> Result<ExtraRoots, String> {
+pub(crate) fn read_ca_file(path: &Path) -> Result<ExtraRoots, String> {
     let shown = path.display();
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
     if !meta.is_file() {

@@ -5,7 +5,6 @@
 
 use super::secrets::Env;
 use super::ConfigError;
-use crate::input::yaml_lines::key_line;
 use std::path::Path;
 
 pub(super) struct Checker<'a> {
@@ -20,11 +19,7 @@ impl Checker<'_> {
     /// An error at `key` (`["studio", "burst"]`), on that key's line. A list entry is a key
     /// `[n]` (`sources[2].sql`), found on its list's line.
     pub(super) fn error(&self, key: &[&str], message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.path.to_path_buf(),
-            line: key_line(self.text, key),
-            message: format!("{}: {}", key.join(".").replace(".[", "["), message.into()),
-        }
+        ConfigError::at_key(self.path, self.text, key, message)
     }
 
     /// As [`error`](Self::error), with the key path as owned strings.

@@ -9,7 +9,7 @@ use super::ConfigError;
 use serde::Deserialize;
 
 /// The same change applied in this many consecutive runs is flapping (the default).
-pub const DEFAULT_AFTER_RUNS: u32 = 3;
+pub(super) const DEFAULT_AFTER_RUNS: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlappingConfig {

@@ -9,7 +9,7 @@
 //! `roles.rs`, `source.rs`, ...). A new section adds its file, one field to [`Config`] and
 //! `RawConfig`, and one call in [`Checker::build`]; nothing else here changes.
 
-pub mod ca_file;
+pub(crate) mod ca_file;
 mod checker;
 mod console;
 mod flapping;
@@ -70,6 +70,24 @@ pub struct ConfigError {
     pub file: PathBuf,
     pub line: Option<usize>,
     pub message: String,
+}
+
+impl ConfigError {
+    /// An error at `key` (`["studio", "burst"]`) of the config file `file` whose text is
+    /// `text`, on that key's line: how every config problem is worded, at load or later (a
+    /// schedule the daemon cannot build).
+    pub(crate) fn at_key(
+        file: &Path,
+        text: &str,
+        key: &[&str],
+        message: impl Into<String>,
+    ) -> ConfigError {
+        ConfigError {
+            file: file.to_path_buf(),
+            line: crate::input::yaml_lines::key_line(text, key),
+            message: format!("{}: {}", key.join(".").replace(".[", "["), message.into()),
+        }
+    }
 }
 
 #[derive(Debug)]

@@ -15,7 +15,7 @@ use std::time::Duration;
 use url::Url;
 
 /// The most recipients one message is sent to.
-pub const MAX_RECIPIENTS: usize = 50;
+pub(super) const MAX_RECIPIENTS: usize = 50;
 
 #[derive(Debug, Default)]
 pub struct NotifyConfig {
@@ -103,7 +103,7 @@ fn default_retries() -> u32 {
     3
 }
 /// A week: a term's TA is told before the weekend that ends the grant.
-pub fn default_grant_expiring_days() -> u32 {
+pub(super) fn default_grant_expiring_days() -> u32 {
     7
 }
 fn default_format() -> WebhookFormat {

@@ -1,7 +1,7 @@
 //! `pending`: how often an email that Studio does not know yet is searched again.
 //!
-//! The back-off itself is `crate::sync::recheck`; this file owns the keys, their defaults and their
-//! ranges. `recheck_max` is the promise made to users: a person who appears in Studio gets
+//! The back-off itself is `crate::model::recheck`; this file owns the keys, their defaults and
+//! their ranges. `recheck_max` is the promise made to users: a person who appears in Studio gets
 //! their role within `recheck_max` plus one schedule slot.
 //!
 //! A default gives way to a key that is set: `recheck_max: 30s` alone lowers the default
@@ -10,7 +10,7 @@
 
 use super::checker::Checker;
 use super::ConfigError;
-use crate::sync::recheck::Backoff;
+use crate::model::recheck::Backoff;
 use serde::Deserialize;
 use std::time::Duration;
 

@@ -62,7 +62,7 @@ pub fn parse(
 }
 
 /// As [`parse`], refusing an `until` before `edited`, the day the file was last changed.
-pub fn parse_edited(
+pub(crate) fn parse_edited(
     source: &str,
     bytes: &[u8],
     name: super::SourceName,

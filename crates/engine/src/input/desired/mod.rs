@@ -9,7 +9,7 @@ pub mod csv;
 mod ending;
 mod grant;
 pub mod ldap;
-pub mod sources;
+pub(crate) mod sources;
 pub mod sql;
 pub mod yaml;
 

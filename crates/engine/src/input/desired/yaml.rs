@@ -78,7 +78,7 @@ pub fn parse(
 }
 
 /// As [`parse`], refusing an `until` before `edited`, the day the file was last changed.
-pub fn parse_edited(
+pub(crate) fn parse_edited(
     source: &str,
     text: &str,
     managed: &ManagedRoles,

@@ -10,7 +10,9 @@
 //! state, and keeps the last valid ones: a bad edit is logged with its file and line, reported
 //! on `/readyz` and in metrics, and never applied; scheduled runs go on with the last valid
 //! config and desired state. On SIGTERM/SIGINT it stops taking runs, lets the run in flight
-//! finish its batch (bounded wait), records it with its true status, and exits 0.
+//! finish its batch (bounded wait), records it with its true status, and exits 0. One
+//! `CancellationToken` stops everything (the schedule, the HTTP servers, the request pollers,
+//! the run), and one error type says why the daemon could not start.
 //!
 //! Every few seconds, and before each run, it checks that the history's path still leads to
 //! the file it holds (`InstanceLock::check_in_place`): runs recorded into a deleted or replaced
@@ -38,14 +40,13 @@ use crate::store::history::{History, WriteTerm};
 use crate::store::lease::{Epoch, Lease};
 use crate::store::lock::{Displaced, InstanceLock};
 use crate::sync::reconcile::{load_desired, Engine, RunRequest, Trigger};
-use schedule::start_scheduler;
+use schedule::Schedule;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use systemd::{notify_systemd, spawn_watchdog};
 use tokio::sync::mpsc;
-use tokio_cron_scheduler::JobScheduler;
 use watch::FileWatch;
 
 /// How long a shutdown waits for the run in flight before recording it interrupted.
@@ -60,6 +61,9 @@ const HISTORY_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Why the daemon could not start. Once it runs, it stops only when asked (SIGTERM/SIGINT).
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
+    /// A config the daemon cannot use (a schedule it cannot build), named by key and line.
+    #[error("{0}")]
+    Config(#[from] crate::input::config::ConfigError),
     #[error("{0}")]
     Lock(#[from] crate::store::lock::LockError),
     #[error("{0}")]
@@ -68,11 +72,6 @@ pub enum DaemonError {
     Listen {
         listen: std::net::SocketAddr,
         source: std::io::Error,
-    },
-    #[error("cannot start the scheduler for {schedule:?}: {source}")]
-    Schedule {
-        schedule: String,
-        source: tokio_cron_scheduler::JobSchedulerError,
     },
 }
 
@@ -174,8 +173,11 @@ enum ConfigReload {
 struct Triggers {
     tx: mpsc::Sender<Trigger>,
     busy: Arc<AtomicBool>,
-    scheduler: Option<JobScheduler>,
+    /// Stopped by the daemon's token like everything else; replaced when the config changes.
+    schedule: Option<Schedule>,
     watcher: Option<FileWatch>,
+    /// The daemon's one cancellation, which every schedule's token is a child of.
+    shutdown: CancellationToken,
 }
 
 struct Daemon {
@@ -402,21 +404,20 @@ impl Daemon {
         let mut triggers = Triggers {
             tx: tx.clone(),
             busy: busy.clone(),
-            scheduler: None,
+            schedule: None,
             watcher: None,
+            shutdown: shutdown.clone(),
         };
-        match start_scheduler(&self.config, tx.clone(), busy.clone()).await {
-            Ok(s) => {
-                triggers.scheduler = Some(s);
-                self.schedule_in_effect(&self.config.clone());
-            }
-            Err(source) => {
-                return Err(DaemonError::Schedule {
-                    schedule: self.config.schedule.clone(),
-                    source,
-                })
-            }
-        }
+        let schedule = Schedule::start(
+            &self.config,
+            &self.config_text,
+            tx.clone(),
+            busy.clone(),
+            &shutdown,
+        )
+        .await?;
+        triggers.schedule = Some(schedule);
+        self.schedule_in_effect(&self.config.clone());
         match FileWatch::start(tx.clone()) {
             Ok(mut w) => {
                 w.follow(&self.config, &self.config_path);
@@ -488,8 +489,9 @@ impl Daemon {
         }
         notify_systemd(&[sd_notify::NotifyState::Stopping]);
         drop(triggers.watcher.take());
-        if let Some(mut s) = triggers.scheduler.take() {
-            let _ = s.shutdown().await;
+        // The token already stopped it: this only waits for its scheduler to be shut down.
+        if let Some(s) = triggers.schedule.take() {
+            s.stop().await;
         }
         if tokio::time::timeout(HTTP_GRACE, http).await.is_err() {
             tracing::warn!(
@@ -684,53 +686,63 @@ impl Daemon {
             return ConfigReload::Unchanged;
         }
         self.config_text = text;
-        match Config::from_text(&self.config_path, &self.config_text) {
-            Ok(new) => {
-                let old = &self.config;
-                if new.history != old.history
-                    || new.http.listen != old.http.listen
-                    || new.log.format != old.log.format
-                    || new.log.level != old.log.level
-                {
-                    tracing::warn!(
-                        "changes to history, http.listen and log take effect when the daemon restarts"
-                    );
-                }
-                let reschedule = new.schedule != old.schedule || new.timezone != old.timezone;
-                let new = Arc::new(new);
-                if reschedule {
-                    match start_scheduler(&new, triggers.tx.clone(), triggers.busy.clone()).await {
-                        Ok(s) => {
-                            if let Some(mut old) = triggers.scheduler.replace(s) {
-                                let _ = old.shutdown().await;
-                            }
-                            tracing::info!(schedule = %new.schedule, timezone = %new.timezone, "new schedule in effect");
-                            self.schedule_in_effect(&new);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "cannot start the new schedule; keeping the previous one")
-                        }
+        let new = match Config::from_text(&self.config_path, &self.config_text) {
+            Ok(new) => new,
+            Err(e) => return self.config_invalid(e),
+        };
+        let old = &self.config;
+        if new.history != old.history
+            || new.http.listen != old.http.listen
+            || new.log.format != old.log.format
+            || new.log.level != old.log.level
+        {
+            tracing::warn!(
+                "changes to history, http.listen and log take effect when the daemon restarts"
+            );
+        }
+        let reschedule = new.schedule != old.schedule || new.timezone != old.timezone;
+        if reschedule {
+            // Built before anything changes: a schedule that cannot be built is a config
+            // error like any other, and the previous config (and schedule) stays in use.
+            let built = Schedule::start(
+                &new,
+                &self.config_text,
+                triggers.tx.clone(),
+                triggers.busy.clone(),
+                &triggers.shutdown,
+            )
+            .await;
+            match built {
+                Ok(s) => {
+                    if let Some(old) = triggers.schedule.replace(s) {
+                        old.stop().await;
                     }
+                    tracing::info!(schedule = %new.schedule, timezone = %new.timezone, "new schedule in effect");
+                    self.schedule_in_effect(&new);
                 }
-                if let Some(w) = triggers.watcher.as_mut() {
-                    w.follow(&new, &self.config_path);
-                }
-                if self.readiness_now().invalid_config.is_some() {
-                    tracing::info!("the config file is valid again");
-                } else {
-                    tracing::info!("config reloaded");
-                }
-                self.config = new;
-                self.engine = None;
-                self.set_ready(|r| r.invalid_config = None);
-                ConfigReload::Applied
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "the config file is invalid; keeping the previous config");
-                self.set_ready(|r| r.invalid_config = Some(e.to_string()));
-                ConfigReload::Invalid
+                Err(e) => return self.config_invalid(e),
             }
         }
+        let new = Arc::new(new);
+        if let Some(w) = triggers.watcher.as_mut() {
+            w.follow(&new, &self.config_path);
+        }
+        if self.readiness_now().invalid_config.is_some() {
+            tracing::info!("the config file is valid again");
+        } else {
+            tracing::info!("config reloaded");
+        }
+        self.config = new;
+        self.engine = None;
+        self.set_ready(|r| r.invalid_config = None);
+        ConfigReload::Applied
+    }
+
+    /// A config file that cannot be used: reported (log, `/readyz`, metrics), never applied.
+    fn config_invalid(&self, e: crate::input::config::ConfigError) -> ConfigReload {
+        tracing::error!(error = %e, "the config file is invalid; keeping the previous config");
+        self.set_ready(|r| r.invalid_config = Some(e.to_string()));
+        ConfigReload::Invalid
     }
 }
 

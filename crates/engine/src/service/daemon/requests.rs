@@ -18,11 +18,11 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 /// How often the history is asked for run requests and new approvals.
-pub const POLL: Duration = Duration::from_secs(2);
+pub(super) const POLL: Duration = Duration::from_secs(2);
 
 /// Who asked for the manual run to come; the run loop takes them when it starts one.
 #[derive(Clone, Default)]
-pub struct Askers(Arc<Mutex<Vec<String>>>);
+pub(super) struct Askers(Arc<Mutex<Vec<String>>>);
 
 impl Askers {
     fn push(&self, who: String) {
@@ -34,7 +34,7 @@ impl Askers {
     }
 
     /// Who asked since the last call, as one line (`None`: nobody recorded).
-    pub fn take(&self) -> Option<String> {
+    pub(super) fn take(&self) -> Option<String> {
         let v = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
         (!v.is_empty()).then(|| v.join(", "))
     }
@@ -55,7 +55,7 @@ fn ask(tx: &mpsc::Sender<Trigger>, askers: &Askers, who: Vec<String>, why: &str)
 }
 
 /// SIGHUP asks for a run now. Without a handler SIGHUP would end the process.
-pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, askers: Askers, shutdown: CancellationToken) {
+pub(super) fn spawn_sighup(tx: mpsc::Sender<Trigger>, askers: Askers, shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = match signal(SignalKind::hangup()) {
         Ok(s) => s,
@@ -81,7 +81,7 @@ pub fn spawn_sighup(tx: mpsc::Sender<Trigger>, askers: Askers, shutdown: Cancell
 
 /// Polls the history for run requests (`trigger`) and approvals newer than the last one seen.
 /// Waiting requests are taken at start: the startup run serves them.
-pub fn spawn_poller(
+pub(super) fn spawn_poller(
     history: History,
     term: Option<WriteTerm>,
     tx: mpsc::Sender<Trigger>,

@@ -12,8 +12,14 @@
 //!
 //! A slot only *asks*: one that comes while a run is in progress (or one is already queued) is
 //! skipped and logged, so runs never overlap and never pile up.
+//!
+//! A [`Schedule`] stops one way only: its token, a child of the daemon's, is cancelled. The
+//! daemon's shutdown cancels it with everything else; a new schedule cancels the old one's
+//! alone. A schedule that cannot be built is a config error at the `schedule` key, worded and
+//! placed like any other.
 
-use crate::input::config::Config;
+use crate::input::config::{Config, ConfigError};
+use crate::service::shutdown::CancellationToken;
 use crate::sync::reconcile::Trigger;
 use chrono::{DateTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -22,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
 
 /// The wall-clock slots of a cron expression in a time zone.
@@ -87,28 +94,97 @@ const DST_MARGIN: chrono::Duration = chrono::Duration::hours(3);
 /// Slots looked at around a transition: a per-second schedule has 21,600 in the margin.
 const MAX_CANDIDATES: usize = 50_000;
 
-/// What every slot's job needs: where to ask for a run, and how to find the next slot.
+/// How long a stop waits for the scheduler to shut down.
+const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// What every slot's job needs: where to ask for a run, how to find the next slot, and
+/// whether the schedule has stopped.
 struct Chain {
     slots: Slots,
     tx: mpsc::Sender<Trigger>,
     busy: Arc<AtomicBool>,
+    stop: CancellationToken,
 }
 
-/// Starts a scheduler for `config.schedule` in `config.timezone`.
-pub async fn start_scheduler(
-    config: &Config,
-    tx: mpsc::Sender<Trigger>,
-    busy: Arc<AtomicBool>,
-) -> Result<JobScheduler, JobSchedulerError> {
-    let slots = Slots::new(&config.schedule, config.timezone).map_err(|e| {
-        tracing::error!(error = %e, "invalid schedule");
-        JobSchedulerError::ParseSchedule
-    })?;
-    let scheduler = JobScheduler::new().await?;
-    let chain = Arc::new(Chain { slots, tx, busy });
-    add_next_slot(&scheduler, chain, Utc::now()).await?;
-    scheduler.start().await?;
-    Ok(scheduler)
+/// A running schedule: the scheduler asking for a run at each slot until its token is cancelled.
+pub(crate) struct Schedule {
+    stop: CancellationToken,
+    /// The task that shuts the scheduler down once the token is cancelled.
+    stopped: JoinHandle<()>,
+}
+
+impl Schedule {
+    /// Starts the schedule of `config` (`schedule` in `timezone`), which stops when `shutdown`
+    /// is cancelled or [`stop`](Self::stop) is called. `config_text` is the config file's text,
+    /// for the line an error names.
+    pub(crate) async fn start(
+        config: &Config,
+        config_text: &str,
+        tx: mpsc::Sender<Trigger>,
+        busy: Arc<AtomicBool>,
+        shutdown: &CancellationToken,
+    ) -> Result<Schedule, ConfigError> {
+        let error = |message: String| {
+            ConfigError::at_key(&config.path, config_text, &["schedule"], message)
+        };
+        let slots = Slots::new(&config.schedule, config.timezone).map_err(error)?;
+        let stop = shutdown.child_token();
+        let chain = Arc::new(Chain {
+            slots,
+            tx,
+            busy,
+            stop: stop.clone(),
+        });
+        let mut scheduler = start_scheduler(chain).await.map_err(|e| {
+            error(format!(
+                "cannot build the schedule {:?}: {e}",
+                config.schedule
+            ))
+        })?;
+        let stopped = tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                if let Err(e) = scheduler.shutdown().await {
+                    tracing::warn!(error = %e, "the scheduler did not stop cleanly");
+                }
+                tracing::debug!("schedule stopped");
+            }
+        });
+        Ok(Schedule { stop, stopped })
+    }
+
+    /// Cancels this schedule's token (a no-op once the daemon's is) and waits until its
+    /// scheduler has shut down, for at most [`STOP_GRACE`]: a stop is never held up by it.
+    pub(crate) async fn stop(self) {
+        self.stop.cancel();
+        if tokio::time::timeout(STOP_GRACE, self.stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "the scheduler did not stop within {} s",
+                STOP_GRACE.as_secs()
+            );
+        }
+    }
+}
+
+/// A started scheduler with the job of the first slot from now.
+async fn start_scheduler(chain: Arc<Chain>) -> Result<JobScheduler, JobSchedulerError> {
+    let mut scheduler = JobScheduler::new().await?;
+    let started = async {
+        add_next_slot(&scheduler, chain, Utc::now()).await?;
+        scheduler.start().await
+    }
+    .await;
+    match started {
+        Ok(()) => Ok(scheduler),
+        Err(e) => {
+            let _ = scheduler.shutdown().await;
+            Err(e)
+        }
+    }
 }
 
 /// Adds the one-shot job of the first slot after `after`, if the schedule has one.
@@ -138,6 +214,9 @@ fn slot_job(chain: Arc<Chain>, at: DateTime<Utc>) -> Result<Job, JobSchedulerErr
     Job::new_one_shot_at_instant_async(instant, move |_id, scheduler| {
         let chain = chain.clone();
         Box::pin(async move {
+            if chain.stop.is_cancelled() {
+                return;
+            }
             if chain.busy.load(Ordering::SeqCst) {
                 tracing::warn!("scheduled slot skipped: a run is still in progress");
             } else if chain.tx.try_send(Trigger::Schedule).is_err() {

@@ -6,7 +6,7 @@
 use crate::service::shutdown::CancellationToken;
 use std::time::Duration;
 
-pub fn notify_systemd(state: &[sd_notify::NotifyState]) {
+pub(super) fn notify_systemd(state: &[sd_notify::NotifyState]) {
     if std::env::var_os("NOTIFY_SOCKET").is_some() {
         if let Err(e) = sd_notify::notify(false, state) {
             tracing::warn!(error = %e, "cannot notify systemd");
@@ -15,7 +15,7 @@ pub fn notify_systemd(state: &[sd_notify::NotifyState]) {
 }
 
 /// Pings the systemd watchdog at half its interval while the daemon's runtime is responsive.
-pub fn spawn_watchdog(shutdown: CancellationToken) {
+pub(super) fn spawn_watchdog(shutdown: CancellationToken) {
     let mut usec = 0u64;
     if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
         return;

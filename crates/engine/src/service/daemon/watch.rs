@@ -19,14 +19,14 @@ const DEBOUNCE: Duration = Duration::from_millis(700);
 
 /// Watches the folders of the config and roles files (not the files: editors replace files by
 /// rename, and Kubernetes swaps a `..data` symlink) and asks for a reload after a quiet time.
-pub struct FileWatch {
+pub(super) struct FileWatch {
     watcher: notify::RecommendedWatcher,
     names: Arc<RwLock<HashSet<OsString>>>,
     dirs: HashSet<PathBuf>,
 }
 
 impl FileWatch {
-    pub fn start(tx: mpsc::Sender<Trigger>) -> notify::Result<FileWatch> {
+    pub(super) fn start(tx: mpsc::Sender<Trigger>) -> notify::Result<FileWatch> {
         let names: Arc<RwLock<HashSet<OsString>>> = Arc::default();
         let watched = names.clone();
         let (events_tx, mut events_rx) = mpsc::unbounded_channel::<()>();
@@ -69,7 +69,7 @@ impl FileWatch {
 
     /// Watches the config file and the files its sources read (roles files, CSV files; adds
     /// folders, never drops any).
-    pub fn follow(&mut self, config: &Config, config_path: &Path) {
+    pub(super) fn follow(&mut self, config: &Config, config_path: &Path) {
         let mut files: Vec<PathBuf> = vec![config_path.to_path_buf()];
         files.extend(config.source_files().into_iter().map(Path::to_path_buf));
         {

@@ -34,7 +34,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 
 /// At most one reminder per condition in this period.
-pub const REMIND_EVERY: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const REMIND_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Messages being delivered at once; more are dropped (and counted): a stuck server must not
 /// pile up tasks.
 const MAX_IN_FLIGHT: u32 = 16;
@@ -47,7 +47,7 @@ const MAX_ENDING_NAMED: usize = 20;
 
 /// What a message is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Event {
+pub(crate) enum Event {
     GuardTripped,
     RunFailed,
     AuthFailing,
@@ -60,7 +60,7 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Event::GuardTripped => "guard_tripped",
             Event::RunFailed => "run_failed",
@@ -73,7 +73,7 @@ impl Event {
     }
 
     /// For a subject line or a chat title.
-    pub fn title(self) -> &'static str {
+    pub(crate) fn title(self) -> &'static str {
         match self {
             Event::GuardTripped => "safety guard tripped",
             Event::RunFailed => "run failed",
@@ -138,7 +138,7 @@ pub struct Notice {
 /// The conditions a finished run is in, each with its message. Empty for a run that went
 /// well, and for runs that say nothing about health (dry runs, interrupted runs: see
 /// [`Notifier::after_run`]).
-pub fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
+pub(crate) fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
     let after_runs = config.flapping.after_runs;
     let r = &report.record;
     let id = r.id;
@@ -228,7 +228,7 @@ pub fn conditions(report: &RunReport, config: &Config) -> Vec<(Event, String)> {
 
 /// A message to send, decided by [`step`].
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outgoing {
+pub(crate) struct Outgoing {
     pub event: Event,
     pub message: String,
     pub reminder: bool,
@@ -237,7 +237,7 @@ pub struct Outgoing {
 
 /// The transition from the conditions already notified (`stored`) to those of run `run_id`
 /// (`now_in`): the new stored set, and the messages to send.
-pub fn step(
+pub(crate) fn step(
     stored: Vec<StoredCondition>,
     now_in: &[(Event, String)],
     run_id: i64,

@@ -9,9 +9,9 @@
 use super::db::Sql;
 use super::{now, ActionRow, History, HistoryError};
 use crate::model::change::PlannedAction;
+use crate::model::digest;
+use crate::model::guard_kind::GuardKind;
 use crate::model::run_status::RunStatus;
-use crate::sync::digest;
-use crate::sync::plan::GuardKind;
 use serde::Serialize;
 
 /// A row of `approvals`.

@@ -13,9 +13,9 @@
 //! PostgreSQL, times the same RFC 3339 text in both.
 
 use crate::model::change::{ChangeKind, Outcome};
+use crate::model::guard_kind::GuardKind;
 use crate::model::run_status::RunStatus;
 use crate::store::lease::{fence, Epoch, FenceError};
-use crate::sync::plan::GuardKind;
 use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{

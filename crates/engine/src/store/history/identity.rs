@@ -6,7 +6,7 @@
 
 use super::db::Sql;
 use super::{now, History, HistoryError, ROWS_PER_INSERT};
-use crate::sync::identity::AmbiguityUpdate;
+use crate::model::run_memory::AmbiguityUpdate;
 use chrono::{DateTime, Utc};
 use std::collections::HashSet;
 

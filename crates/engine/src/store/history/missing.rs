@@ -8,7 +8,7 @@
 use super::clock::text;
 use super::db::Sql;
 use super::{History, HistoryError, ROWS_PER_INSERT};
-use crate::sync::grace::MissingSince;
+use crate::model::run_memory::MissingSince;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 

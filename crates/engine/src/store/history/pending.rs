@@ -12,7 +12,7 @@ use super::clock::text;
 use super::db::Sql;
 use super::db::{DbError, Tx};
 use super::{Clock, History, HistoryError, PendingRow, ROWS_PER_INSERT};
-use crate::sync::recheck::Backoff;
+use crate::model::recheck::Backoff;
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 

@@ -13,7 +13,7 @@
 use super::db::{Db, DbError, WriteTerm};
 use super::{Clock, History, HistoryError, HistoryFailure};
 use crate::model::history_place::HistoryPlace;
-use crate::store::lease::{fence, Epoch};
+use crate::store::lease::{fence, Epoch, LeaderInfo, Lease};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::path::PathBuf;
@@ -156,6 +156,19 @@ impl History {
         fence(&mut conn, epoch)
             .await
             .map_err(|e| self.err(DbError::from(e)))
+    }
+
+    /// Who leads a PostgreSQL history now (host, pid, since), as its lease row says; `None`
+    /// for a history file, or when no daemon's lease is live.
+    pub async fn leader(&self) -> Result<Option<LeaderInfo>, HistoryError> {
+        let Db::Postgres(pool, _) = &self.db else {
+            return Ok(None);
+        };
+        // Any lease object reads the same row; its duration and holder play no part here.
+        Lease::new(pool.clone(), Duration::from_secs(1))
+            .leader()
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// The pool of a PostgreSQL history (its lease lives in the same schema).

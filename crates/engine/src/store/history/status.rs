@@ -33,6 +33,9 @@ pub struct StatusFacts {
     pub latest: Option<RunRecord>,
     /// Emails Studio has not known for longer than the `since` given.
     pub pending_old: i64,
+    /// On a PostgreSQL history, the daemon that leads now (`None`: a history file, or no
+    /// daemon's lease is live).
+    pub leader: Option<crate::store::lease::LeaderInfo>,
 }
 
 impl StatusFacts {
@@ -76,7 +79,9 @@ impl History {
         .scalar(&self.db)
         .await
         .map_err(|e| self.err(e))?;
+        let leader = self.leader().await?;
         Ok(StatusFacts {
+            leader,
             last_scheduled,
             recent: recent
                 .into_iter()

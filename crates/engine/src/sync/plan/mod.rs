@@ -13,6 +13,7 @@ use crate::input::desired::DesiredState;
 use crate::input::roles::{ManagedRoles, RoleSet};
 use crate::input::safety_limits::SafetyLimits;
 pub use crate::model::change::{Change, ChangeKind};
+pub use crate::model::guard_kind::GuardKind;
 use crate::sync::current::{CurrentState, EmailMatch};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -205,7 +206,7 @@ impl Plan {
 /// As [`plan`], with the grace period of `safety.remove_after` (when set): a removal whose
 /// grant has not been missing long enough waits in [`Plan::waiting`]. A grant that ended
 /// (its `until` passed) is a declared end, not a missing read: its removal does not wait.
-pub fn plan_with_grace(
+pub(crate) fn plan_with_grace(
     desired: &DesiredState,
     current: &CurrentState,
     policy: &Policy,
@@ -437,67 +438,9 @@ pub enum GuardTrip {
     PlanChanged {
         /// What was approved, e.g. `approval 3 (alice) of run 12's plan`.
         approved: String,
-        differences: crate::sync::digest::PlanDifferences,
+        differences: crate::model::digest::PlanDifferences,
         still: Option<Box<GuardTrip>>,
     },
-}
-
-/// Which guard tripped, as `runs.guard` records it (the text is what users query).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GuardKind {
-    EmptyDesired,
-    RoleMaxRemovals,
-    RoleMaxRemovalRatio,
-    MaxRemovals,
-    MaxRemovalRatio,
-    PlanChanged,
-}
-
-impl GuardKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GuardKind::EmptyDesired => "empty_desired",
-            GuardKind::RoleMaxRemovals => "role_max_removals",
-            GuardKind::RoleMaxRemovalRatio => "role_max_removal_ratio",
-            GuardKind::MaxRemovals => "max_removals",
-            GuardKind::MaxRemovalRatio => "max_removal_ratio",
-            GuardKind::PlanChanged => "plan_changed",
-        }
-    }
-
-    /// The kind whose text (in `runs.guard`) is `text`, if any.
-    pub fn parse(text: &str) -> Option<GuardKind> {
-        [
-            GuardKind::EmptyDesired,
-            GuardKind::RoleMaxRemovals,
-            GuardKind::RoleMaxRemovalRatio,
-            GuardKind::MaxRemovals,
-            GuardKind::MaxRemovalRatio,
-            GuardKind::PlanChanged,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == text)
-    }
-
-    /// Whether an approval of this exact plan lets it through: the removal guards (overall,
-    /// ratio, per role) only. The empty-desired-state refusal is never lifted.
-    pub fn approvable(self) -> bool {
-        matches!(
-            self,
-            GuardKind::MaxRemovals
-                | GuardKind::MaxRemovalRatio
-                | GuardKind::RoleMaxRemovals
-                | GuardKind::RoleMaxRemovalRatio
-        )
-    }
-}
-
-crate::model::stored_as_text!(GuardKind, GuardKind::parse);
-
-impl fmt::Display for GuardKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl GuardTrip {

@@ -10,7 +10,7 @@
 //! emails) shaped the plan before any approval is looked at, so an approval cannot touch them.
 
 use super::Engine;
-use crate::sync::digest::{PlanDifferences, PlannedAction};
+use crate::model::digest::{PlanDifferences, PlannedAction};
 use crate::sync::plan::GuardTrip;
 
 /// What may lift a removal guard in a run.

@@ -8,9 +8,9 @@ use super::observe::Observed;
 use super::{Consent, Engine};
 use crate::input::desired::{self, DesiredState};
 use crate::model::change::{Change, ChangeKind, Outcome};
+use crate::model::digest::{self, PlannedAction, RecordedAction, LEFT_ALONE};
 use crate::store::history::{ActionRow, HistoryError, MissingGrant};
 use crate::sync::current::CurrentState;
-use crate::sync::digest::{self, LEFT_ALONE};
 use crate::sync::grace::{Grace, MissingSince};
 use crate::sync::plan::{check_guards, plan, plan_with_grace, GuardTrip, Plan, Policy};
 use crate::sync::run_report::{RunError, RunReport};
@@ -184,5 +184,17 @@ impl Engine {
                 None => Vec::new(),
             },
         )
+    }
+}
+
+/// How the digest reads a recorded row: here, beside where rows left alone are written (the
+/// store keeps rows without knowing what a digest is).
+impl RecordedAction for ActionRow {
+    fn recorded_change(&self) -> PlannedAction {
+        self.named()
+    }
+
+    fn recorded_detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 }

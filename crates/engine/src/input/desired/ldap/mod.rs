@@ -25,13 +25,13 @@ const LOOKUPS_IN_FLIGHT: usize = 32;
 
 /// The most member entries one source reads: a bound on memory and time against a
 /// directory that loops or answers without end.
-pub const MAX_MEMBERS: usize = 2_000_000;
+pub(crate) const MAX_MEMBERS: usize = 2_000_000;
 
 /// The AD matching rule that follows nested groups on the server.
 const IN_CHAIN: &str = "1.2.840.113556.1.4.1941";
 
 /// "LDAP source (ldaps://ldap.myschool.edu, base dc=myschool,dc=edu)".
-pub fn describe(config: &LdapSourceConfig) -> String {
+pub(crate) fn describe(config: &LdapSourceConfig) -> String {
     format!(
         "LDAP source ({}, base {})",
         config.url.as_str().trim_end_matches('/'),

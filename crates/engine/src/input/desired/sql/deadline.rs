@@ -13,14 +13,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// How much later than the deadline the server's own statement limit falls.
-pub const SERVER_GRACE: Duration = Duration::from_secs(2);
+pub(super) const SERVER_GRACE: Duration = Duration::from_secs(2);
 
 /// Time allowed to deliver the cancel, and then for the server to confirm it.
-pub const CANCEL_ALLOWANCE: Duration = Duration::from_secs(5);
+pub(super) const CANCEL_ALLOWANCE: Duration = Duration::from_secs(5);
 
 /// How the cancel at the deadline went.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Cancelled {
+pub(super) enum Cancelled {
     /// The server stopped the query; how long after the deadline it confirmed.
     Confirmed(Duration),
     /// The cancel was delivered, but the query's stream had not ended within the allowance.
@@ -32,7 +32,12 @@ pub enum Cancelled {
 /// Runs `read` (session set-up, query, rows) for at most `limit`. Past it, runs `cancel`
 /// (which asks the server to stop the query, from a second connection) and waits for `read`
 /// to end, each within [`CANCEL_ALLOWANCE`].
-pub async fn run<R, C>(db: Database, limit: Duration, read: R, cancel: C) -> Result<u64, ReadError>
+pub(super) async fn run<R, C>(
+    db: Database,
+    limit: Duration,
+    read: R,
+    cancel: C,
+) -> Result<u64, ReadError>
 where
     R: Future<Output = Result<u64, ReadError>>,
     C: Future<Output = Result<(), String>>,

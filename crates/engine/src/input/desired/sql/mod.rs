@@ -90,7 +90,7 @@ pub async fn load(
 
 /// "SQL source (source.sql.url_env: postgres://db.example.edu:5432/hr)": where the URL
 /// came from and where it points, without user, password or parameters.
-pub fn describe(config: &SqlSourceConfig) -> String {
+pub(crate) fn describe(config: &SqlSourceConfig) -> String {
     let shown = match url::Url::parse(config.url.expose_secret()) {
         Ok(mut u) => {
             let _ = u.set_password(None);

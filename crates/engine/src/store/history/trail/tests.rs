@@ -46,7 +46,7 @@ impl Fixture {
         let update = crate::store::history::PendingUpdate {
             rows: pending,
             searched: &[],
-            backoff: crate::sync::recheck::Backoff::default(),
+            backoff: crate::model::recheck::Backoff::default(),
         };
         self.h.record_plan(id, actions, &update).await.unwrap();
         self.h

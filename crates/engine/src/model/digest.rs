@@ -6,42 +6,52 @@
 //! same: the approval is of *these* actions, not of "some removals". The canonical form is one
 //! line per action (`user id`, `email`, `role`, `add|remove`), sorted, so the digest does not
 //! depend on the order a plan lists them in, and it is computed the same way from a live
-//! [`Plan`] and from the `run_actions` rows of an aborted run. A run's own digest and the one
-//! `approve` computes from the history both read the recorded rows through [`recorded_plan`],
-//! so a row recorded but not planned (a flapping change left alone) is out of both. Pure: no I/O.
+//! plan's changes and from the `run_actions` rows of an aborted run. A run's own digest and the
+//! one `approve` computes from the history both read the recorded rows through
+//! [`recorded_plan`], so a row recorded but not planned (a flapping change left alone) is out
+//! of both. Pure: no I/O. It sits below sync and store, which both name plans by it; the rows
+//! are read through [`RecordedAction`], so it needs neither.
 
 use crate::input::roles::ManagedRoles;
+use crate::model::change::Change;
 pub use crate::model::change::PlannedAction;
-use crate::store::history::ActionRow;
-use crate::sync::plan::Plan;
 use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// How many actions of each side a differences message lists before counting the rest.
 const LISTED: usize = 5;
 
-/// The actions of `plan`, sorted canonically.
-pub fn planned_actions(plan: &Plan, managed: &ManagedRoles) -> Vec<PlannedAction> {
-    let mut v: Vec<PlannedAction> = plan.actions.iter().map(|c| c.named(managed)).collect();
+/// The actions of a plan's `changes`, sorted canonically.
+pub fn planned_actions(changes: &[Change], managed: &ManagedRoles) -> Vec<PlannedAction> {
+    let mut v: Vec<PlannedAction> = changes.iter().map(|c| c.named(managed)).collect();
     v.sort();
     v
 }
 
 /// How the detail of a recorded action that is not part of the plan begins: a flapping change
 /// left alone is recorded, so the history shows it, but it is neither sent nor approved.
-pub const LEFT_ALONE: &str = "left alone: ";
+pub(crate) const LEFT_ALONE: &str = "left alone: ";
+
+/// A recorded action as the digest reads it: a `run_actions` row (the store's `ActionRow`).
+pub(crate) trait RecordedAction {
+    /// The change the row records, by its role's name.
+    fn recorded_change(&self) -> PlannedAction;
+    /// The row's detail, which tells a change [`LEFT_ALONE`].
+    fn recorded_detail(&self) -> Option<&str>;
+}
 
 /// The plan a run recorded, from its `run_actions` rows (every row but those [`LEFT_ALONE`]),
 /// sorted canonically: the one reading for the run's digest and for `approve`'s.
-pub fn recorded_plan<'a>(rows: impl IntoIterator<Item = &'a ActionRow>) -> Vec<PlannedAction> {
+pub(crate) fn recorded_plan<'a, R: RecordedAction + 'a>(
+    rows: impl IntoIterator<Item = &'a R>,
+) -> Vec<PlannedAction> {
     let mut v: Vec<PlannedAction> = rows
         .into_iter()
         .filter(|r| {
-            !r.detail
-                .as_deref()
+            !r.recorded_detail()
                 .is_some_and(|d| d.starts_with(LEFT_ALONE))
         })
-        .map(ActionRow::named)
+        .map(R::recorded_change)
         .collect();
     v.sort();
     v
