@@ -14,6 +14,8 @@
 //! spread the bound `lease + lease/3` allows. Then `--stops`
 //! graceful stops (SIGTERM releases the lease) are timed the same way. Each lease gets its own
 //! schema, dropped at the end; the lease row's epoch is checked against the takeovers counted.
+//! The schema is created before the daemons start, as docs/operations.md has an operator do:
+//! daemons started at once on a missing schema race to create it (see BENCHMARKS.md).
 //!
 //! ```sh
 //! cargo build --release -p studio-role-sync -p bench
@@ -211,7 +213,7 @@ impl Cluster {
         while self.daemons[i].leads(&self.http).await != Some(false) {
             if Instant::now() > deadline {
                 return Err(format!(
-                    "the restarted daemon did not stand by within {within:?}:\n{}",
+                    "daemon {i} did not stand by within {within:?}:\n{}",
                     self.daemons[i].log_tail()
                 ));
             }
@@ -340,6 +342,19 @@ async fn round(args: &Args, sim: &Sim, lease: u64, schema: &str) -> Result<Round
     Ok(out)
 }
 
+/// Creates the (new) schema, as an operator does before starting the daemons.
+async fn create_schema(url: &str, schema: &str) -> Result<(), String> {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .map_err(|e| format!("cannot connect to the PostgreSQL URL: {e}"))?;
+    let created = sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&pool)
+        .await
+        .map_err(|e| format!("cannot create schema {schema}: {e}"));
+    pool.close().await;
+    created.map(|_| ())
+}
+
 /// The lease row's epoch (one per term), then the schema dropped.
 async fn epoch_and_drop(url: &str, schema: &str) -> i64 {
     let pool = match sqlx::PgPool::connect(url).await {
@@ -392,7 +407,10 @@ fn main() {
         let mut rounds = Vec::new();
         for &lease in &args.leases {
             let schema = format!("srs_failover_{}_{lease}", std::process::id());
-            let result = round(&args, &sim, lease, &schema).await;
+            let result = match create_schema(&args.postgres_url, &schema).await {
+                Ok(()) => round(&args, &sim, lease, &schema).await,
+                Err(e) => Err(e),
+            };
             let epoch = epoch_and_drop(&args.postgres_url, &schema).await;
             match result {
                 Ok(mut r) => {
