@@ -14,8 +14,8 @@
 //! spread the bound `lease + lease/3` allows. Then `--stops`
 //! graceful stops (SIGTERM releases the lease) are timed the same way. Each lease gets its own
 //! schema, dropped at the end; the lease row's epoch is checked against the takeovers counted.
-//! The schema is created before the daemons start, as docs/operations.md has an operator do:
-//! daemons started at once on a missing schema race to create it (see BENCHMARKS.md).
+//! The schema is created before the daemons start: daemons started at once on a missing
+//! schema race to create it, and one exits (see BENCHMARKS.md).
 //!
 //! ```sh
 //! cargo build --release -p studio-role-sync -p bench
