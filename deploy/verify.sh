@@ -10,7 +10,7 @@
 # Checks:
 #   (a) systemd-analyze verify on a copy of the unit (any output counts as a failure), and
 #       systemd-analyze security --offline under the threshold;
-#   (b) kubernetes-validate --strict on every manifest in deploy/kubernetes;
+#   (b) kubernetes-validate --strict on every manifest in deploy/kubernetes and its ha/;
 #   (c) cross-file consistency: kustomization lists every manifest, no duplicate YAML keys,
 #       ports/paths/names agree between configs, unit, manifests and Containerfile;
 #   (d) with STUDIO_ROLE_SYNC_BIN: `studio-role-sync validate` accepts both example configs.
@@ -129,7 +129,7 @@ for v in "${versions[@]}"; do kflags+=(-k "$v"); done
 
 shopt -s nullglob
 manifests=()
-for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/*.yml; do
+for f in "$K8S_DIR"/*.yaml "$K8S_DIR"/*.yml "$K8S_DIR"/ha/*.yaml "$K8S_DIR"/ha/*.yml; do
   case "$(basename "$f")" in
     kustomization.yaml | kustomization.yml) ;;  # not a cluster resource: checked in (c)
     *) manifests+=("$f") ;;
@@ -396,6 +396,67 @@ if deps:
         open(os.path.join(work, "k8s", k), "w").write(v)
     open(os.path.join(work, "k8s.config"), "w").write(conf_key or "")
 
+# ---- Kubernetes, high availability (deploy/kubernetes/ha): two daemons on one PostgreSQL
+# history, no volume.
+hdir = f"{kdir}/ha"
+hkust = (docs.get(f"{hdir}/kustomization.yaml") or [{}])[0]
+hfiles = sorted(os.path.basename(p) for p in glob.glob(f"{hdir}/*.y*ml")
+                if not os.path.basename(p).startswith("kustomization."))
+check(sorted(hkust.get("resources") or []) == hfiles and any(
+          i.get("name") == "studio-role-sync" for i in hkust.get("images") or []),
+      "ha/kustomization.yaml lists every manifest, with the image entry",
+      f"{hkust.get('resources')} vs {hfiles}")
+hobjs = {}
+for f in hfiles:
+    for d in docs[f"{hdir}/{f}"]:
+        hobjs[(d.get("kind"), (d.get("metadata") or {}).get("name"))] = d
+check(not any("namespace" in (d.get("metadata") or {}) for d in hobjs.values()),
+      "ha manifests are namespace-agnostic")
+hdeps = [o for (k, _), o in hobjs.items() if k == "Deployment"]
+check(len(hdeps) == 1, "ha: one Deployment")
+if hdeps:
+    hspec = hdeps[0]["spec"]
+    hpod = hspec["template"]["spec"]
+    hc = hpod["containers"][0]
+    tpl = hspec["template"]["metadata"]["labels"]
+    roll = hspec.get("strategy") or {}
+    check(hspec.get("replicas") == 2 and roll.get("type") == "RollingUpdate"
+          and (roll.get("rollingUpdate") or {}).get("maxUnavailable") == 0,
+          "ha Deployment: 2 replicas, a rolling update that keeps one running")
+    check(not any("persistentVolumeClaim" in v for v in hpod.get("volumes", []))
+          and not any(k == "PersistentVolumeClaim" for k, _ in hobjs),
+          "ha: no PersistentVolumeClaim (the state is in PostgreSQL)")
+    anti = (hpod.get("affinity") or {}).get("podAntiAffinity") or {}
+    terms = (anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []) + (
+        anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
+    check(terms, "ha Deployment: pod anti-affinity keeps the daemons apart")
+    pdbs = [o for (k, _), o in hobjs.items() if k == "PodDisruptionBudget"]
+    check(pdbs and all(p["spec"].get("minAvailable") == 1
+                       and p["spec"]["selector"]["matchLabels"].items() <= tpl.items() for p in pdbs),
+          "ha: a PodDisruptionBudget keeps one daemon running (minAvailable 1)")
+    hprobes = {k: hc.get(k, {}).get("httpGet", {}).get("path") for k in ("livenessProbe", "readinessProbe")}
+    check(hprobes == {"livenessProbe": "/healthz", "readinessProbe": "/readyz"},
+          "ha Deployment: liveness /healthz, readiness /readyz", str(hprobes))
+    hsc = hc.get("securityContext", {})
+    check(hsc.get("readOnlyRootFilesystem") is True and hsc.get("allowPrivilegeEscalation") is False
+          and hsc.get("capabilities", {}).get("drop") == ["ALL"],
+          "ha Deployment: read-only root, no privilege escalation, drop ALL")
+    hargs = hc.get("args") or []
+    hconf = hargs[hargs.index("--config") + 1] if "--config" in hargs else ""
+    hcm = next((o for (k, _), o in hobjs.items() if k == "ConfigMap"), {}).get("data", {})
+    hcfg = (load_all(hcm.get(os.path.basename(hconf), ""), "ha ConfigMap config") or [{}])[0]
+    hist = hcfg.get("history") if isinstance(hcfg.get("history"), dict) else {}
+    env = {e["name"]: e for e in hc.get("env", [])}
+    ref = ((env.get(hist.get("url_env")) or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    hsec = hobjs.get(("Secret", ref.get("name")), {})
+    check(ref and ref.get("key") in (hsec.get("stringData") or {}) | (hsec.get("data") or {}),
+          "ha: history.url_env names an env var from a key of the Secret", str(hist))
+    check((hcfg.get("ha") or {}).get("lease"), "ha ConfigMap config: ha.lease is set")
+    os.makedirs(os.path.join(work, "k8s-ha"), exist_ok=True)
+    for k, v in hcm.items():
+        open(os.path.join(work, "k8s-ha", k), "w").write(v)
+    open(os.path.join(work, "k8s-ha.config"), "w").write(os.path.basename(hconf))
+
 for ok, what, detail in results:
     print(("PASS  " if ok else "FAIL  ") + what + ("" if ok or not detail else f"\n      | {detail}"))
 sys.exit(1 if not all(ok for ok, _, _ in results) else 0)
@@ -417,7 +478,9 @@ import sys, yaml
 src, dst, work = sys.argv[1:]
 cfg = yaml.safe_load(open(src))
 cfg["studio"]["token_file"] = f"{work}/token"
-cfg["history"] = f"{work}/state/history.db"
+# A PostgreSQL history (a mapping with url_env) stays: its URL comes from the environment.
+if not (isinstance(cfg.get("history"), dict) and "url_env" in cfg["history"]):
+    cfg["history"] = f"{work}/state/history.db"
 open(dst, "w").write(yaml.safe_dump(cfg, sort_keys=False))
 EOF
   }
@@ -441,6 +504,14 @@ EOF
     validate_example "$K8S_DIR/configmap.yaml ($k8s_conf)" "$WORK/k8s/$k8s_conf"
   else
     fail "no config found in the ConfigMap to validate"
+  fi
+  if [[ -s $WORK/k8s-ha.config ]]; then
+    k8s_ha_conf=$(<"$WORK/k8s-ha.config")
+    # validate reads the history's URL from the variable the config names; it does not connect.
+    STUDIO_ROLE_SYNC_HISTORY_URL=postgres://verify@127.0.0.1:5432/verify \
+      validate_example "$K8S_DIR/ha/configmap.yaml ($k8s_ha_conf)" "$WORK/k8s-ha/$k8s_ha_conf"
+  else
+    fail "no config found in the high-availability ConfigMap to validate"
   fi
 else
   info "(d) skipped: set STUDIO_ROLE_SYNC_BIN to check the example configs with the real binary"

@@ -28,9 +28,14 @@ impl Daemon {
     /// Starts `daemon` with `envs` set for the child only (a test never changes its own
     /// environment).
     pub fn start_with_env(t: &Tenant, envs: &[(&str, String)]) -> Daemon {
+        Daemon::start_config(&t.config_path(), envs)
+    }
+
+    /// Starts `daemon` with the config at `config` (several daemons of one tenant).
+    pub fn start_config(config: &std::path::Path, envs: &[(&str, String)]) -> Daemon {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_studio-role-sync"))
             .arg("--config")
-            .arg(t.config_path())
+            .arg(config)
             .arg("daemon")
             .env_remove("RUST_LOG")
             .env_remove("NOTIFY_SOCKET")

@@ -38,6 +38,8 @@ pub struct SimRequest {
     pub status: u16,
     /// The actions of a `PUT /users/roles` that reached the handler.
     pub actions: Vec<SimAction>,
+    /// The bearer token the request carried, if any (test tokens: which client sent it).
+    pub token: Option<String>,
 }
 
 /// One action of a `PUT /users/roles`, as received.

@@ -163,7 +163,7 @@ async fn not_found() -> Response {
     error(StatusCode::NOT_FOUND, "not found")
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     scheme
@@ -176,7 +176,7 @@ async fn auth_mw(State(shared): State<Arc<Shared>>, req: Request, next: Next) ->
     let ok = match bearer(req.headers()) {
         None => false,
         Some(token) => {
-            shared.static_token.as_deref() == Some(token)
+            shared.static_tokens.iter().any(|t| t == token)
                 || shared.oauth().access_token_valid(token)
         }
     };

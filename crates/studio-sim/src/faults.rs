@@ -234,6 +234,7 @@ pub(crate) async fn count_mw(
         req.uri().path().to_string(),
         req.uri().query().map(str::to_string),
     );
+    let token = super::api::bearer(req.headers()).map(str::to_string);
     {
         let mut control = shared.control();
         let s = &mut control.stats;
@@ -269,6 +270,7 @@ pub(crate) async fn count_mw(
             query,
             status: status.as_u16(),
             actions,
+            token,
         });
         let s = &mut control.stats;
         if status == StatusCode::TOO_MANY_REQUESTS {

@@ -111,6 +111,9 @@ pub struct SimOAuth {
 pub struct SimConfig {
     /// A static access token that is always accepted (`None`: only OAuth-issued tokens).
     pub token: Option<String>,
+    /// More static access tokens, each accepted like `token`: several clients (two daemons)
+    /// told apart by the token each request carried ([`SimRequest::token`]).
+    pub more_tokens: Vec<String>,
     /// Role names the server knows; any other role in a request is answered `422`.
     pub known_roles: Vec<String>,
     /// Enables the OAuth endpoints when set.
@@ -128,6 +131,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             token: Some("sim-token".to_string()),
+            more_tokens: Vec::new(),
             known_roles: [
                 "Admin",
                 "SubAccountAdmin",
@@ -183,7 +187,8 @@ pub struct SimStats {
 
 /// State shared by the handle and the server.
 pub(crate) struct Shared {
-    pub(crate) static_token: Option<String>,
+    /// `token` and `more_tokens`.
+    pub(crate) static_tokens: Vec<String>,
     pub(crate) known_roles: BTreeSet<String>,
     pub(crate) exclusive: Vec<BTreeSet<String>>,
     store: RwLock<Store>,
@@ -282,7 +287,12 @@ impl Sim {
             addr.set_ip(IpAddr::V4(Ipv4Addr::LOCALHOST));
         }
         let shared = Arc::new(Shared {
-            static_token: config.token.clone(),
+            static_tokens: config
+                .token
+                .iter()
+                .chain(&config.more_tokens)
+                .cloned()
+                .collect(),
             known_roles: config.known_roles.iter().cloned().collect(),
             exclusive: config
                 .exclusive

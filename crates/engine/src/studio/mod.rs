@@ -89,6 +89,16 @@ pub enum StudioError {
     },
     #[error("{0}")]
     Auth(String),
+    /// A change not sent: the [`ChangeGate`] refused it (this process no longer leads).
+    #[error("not sent: {0}")]
+    NotLeading(String),
+}
+
+/// Asked before every attempt of a request that changes Studio (`PUT /users/roles`), the first
+/// and each retry: a process that may have lost the right to change Studio while it waited (a
+/// daemon whose lease ended, paused past it) finds out before it sends, not after.
+pub trait ChangeGate: Send + Sync {
+    fn may_change(&self) -> futures::future::BoxFuture<'_, Result<(), String>>;
 }
 
 impl StudioError {
@@ -130,6 +140,8 @@ const MAX_5XX_RETRY_AFTER: Duration = Duration::from_secs(30);
 #[derive(Clone)]
 pub struct StudioClient {
     inner: Arc<Inner>,
+    /// `None`: this process alone changes Studio.
+    gate: Option<Arc<dyn ChangeGate>>,
 }
 
 struct Inner {
@@ -194,7 +206,14 @@ impl StudioClient {
                 metrics,
                 counters: Counters::default(),
             }),
+            gate: None,
         })
+    }
+
+    /// The same client, asking `gate` before every attempt to change Studio.
+    pub fn gated(mut self, gate: Arc<dyn ChangeGate>) -> StudioClient {
+        self.gate = Some(gate);
+        self
     }
 
     pub fn counts(&self) -> RequestCounts {
@@ -307,6 +326,9 @@ impl StudioClient {
         let mut reauthentications = 0u32;
         loop {
             let attempts = failures + throttles + 1;
+            if let (Endpoint::PutRoles, Some(gate)) = (endpoint, &self.gate) {
+                gate.may_change().await.map_err(StudioError::NotLeading)?;
+            }
             match self.attempt(name, &build, &decode, attempts).await? {
                 Attempt::Done(value) => {
                     inner.pace.succeeded();

@@ -16,7 +16,6 @@ use crate::input::email_address;
 use crate::input::roles::ManagedRoles;
 use crate::model::change::{Change, ChangeKind, ChangeResult, Outcome};
 use crate::service::shutdown::CancellationToken;
-use crate::store::history::History;
 use crate::studio::StudioUser;
 use crate::studio::{StudioClient, StudioError, WireAction};
 use futures::future::BoxFuture;
@@ -51,9 +50,6 @@ pub(crate) struct Applier<'a> {
     pub batch_size: usize,
     pub concurrency: usize,
     pub shutdown: CancellationToken,
-    /// Asked before each batch whether this process still leads (a history several daemons
-    /// share); `None`: nobody else can send.
-    pub leads: Option<&'a History>,
 }
 
 struct Shared {
@@ -106,14 +102,6 @@ impl Applier<'_> {
                 if let Some(why) = shared.stopped() {
                     return skipped(batch, &why);
                 }
-                // The last check before the batch goes out: what remains between it and the
-                // send is one statement's round trip (docs/operations.md, high availability).
-                if let Some(history) = self.leads {
-                    if let Err(e) = history.still_leads().await {
-                        shared.stop(Stopped::LeadershipLost(e.to_string()));
-                        return skipped(batch, &Stopped::LeadershipLost(e.to_string()));
-                    }
-                }
                 self.send(batch, shared).await
             })
             .buffer_unordered(self.concurrency.max(1));
@@ -140,6 +128,12 @@ impl Applier<'_> {
                         batch.into_iter().map(|a| self.verify(a, &users)).collect();
                     self.undo_misdirected_adds(&mut outcomes, &users).await;
                     outcomes
+                }
+                // The client's gate asked before this batch (and each retry of it) whether
+                // this process still leads (docs/operations.md, high availability).
+                Err(StudioError::NotLeading(why)) => {
+                    shared.stop(Stopped::LeadershipLost(why.clone()));
+                    skipped(batch, &Stopped::LeadershipLost(why))
                 }
                 Err(e) if e.is_fatal() => {
                     shared.stop(Stopped::Auth(e.to_string()));
@@ -397,7 +391,6 @@ mod tests {
             batch_size: 50,
             concurrency: 1,
             shutdown: CancellationToken::new(),
-            leads: None,
         };
         let users = [
             studio_user(1, &["Admin"]),

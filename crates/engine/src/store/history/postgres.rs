@@ -14,6 +14,9 @@ use super::db::{Db, DbError, WriteTerm};
 use super::{Clock, History, HistoryError, HistoryFailure};
 use crate::model::history_place::HistoryPlace;
 use crate::store::lease::{fence, Epoch, LeaderInfo, Lease};
+use crate::studio::ChangeGate;
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::path::PathBuf;
@@ -87,15 +90,27 @@ impl History {
                 .map_err(|e| err(format!("cannot read the schemas: {e}")))?;
         if !exists {
             // The name is checked by the config (a plain lower-case identifier); quoted anyway.
-            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            // Two daemons starting at once on a new schema race here, and PostgreSQL may
+            // refuse the second `IF NOT EXISTS` (a unique violation in its catalog): what
+            // counts is that the schema exists afterwards.
+            let created = sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
                 .execute(&pool)
+                .await;
+            if let Err(e) = created {
+                let now_exists: bool = sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)",
+                )
+                .bind(schema)
+                .fetch_one(&pool)
                 .await
-                .map_err(|e| {
-                    err(format!(
+                .unwrap_or(false);
+                if !now_exists {
+                    return Err(err(format!(
                         "schema {schema} does not exist and cannot be created ({e}); \
                          create it for this role (docs/operations.md, high availability)"
-                    ))
-                })?;
+                    )));
+                }
+            }
         }
         MIGRATOR
             .run(&pool)
@@ -200,5 +215,13 @@ impl History {
     /// Whether this history is kept in PostgreSQL (several daemons may share it).
     pub fn is_postgres(&self) -> bool {
         matches!(self.db, Db::Postgres(..))
+    }
+}
+
+/// Studio is changed only while [`History::still_leads`]: asked before every attempt of a
+/// `PUT`, retries included.
+impl ChangeGate for History {
+    fn may_change(&self) -> BoxFuture<'_, Result<(), String>> {
+        async move { self.still_leads().await.map_err(|e| e.to_string()) }.boxed()
     }
 }

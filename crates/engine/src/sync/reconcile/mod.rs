@@ -116,7 +116,13 @@ pub async fn make_client(
     metrics: &Metrics,
 ) -> Result<StudioClient, StudioError> {
     let auth = Auth::from_config(&config.studio.auth, Arc::new(history.clone()), metrics).await?;
-    StudioClient::new(&config.studio, auth, metrics.clone())
+    let client = StudioClient::new(&config.studio, auth, metrics.clone())?;
+    // Several daemons may share a PostgreSQL history: each change asks first whether this
+    // process still leads.
+    Ok(match history.is_postgres() {
+        true => client.gated(Arc::new(history.clone())),
+        false => client,
+    })
 }
 
 /// Loads the desired state: the union of the configured sources, or the first failure.

@@ -28,7 +28,6 @@ impl Engine {
             batch_size: config.studio.batch_size,
             concurrency: config.studio.concurrency,
             shutdown,
-            leads: Some(&self.history),
         };
         let history = &self.history;
         let metrics = &self.metrics;
