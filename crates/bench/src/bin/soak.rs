@@ -15,14 +15,25 @@
 //! run, its row copied into every run) runs `--naive-days` days against an identical tenant; its
 //! requests are measured, its history size per run too (the old `run_pending` table, filled with
 //! the same rows), and the year extrapolated ("est.").
+//!
+//! `--history-url postgres://…` runs the same soak a second time, in the same process, with the
+//! history in a fresh PostgreSQL schema (`--schema`, dropped at the end) instead of the SQLite
+//! file, as a daemon with `ha` runs it: the engine's writes fenced by a held lease's epoch (the
+//! lease renewed once a simulated day, outside the timed runs). Both are reported side by side:
+//! run duration, SQL statements per run (each statement sqlx sends, counted from its
+//! `sqlx::query` events, the same way on both databases) and the history's size
+//! (`History::size`: a SQLite file's pages in use; a schema's tables with indexes and TOAST).
 
 use clap::Parser;
+use secrecy::SecretString;
 use sqlx::sqlite::SqliteConnectOptions;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use studio_role_sync_engine::config::Config;
-use studio_role_sync_engine::history::{Clock, History};
+use studio_role_sync_engine::history::{Clock, History, WriteTerm};
+use studio_role_sync_engine::lease::{Epoch, Lease};
 use studio_role_sync_engine::metrics::Metrics;
 use studio_role_sync_engine::reconcile::{Engine, RunRequest, Trigger};
 use studio_role_sync_engine::shutdown::CancellationToken;
@@ -52,7 +63,64 @@ struct Args {
     /// Where the soak's history ends up (kept for timing the console's pages on it).
     #[arg(long, default_value = "target/soak/history.db")]
     out: PathBuf,
+    /// Also run the soak with the history on this PostgreSQL database (`postgres://…`), and
+    /// compare it with SQLite.
+    #[arg(long)]
+    history_url: Option<String>,
+    /// The PostgreSQL schema for `--history-url` (must not exist; dropped at the end).
+    /// Default: `srs_soak_<pid>`.
+    #[arg(long)]
+    schema: Option<String>,
 }
+
+/// Where the soak's history lives.
+enum Backend {
+    Sqlite,
+    Postgres { url: SecretString, schema: String },
+}
+
+impl Backend {
+    fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres { .. } => "PostgreSQL",
+        }
+    }
+}
+
+/// SQL statements sent by the history so far: sqlx emits one `sqlx::query` event per
+/// statement on both databases, counted here and never printed.
+static STATEMENTS: AtomicU64 = AtomicU64::new(0);
+
+struct CountStatements;
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountStatements {
+    fn register_callsite(
+        &self,
+        meta: &'static tracing::Metadata<'static>,
+    ) -> tracing::subscriber::Interest {
+        if meta.target() == "sqlx::query" {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+
+    fn enabled(
+        &self,
+        meta: &tracing::Metadata<'_>,
+        _: tracing_subscriber::layer::Context<'_, S>,
+    ) -> bool {
+        meta.target() == "sqlx::query"
+    }
+
+    fn on_event(&self, _: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        STATEMENTS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A daemon with `ha` writes under its lease's epoch; the soak holds one for its whole run.
+const SOAK_LEASE: Duration = Duration::from_secs(600);
 
 fn status_kb(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -153,7 +221,12 @@ impl Tenant {
     }
 }
 
-async fn engine(dir: &Path, sim: &Sim, clock: &Clock) -> (Engine, History) {
+async fn engine(
+    dir: &Path,
+    sim: &Sim,
+    clock: &Clock,
+    backend: &Backend,
+) -> (Engine, History, Option<(Lease, Epoch)>) {
     std::fs::write(dir.join("token"), TOKEN).expect("write token");
     let text = format!(
         "studio:\n  base_url: {}\n  token_file: token\n  requests_per_second: 10000\n  burst: 100\n  \
@@ -169,14 +242,32 @@ async fn engine(dir: &Path, sim: &Sim, clock: &Clock) -> (Engine, History) {
     let path = dir.join("studio-role-sync.yaml");
     std::fs::write(&path, &text).expect("write config");
     let config = Config::from_text(&path, &text).expect("soak config is valid");
-    let history = History::open(&config.history)
-        .await
-        .expect("history opens")
-        .with_clock(clock.clone());
+    let (history, lease) = match backend {
+        Backend::Sqlite => (
+            History::open(&config.history).await.expect("history opens"),
+            None,
+        ),
+        Backend::Postgres { url, schema } => {
+            let history = History::open_postgres(url, schema)
+                .await
+                .expect("PostgreSQL history opens");
+            let pool = history.postgres_pool().expect("a PostgreSQL pool").clone();
+            let lease = Lease::new(pool, SOAK_LEASE);
+            let epoch = lease
+                .acquire()
+                .await
+                .expect("lease")
+                .expect("the fresh schema's lease is free");
+            let term = WriteTerm::default();
+            term.set(Some(epoch));
+            (history.with_write_term(term), Some((lease, epoch)))
+        }
+    };
+    let history = history.with_clock(clock.clone());
     let e = Engine::new(Arc::new(config), history.clone(), Metrics::new())
         .await
         .expect("engine starts");
-    (e, history)
+    (e, history, lease)
 }
 
 /// Durations (s) and requests of each run of a stretch of days.
@@ -184,6 +275,7 @@ async fn engine(dir: &Path, sim: &Sim, clock: &Clock) -> (Engine, History) {
 struct Stretch {
     seconds: Vec<f64>,
     requests: Vec<i64>,
+    statements: Vec<u64>,
 }
 
 impl Stretch {
@@ -199,6 +291,10 @@ impl Stretch {
     fn requests_per_run(&self) -> f64 {
         self.requests.iter().sum::<i64>() as f64 / self.requests.len().max(1) as f64
     }
+
+    fn statements_per_run(&self) -> f64 {
+        self.statements.iter().sum::<u64>() as f64 / self.statements.len().max(1) as f64
+    }
 }
 
 struct Outcome {
@@ -208,9 +304,13 @@ struct Outcome {
     statuses: std::collections::BTreeMap<String, u64>,
     file_bytes: u64,
     used_bytes: u64,
+    /// The history's size before the first run (its empty tables and indexes).
+    empty_bytes: u64,
     /// The naive strategy's old `run_pending` rows, bytes per run.
     old_rows_bytes_per_run: Option<f64>,
     wall: f64,
+    /// Seconds and statements of every run, prune included.
+    all: Stretch,
 }
 
 fn file_size(path: &Path) -> u64 {
@@ -220,14 +320,16 @@ fn file_size(path: &Path) -> u64 {
 
 /// Runs `days` days of 15-minute slots. `naive`: every run searches every pending email (a
 /// manual run ignores the back-off) and its pending rows are copied into an old-style table.
-async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
+async fn soak(args: &Args, dir: &Path, days: i64, naive: bool, backend: &Backend) -> Outcome {
     let started = Instant::now();
     let start = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
         .expect("a time")
         .with_timezone(&chrono::Utc);
     let clock = Clock::manual(start);
     let mut tenant = Tenant::start(dir, args).await;
-    let (engine, history) = engine(dir, &tenant.sim, &clock).await;
+    let (engine, history, lease) = engine(dir, &tenant.sim, &clock, backend).await;
+    let (size, free) = history.size().await.expect("size");
+    let empty_bytes = size - free;
     let old = if naive {
         let pool = sqlx::SqlitePool::connect_with(
             SqliteConnectOptions::new()
@@ -264,13 +366,21 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
         statuses: Default::default(),
         file_bytes: 0,
         used_bytes: 0,
+        empty_bytes,
         old_rows_bytes_per_run: None,
         wall: 0.0,
+        all: Stretch::default(),
     };
     let slots = 24 * 60 / SLOT_MINUTES;
     for day in 0..days {
         if day > 0 {
             tenant.drift(args.drift);
+        }
+        if let Some((lease, epoch)) = &lease {
+            // The daemon renews every lease/3 on its own timer, not per run: not counted.
+            let before = STATEMENTS.load(Ordering::Relaxed);
+            assert!(lease.renew(*epoch).await.expect("renew"), "lease kept");
+            STATEMENTS.store(before, Ordering::Relaxed);
         }
         tenant.sim.clear_requests();
         for slot in 0..slots {
@@ -280,6 +390,7 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
                     + chrono::Duration::minutes(slot * SLOT_MINUTES),
             );
             let t0 = Instant::now();
+            let statements0 = STATEMENTS.load(Ordering::Relaxed);
             let report = engine
                 .run(RunRequest::new(trigger), CancellationToken::new())
                 .await
@@ -312,11 +423,22 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
             } else {
                 history.prune(&retention).await.expect("prune");
             }
+            out.all.seconds.push(seconds);
+            out.all.requests.push(r.api_requests);
+            let statements = STATEMENTS.load(Ordering::Relaxed) - statements0;
+            out.all.statements.push(statements);
+            for (stretch, wanted) in [(&mut out.first, day < 7), (&mut out.last, day >= days - 7)] {
+                if wanted {
+                    stretch.statements.push(statements);
+                }
+            }
         }
         if day % 5 == 4 || day == days - 1 {
             let (used, _) = history.size().await.expect("size");
             eprintln!(
-                "day {}: {} runs, history {:.1} MB in use, {:.0} s so far",
+                "{}{}: day {}: {} runs, history {:.1} MB in use, {:.0} s so far",
+                backend.name(),
+                if naive { " (naive)" } else { "" },
                 day + 1,
                 out.runs,
                 used as f64 / 1e6,
@@ -327,7 +449,10 @@ async fn soak(args: &Args, dir: &Path, days: i64, naive: bool) -> Outcome {
     let (total, free) = history.size().await.expect("size");
     out.used_bytes = total - free;
     sqlx_checkpoint(&history).await;
-    out.file_bytes = file_size(&dir.join("history.db"));
+    out.file_bytes = match backend {
+        Backend::Sqlite => file_size(&dir.join("history.db")),
+        Backend::Postgres { .. } => total,
+    };
     if let Some(old) = old {
         let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
             .fetch_one(&old)
@@ -357,20 +482,102 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async {
+        use tracing_subscriber::layer::SubscriberExt;
+        tracing::subscriber::set_global_default(
+            tracing_subscriber::registry().with(CountStatements),
+        )
+        .expect("the statement counter is the only subscriber");
         let dir = tempfile::tempdir().expect("temp dir");
         let ours_dir = dir.path().join("ours");
         let naive_dir = dir.path().join("naive");
-        std::fs::create_dir_all(&ours_dir).expect("dir");
-        std::fs::create_dir_all(&naive_dir).expect("dir");
-        let ours = soak(&args, &ours_dir, args.days, false).await;
+        let pg_dir = dir.path().join("postgres");
+        for d in [&ours_dir, &naive_dir, &pg_dir] {
+            std::fs::create_dir_all(d).expect("dir");
+        }
+        let ours = soak(&args, &ours_dir, args.days, false, &Backend::Sqlite).await;
         let peak_rss = status_kb("VmHWM:") as f64 / 1024.0;
-        let naive = soak(&args, &naive_dir, args.naive_days, true).await;
+        let pg = match &args.history_url {
+            Some(url) => {
+                let schema = args
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| format!("srs_soak_{}", std::process::id()));
+                let pool = fresh_schema(url, &schema).await;
+                let backend = Backend::Postgres {
+                    url: SecretString::from(url.clone()),
+                    schema: schema.clone(),
+                };
+                let outcome = soak(&args, &pg_dir, args.days, false, &backend).await;
+                drop_schema(&pool, &schema).await;
+                Some(outcome)
+            }
+            None => None,
+        };
+        let naive = soak(&args, &naive_dir, args.naive_days, true, &Backend::Sqlite).await;
         if let Some(parent) = args.out.parent() {
             std::fs::create_dir_all(parent).expect("out dir");
         }
         std::fs::copy(ours_dir.join("history.db"), &args.out).expect("keep the history");
         report(&args, &ours, &naive, peak_rss);
+        if let Some(pg) = &pg {
+            compare(&ours, pg);
+        }
     });
+}
+
+/// A connection to `url` on which `schema` does not exist yet (the soak must start empty).
+async fn fresh_schema(url: &str, schema: &str) -> sqlx::PgPool {
+    let pool = sqlx::PgPool::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to --history-url: {e}"));
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+            .bind(schema)
+            .fetch_one(&pool)
+            .await
+            .expect("read the schemas");
+    assert!(!exists, "schema {schema} exists; choose another --schema");
+    pool
+}
+
+async fn drop_schema(pool: &sqlx::PgPool, schema: &str) {
+    if let Err(e) = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .execute(pool)
+        .await
+    {
+        eprintln!("cannot drop schema {schema}: {e}");
+    }
+}
+
+/// The same soak on both databases, side by side.
+fn compare(sqlite: &Outcome, pg: &Outcome) {
+    println!();
+    println!("| history | took s | run p50 / p99 ms, all runs | first 7 days | last 7 days | SQL statements per run (all / first 7 d / last 7 d) | history size: empty / after the soak |");
+    println!("|---|---|---|---|---|---|---|");
+    for (name, o) in [("SQLite", sqlite), ("PostgreSQL (fenced by a lease)", pg)] {
+        println!(
+            "| {name} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {:.2} MB / {:.2} MB |",
+            o.wall,
+            o.all.pct(0.5) * 1e3,
+            o.all.pct(0.99) * 1e3,
+            o.first.pct(0.5) * 1e3,
+            o.first.pct(0.99) * 1e3,
+            o.last.pct(0.5) * 1e3,
+            o.last.pct(0.99) * 1e3,
+            o.all.statements_per_run(),
+            o.first.statements_per_run(),
+            o.last.statements_per_run(),
+            o.empty_bytes as f64 / 1e6,
+            o.used_bytes as f64 / 1e6,
+        );
+    }
+    println!(
+        "PostgreSQL / SQLite: run p50 {:.2}×, statements per run {:.2}×, size {:.2}×; statuses on PostgreSQL: {:?}",
+        pg.all.pct(0.5) / sqlite.all.pct(0.5).max(1e-9),
+        pg.all.statements_per_run() / sqlite.all.statements_per_run().max(1e-9),
+        pg.used_bytes as f64 / (sqlite.used_bytes as f64).max(1.0),
+        pg.statuses
+    );
 }
 
 fn report(args: &Args, ours: &Outcome, naive: &Outcome, peak_rss: f64) {
