@@ -9,11 +9,13 @@
 #   SECURITY_THRESHOLD    highest allowed `systemd-analyze security` exposure, x10 (default 20 = 2.0).
 # Checks:
 #   (a) systemd-analyze verify on a copy of the unit (any output counts as a failure), and
-#       systemd-analyze security --offline under the threshold;
+#       systemd-analyze security --offline under the threshold; the same for the unit with
+#       the high-availability drop-in deploy/systemd/ha.conf;
 #   (b) kubernetes-validate --strict on every manifest in deploy/kubernetes and its ha/;
 #   (c) cross-file consistency: kustomization lists every manifest, no duplicate YAML keys,
 #       ports/paths/names agree between configs, unit, manifests and Containerfile;
-#   (d) with STUDIO_ROLE_SYNC_BIN: `studio-role-sync validate` accepts both example configs.
+#   (d) with STUDIO_ROLE_SYNC_BIN: `studio-role-sync validate` accepts the example configs
+#       (systemd, its high-availability variant from ha.conf, Kubernetes, Kubernetes ha/).
 # Exits non-zero when any check fails.
 set -euo pipefail
 
@@ -93,6 +95,32 @@ if [[ $security_rc -eq 0 && -n $exposure ]]; then
 else
   fail "systemd-analyze security --threshold=$threshold (exit $security_rc): ${exposure:-no result}"
   printf '%s\n' "$security_out" | grep -v '✓' | indent
+fi
+
+# The unit with the high-availability drop-in (deploy/systemd/ha.conf), installed beside the
+# copy as systemd would find it (studio-role-sync.service.d/): the same checks.
+HA_DROPIN=deploy/systemd/ha.conf
+mkdir -p "$WORK/ha/studio-role-sync.service.d"
+cp "$UNIT_COPY" "$WORK/ha/studio-role-sync.service"
+cp "$HA_DROPIN" "$WORK/ha/studio-role-sync.service.d/ha.conf"
+set +e
+verify_out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze verify --man=no "$WORK/ha/studio-role-sync.service" 2>&1)
+verify_rc=$?
+security_out=$(SYSTEMD_LOG_COLOR=0 systemd-analyze security --offline=true --threshold="$threshold" \
+  --no-pager "$WORK/ha/studio-role-sync.service" 2>&1)
+security_rc=$?
+set -e
+if [[ $verify_rc -eq 0 && -z $verify_out ]]; then
+  pass "systemd-analyze verify with $HA_DROPIN: no errors, no warnings"
+else
+  fail "systemd-analyze verify with $HA_DROPIN (exit $verify_rc; any warning counts):"
+  printf '%s\n' "$verify_out" | indent
+fi
+exposure=$(printf '%s\n' "$security_out" | grep -E 'Overall exposure level' | sed 's/^→ *//' || true)
+if [[ $security_rc -eq 0 && -n $exposure ]]; then
+  pass "systemd-analyze security with $HA_DROPIN: $exposure (threshold $threshold/10)"
+else
+  fail "systemd-analyze security with $HA_DROPIN (exit $security_rc): ${exposure:-no result}"
 fi
 
 # ---- Python with kubernetes-validate and PyYAML ----------------------------------------
@@ -285,6 +313,34 @@ check(statedir and os.path.dirname(str(sd_cfg.get("history", ""))) == f"/var/lib
 check(sd_cfg.get("source", {}).get("yaml") == "roles.yaml",
       "systemd config: source is roles.yaml beside the config")
 
+# ---- systemd, high availability: deploy/systemd/ha.conf hands the history's URL over as a
+# credential, and its comment shows the config that reads it.
+ha_conf = open("deploy/systemd/ha.conf").read()
+ha_creds = dict(c.split(":", 1) for c in re.findall(r"^LoadCredential=(.*)$", ha_conf, re.M))
+snippet, inside = [], False
+for line in ha_conf.splitlines():
+    if re.match(r"^#\s+history:\s*$", line):
+        inside = True
+    elif inside and not re.match(r"^#\s{3,}\S", line):
+        break
+    if inside:
+        snippet.append(line[1:])
+ha_yaml = (load_all("\n".join(snippet), "the config in ha.conf's comment") or [{}])[0]
+ha_hist = ha_yaml.get("history") if isinstance(ha_yaml.get("history"), dict) else {}
+ha_file = str(ha_hist.get("url_file", ""))
+check(any(ha_file == f"/run/credentials/studio-role-sync.service/{n}" for n in ha_creds)
+      and all(path.startswith(f"/etc/{cfgdir[0]}/") for path in ha_creds.values()),
+      "ha.conf: history.url_file is its LoadCredential, read from the config folder",
+      f"{ha_file} vs {ha_creds}")
+check(ha_hist.get("schema") and (ha_yaml.get("ha") or {}).get("lease"),
+      "ha.conf: the config sets history.schema and ha.lease", str(ha_yaml))
+check(not re.search(r"^(StateDirectory|ExecStart|DynamicUser|User)=", ha_conf, re.M),
+      "ha.conf changes no identity, state or command of the unit")
+os.makedirs(os.path.join(work, "systemd-ha"), exist_ok=True)
+sd_ha = dict(sd_cfg, **ha_yaml)
+open(os.path.join(work, "systemd-ha", "studio-role-sync.yaml"), "w").write(
+    yaml.safe_dump(sd_ha, sort_keys=False))
+
 # ---- Kubernetes
 kdir = "deploy/kubernetes"
 kust = (docs.get(f"{kdir}/kustomization.yaml") or [{}])[0]
@@ -423,9 +479,12 @@ if hdeps:
     check(hspec.get("replicas") == 2 and roll.get("type") == "RollingUpdate"
           and (roll.get("rollingUpdate") or {}).get("maxUnavailable") == 0,
           "ha Deployment: 2 replicas, a rolling update that keeps one running")
-    check(not any("persistentVolumeClaim" in v for v in hpod.get("volumes", []))
-          and not any(k == "PersistentVolumeClaim" for k, _ in hobjs),
-          "ha: no PersistentVolumeClaim (the state is in PostgreSQL)")
+    # Any volume but the config, the Secret and a scratch /tmp would be state on one node.
+    kept = [v["name"] for v in hpod.get("volumes", [])
+            if not ({"configMap", "secret", "emptyDir"} & v.keys())]
+    check(not kept and not any(k in ("PersistentVolumeClaim", "StatefulSet") for k, _ in hobjs),
+          "ha: no volume but the ConfigMap, the Secret and an emptyDir (the state is in PostgreSQL)",
+          f"volumes: {kept}")
     anti = (hpod.get("affinity") or {}).get("podAntiAffinity") or {}
     terms = (anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []) + (
         anti.get("requiredDuringSchedulingIgnoredDuringExecution") or [])
@@ -452,6 +511,30 @@ if hdeps:
     check(ref and ref.get("key") in (hsec.get("stringData") or {}) | (hsec.get("data") or {}),
           "ha: history.url_env names an env var from a key of the Secret", str(hist))
     check((hcfg.get("ha") or {}).get("lease"), "ha ConfigMap config: ha.lease is set")
+    hsvc = [o for (k, _), o in hobjs.items() if k == "Service"]
+    check(hsvc and all(s["spec"]["selector"].items() <= tpl.items()
+                       and all(p.get("targetPort") == "http" for p in s["spec"]["ports"]) for s in hsvc),
+          "ha: a Service selects the pods and targets the http port")
+    # NetworkPolicy: ingress as in the single-replica manifests; where egress is restricted,
+    # the daemons must still reach DNS, Studio and the PostgreSQL port of the Secret's URL.
+    from urllib.parse import urlsplit
+    hurl = ((hsec.get("stringData") or {}).get(ref.get("key")) or "") if ref else ""
+    try:
+        pg_port = urlsplit(hurl).port or 5432
+    except ValueError:
+        pg_port = None
+    hpols = [o for (k, _), o in hobjs.items() if k == "NetworkPolicy"
+             and (o["spec"].get("podSelector", {}).get("matchLabels") or {}).items() <= tpl.items()]
+    hin = [r for p in hpols for r in (p["spec"].get("ingress") or [])]
+    check(hpols and hin and all(r.get("from") and r.get("ports") for r in hin)
+          and all(pt.get("port") == "http" for r in hin for pt in r["ports"]),
+          "ha NetworkPolicy admits only named sources to the http port")
+    egress_ports = {pt.get("port") for p in hpols for r in (p["spec"].get("egress") or [])
+                    for pt in (r.get("ports") or [])}
+    limits_egress = any("Egress" in p["spec"].get("policyTypes", []) for p in hpols)
+    check(not limits_egress or {pg_port, 443, 53} <= egress_ports,
+          "ha NetworkPolicy lets the daemons reach PostgreSQL, Studio (443) and DNS",
+          f"PostgreSQL port {pg_port}, egress ports {sorted(map(str, egress_ports))}")
     os.makedirs(os.path.join(work, "k8s-ha"), exist_ok=True)
     for k, v in hcm.items():
         open(os.path.join(work, "k8s-ha", k), "w").write(v)
@@ -478,8 +561,12 @@ import sys, yaml
 src, dst, work = sys.argv[1:]
 cfg = yaml.safe_load(open(src))
 cfg["studio"]["token_file"] = f"{work}/token"
-# A PostgreSQL history (a mapping with url_env) stays: its URL comes from the environment.
-if not (isinstance(cfg.get("history"), dict) and "url_env" in cfg["history"]):
+# A PostgreSQL history stays: url_env comes from the environment, url_file is pointed at a
+# stand-in URL in the scratch folder (the credential systemd would hand over).
+hist = cfg.get("history")
+if isinstance(hist, dict) and "url_file" in hist:
+    hist["url_file"] = f"{work}/history-url"
+elif not (isinstance(hist, dict) and "url_env" in hist):
     cfg["history"] = f"{work}/state/history.db"
 open(dst, "w").write(yaml.safe_dump(cfg, sort_keys=False))
 EOF
@@ -499,6 +586,12 @@ EOF
   }
   cp deploy/systemd/studio-role-sync.yaml "$WORK/systemd/studio-role-sync.yaml"
   validate_example deploy/systemd/studio-role-sync.yaml "$WORK/systemd/studio-role-sync.yaml"
+  # validate reads the history's URL (it does not connect): a stand-in for ha.conf's credential.
+  printf 'postgres://verify@127.0.0.1:5432/verify\n' >"$WORK/history-url"
+  mkdir -p "$WORK/systemd-ha"
+  cp deploy/systemd/roles.yaml "$WORK/systemd-ha/roles.yaml"
+  validate_example "deploy/systemd/studio-role-sync.yaml with deploy/systemd/ha.conf's history" \
+    "$WORK/systemd-ha/studio-role-sync.yaml"
   if [[ -s $WORK/k8s.config ]]; then
     k8s_conf=$(<"$WORK/k8s.config")
     validate_example "$K8S_DIR/configmap.yaml ($k8s_conf)" "$WORK/k8s/$k8s_conf"
