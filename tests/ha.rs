@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use studio_sim::{Faults, SimConfig, SimUser};
 use support::daemon::{wait_for, Daemon};
-use support::{numbered_admins, people, Opts, Run, Tenant, TOKEN};
+use support::{numbered_admins, people, Opts, PgSchema, Run, Tenant, TOKEN};
 
 const PG_ENV: &str = "STUDIO_ROLE_SYNC_TEST_POSTGRES_URL";
 /// Set to `1` to let a test restart the local PostgreSQL server.
@@ -120,15 +120,12 @@ fn can_restart_postgres() -> bool {
         && std::path::Path::new("/etc/postgresql").is_dir()
 }
 
-/// A schema of its own for a test, dropped at the end (passed or not).
-struct Schema {
-    url: String,
-    name: String,
-}
+/// This file's schemas: `support::PgSchema`, named by test, read with `count`.
+type Schema = PgSchema;
 
 impl Schema {
     fn new(url: &str, tag: &str) -> Schema {
-        Schema {
+        PgSchema {
             url: url.to_string(),
             name: format!("srs_ha_{tag}_{}", std::process::id()),
         }
@@ -146,22 +143,6 @@ impl Schema {
             .await
             .unwrap();
         sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    }
-}
-
-impl Drop for Schema {
-    fn drop(&mut self) {
-        let (url, name) = (self.url.clone(), self.name.clone());
-        let _ = std::thread::spawn(move || {
-            block_on(async {
-                if let Ok(mut c) = PgConnection::connect(&url).await {
-                    let _ = c
-                        .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
-                        .await;
-                }
-            })
-        })
-        .join();
     }
 }
 

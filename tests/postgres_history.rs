@@ -11,8 +11,8 @@ mod support;
 
 use libtest_mimic::{Completion, Trial};
 use serde_json::Value;
-use sqlx::{Connection, Executor, PgConnection};
-use support::{admins, people, Opts, Run, Tenant};
+use sqlx::{Connection, PgConnection};
+use support::{admins, people, Opts, PgSchema, Run, Tenant};
 
 const PG_ENV: &str = "STUDIO_ROLE_SYNC_TEST_POSTGRES_URL";
 /// The variable the PostgreSQL config names (`history.url_env`).
@@ -62,32 +62,6 @@ impl Side {
     }
 }
 
-/// Drops the test's schema, passed or not.
-struct DropSchema {
-    url: String,
-    schema: String,
-}
-
-impl Drop for DropSchema {
-    fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        let _ = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime")
-                .block_on(async {
-                    if let Ok(mut c) = PgConnection::connect(&url).await {
-                        let _ = c
-                            .execute(format!("DROP SCHEMA IF EXISTS {schema} CASCADE").as_str())
-                            .await;
-                    }
-                });
-        })
-        .join();
-    }
-}
-
 /// Every RFC 3339 time (and a duration in seconds) replaced: what differs between two runs
 /// of the same scenario.
 fn without_times(v: Value) -> Value {
@@ -118,9 +92,9 @@ async fn json(side: &Side, args: &[&str]) -> Value {
 
 async fn same_answers(url: String) {
     let schema = format!("srs_cmds_{}", std::process::id());
-    let _drop = DropSchema {
+    let _drop = PgSchema {
         url: url.clone(),
-        schema: schema.clone(),
+        name: schema.clone(),
     };
     let users = || {
         let mut u = people(5);

@@ -280,3 +280,31 @@ pub fn unavailable(
     }
     Ok(libtest_mimic::Completion::ignored_with(reason))
 }
+
+/// A PostgreSQL schema of a test's own: dropped, with everything in it, when the test ends,
+/// passed or not (from a runtime of its own: the test's may be gone by then).
+pub struct PgSchema {
+    pub url: String,
+    pub name: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (url, name) = (self.url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime")
+                .block_on(async {
+                    use sqlx::{Connection, Executor};
+                    if let Ok(mut c) = sqlx::PgConnection::connect(&url).await {
+                        let _ = c
+                            .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+                            .await;
+                    }
+                });
+        })
+        .join();
+    }
+}
