@@ -109,13 +109,12 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             .max(chart_from.date_naive()),
     };
     let offset = (q.page - 1) * RUNS_PER_PAGE;
-    let (chart_from_text, chart_to_text) = (history_time(chart_from), history_time(chart_to));
     let (total, runs, days, strip) = match tokio::try_join!(
         c.history.count_runs(&q.filter),
         c.history.runs_filtered(&q.filter, offset, RUNS_PER_PAGE),
         c.history.day_stats(
-            &chart_from_text,
-            &chart_to_text,
+            chart_days.first,
+            chart_days.last,
             q.filter.status,
             q.filter.trigger.as_deref()
         ),
@@ -188,10 +187,11 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         from: date(q.from),
         // The form's "to" is a day included; the filter ends at the next midnight.
         to: date(q.to.map(|t| t - Duration::days(1))),
+        // Whole days: the totals are kept per UTC day.
         chart_range: format!(
-            "{} to {} UTC, runs that applied{}",
-            chart_from.format("%Y-%m-%d %H:%M"),
-            chart_to.format("%Y-%m-%d %H:%M"),
+            "{} to {} (UTC days), runs that applied{}",
+            chart_days.first.format("%Y-%m-%d"),
+            chart_days.last.format("%Y-%m-%d"),
             match (q.filter.status, q.filter.trigger.as_deref()) {
                 (None, None) => String::new(),
                 (Some(s), None) => format!(", status {s}"),

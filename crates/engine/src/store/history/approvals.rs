@@ -439,6 +439,9 @@ mod tests {
             })
             .await
             .unwrap();
+            // The newest run, still running, the next day (a day with a run still running
+            // keeps its runs).
+            clock.set(start + chrono::Duration::days(1));
             h.start_run("schedule", false).await.unwrap();
             clock.set(start + chrono::Duration::days(3));
             let day = std::time::Duration::from_secs(86400);

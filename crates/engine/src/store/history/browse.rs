@@ -1,15 +1,14 @@
-//! Reading the history page by page and day by day (the console): runs filtered by status,
-//! trigger and time, their count, totals per day for the charts, and what is known of the
-//! OAuth tokens without reading them.
+//! Reading the history page by page (the console): runs filtered by status, trigger and
+//! time, their count, and what is known of the OAuth tokens without reading them. (The
+//! charts' totals per day are `day_totals.rs`.)
 //!
 //! Every query is bounded by the caller's page size or date range and walks an index
 //! (`runs_started_at`, `runs_status`, the primary key), so a year of runs costs no more per
 //! page than a week.
 
-use super::db::{no_index, seconds_between, HistoryRow, Sql};
+use super::db::Sql;
 use super::{History, HistoryError, RunRecord};
 use crate::model::run_status::RunStatus;
-use serde::Serialize;
 
 /// Which runs to list. Times are compared as the history writes them (RFC 3339 UTC).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -27,25 +26,6 @@ pub struct RunFilter {
 /// The runs [`RunFilter::changes_only`] keeps: the condition of the `runs_changes` index
 /// (migration 0008), word for word, so that SQLite walks that index.
 const CHANGES: &str = " AND (adds_planned + removes_planned + failed > 0 OR status <> 'succeeded')";
-
-/// One day of runs that changed or could have changed Studio (dry runs left out).
-#[derive(Clone, Debug, Default, Serialize, PartialEq)]
-pub struct DayStats {
-    /// `YYYY-MM-DD` (UTC).
-    pub day: String,
-    pub runs: i64,
-    pub adds: i64,
-    pub removes: i64,
-    pub failed: i64,
-    /// The most emails left alone by one run that day (runs that read Studio and finished).
-    pub pending_max: i64,
-    /// Runs that failed, were stopped by a guard or interrupted: drawn as marks, never as
-    /// zero seconds or zero pending.
-    pub bad_runs: i64,
-    /// Run durations that day, in seconds (runs that succeeded or were partial).
-    pub duration_avg: f64,
-    pub duration_max: f64,
-}
 
 /// What the history knows of the OAuth tokens, without the tokens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -98,59 +78,6 @@ impl History {
         q.scalar(&self.db).await.map_err(|e| self.err(e))
     }
 
-    /// Totals per day of the runs (not dry runs) started in `from .. to` with `status` and
-    /// `trigger` when given (the console's table filter), oldest day first.
-    /// One step down `runs_started_at` finds the first run; from there the rows are read in
-    /// id order (sequential pages), which beats walking the index for a range of months.
-    pub async fn day_stats(
-        &self,
-        from: &str,
-        to: &str,
-        status: Option<RunStatus>,
-        trigger: Option<&str>,
-    ) -> Result<Vec<DayStats>, HistoryError> {
-        // The id range is read in order instead of through the columns' indexes.
-        let plain = no_index(self.db.dialect());
-        let seconds = seconds_between(self.db.dialect(), "finished_at", "started_at");
-        let rows = Sql::new(format!(
-            "SELECT substr(started_at, 1, 10) AS day, COUNT(*), CAST(SUM(adds_applied) AS BIGINT), \
-             CAST(SUM(removes_applied) AS BIGINT), CAST(SUM(failed) AS BIGINT), MAX(pending), \
-             AVG(seconds), MAX(seconds), CAST(SUM(bad) AS BIGINT) FROM ( \
-               SELECT started_at, adds_applied, removes_applied, failed, \
-                 CASE WHEN status IN ('succeeded', 'partial') THEN pending END AS pending, \
-                 CASE WHEN status IN ('succeeded', 'partial') THEN {seconds} END AS seconds, \
-                 CASE WHEN status IN ('failed', 'aborted', 'interrupted') THEN 1 ELSE 0 END AS bad \
-               FROM runs WHERE id >= (SELECT id FROM runs WHERE started_at >= ?1 ORDER BY started_at LIMIT 1) \
-                 AND {plain}started_at >= ?1 AND {plain}started_at < ?2 AND dry_run = FALSE \
-                 AND (?3 IS NULL OR {plain}status = ?3) AND (?4 IS NULL OR {plain}trigger = ?4)) AS r \
-             GROUP BY day ORDER BY day",
-        ))
-        .bind(from)
-        .bind(to)
-        .bind(status.map(|s| s.as_str()))
-        .bind(trigger)
-        .fetch_rows(&self.db)
-        .await
-        .map_err(|e| self.err(e))?;
-        let get = |r: &HistoryRow| -> Result<DayStats, sqlx::Error> {
-            Ok(DayStats {
-                day: r.try_get(0)?,
-                runs: r.try_get(1)?,
-                adds: r.try_get(2)?,
-                removes: r.try_get(3)?,
-                failed: r.try_get(4)?,
-                pending_max: r.try_get::<Option<i64>>(5)?.unwrap_or(0),
-                bad_runs: r.try_get(8)?,
-                duration_avg: r.try_get::<Option<f64>>(6)?.unwrap_or(0.0),
-                duration_max: r.try_get::<Option<f64>>(7)?.unwrap_or(0.0),
-            })
-        };
-        rows.iter()
-            .map(get)
-            .collect::<Result<_, _>>()
-            .map_err(|e| self.err(e))
-    }
-
     /// The newest run that was not a dry run, and the newest aborted one (a tripped guard).
     pub async fn latest_real_runs(
         &self,
@@ -197,7 +124,7 @@ mod tests {
     use crate::store::history::backends::history_tests;
 
     history_tests! {
-        async fn filters_pages_and_days(h: History) {
+        async fn filters_and_pages(h: History) {
             for (i, (trigger, status, day)) in [
                 ("startup", RunStatus::Succeeded, "2025-03-01"),
                 ("schedule", RunStatus::Aborted, "2025-03-01"),
@@ -248,25 +175,6 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(ids(h.runs_filtered(&aborted, 0, 10).await.unwrap()), [2]);
-            let days = h
-                .day_stats("2025-03-01", "2025-03-04", None, None)
-                .await
-                .unwrap();
-            assert_eq!(days.len(), 3);
-            assert_eq!((days[0].runs, days[0].adds, days[0].pending_max), (2, 1, 3));
-            assert!((days[0].duration_max - 2.0).abs() < 0.01, "{days:?}");
-            assert_eq!((days[2].day.as_str(), days[2].failed), ("2025-03-03", 1));
-            // The charts follow the table's filter.
-            let days = h
-                .day_stats("2025-03-01", "2025-03-04", None, Some("schedule"))
-                .await
-                .unwrap();
-            assert_eq!(days.iter().map(|d| d.runs).sum::<i64>(), 2);
-            let days = h
-                .day_stats("2025-03-01", "2025-03-04", Some(RunStatus::Partial), None)
-                .await
-                .unwrap();
-            assert_eq!((days.len(), days[0].day.as_str()), (1, "2025-03-03"));
             let (latest, tripped) = h.latest_real_runs().await.unwrap();
             assert_eq!((latest.unwrap().id, tripped.unwrap().id), (4, 2));
             assert!(h.auth_records().await.unwrap().is_empty());

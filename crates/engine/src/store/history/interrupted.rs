@@ -100,6 +100,7 @@ impl History {
             .execute(&mut tx)
             .await
             .map_err(|e| self.err(e))?;
+            self.recount_run_day(&mut tx, *id).await?;
         }
         tx.commit().await.map_err(|e| self.err(e))?;
         Ok(ids.len() as u64)

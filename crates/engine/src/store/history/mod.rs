@@ -20,6 +20,7 @@ pub(crate) mod backends;
 mod browse;
 mod clock;
 mod copy;
+mod day_totals;
 mod db;
 mod identity;
 mod interrupted;
@@ -35,7 +36,8 @@ mod status;
 mod tokens;
 mod trail;
 
-pub use browse::{AuthRecord, DayStats, RunFilter};
+pub use browse::{AuthRecord, RunFilter};
+pub use day_totals::DayStats;
 pub use trail::{
     action_reason, history_time, left_alone_why, parse_time, reason_words, short_time,
     TrailColumns, TrailEntry, TrailEvent,
@@ -478,7 +480,9 @@ impl History {
     }
 
     /// Writes the end of a run: its status, counts and error.
+    /// The run's day is recounted in the same transaction (`day_totals.rs`).
     pub async fn finish_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
+        let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         Sql::new(
             "UPDATE runs SET finished_at = ?, status = ?, desired_users = ?, adds_planned = ?, removes_planned = ?, \
              adds_applied = ?, removes_applied = ?, failed = ?, pending = ?, api_requests = ?, error = ?, \
@@ -498,10 +502,11 @@ impl History {
         .bind(run.retries)
         .bind(run.throttled)
         .bind(run.id)
-        .execute(&self.db)
+        .execute(&mut tx)
         .await
         .map_err(|e| self.err(e))?;
-        Ok(())
+        self.recount_run_day(&mut tx, run.id).await?;
+        tx.commit().await.map_err(|e| self.err(e))
     }
 
     const RUN_COLUMNS: &'static str = "id, started_at, finished_at, trigger, dry_run, status, desired_users, adds_planned, \

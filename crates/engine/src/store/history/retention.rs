@@ -141,10 +141,15 @@ impl History {
         Ok(n)
     }
 
+    /// Runs older than `keep_changes`, except on a day that still has a run `running`: when
+    /// that run ends its day is recounted from the runs there (`day_totals.rs`), which must
+    /// still include these.
     async fn delete_old_runs(&self, before: &str) -> Result<u64, HistoryError> {
         let mut tx = self.begin_write().await.map_err(|e| self.err(e))?;
         let ids: Vec<i64> = Sql::new(format!(
             "SELECT id FROM runs WHERE status != 'running' AND started_at < ? AND {KEPT} \
+             AND substr(started_at, 1, 10) NOT IN \
+               (SELECT substr(started_at, 1, 10) FROM runs WHERE status = 'running') \
              ORDER BY id LIMIT {RUNS_PER_PASS}"
         ))
         .bind(before)
