@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use studio_role_sync_console::{router, ConsoleOptions};
 use studio_role_sync_engine::change::{ChangeKind, Outcome};
 use studio_role_sync_engine::history::{
-    AccountSeen, ActionRow, DesiredSeen, History, PendingRow, RunRecord,
+    AccountSeen, ActionRow, Clock, DesiredSeen, History, PendingRow, RunRecord,
 };
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
 use studio_role_sync_engine::run_status::RunStatus;
@@ -74,10 +74,22 @@ fn action(email: &str, action: ChangeKind, outcome: Outcome, status: Option<i64>
 
 /// A year of runs, written through the engine.
 async fn generate(path: &Path, runs: usize) -> (usize, usize) {
-    let h = History::open(path).await.expect("history opens");
+    // The year before now, a run every 15 minutes, each 2 to 9 seconds long plus a second per
+    // change: the history's clock stands at each start and end as the run writes them.
+    let year_start = chrono::Utc::now() - chrono::Duration::days(365);
+    let clock = Clock::manual(year_start);
+    let h = History::open(path)
+        .await
+        .expect("history opens")
+        .with_clock(clock.clone());
     let (mut actions_written, mut pending_written) = (0, 0);
     for i in 0..runs {
+        let started = year_start + chrono::Duration::seconds(i as i64 * 900);
+        clock.set(started);
         let id = h.start_run("schedule", false).await.unwrap();
+        let ends = |changes: i64| {
+            clock.set(started + chrono::Duration::seconds(2 + (id * 7919) % 8 + changes));
+        };
         if i % 100 == 57 {
             // Studio unreachable: the run fails before planning.
             let record = RunRecord {
@@ -86,6 +98,7 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
                 error: Some("reading Studio failed: connection refused".into()),
                 ..Default::default()
             };
+            ends(0);
             h.finish_run(&record).await.unwrap();
             continue;
         }
@@ -250,6 +263,7 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
             error: aborted.then(|| "safety guard: 30 removals planned, at most 25".into()),
             ..Default::default()
         };
+        ends(record.adds_planned + record.removes_planned);
         h.finish_run(&record).await.unwrap();
         actions_written += planned.len();
         pending_written += left.len();
@@ -257,24 +271,6 @@ async fn generate(path: &Path, runs: usize) -> (usize, usize) {
             eprintln!("  {} runs written", i + 1);
         }
     }
-    h.close().await;
-    // Spread the runs over the year before now, 15 minutes apart, 2 to 9 seconds long.
-    let pool = sqlite(path, false).await;
-    sqlx::query(
-        "UPDATE runs SET \
-           started_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-365 days', '+' || ((id - 1) * 900) || ' seconds'), \
-           finished_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now', '-365 days', '+' || ((id - 1) * 900 + 2 + (id * 7919) % 8 + (adds_planned + removes_planned)) || ' seconds')",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
-    pool.close().await;
-    // The charts' day totals, as the engine would have kept them for those times.
-    let h = History::open(path).await.expect("history opens");
-    let today = chrono::Utc::now().date_naive();
-    h.recount_days(today - chrono::Duration::days(367), today)
-        .await
-        .expect("day totals");
     h.close().await;
     (actions_written, pending_written)
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use studio_role_sync_console::{router, ConsoleOptions};
 use studio_role_sync_engine::config::Config;
+use studio_role_sync_engine::daemon::Slots;
 use studio_role_sync_engine::history::{Clock, History};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
 use studio_role_sync_engine::metrics::Metrics;
@@ -346,7 +347,8 @@ async fn serve(path: &Path) -> std::net::SocketAddr {
     let app = router(ConsoleOptions {
         history: History::open_read_only(path),
         credentials: None,
-        schedule: None,
+        // The runs above were hourly; the strip says when the next one is due.
+        schedule: Some(Slots::new("0 0 * * * *", chrono_tz::America::Chicago).expect("a schedule")),
         studio_auth: "access token from studio.token_file".into(),
         readiness: None,
         base_url: "https://myschool.instructuremedia.com".into(),
