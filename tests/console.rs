@@ -415,8 +415,8 @@ async fn browse(c: &Client, t: &Tenant, port: u16) -> Result<(), fantoccini::err
         "yes: Admin (roles.yaml)"
     );
     assert!(
-        text.contains("Grace Hopper (Studio user 2): holds no managed role"),
-        "as read before the run's changes: {text}"
+        text.contains("Grace Hopper (Studio user 2): holds Admin (granted by run 1)"),
+        "with the run's changes: {text}"
     );
     let trail = c.find(Locator::Css("table#trail")).await?.text().await?;
     assert!(

@@ -242,7 +242,12 @@ pub async fn run(
             &format!("There is no run {id} in the history."),
         );
     };
-    let (afterwards, risks) = if record.status == RunStatus::Aborted {
+    let (names, ambiguous) = match names_and_twins(&c, &actions, &pending).await {
+        Ok(n) => n,
+        Err(e) => return unreadable(e),
+    };
+    let aborted = record.status == RunStatus::Aborted;
+    let (afterwards, risks) = if aborted {
         let later = match c.history.runs_after(id, AFTERWARDS_RUNS).await {
             Ok(l) => l,
             Err(e) => return unreadable(e),
@@ -258,7 +263,7 @@ pub async fn run(
                 &later,
                 &c.command,
             )),
-            remedy::risks(&actions, &context.role_holders),
+            remedy::risks(&actions, &context.role_holders, &names),
         )
     } else {
         (None, Vec::new())
@@ -281,10 +286,6 @@ pub async fn run(
         })
     };
     let who = context.requested_by.as_deref();
-    let (names, ambiguous) = match names_and_twins(&c, &actions, &pending).await {
-        Ok(n) => n,
-        Err(e) => return unreadable(e),
-    };
     let mut run_row = RunRow::new(&record, now, who);
     run_row.local = c.local(&record.started_at);
     page(RunPage {
@@ -318,9 +319,9 @@ pub async fn run(
             .map(|a| {
                 let mut v = ActionView::new(a, is_flapping(a));
                 v.name = names.get(&a.user_id).cloned();
-                // A stopped run's guard message is said once, above: not on every row.
-                if v.detail.starts_with("not sent: safety guard") {
-                    v.detail = "not sent: a safety guard stopped the run".into();
+                // Why a stopped run sent nothing is said once, above: not on every row.
+                if aborted && v.detail.starts_with("not sent: ") {
+                    v.detail.clear();
                 }
                 v
             })
@@ -328,7 +329,7 @@ pub async fn run(
         pending: pending
             .iter()
             .map(|p| {
-                let mut v = LeftAloneView::new(p);
+                let mut v = LeftAloneView::new(p, &names);
                 v.accounts = ambiguous.get(&p.email).cloned().unwrap_or_default();
                 v
             })
@@ -340,8 +341,8 @@ pub async fn run(
 /// Ambiguous emails whose accounts are named on a page, at most.
 const NAMED_TWINS: usize = 50;
 
-/// The names Studio gave the accounts of `actions`, and the accounts (`Name (user 7)`) of the
-/// ambiguous emails among `pending`.
+/// The names Studio gave the accounts of `actions` and `pending`, and the accounts
+/// (`Name (Studio user 7)`) of the ambiguous emails among `pending`.
 async fn names_and_twins(
     c: &Console,
     actions: &[studio_role_sync_engine::history::ActionRow],
@@ -353,7 +354,11 @@ async fn names_and_twins(
     ),
     HistoryError,
 > {
-    let mut ids: Vec<i64> = actions.iter().map(|a| a.user_id).collect();
+    let mut ids: Vec<i64> = actions
+        .iter()
+        .map(|a| a.user_id)
+        .chain(pending.iter().filter_map(|p| p.user_id))
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     let names = c.history.names_of(&ids).await?;
@@ -374,10 +379,7 @@ async fn names_and_twins(
 
 /// `Ada Lovelace (Studio user 7)`.
 fn account_words(a: &studio_role_sync_engine::history::AccountSeen) -> String {
-    match &a.full_name {
-        Some(n) => format!("{n} (Studio user {})", a.user_id),
-        None => format!("Studio user {}", a.user_id),
-    }
+    account_label(a.user_id, a.full_name.as_deref())
 }
 
 /// `10: 7 pending (6 no Studio account yet, 1 several Studio accounts share this email), 3 by
@@ -439,6 +441,13 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         Ok(e) => e,
         Err(e) => return unreadable(e),
     };
+    let last_flapped = match flapping.first() {
+        Some((run, _, _)) => match c.history.run(*run).await {
+            Ok(r) => r.map(|r| (r.id, r.started_at)),
+            Err(e) => return unreadable(e),
+        },
+        None => None,
+    };
     let mut user_ids: Vec<i64> = entries
         .iter()
         .filter_map(|e| match &e.event {
@@ -455,17 +464,7 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             .map(|i| i.to_string())
             .collect::<Vec<_>>()
             .join(", "),
-        flapping: (!flapping.is_empty()).then(|| {
-            let runs: Vec<String> = flapping.iter().map(|(r, _, _)| r.to_string()).collect();
-            let (_, role, action) = &flapping[0];
-            format!(
-                "Flapping: this person's {role} was changed back in Studio after the tool's \
-                 {action}, in {} run(s) (newest: {}). Someone or something in Studio undoes it: \
-                 find out who, or change the desired state; see docs/operations.md §15.",
-                flapping.len(),
-                runs.join(", ")
-            )
-        }),
+        flapping: flapping_note(&flapping, last_flapped, Utc::now()),
         strip,
         email: normalized,
         since: since.map(history_time).unwrap_or_default(),
@@ -499,6 +498,44 @@ pub async fn person(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     })
 }
 
+/// A person's flapping in words: each role changed back (and after which of the tool's
+/// changes), the runs, and the newest (`last`: its id and start) with how long ago, so a note
+/// about flapping that stopped does not read as if it went on. `flapping`: newest first.
+fn flapping_note(
+    flapping: &[(i64, String, studio_role_sync_engine::change::ChangeKind)],
+    last: Option<(i64, String)>,
+    now: DateTime<Utc>,
+) -> Option<String> {
+    if flapping.is_empty() {
+        return None;
+    }
+    let mut changes: Vec<String> = Vec::new();
+    let mut runs: Vec<i64> = Vec::new();
+    for (run, role, action) in flapping {
+        let change = format!("{role} after the tool's {action}");
+        if !changes.contains(&change) {
+            changes.push(change);
+        }
+        if !runs.contains(run) {
+            runs.push(*run);
+        }
+    }
+    let last = last
+        .map(|(id, at)| format!("; last in run {id}, {} ago", crate::strip::ago(&at, now)))
+        .unwrap_or_default();
+    Some(format!(
+        "Flapping: Studio changed back this person's {}, in {} run(s) (runs {}){last}. Someone or \
+         something in Studio undid the tool's changes: find out who, or change the desired \
+         state; see docs/operations.md §15.",
+        changes.join(", and "),
+        runs.len(),
+        runs.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))
+}
+
 /// Who is left alone now, for how long, and when they were last checked.
 pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
     if let Err(e) = params::pairs(query.as_deref(), &[]) {
@@ -510,10 +547,18 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         Err(e) => return unreadable(e),
     };
     let emails: Vec<&str> = rows.iter().map(|p| p.email.as_str()).collect();
-    let waits = match c.history.desired_of(&emails).await {
-        Ok(w) => w,
-        Err(e) => return unreadable(e),
-    };
+    let mut no_email: Vec<i64> = rows
+        .iter()
+        .filter(|p| p.reason == "no_email")
+        .filter_map(|p| p.user_id)
+        .collect();
+    no_email.sort_unstable();
+    no_email.dedup();
+    let (waits, names) =
+        match tokio::try_join!(c.history.desired_of(&emails), c.history.names_of(&no_email)) {
+            Ok(w) => w,
+            Err(e) => return unreadable(e),
+        };
     let mut twins: std::collections::HashMap<&str, Vec<String>> = Default::default();
     for p in rows
         .iter()
@@ -533,7 +578,8 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             .iter()
             .map(|p| PendingView {
                 person_href: person_href(&p.email),
-                email: p.email.clone(),
+                email: no_email_label(&p.reason, p.user_id, &names)
+                    .unwrap_or_else(|| p.email.clone()),
                 typo: (p.reason == "not_in_studio")
                     .then(|| typo_hint(&p.email, common.as_deref()))
                     .flatten(),

@@ -1,12 +1,14 @@
-//! An aborted run, the risk before the remedy: per role, who holds it now and how many would
-//! lose it; then the remedies in the order they usually apply (restore the input first, then
-//! approve), with the `approve` command only where `approve` would accept it; and what became
-//! of the run afterwards (approved and applied, refused, superseded by a later run).
+//! An aborted run, the risk before the remedy: per role, how many held it when the run read
+//! Studio and how many would lose it; then the remedies in the order they usually apply
+//! (restore the input first, then approve), with the `approve` command only where `approve`
+//! would accept it; and what became of the run afterwards (approved and applied, refused,
+//! superseded by a later run).
 //!
 //! The same rules as `approve` itself decide whether the command is shown
 //! ([`GuardKind::approvable`]), so the page never suggests a command that is then refused.
 
-use crate::views::{person_href, run_href, short_time};
+use crate::views::{account_label, person_href, run_href, short_time};
+use std::collections::HashMap;
 use std::path::Path;
 use studio_role_sync_engine::change::ChangeKind;
 use studio_role_sync_engine::config::DEFAULT_CONFIG_PATH;
@@ -47,18 +49,24 @@ pub struct RoleRisk {
     pub removals: usize,
     /// `80%` of the holders; empty when the holders are unknown.
     pub share: String,
-    /// The people who would lose it, each once.
+    /// The people who would lose it, each once: the email (linked to their page), or for an
+    /// account without one, `Name (Studio user 7)`.
     pub people: Vec<(String, Option<String>)>,
 }
 
-/// The planned removals by role, beside each role's holders (`holders`: from the history).
-pub fn risks(actions: &[ActionRow], holders: &[(String, usize)]) -> Vec<RoleRisk> {
+/// The planned removals by role, beside each role's holders (`holders`: from the history;
+/// `names`: the names Studio gave the accounts).
+pub fn risks(
+    actions: &[ActionRow],
+    holders: &[(String, usize)],
+    names: &HashMap<i64, String>,
+) -> Vec<RoleRisk> {
     let mut out: Vec<RoleRisk> = Vec::new();
     for a in actions.iter().filter(|a| a.action == ChangeKind::Remove) {
         let email = a
             .email
             .clone()
-            .unwrap_or_else(|| format!("user {}", a.user_id));
+            .unwrap_or_else(|| account_label(a.user_id, names.get(&a.user_id).map(String::as_str)));
         let person = (email, a.email.as_deref().map(person_href));
         match out.iter_mut().find(|r| r.role == a.role) {
             Some(r) => {
@@ -266,7 +274,7 @@ mod tests {
     #[test]
     fn risks_list_each_removal_once_by_role() {
         let remove = |email: &str, role: &str| ActionRow {
-            email: Some(email.into()),
+            email: (!email.is_empty()).then(|| email.into()),
             user_id: 1,
             role: role.into(),
             action: ChangeKind::Remove,
@@ -282,13 +290,20 @@ mod tests {
                 remove("a@x.edu", "Admin"),
                 remove("b@x.edu", "Admin"),
                 remove("c@x.edu", "Editor"),
+                remove("", "Editor"),
             ],
             &[("Admin".into(), 2), ("Editor".into(), 4)],
+            &HashMap::from([(1, "Ada Lovelace".to_string())]),
         );
         assert_eq!(
             (r[0].role.as_str(), r[0].removals, r[0].share.as_str()),
             ("Admin", 2, "100%")
         );
-        assert_eq!((r[1].holders.as_str(), r[1].share.as_str()), ("4", "25%"));
+        assert_eq!((r[1].holders.as_str(), r[1].share.as_str()), ("4", "50%"));
+        assert_eq!(
+            r[1].people[1],
+            ("Ada Lovelace (Studio user 1)".to_string(), None),
+            "an account without an email, by name and id"
+        );
     }
 }

@@ -8,8 +8,10 @@ use crate::strip::Strip;
 use askama::Template;
 use chrono::{DateTime, Utc};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use studio_role_sync_engine::change::ChangeKind;
 use studio_role_sync_engine::history::{
-    action_reason, ActionRow, PendingRow, Person, RunRecord, TrailColumns, TrailEntry,
+    action_reason, ActionRow, AppliedChange, PendingRow, Person, RunRecord, TrailColumns,
+    TrailEntry,
 };
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -25,6 +27,26 @@ pub fn person_href(email: &str) -> String {
 
 pub fn run_href(id: i64) -> String {
     format!("/console/runs/{id}")
+}
+
+/// A Studio account as people name it: `Ada Lovelace (Studio user 7)`, or `Studio user 7`
+/// when the history has no name for it.
+pub fn account_label(user_id: i64, name: Option<&str>) -> String {
+    match name {
+        Some(n) => format!("{n} (Studio user {user_id})"),
+        None => format!("Studio user {user_id}"),
+    }
+}
+
+/// An account left alone for having no email (`no_email`): the plan names it `user 7`, the
+/// page names it as [`account_label`] does, with the name Studio gave it.
+pub fn no_email_label(
+    reason: &str,
+    user_id: Option<i64>,
+    names: &std::collections::HashMap<i64, String>,
+) -> Option<String> {
+    let id = user_id.filter(|_| reason == "no_email")?;
+    Some(account_label(id, names.get(&id).map(String::as_str)))
 }
 
 #[derive(Template)]
@@ -201,10 +223,11 @@ pub struct LeftAloneView {
 }
 
 impl LeftAloneView {
-    pub fn new(p: &PendingRow) -> LeftAloneView {
+    /// `names`: the names Studio gave accounts, for an account without an email.
+    pub fn new(p: &PendingRow, names: &std::collections::HashMap<i64, String>) -> LeftAloneView {
         LeftAloneView {
             person_href: Some(person_href(&p.email)),
-            email: p.email.clone(),
+            email: no_email_label(&p.reason, p.user_id, names).unwrap_or_else(|| p.email.clone()),
             reason: reason_words(&p.reason).to_string(),
             detail: p.detail.clone().unwrap_or_default(),
             accounts: Vec::new(),
@@ -273,6 +296,49 @@ pub struct AccountView {
     pub held: String,
 }
 
+/// The managed roles an account holds after run `run`: `held` (as the run read it, before its
+/// changes) with the changes it applied folded in. `Admin (granted by run 4)`, and
+/// `no managed role; Editor removed by run 4`.
+fn held_after(held: &str, user_id: i64, applied: &[AppliedChange], run: Option<i64>) -> String {
+    let mut roles: Vec<(String, bool)> = held
+        .split(", ")
+        .filter(|r| !r.is_empty())
+        .map(|r| (r.to_string(), false))
+        .collect();
+    let mut removed: Vec<&str> = Vec::new();
+    for c in applied.iter().filter(|c| c.user_id == user_id) {
+        let at = roles.iter().position(|(r, _)| *r == c.role);
+        match (c.action, at) {
+            (ChangeKind::Add, None) => roles.push((c.role.clone(), true)),
+            (ChangeKind::Remove, Some(i)) => {
+                roles.remove(i);
+                removed.push(&c.role);
+            }
+            _ => {}
+        }
+    }
+    let by = run.map(|r| format!(" by run {r}")).unwrap_or_default();
+    let mut out = if roles.is_empty() {
+        "no managed role".to_string()
+    } else {
+        roles
+            .iter()
+            .map(|(r, granted)| {
+                if *granted {
+                    format!("{r} (granted{by})")
+                } else {
+                    r.clone()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !removed.is_empty() {
+        out.push_str(&format!("; {} removed{by}", removed.join(", ")));
+    }
+    out
+}
+
 impl Who {
     pub fn new(p: &Person) -> Who {
         Who {
@@ -283,11 +349,7 @@ impl Who {
                 .map(|a| AccountView {
                     name: a.full_name.clone().unwrap_or_else(|| "(no name)".into()),
                     user_id: a.user_id,
-                    held: if a.held.is_empty() {
-                        "no managed role".into()
-                    } else {
-                        a.held.clone()
-                    },
+                    held: held_after(&a.held, a.user_id, &p.applied, p.as_of_run),
                 })
                 .collect(),
             desired: p.desired.as_ref().map(|(roles, _)| {
@@ -394,5 +456,32 @@ mod tests {
             short_time("2025-03-01T10:00:00.123Z"),
             "2025-03-01 10:00:00"
         );
+    }
+
+    #[test]
+    fn held_roles_are_those_after_the_runs_changes() {
+        let change = |user_id, role: &str, action| AppliedChange {
+            user_id,
+            role: role.into(),
+            action,
+        };
+        let applied = [
+            change(2, "Admin", ChangeKind::Add),
+            change(2, "Editor", ChangeKind::Remove),
+            change(3, "Teacher", ChangeKind::Add),
+        ];
+        assert_eq!(
+            held_after("", 2, &applied[..1], Some(1)),
+            "Admin (granted by run 1)"
+        );
+        assert_eq!(
+            held_after("Editor, Viewer", 2, &applied, Some(4)),
+            "Viewer, Admin (granted by run 4); Editor removed by run 4"
+        );
+        assert_eq!(
+            held_after("Editor", 2, &applied[1..2], Some(4)),
+            "no managed role; Editor removed by run 4"
+        );
+        assert_eq!(held_after("", 5, &applied, Some(4)), "no managed role");
     }
 }

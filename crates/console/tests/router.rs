@@ -8,9 +8,9 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use std::net::SocketAddr;
 use studio_role_sync_console::{router, ConsoleOptions, Credentials};
-use studio_role_sync_engine::change::{ChangeKind, Outcome};
+use studio_role_sync_engine::change::{ChangeKey, ChangeKind, Outcome};
 use studio_role_sync_engine::config::ConsoleAuth;
-use studio_role_sync_engine::history::{ActionRow, History, PendingRow, RunRecord};
+use studio_role_sync_engine::history::{AccountSeen, ActionRow, History, PendingRow, RunRecord};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
 use studio_role_sync_engine::plan::GuardKind;
 use studio_role_sync_engine::run_status::RunStatus;
@@ -91,6 +91,12 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
         }
     }
     h.close().await;
+    serve_file(dir, auth).await
+}
+
+/// The history `dir/history.db`, served with `auth` on 0.0.0.0.
+async fn serve_file(dir: tempfile::TempDir, auth: Option<ConsoleAuth>) -> Served {
+    let path = dir.path().join("history.db");
     let app = router(ConsoleOptions {
         history: History::open_read_only(&path),
         credentials: auth.as_ref().map(Credentials::new),
@@ -508,4 +514,216 @@ async fn times_are_utc_with_the_schedules_local_time_offered() {
     let (_, run) = s.page("/console/runs/1").await;
     assert!(run.contains("<span class=\"local\">"), "{run}");
     assert!(run.contains("(Europe/Paris)</span>"), "{run}");
+}
+
+/// A history of its own, in `dir/history.db`, for a test that writes what it needs.
+async fn history_in(dir: &tempfile::TempDir) -> History {
+    History::open(&dir.path().join("history.db")).await.unwrap()
+}
+
+fn account(id: i64, name: &str, email: Option<&str>, held: &str) -> AccountSeen {
+    AccountSeen {
+        user_id: id,
+        full_name: Some(name.into()),
+        email: email.map(str::to_string),
+        held: held.into(),
+    }
+}
+
+/// Run `id` ends with `status`, having planned `removes` removals.
+async fn finish(h: &History, id: i64, status: RunStatus, removes: i64) {
+    let record = RunRecord {
+        id,
+        status,
+        removes_planned: removes,
+        error: (status == RunStatus::Aborted)
+            .then(|| "safety guard: 3 removals planned, more than safety.max_removals (2)".into()),
+        ..Default::default()
+    };
+    h.finish_run(&record).await.unwrap();
+}
+
+/// A run a guard stopped with 3 planned removals: the guard is said once, above; the risk
+/// names an account without an email; the planned changes come folded, after the remedies.
+#[tokio::test]
+async fn an_aborted_run_says_the_guard_once_and_folds_its_planned_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = history_in(&dir).await;
+    let id = h.start_run("schedule", false).await.unwrap();
+    h.record_people(
+        id,
+        &[
+            account(9, "Nameless Account", None, "Admin"),
+            account(10, "Quiet Account", None, "Admin"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    let guard = "not sent: safety guard: 3 removals planned, more than safety.max_removals (2)";
+    let mut removals = vec![
+        action("a@x.edu", Outcome::Skipped, Some(guard)),
+        action("b@x.edu", Outcome::Skipped, Some(guard)),
+        action("", Outcome::Skipped, Some(guard)),
+    ];
+    removals[2].email = None;
+    removals[2].user_id = 9;
+    h.record_plan(
+        id,
+        &removals,
+        &studio_role_sync_engine::history::PendingUpdate {
+            rows: &[PendingRow {
+                email: "user 10".into(),
+                reason: "no_email".into(),
+                user_id: Some(10),
+                detail: Some("holds a managed role but has no email; never removed".into()),
+            }],
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    finish(&h, id, RunStatus::Aborted, 3).await;
+    h.set_run_plan(id, "digest", Some(GuardKind::MaxRemovals))
+        .await
+        .unwrap();
+    h.set_role_holders(id, &[("Admin".into(), 4)])
+        .await
+        .unwrap();
+    h.close().await;
+    let s = serve_file(dir, bearer()).await;
+
+    let (status, run) = s.page("/console/runs/1").await;
+    assert_eq!(status, StatusCode::OK);
+    let text = words(&run);
+    assert!(
+        !text.contains("not sent: "),
+        "no row repeats the guard: {text}"
+    );
+    assert_eq!(
+        text.matches("safety guard: 3 removals planned").count(),
+        1,
+        "the guard said once: {text}"
+    );
+    assert!(
+        text.contains("Holders when run 1 read Studio") && text.contains("Admin 4 3 75%"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Nameless Account (Studio user 9)"),
+        "a removal without an email, by name: {text}"
+    );
+    let risk = run.find("id=\"risk\"").unwrap();
+    let remedies = run.find("id=\"remedies\"").unwrap();
+    let planned = run
+        .find("<details id=\"planned-changes\"><summary>The 3 planned changes, none sent</summary>")
+        .expect("the planned changes folded");
+    let table = run.find("<table id=\"actions\">").unwrap();
+    let folded_end = run[planned..].find("</details>").unwrap() + planned;
+    assert!(
+        risk < remedies && remedies < planned && planned < table && table < folded_end,
+        "the risk, the remedies, then the folded changes: {run}"
+    );
+    let left_alone = &run[run.find("id=\"left-alone\"").unwrap()..];
+    assert!(
+        words(left_alone)
+            .contains("Quiet Account (Studio user 10) Studio account without an email"),
+        "{left_alone}"
+    );
+    let (_, pending) = s.page("/console/pending").await;
+    assert!(
+        words(&pending).contains("Quiet Account (Studio user 10)"),
+        "{pending}"
+    );
+}
+
+/// The person page says what someone holds after the latest run's changes, not before them,
+/// and names every role that flapped, with when it last did.
+#[tokio::test]
+async fn a_person_holds_what_the_latest_run_left_and_flapping_says_when() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = history_in(&dir).await;
+    let id = h.start_run("schedule", false).await.unwrap();
+    h.record_people(
+        id,
+        &[
+            account(2, "Grace Hopper", Some("grace@x.edu"), "Editor"),
+            account(3, "Ada Lovelace", Some("ada@x.edu"), "Admin"),
+        ],
+        &[],
+    )
+    .await
+    .unwrap();
+    let change = |email: &str, user_id, role: &str, kind| ActionRow {
+        email: Some(email.into()),
+        user_id,
+        role: role.into(),
+        action: kind,
+        outcome: Outcome::Applied,
+        http_status: Some(200),
+        detail: None,
+        source: None,
+        until: None,
+        reason: None,
+    };
+    h.record_plan(
+        id,
+        &[
+            change("grace@x.edu", 2, "Admin", ChangeKind::Add),
+            change("grace@x.edu", 2, "Editor", ChangeKind::Remove),
+            change("ada@x.edu", 3, "Admin", ChangeKind::Remove),
+        ],
+        &Default::default(),
+    )
+    .await
+    .unwrap();
+    h.mark_flapping(
+        id,
+        &[
+            ChangeKey {
+                user_id: 2,
+                role: "Admin".into(),
+                kind: ChangeKind::Add,
+            },
+            ChangeKey {
+                user_id: 2,
+                role: "Editor".into(),
+                kind: ChangeKind::Remove,
+            },
+        ],
+    )
+    .await
+    .unwrap();
+    finish(&h, id, RunStatus::Succeeded, 2).await;
+    h.close().await;
+    let s = serve_file(dir, bearer()).await;
+
+    let (_, grace) = s.page("/console/person?email=grace@x.edu").await;
+    let text = words(&grace);
+    assert!(
+        text.contains(
+            "Grace Hopper (Studio user 2): holds Admin (granted by run 1); Editor removed by run 1"
+        ),
+        "{text}"
+    );
+    let flapping = &grace[grace
+        .find("id=\"person-flapping\"")
+        .expect("a flapping note")..];
+    let flapping = words(&flapping[..flapping.find("</p>").unwrap()]);
+    assert!(
+        flapping.contains("Admin after the tool's add")
+            && flapping.contains("Editor after the tool's remove"),
+        "each role that flapped: {flapping}"
+    );
+    assert!(
+        flapping.contains("in 1 run(s) (runs 1); last in run 1, ") && flapping.contains(" ago."),
+        "when it last flapped: {flapping}"
+    );
+    let (_, ada) = s.page("/console/person?email=ada@x.edu").await;
+    assert!(
+        words(&ada).contains(
+            "Ada Lovelace (Studio user 3): holds no managed role; Admin removed by run 1"
+        ),
+        "{ada}"
+    );
 }

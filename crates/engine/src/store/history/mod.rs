@@ -48,7 +48,7 @@ pub use clock::Clock;
 pub use copy::{CopiedTable, CopyReport};
 pub use missing::MissingGrant;
 pub use pending::{PendingChanges, PendingNow, PendingUpdate};
-pub use people::{AccountSeen, DesiredSeen, Person};
+pub use people::{AccountSeen, AppliedChange, DesiredSeen, Person};
 pub use retention::Pruned;
 pub use status::{RecentRun, RunContext, StatusFacts, STREAK_WINDOW};
 

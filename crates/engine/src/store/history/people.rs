@@ -10,6 +10,7 @@
 
 use super::db::Sql;
 use super::{History, HistoryError};
+use crate::model::change::{ChangeKind, Outcome};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -31,6 +32,15 @@ pub struct DesiredSeen {
     pub roles: String,
 }
 
+/// A change the run that recorded people applied to one of a person's accounts: the roles an
+/// account holds now are its `held` (read before the run's changes) with these folded in.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct AppliedChange {
+    pub user_id: i64,
+    pub role: String,
+    pub action: ChangeKind,
+}
+
 /// What the history knows of one email: its accounts and its desired roles.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Person {
@@ -38,6 +48,9 @@ pub struct Person {
     pub as_of_run: Option<i64>,
     /// The Studio accounts with this email (several: ambiguous).
     pub accounts: Vec<AccountSeen>,
+    /// What run `as_of_run` applied to these accounts (Studio answered that it made them),
+    /// oldest first: their roles after that run are `held` with these changes.
+    pub applied: Vec<AppliedChange>,
     /// `Some` when listed in the desired state: the roles, and the run since when it is
     /// listed (`None`: listed already when people were first recorded).
     pub desired: Option<(String, Option<i64>)>,
@@ -173,11 +186,40 @@ impl History {
                 .fetch_optional(&self.db)
                 .await
                 .map_err(|e| self.err(e))?;
+        let applied = match as_of_run {
+            Some(run) => self.applied_to(run, &accounts).await?,
+            None => Vec::new(),
+        };
         Ok(Person {
             as_of_run,
             accounts,
+            applied,
             desired,
         })
+    }
+
+    /// The changes run `run_id` applied to `accounts` (through `run_actions_key`: run first).
+    async fn applied_to(
+        &self,
+        run_id: i64,
+        accounts: &[AccountSeen],
+    ) -> Result<Vec<AppliedChange>, HistoryError> {
+        if accounts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; accounts.len()].join(",");
+        let sql = format!(
+            "SELECT user_id, role, action FROM run_actions \
+             WHERE run_id = ? AND planned_user_id IN ({marks}) AND outcome = ? ORDER BY id"
+        );
+        let mut q = Sql::new(&sql).bind(run_id);
+        for a in accounts {
+            q = q.bind(a.user_id);
+        }
+        q.bind(Outcome::Applied.as_str())
+            .fetch_all(&self.db)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// The names Studio gave `user_ids` (those it gave one for), for names beside ids.
@@ -315,6 +357,63 @@ mod tests {
                 .await
                 .unwrap();
             assert_eq!(h.person("ada@x.edu").await.unwrap().desired, None);
+        }
+
+        async fn a_person_carries_what_the_latest_run_applied_to_them(h: History) {
+            use crate::history::{ActionRow, PendingUpdate};
+            let change = |user_id: i64, role: &str, action, outcome| ActionRow {
+                email: Some("grace@x.edu".into()),
+                user_id,
+                role: role.into(),
+                action,
+                outcome,
+                http_status: None,
+                detail: None,
+                source: None,
+                until: None,
+                reason: None,
+            };
+            let r1 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(
+                r1,
+                &[
+                    account(2, "Grace Hopper", "grace@x.edu", "Editor"),
+                    account(3, "Alan Turing", "alan@x.edu", ""),
+                ],
+                &[listed("grace@x.edu", "Admin (roles.yaml)")],
+            )
+            .await
+            .unwrap();
+            h.record_plan(
+                r1,
+                &[
+                    change(2, "Admin", ChangeKind::Add, Outcome::Applied),
+                    change(2, "Editor", ChangeKind::Remove, Outcome::Applied),
+                    change(2, "Teacher", ChangeKind::Add, Outcome::Failed),
+                    change(3, "Admin", ChangeKind::Add, Outcome::Applied),
+                ],
+                &PendingUpdate::default(),
+            )
+            .await
+            .unwrap();
+            let p = h.person("grace@x.edu").await.unwrap();
+            assert_eq!(p.accounts[0].held, "Editor", "as read, before the changes");
+            let applied: Vec<(i64, &str, ChangeKind)> = p
+                .applied
+                .iter()
+                .map(|c| (c.user_id, c.role.as_str(), c.action))
+                .collect();
+            assert_eq!(
+                applied,
+                [(2, "Admin", ChangeKind::Add), (2, "Editor", ChangeKind::Remove)],
+                "only grace's, only what Studio made"
+            );
+            // A later run that recorded people and changed nothing: nothing to fold.
+            let r2 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(r2, &[account(2, "Grace Hopper", "grace@x.edu", "Admin")], &[])
+                .await
+                .unwrap();
+            assert!(h.person("grace@x.edu").await.unwrap().applied.is_empty());
         }
     }
 }

@@ -41,7 +41,8 @@ pub fn action_reason(action: ChangeKind, source: Option<&str>, flapping: bool) -
         (_, true, _) => "removed again: re-granted in Studio behind the tool (flapping)".into(),
         (ChangeKind::Add, false, Some(from)) => format!("listed in {from}, not held in Studio"),
         (ChangeKind::Add, false, None) => "in the desired state, not held in Studio".into(),
-        _ => "held in Studio, listed by no source".into(),
+        // Not "listed by no source": the email may well be listed, for another role.
+        _ => "held in Studio; no source grants this role".into(),
     }
 }
 
@@ -205,7 +206,7 @@ mod tests {
         );
         assert_eq!(
             action_reason(ChangeKind::Remove, None, false),
-            "held in Studio, listed by no source"
+            "held in Studio; no source grants this role"
         );
         assert!(action_reason(ChangeKind::Remove, None, true).contains("(flapping)"));
         assert_eq!(
