@@ -92,26 +92,40 @@ pub fn explain(error: &str, base_url: &str) -> Advice {
 
 pub use studio_role_sync_engine::history::reason_words;
 
-/// The domain most of `emails` use, when at least two do.
-pub fn common_domain<'a>(emails: impl Iterator<Item = &'a str>) -> Option<String> {
-    let mut counts: std::collections::HashMap<&str, usize> = Default::default();
-    for e in emails {
-        if let Some((_, d)) = e.rsplit_once('@') {
-            *counts.entry(d).or_default() += 1;
-        }
-    }
-    let (domain, n) = counts
-        .into_iter()
-        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))?;
-    (n >= 2).then(|| domain.to_string())
+/// A near miss of the domain most listed emails use: `Typo? Most listed emails use
+/// @school.edu: did you mean user15@school.edu?`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Typo {
+    /// The domain most listed emails use (`school.edu`).
+    pub common: String,
+    /// The email with that domain (`user15@school.edu`).
+    pub suggestion: String,
 }
 
-/// `Did you mean …@common?` when `email`'s domain is a near miss of `common` (at most two
-/// edits, not equal).
-pub fn typo_hint(email: &str, common: Option<&str>) -> Option<String> {
-    let common = common?;
-    let (local, domain) = email.rsplit_once('@')?;
-    (domain != common && edit_distance(domain, common) <= 2).then(|| format!("{local}@{common}?"))
+/// The hint for `email` when its domain is rare among the listed emails and at most two
+/// edits (a swap of neighbours is one) from the domain most of them use. `domains` is what
+/// `History::listed_domains` gives: each domain with how many listed emails use it, the most
+/// used first. Rare: used by one email, or by at most a tenth as many as the common one; two
+/// domains both in real use (`school.edu`, `schools.edu`) get no hint. The common domain
+/// needs two emails at least: one listed email says nothing of a habit.
+pub fn typo_hint(email: &str, domains: &[(String, i64)]) -> Option<Typo> {
+    let (common, common_count) = domains.first()?;
+    let (local, domain) = email.split_once('@')?;
+    let domain = domain.to_lowercase();
+    // A domain beyond the list given is used less than any in it.
+    let count = domains
+        .iter()
+        .find(|(d, _)| d.to_lowercase() == domain)
+        .map_or(0, |(_, n)| *n);
+    let rare = count <= (common_count / 10).max(1);
+    (*common_count >= 2
+        && rare
+        && domain != common.to_lowercase()
+        && edit_distance(&domain, &common.to_lowercase()) <= 2)
+        .then(|| Typo {
+            common: common.clone(),
+            suggestion: format!("{local}@{common}"),
+        })
 }
 
 /// Levenshtein distance with adjacent swaps (`shcool` → `school` is one), over characters;
@@ -170,18 +184,44 @@ mod tests {
         );
     }
 
+    fn domains(counts: &[(&str, i64)]) -> Vec<(String, i64)> {
+        counts.iter().map(|(d, n)| (d.to_string(), *n)).collect()
+    }
+
     #[test]
-    fn typos_are_near_misses_of_the_common_domain() {
-        let emails = ["a@school.edu", "b@school.edu", "user15@shcool.edu"];
-        let common = common_domain(emails.iter().copied());
-        assert_eq!(common.as_deref(), Some("school.edu"));
+    fn typos_are_rare_near_misses_of_the_common_domain() {
+        let listed = domains(&[("school.edu", 2), ("shcool.edu", 1), ("gmail.com", 1)]);
         assert_eq!(
-            typo_hint("user15@shcool.edu", common.as_deref()).as_deref(),
-            Some("user15@school.edu?")
+            typo_hint("user15@shcool.edu", &listed),
+            Some(Typo {
+                common: "school.edu".into(),
+                suggestion: "user15@school.edu".into()
+            })
         );
-        assert_eq!(typo_hint("a@school.edu", common.as_deref()), None);
-        assert_eq!(typo_hint("x@gmail.com", common.as_deref()), None);
-        assert_eq!(common_domain(["a@x.edu"].into_iter()), None);
+        // Two edits, and a domain beyond the list (rarer than any in it).
+        assert_eq!(
+            typo_hint("ada@scool.ed", &listed).map(|t| t.suggestion),
+            Some("ada@school.edu".into())
+        );
+        assert_eq!(typo_hint("a@school.edu", &listed), None, "the common one");
+        assert_eq!(typo_hint("a@SCHOOL.EDU", &listed), None, "the common one");
+        assert_eq!(typo_hint("x@gmail.com", &listed), None, "not a near miss");
+        assert_eq!(typo_hint("x@schooool.eduu", &listed), None, "three edits");
+        assert_eq!(typo_hint("no-at-sign", &listed), None);
+        // One listed email is no habit; nothing listed, no hint.
+        assert_eq!(
+            typo_hint("b@shcool.edu", &domains(&[("school.edu", 1)])),
+            None
+        );
+        assert_eq!(typo_hint("b@shcool.edu", &[]), None);
+        // Two domains in real use: neither is a typo of the other.
+        let both = domains(&[("school.edu", 40), ("schools.edu", 30)]);
+        assert_eq!(typo_hint("b@schools.edu", &both), None);
+        // Rare: a tenth of the common one's count at most.
+        let many = domains(&[("school.edu", 100), ("shcool.edu", 10)]);
+        assert!(typo_hint("b@shcool.edu", &many).is_some());
+        let many = domains(&[("school.edu", 100), ("shcool.edu", 11)]);
+        assert_eq!(typo_hint("b@shcool.edu", &many), None);
         assert_eq!(reason_words("no_email"), "Studio account without an email");
     }
 }

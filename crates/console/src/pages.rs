@@ -3,7 +3,7 @@
 //! page saying which and why; a history that cannot be read is a `500` page that says so
 //! (the details go to the log, not to the reader).
 
-use crate::advice::{common_domain, explain, reason_words, typo_hint};
+use crate::advice::{explain, reason_words, typo_hint};
 use crate::params::{self, BadParam};
 use crate::strip::Strip;
 use crate::views::*;
@@ -26,6 +26,8 @@ const TRAIL_LIMIT: u32 = 500;
 const AFTERWARDS_RUNS: u32 = 50;
 /// Flapping runs of one person named on their page.
 const PERSON_FLAPPING: u32 = 20;
+/// Domains of the listed emails read for the typo hint, the most used first.
+const LISTED_DOMAINS: u32 = 200;
 /// Days the charts cover when the filter gives no range.
 const DEFAULT_CHART_DAYS: i64 = 30;
 
@@ -109,8 +111,9 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             .max(chart_from.date_naive()),
     };
     let offset = (q.page - 1) * RUNS_PER_PAGE;
-    let (total, runs, days, strip) = match tokio::try_join!(
+    let (total, folded, runs, days, strip) = match tokio::try_join!(
         c.history.count_runs(&q.filter),
+        c.history.count_folded_runs(&q.filter),
         c.history.runs_filtered(&q.filter, offset, RUNS_PER_PAGE),
         c.history.day_stats(
             chart_days.first,
@@ -175,6 +178,7 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             })
             .collect(),
         total,
+        folded,
         page: q.page,
         pages,
         prev: (q.page > 1).then(|| link(q.page - 1)),
@@ -289,7 +293,10 @@ pub async fn run(
     let mut run_row = RunRow::new(&record, now, who);
     run_row.local = c.local(&record.started_at);
     page(RunPage {
-        left_alone_summary: left_alone_summary(&pending, record.pending),
+        left_alone_summary: left_alone_summary(
+            pending.iter().map(|p| p.reason.as_str()),
+            record.pending,
+        ),
         run: run_row,
         finished: record
             .finished_at
@@ -382,18 +389,25 @@ fn account_words(a: &studio_role_sync_engine::history::AccountSeen) -> String {
     account_label(a.user_id, a.full_name.as_deref())
 }
 
+/// Whether a left-alone `reason` counts as pending (waits for Studio: no account yet, or
+/// several), as a run's `pending` and the runs list's "Pending" column count; the other
+/// reasons are rules of the config.
+fn counts_as_pending(reason: &str) -> bool {
+    matches!(reason, "not_in_studio" | "ambiguous")
+}
+
 /// `10: 7 pending (6 no Studio account yet, 1 several Studio accounts share this email), 3 by
-/// rule (protected email (roles.protected))`: the count the runs list shows as "pending" is
-/// the first part, so the two agree in words.
-fn left_alone_summary(
-    rows: &[studio_role_sync_engine::history::PendingRow],
-    pending: i64,
-) -> String {
+/// rule (protected email (roles.protected))`, of the left-alone `reasons` of which `pending`
+/// count as pending: the count the runs list shows as "pending" is the first part, so the
+/// two agree in words.
+fn left_alone_summary<'a>(reasons: impl Iterator<Item = &'a str>, pending: i64) -> String {
     let mut by_reason: Vec<(&str, usize)> = Vec::new();
-    for r in rows {
-        match by_reason.iter_mut().find(|(k, _)| *k == r.reason) {
+    let mut all = 0i64;
+    for r in reasons {
+        all += 1;
+        match by_reason.iter_mut().find(|(k, _)| *k == r) {
             Some((_, n)) => *n += 1,
-            None => by_reason.push((&r.reason, 1)),
+            None => by_reason.push((r, 1)),
         }
     }
     // The most common reason first; ties by reason, so the words do not depend on row order.
@@ -401,19 +415,18 @@ fn left_alone_summary(
     let part = |pending_kind: bool| {
         by_reason
             .iter()
-            .filter(|(k, _)| matches!(*k, "not_in_studio" | "ambiguous") == pending_kind)
+            .filter(|(k, _)| counts_as_pending(k) == pending_kind)
             .map(|(k, n)| format!("{n} {}", reason_words(k)))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    let others = rows.len() as i64 - pending;
+    let others = all - pending;
     match (pending, others) {
         (0, 0) => "0".into(),
         (p, 0) => format!("{p} pending ({})", part(true)),
         (0, o) => format!("{o} by rule ({})", part(false)),
         (p, o) => format!(
-            "{}: {p} pending ({}), {o} by rule ({})",
-            rows.len(),
+            "{all}: {p} pending ({}), {o} by rule ({})",
             part(true),
             part(false)
         ),
@@ -542,7 +555,11 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         return bad_request(e);
     }
     let now = Utc::now();
-    let (rows, strip) = match tokio::try_join!(c.history.pending_now(), c.strip(now)) {
+    let (rows, domains, strip) = match tokio::try_join!(
+        c.history.pending_now(),
+        c.history.listed_domains(LISTED_DOMAINS),
+        c.strip(now)
+    ) {
         Ok(r) => r,
         Err(e) => return unreadable(e),
     };
@@ -570,10 +587,11 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             Err(e) => return unreadable(e),
         };
     }
-    let common = common_domain(rows.iter().map(|p| p.email.as_str()));
+    let pending_count = rows.iter().filter(|p| counts_as_pending(&p.reason)).count() as i64;
     let at = |t: &Option<String>| t.as_deref().map(short_time).unwrap_or_else(|| "-".into());
     page(PendingPage {
         as_of: "As of the latest run that read Studio.".into(),
+        summary: left_alone_summary(rows.iter().map(|p| p.reason.as_str()), pending_count),
         rows: rows
             .iter()
             .map(|p| PendingView {
@@ -581,7 +599,7 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
                 email: no_email_label(&p.reason, p.user_id, &names)
                     .unwrap_or_else(|| p.email.clone()),
                 typo: (p.reason == "not_in_studio")
-                    .then(|| typo_hint(&p.email, common.as_deref()))
+                    .then(|| typo_hint(&p.email, &domains))
                     .flatten(),
                 reason: reason_words(&p.reason).to_string(),
                 waits_for: waits.get(&p.email).cloned().unwrap_or_default(),

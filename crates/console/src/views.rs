@@ -2,7 +2,7 @@
 //! when compiled; askama escapes every `{{ value }}`, so an email or a Studio detail holding
 //! HTML is shown as text). The formatting lives here, so the templates stay logic-free.
 
-use crate::advice::{reason_words, Advice};
+use crate::advice::{reason_words, Advice, Typo};
 use crate::remedy::{Afterwards, RoleRisk};
 use crate::strip::Strip;
 use askama::Template;
@@ -160,6 +160,9 @@ impl RunRow {
 pub struct RunsPage {
     pub rows: Vec<RunRow>,
     pub total: i64,
+    /// Runs in the filter's range that retention folded into daily totals: not in `total`
+    /// nor the rows, still in the charts.
+    pub folded: i64,
     pub page: u32,
     pub pages: u32,
     pub prev: Option<String>,
@@ -397,8 +400,8 @@ pub struct PendingView {
     pub last_check: String,
     pub next_check: String,
     pub detail: String,
-    /// `user15@school.edu?` when the domain is a near miss of the one most emails use.
-    pub typo: Option<String>,
+    /// When the domain is a rare near miss of the one most listed emails use.
+    pub typo: Option<Typo>,
 }
 
 #[derive(Template)]
@@ -406,6 +409,9 @@ pub struct PendingView {
 pub struct PendingPage {
     pub rows: Vec<PendingView>,
     pub as_of: String,
+    /// The count in words, as a run's page says it: pending (as the runs list counts) and
+    /// by rule.
+    pub summary: String,
     pub strip: Strip,
 }
 

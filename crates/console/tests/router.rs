@@ -727,3 +727,254 @@ async fn a_person_holds_what_the_latest_run_left_and_flapping_says_when() {
         "{ada}"
     );
 }
+
+/// The cells of each body row of the table `id`, as a reader sees them.
+fn table_rows(body: &str, id: &str) -> Vec<Vec<String>> {
+    let table = body
+        .split(&format!("<table id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("a table {id}: {body}"));
+    let table = table.split("</table>").next().unwrap();
+    table
+        .split("<tr")
+        .skip(1)
+        .filter(|row| row.contains("<td"))
+        .map(|row| {
+            row.split("<td")
+                .skip(1)
+                .map(|cell| words(&format!("<td{cell}")))
+                .collect()
+        })
+        .collect()
+}
+
+/// The text of the element with `id`.
+fn text_of(body: &str, id: &str) -> String {
+    let at = body
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}: {body}"));
+    let start = at + body[at..].find('>').unwrap() + 1;
+    let end = start + body[start..].find("</p>").unwrap_or(body.len() - start);
+    words(&body[start..end])
+}
+
+/// The first whole number in `text`.
+fn first_number(text: &str) -> i64 {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|n| !n.is_empty())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a number in {text:?}"))
+}
+
+/// A run that read 22 listed emails, 20 at school.edu, and left four alone: two with no
+/// Studio account (both at shcool.edu, one with HTML in it), one shared by two accounts, one
+/// protected by a rule.
+async fn left_alone_history() -> tempfile::TempDir {
+    use studio_role_sync_engine::history::{DesiredSeen, PendingUpdate};
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(&dir.path().join("history.db")).await.unwrap();
+    let id = h.start_run("schedule", false).await.unwrap();
+    let mut listed: Vec<DesiredSeen> = (1..=20)
+        .map(|n| DesiredSeen {
+            email: format!("staff{n}@school.edu"),
+            roles: "Admin (roles.yaml)".into(),
+        })
+        .collect();
+    for email in ["user15@shcool.edu", "<i>u16</i>@shcool.edu"] {
+        listed.push(DesiredSeen {
+            email: email.into(),
+            roles: "Admin (roles.yaml)".into(),
+        });
+    }
+    h.record_people(id, &[], &listed).await.unwrap();
+    let left = |email: &str, reason: &str| PendingRow {
+        email: email.into(),
+        reason: reason.into(),
+        user_id: None,
+        detail: None,
+    };
+    let rows = [
+        left("user15@shcool.edu", "not_in_studio"),
+        left("<i>u16</i>@shcool.edu", "not_in_studio"),
+        left("staff1@school.edu", "ambiguous"),
+        left("staff2@school.edu", "protected"),
+    ];
+    h.record_plan(
+        id,
+        &[],
+        &PendingUpdate {
+            rows: &rows,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    h.finish_run(&RunRecord {
+        id,
+        status: RunStatus::Succeeded,
+        // As the engine counts a run's pending: no account yet, or several.
+        pending: 3,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    h.close().await;
+    dir
+}
+
+#[tokio::test]
+async fn a_pending_typo_gets_a_hint_toward_the_domain_most_listed_emails_use() {
+    let s = serve_file(left_alone_history().await, bearer()).await;
+    let (status, pending) = s.page("/console/pending").await;
+    assert_eq!(status, StatusCode::OK);
+    let rows = table_rows(&pending, "pending");
+    let email_cell = |email: &str| {
+        rows.iter()
+            .find(|r| r[0].starts_with(email))
+            .unwrap_or_else(|| panic!("a row of {email}: {rows:?}"))[0]
+            .clone()
+    };
+    // Most *listed* emails use school.edu, though only one pending email does.
+    assert_eq!(
+        email_cell("user15@shcool.edu"),
+        "user15@shcool.edu Typo? Most listed emails use @school.edu: did you mean \
+         user15@school.edu?"
+    );
+    assert!(
+        email_cell("<i>u16</i>@shcool.edu").ends_with("did you mean <i>u16</i>@school.edu?"),
+        "{rows:?}"
+    );
+    assert!(
+        shown_as_text(&pending, "<i>u16</i>@school.edu?"),
+        "{pending}"
+    );
+    // Only a near miss of the common domain with no Studio account gets a hint.
+    assert!(
+        !email_cell("staff1@school.edu").contains("Typo"),
+        "{rows:?}"
+    );
+    assert_eq!(pending.matches("class=\"typo\"").count(), 2, "{pending}");
+}
+
+#[tokio::test]
+async fn the_left_alone_counts_agree_with_the_rows_and_the_runs_list() {
+    let s = serve_file(left_alone_history().await, bearer()).await;
+    let (_, pending) = s.page("/console/pending").await;
+    assert!(pending.contains("<title>Left alone now · studio-role-sync</title>"));
+    assert!(pending.contains("<a href=\"/console/pending\">Left alone</a>"));
+    let rows = table_rows(&pending, "pending");
+    let count: i64 = words(
+        pending
+            .split("id=\"pending-count\">")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap(),
+    )
+    .parse()
+    .unwrap();
+    let summary = text_of(&pending, "pending-summary");
+    assert_eq!(
+        summary,
+        "4: 3 pending (2 no Studio account yet, 1 several Studio accounts share this email), \
+         1 by rule (1 protected email (roles.protected))"
+    );
+    assert_eq!(count, rows.len() as i64, "the h1 counts the rows");
+    assert_eq!(first_number(&summary), count, "the summary counts them too");
+    let waiting = rows
+        .iter()
+        .filter(|r| r[2].starts_with("no Studio account yet") || r[2].starts_with("several"))
+        .count() as i64;
+    let pending_part = first_number(summary.split_once(": ").unwrap().1);
+    assert_eq!(pending_part, waiting, "{rows:?}");
+    // The runs list's "Pending" column of that run is the summary's pending part.
+    let (_, runs) = s.page("/console/?view=all").await;
+    let listed = table_rows(&runs, "runs");
+    assert_eq!(
+        listed[0][6].parse::<i64>().unwrap(),
+        pending_part,
+        "{listed:?}"
+    );
+    let (_, run) = s.page("/console/runs/1").await;
+    assert!(
+        words(&run).contains(&format!("Left alone {summary}")),
+        "the run's page says it in the same words: {run}"
+    );
+}
+
+#[tokio::test]
+async fn the_runs_list_counts_the_runs_retention_folded() {
+    use studio_role_sync_engine::config::RetentionConfig;
+    use studio_role_sync_engine::history::{Clock, PendingUpdate};
+    let now = chrono::Utc::now();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::manual(now - chrono::Duration::days(5));
+    let h = History::open(&dir.path().join("history.db"))
+        .await
+        .unwrap()
+        .with_clock(clock.clone());
+    // Twelve runs with nothing to do, six hours apart from five days ago, one with a change,
+    // and one now.
+    let mut at = now - chrono::Duration::days(5);
+    for i in 0..14 {
+        clock.set(if i == 13 { now } else { at });
+        let id = h.start_run("schedule", false).await.unwrap();
+        h.record_plan(id, &[], &PendingUpdate::default())
+            .await
+            .unwrap();
+        h.finish_run(&RunRecord {
+            id,
+            status: RunStatus::Succeeded,
+            adds_planned: i64::from(i == 5),
+            adds_applied: i64::from(i == 5),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        at += chrono::Duration::hours(6);
+    }
+    let pruned = h
+        .prune(&RetentionConfig {
+            keep_noop_runs: std::time::Duration::from_secs(86_400),
+            keep_changes: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(pruned.noop_runs, 12);
+    h.close().await;
+    let s = serve_file(dir, bearer()).await;
+
+    let (_, all) = s.page("/console/?view=all").await;
+    assert!(all.contains("<h2>2 runs "), "{all}");
+    assert_eq!(table_rows(&all, "runs").len(), 2);
+    assert_eq!(
+        text_of(&all, "folded"),
+        "plus 12 runs that changed nothing, folded into daily totals (history.keep_noop_runs)"
+    );
+    // The table's runs and the folded ones are the runs the charts count.
+    let charted: i64 = all
+        .split(" runs)</title>")
+        .map(|part| first_number(part.rsplit('(').next().unwrap()))
+        .take(all.matches(" runs)</title>").count())
+        .sum();
+    assert_eq!(charted, 2 + 12, "{all}");
+
+    // A range counts the folded days that start in it.
+    let day = |d: i64| {
+        (now - chrono::Duration::days(d))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let (_, today) = s.page(&format!("/console/?view=all&from={}", day(0))).await;
+    assert!(!today.contains("id=\"folded\""), "{today}");
+    let (_, older) = s.page(&format!("/console/?view=all&to={}", day(3))).await;
+    let folded = text_of(&older, "folded");
+    assert!(
+        folded.starts_with("plus ") && !folded.starts_with("plus 12 "),
+        "{folded}"
+    );
+    // Folded runs changed nothing: the changes view has none of them.
+    let (_, changes) = s.page("/console/").await;
+    assert!(!changes.contains("id=\"folded\""), "{changes}");
+}

@@ -78,6 +78,32 @@ impl History {
         q.scalar(&self.db).await.map_err(|e| self.err(e))
     }
 
+    /// How many of the runs `filter` asks for were folded into daily totals by retention
+    /// (`run_days`, `history.keep_noop_runs`) and so are not in [`History::count_runs`]: the
+    /// runs of the days that start in its range. Folded runs succeeded and changed nothing,
+    /// and their trigger was not kept: `changes_only`, another status, or a trigger gives 0
+    /// (as the charts leave them out for a trigger).
+    pub async fn count_folded_runs(&self, filter: &RunFilter) -> Result<i64, HistoryError> {
+        if filter.changes_only
+            || filter.trigger.is_some()
+            || filter.status.is_some_and(|s| s != RunStatus::Succeeded)
+        {
+            return Ok(0);
+        }
+        // A day's first instant, written as the history writes times, is in the range.
+        let mut q =
+            Sql::new("SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM run_days WHERE 1 = 1");
+        if let Some(from) = &filter.from {
+            q.push(" AND day || 'T00:00:00.000Z' >= ")
+                .push_bind(from.clone());
+        }
+        if let Some(to) = &filter.to {
+            q.push(" AND day || 'T00:00:00.000Z' < ")
+                .push_bind(to.clone());
+        }
+        q.scalar(&self.db).await.map_err(|e| self.err(e))
+    }
+
     /// The newest run that was not a dry run, and the newest aborted one (a tripped guard).
     pub async fn latest_real_runs(
         &self,
@@ -178,6 +204,48 @@ mod tests {
             let (latest, tripped) = h.latest_real_runs().await.unwrap();
             assert_eq!((latest.unwrap().id, tripped.unwrap().id), (4, 2));
             assert!(h.auth_records().await.unwrap().is_empty());
+        }
+
+        async fn folded_runs_are_counted_by_the_days_in_range(h: History) {
+            let all = RunFilter::default();
+            assert_eq!(h.count_folded_runs(&all).await.unwrap(), 0, "nothing folded yet");
+            for (day, runs) in [("2025-03-01", 90), ("2025-03-02", 95), ("2025-03-04", 3)] {
+                Sql::new(
+                    "INSERT INTO run_days (day, runs, succeeded, dry_runs, api_requests, retries, \
+                     throttled, pending_max, seconds_total, seconds_max, first_run_id, \
+                     last_run_id) VALUES (?, ?, ?, 0, 0, 0, 0, 0, 0, 0, 1, 1)",
+                )
+                .bind(day)
+                .bind(runs)
+                .bind(runs)
+                .execute(&h.db)
+                .await
+                .unwrap();
+            }
+            let h = &h;
+            let count = |f: RunFilter| async move { h.count_folded_runs(&f).await.unwrap() };
+            assert_eq!(count(all.clone()).await, 188);
+            // The console's range: from a day's midnight to the midnight after the last day.
+            let march_2_to_3 = RunFilter {
+                from: Some("2025-03-02T00:00:00.000Z".into()),
+                to: Some("2025-03-04T00:00:00.000Z".into()),
+                ..Default::default()
+            };
+            assert_eq!(count(march_2_to_3.clone()).await, 95);
+            let since_noon = RunFilter {
+                from: Some("2025-03-01T12:00:00.000Z".into()),
+                ..Default::default()
+            };
+            assert_eq!(count(since_noon).await, 98, "a day counts from its start");
+            for not_folded in [
+                RunFilter { changes_only: true, ..march_2_to_3.clone() },
+                RunFilter { status: Some(RunStatus::Failed), ..march_2_to_3.clone() },
+                RunFilter { trigger: Some("schedule".into()), ..march_2_to_3.clone() },
+            ] {
+                assert_eq!(count(not_folded.clone()).await, 0, "{not_folded:?}");
+            }
+            let succeeded = RunFilter { status: Some(RunStatus::Succeeded), ..march_2_to_3 };
+            assert_eq!(count(succeeded).await, 95);
         }
     }
 }

@@ -87,6 +87,15 @@ pub(crate) fn seconds_between(d: Dialect, end: &str, start: &str) -> String {
     }
 }
 
+/// The domain of the email in `column` (the text after its first `@`), as each dialect
+/// writes it (SQLite's `instr` is PostgreSQL's `strpos`).
+pub(crate) fn email_domain(d: Dialect, column: &str) -> String {
+    match d {
+        Dialect::Sqlite => format!("substr({column}, instr({column}, '@') + 1)"),
+        Dialect::Postgres => format!("substr({column}, strpos({column}, '@') + 1)"),
+    }
+}
+
 /// Put before a column (`{no_index}status = ?`) to keep SQLite off that column's index where
 /// reading rows in id order is faster; PostgreSQL plans that by itself (and has no unary `+`
 /// for text or booleans).

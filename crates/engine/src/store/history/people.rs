@@ -8,7 +8,7 @@
 //! (one read of both tables, then the changes), so the tables grow with people and a run
 //! that changed nothing about anyone writes nothing but its run id.
 
-use super::db::Sql;
+use super::db::{email_domain, Sql};
 use super::{History, HistoryError};
 use crate::model::change::{ChangeKind, Outcome};
 use serde::Serialize;
@@ -267,6 +267,21 @@ impl History {
         Ok(roles)
     }
 
+    /// The domains of the listed emails (`desired_people`) with how many use each, the most
+    /// used first (ties by name), at most `limit` of them: the console's typo hint compares a
+    /// pending email's domain with the one most listed emails use.
+    pub async fn listed_domains(&self, limit: u32) -> Result<Vec<(String, i64)>, HistoryError> {
+        let domain = email_domain(self.db.dialect(), "email");
+        Sql::new(format!(
+            "SELECT {domain} AS domain, COUNT(*) AS emails FROM desired_people \
+             WHERE email LIKE '%@%' GROUP BY {domain} ORDER BY emails DESC, domain LIMIT ?"
+        ))
+        .bind(limit)
+        .fetch_all(&self.db)
+        .await
+        .map_err(|e| self.err(e))
+    }
+
     /// The accounts with `email` (for an ambiguous email: each with its name).
     pub async fn accounts_of(&self, email: &str) -> Result<Vec<AccountSeen>, HistoryError> {
         Ok(self.person(email).await?.accounts)
@@ -414,6 +429,34 @@ mod tests {
                 .await
                 .unwrap();
             assert!(h.person("grace@x.edu").await.unwrap().applied.is_empty());
+        }
+
+        async fn listed_domains_most_used_first(h: History) {
+            assert!(h.listed_domains(10).await.unwrap().is_empty());
+            let r1 = h.start_run("schedule", false).await.unwrap();
+            h.record_people(
+                r1,
+                &[],
+                &[
+                    listed("a@school.edu", "Admin (roles.yaml)"),
+                    listed("b@school.edu", "Admin (roles.yaml)"),
+                    listed("c@school.edu", ""),
+                    listed("user15@shcool.edu", "Admin (roles.yaml)"),
+                    listed("x@gmail.com", "Admin (ldap)"),
+                    listed("y@gmail.com", "Admin (ldap)"),
+                ],
+            )
+            .await
+            .unwrap();
+            assert_eq!(
+                h.listed_domains(10).await.unwrap(),
+                [
+                    ("school.edu".to_string(), 3),
+                    ("gmail.com".to_string(), 2),
+                    ("shcool.edu".to_string(), 1),
+                ]
+            );
+            assert_eq!(h.listed_domains(1).await.unwrap().len(), 1);
         }
     }
 }
