@@ -13,13 +13,79 @@ pub struct Advice {
     pub next: String,
 }
 
-/// Whether a run's error says Studio refused the credentials.
+/// How Studio or its token endpoint refused the daemon, as the engine words it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// `401` for the access token (`StudioError::Unauthorized`).
+    Credentials,
+    /// `403` that is not a rate limit (`StudioError::Status`): the token's user may not do it.
+    Forbidden,
+    /// The OAuth token endpoint refused the client, the refresh token or the code, or there
+    /// is no refresh token to spend (`StudioError::Auth`, studio/oauth.rs).
+    OAuth,
+}
+
+/// The engine's texts for each refusal (crates/engine/src/studio/mod.rs and oauth.rs), in
+/// lower case. Whole phrases, not `401` or `token`: a roles file's line 401 or YAML's "cannot
+/// start any token" is not a credentials problem.
+const REFUSALS: &[(&str, Refusal)] = &[
+    (
+        "studio refused the credentials (401 unauthorized)",
+        Refusal::Credentials,
+    ),
+    ("studio answered 403 to ", Refusal::Forbidden),
+    (
+        "studio refused the oauth client (invalid_client)",
+        Refusal::OAuth,
+    ),
+    (
+        "studio refused the oauth refresh token (invalid_grant",
+        Refusal::OAuth,
+    ),
+    (
+        "studio refused the authorization code (invalid_grant",
+        Refusal::OAuth,
+    ),
+    ("no oauth refresh token: run", Refusal::OAuth),
+    (
+        "the token endpoint answered no refresh token",
+        Refusal::OAuth,
+    ),
+];
+
+/// The token endpoint's other `4xx` answers: "the token endpoint answered 400 ..." (a `5xx` or
+/// `429` there is Studio failing, not a refusal).
+fn token_endpoint_refused(e: &str) -> bool {
+    e.match_indices("the token endpoint answered 4")
+        .any(|(i, m)| !e[i + m.len()..].starts_with("29"))
+}
+
+fn refusal(e: &str) -> Option<Refusal> {
+    REFUSALS
+        .iter()
+        .find(|(phrase, _)| e.contains(phrase))
+        .map(|(_, r)| *r)
+        .or_else(|| token_endpoint_refused(e).then_some(Refusal::OAuth))
+}
+
+/// The engine's texts for a desired state it could not read (crates/engine/src/input/desired),
+/// in lower case: checked first, since they quote the admin's file, which may say anything.
+const DESIRED_STATE: &[&str] = &[
+    "desired roles are invalid",
+    ": the roles file ",
+    ": the csv file ",
+    "; nothing was sent to studio",
+];
+
+fn is_desired_state_error(e: &str) -> bool {
+    DESIRED_STATE.iter().any(|p| e.contains(p)) || e.starts_with("sql source (")
+}
+
+/// Whether a run's error says Studio (or its OAuth token endpoint) refused the daemon's
+/// credentials or access, by the engine's own texts.
 pub fn is_auth_error(error: &str) -> bool {
     let e = error.to_lowercase();
-    e.contains("401")
-        || e.contains("403")
-        || e.contains("refused the credentials")
-        || e.contains("token")
+    !is_desired_state_error(&e) && refusal(&e).is_some()
 }
 
 /// The advice for a run's `error`; `base_url` is `studio.base_url`.
@@ -29,7 +95,17 @@ pub fn explain(error: &str, base_url: &str) -> Advice {
         what,
         next: next.to_string(),
     };
-    if e.contains("cannot reach studio") {
+    // The input files first: their messages quote the file, which may contain any word.
+    if e.contains("desired state") && e.contains("empty") || e.contains("grants no role") {
+        return advice(
+            "The desired state grants no role, so every managed role would be revoked.".into(),
+            "Restore the roles file or fix the source query; an approval cannot lift this guard.",
+        );
+    }
+    if is_desired_state_error(&e) {
+        return desired_state_advice();
+    }
+    if e.contains("cannot reach studio") || e.contains("cannot reach the token endpoint") {
         let why = if e.contains("connection refused") || e.contains("os error 111") {
             "connection refused"
         } else if e.contains("timed out") || e.contains("timeout") {
@@ -47,12 +123,30 @@ pub fn explain(error: &str, base_url: &str) -> Advice {
              (HTTPS_PROXY); the next run tries again.",
         );
     }
-    if is_auth_error(error) {
-        return advice(
-            "Studio refused the daemon's credentials.".into(),
-            "Renew the Studio token (studio.token_env or token_file, or run `auth login` for \
-             OAuth) and restart or reload the daemon; see docs/operations.md §2.",
-        );
+    match refusal(&e) {
+        Some(Refusal::Credentials) => {
+            return advice(
+                "Studio refused the daemon's credentials.".into(),
+                "Renew the Studio token (studio.token_env or token_file, or run `auth login` \
+                 for OAuth) and restart or reload the daemon; see docs/operations.md §2.",
+            )
+        }
+        Some(Refusal::Forbidden) => {
+            return advice(
+                "Studio refused the request (403 Forbidden): the token's user may not do this."
+                    .into(),
+                "Check that the user the Studio token belongs to is a Studio admin (or renew \
+                 the token as one), then reload the daemon; see docs/operations.md §2.",
+            )
+        }
+        Some(Refusal::OAuth) => {
+            return advice(
+                "Studio's token endpoint refused the daemon's OAuth credentials.".into(),
+                "Run `studio-role-sync auth login` (or set a new refresh token), and check \
+                 studio.oauth.client_id and the client secret; see docs/operations.md §2.",
+            )
+        }
+        None => {}
     }
     if e.contains("429") || e.contains("rate limit") {
         return advice(
@@ -60,23 +154,17 @@ pub fn explain(error: &str, base_url: &str) -> Advice {
             "Lower studio.requests_per_second, or ask Instructure about the API limit.",
         );
     }
-    if e.contains("answered 5") || e.contains("not the expected json") {
+    if e.contains("answered 5")
+        || e.contains("not the expected json")
+        || e.contains("token endpoint answered")
+    {
         return advice(
             "Studio answered with a server error.".into(),
             "Usually passing: the next run tries again. If it lasts, check Studio's status page.",
         );
     }
-    if e.contains("desired state") && e.contains("empty") || e.contains("grants no role") {
-        return advice(
-            "The desired state grants no role, so every managed role would be revoked.".into(),
-            "Restore the roles file or fix the source query; an approval cannot lift this guard.",
-        );
-    }
     if e.contains("line ") || e.contains("invalid") || e.contains("yaml") || e.contains("sql") {
-        return advice(
-            "The desired state could not be read.".into(),
-            "Fix the file or the source at the line named below; nothing was sent meanwhile.",
-        );
+        return desired_state_advice();
     }
     if e.contains("database") || e.contains("disk") || e.contains("history") {
         return advice(
@@ -88,6 +176,14 @@ pub fn explain(error: &str, base_url: &str) -> Advice {
         "The run failed.".into(),
         "Read the error below and the daemon's log; see docs/operations.md §13.",
     )
+}
+
+fn desired_state_advice() -> Advice {
+    Advice {
+        what: "The desired state could not be read.".into(),
+        next: "Fix the file or the source at the line named below; nothing was sent meanwhile."
+            .into(),
+    }
 }
 
 pub use studio_role_sync_engine::history::reason_words;
@@ -186,6 +282,106 @@ mod tests {
 
     fn domains(counts: &[(&str, i64)]) -> Vec<(String, i64)> {
         counts.iter().map(|(d, n)| (d.to_string(), *n)).collect()
+    }
+
+    /// Input-file errors that mention a token or a status-like number are about the file.
+    #[test]
+    fn an_input_file_error_is_never_taken_for_refused_credentials() {
+        for error in [
+            // serde_norway's own message for a tab, as the brief quotes it.
+            "found character that cannot start any token at line 2 column 1, while scanning \
+             a plain scalar at line 1 column 8",
+            // The same, as a run records it (yaml.rs cuts " at line" and names the line).
+            "/etc/studio-role-sync/roles.yaml: desired roles are invalid (1 problem); nothing \
+             was sent to Studio\n  /etc/studio-role-sync/roles.yaml:2: found character that \
+             cannot start any token (expected `users:` mapping each email to a list of roles)",
+            "the roles file roles.yaml, line 401: not an email",
+            "/etc/roles.yaml: desired roles are invalid (1 problem); nothing was sent to \
+             Studio\n  /etc/roles.yaml:401: token@x.edu: unknown role \"403\"",
+            "/etc/roles.yaml: the roles file cannot be read: Permission denied (os error 13)",
+        ] {
+            assert!(!is_auth_error(error), "{error}");
+            let a = explain(error, "u");
+            assert_eq!(a.what, "The desired state could not be read.", "{error}");
+            assert!(a.next.contains("line named"), "{error}: {a:?}");
+        }
+    }
+
+    /// Each refusal the engine writes (studio/mod.rs, studio/oauth.rs) is recognised, and told
+    /// what to renew or check.
+    #[test]
+    fn each_real_refusal_is_an_authentication_problem() {
+        for (error, what, next) in [
+            (
+                "reading Studio failed: Studio refused the credentials (401 Unauthorized) for \
+                 search_by_role: check the token named by studio.token_env or studio.token_file",
+                "Studio refused the daemon's credentials.",
+                "Renew the Studio token",
+            ),
+            (
+                "Studio refused the credentials (401 Unauthorized) for put_roles: the access \
+                 token was refused right after a refresh; check the developer key in Studio",
+                "Studio refused the daemon's credentials.",
+                "Renew the Studio token",
+            ),
+            (
+                "reading Studio failed: Studio answered 403 to search_by_role: forbidden",
+                "Studio refused the request (403 Forbidden): the token's user may not do this.",
+                "is a Studio admin",
+            ),
+            (
+                "cannot set up the Studio client: Studio refused the OAuth refresh token \
+                 (invalid_grant: revoked). It was revoked or expired",
+                "Studio's token endpoint refused the daemon's OAuth credentials.",
+                "auth login",
+            ),
+            (
+                "reading Studio failed: Studio refused the OAuth client (invalid_client): check \
+                 studio.oauth.client_id and the client secret",
+                "Studio's token endpoint refused the daemon's OAuth credentials.",
+                "client secret",
+            ),
+            (
+                "Studio refused the authorization code (invalid_grant): codes are single use",
+                "Studio's token endpoint refused the daemon's OAuth credentials.",
+                "auth login",
+            ),
+            (
+                "reading Studio failed: no OAuth refresh token: run `studio-role-sync auth \
+                 login` once, or set studio.oauth.refresh_token_env",
+                "Studio's token endpoint refused the daemon's OAuth credentials.",
+                "auth login",
+            ),
+            (
+                "reading Studio failed: the token endpoint answered 400 unsupported_grant_type ",
+                "Studio's token endpoint refused the daemon's OAuth credentials.",
+                "auth login",
+            ),
+        ] {
+            assert!(is_auth_error(error), "{error}");
+            let a = explain(error, "u");
+            assert_eq!(a.what, what, "{error}");
+            assert!(a.next.contains(next), "{error}: {a:?}");
+        }
+        // The token endpoint failing or throttling is not a refusal of the credentials.
+        for error in [
+            "reading Studio failed: the token endpoint answered 503",
+            "reading Studio failed: the token endpoint answered 429",
+            "reading Studio failed: cannot reach the token endpoint: connection refused",
+            "cannot set up the Studio client: cannot read stored OAuth tokens: the history \
+             database is locked",
+        ] {
+            assert!(!is_auth_error(error), "{error}");
+        }
+        assert_eq!(
+            explain(
+                "reading Studio failed: cannot reach the token endpoint: error sending request: \
+                 Connection refused (os error 111)",
+                "https://s.example"
+            )
+            .what,
+            "Studio was not reachable (connection refused) at https://s.example."
+        );
     }
 
     #[test]

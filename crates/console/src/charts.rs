@@ -10,7 +10,7 @@
 //! - the value axis has rounded ticks (1, 2, 5 × 10ⁿ) with gridlines, and its unit written
 //!   beside it; the chart's title is drawn on it, and the legend has its own row above the
 //!   plot, clear of the data;
-//! - a day whose runs all failed or were stopped is a red mark under the axis, never a zero
+//! - a day whose runs all failed or were stopped is a dark mark under the axis, never a zero
 //!   of seconds or of pending emails.
 //!
 //! Colours come from the style sheet's classes (no inline style, which the CSP refuses);
@@ -168,7 +168,8 @@ fn open(out: &mut String, title: &str, points: usize, legend: &[(&str, &str)]) {
     }
 }
 
-/// A red mark under the axis for a day with runs that failed or were stopped.
+/// A dark mark under the axis for a day with runs that failed or were stopped (the red is
+/// the failed actions' bars).
 fn bad_mark(out: &mut String, days: Days, day: NaiveDate, d: &DayStats) {
     if d.bad_runs == 0 {
         return;
@@ -265,7 +266,7 @@ pub fn changes_per_day(stats: &[DayStats], days: Days) -> String {
 type Series<'a> = (&'a str, &'a str, fn(&DayStats) -> f64);
 
 /// Whether a day has a value to draw: some run that day finished and read Studio. A day of
-/// failed or stopped runs only is a gap with a red mark, never a zero.
+/// failed or stopped runs only is a gap with a dark mark, never a zero.
 fn has_value(d: &DayStats) -> bool {
     d.runs > d.bad_runs
 }
@@ -410,7 +411,7 @@ mod tests {
     }
 
     #[test]
-    fn a_day_of_failed_runs_is_a_red_mark_not_a_zero() {
+    fn a_day_of_failed_runs_is_a_dark_mark_not_a_zero() {
         let stats = [
             day("2025-03-01", 2, 0, 1.0),
             day("2025-03-02", 1, 1, 0.0),

@@ -189,8 +189,11 @@ pub async fn runs(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         ),
         trigger_options: choices(params::TRIGGERS, &q.filter.trigger),
         from: date(q.from),
-        // The form's "to" is a day included; the filter ends at the next midnight.
-        to: date(q.to.map(|t| t - Duration::days(1))),
+        // The form's "to" is a day included: the day given, never the one before.
+        to: q
+            .to_day
+            .map(|d| d.format("%Y-%m-%d").to_string())
+            .unwrap_or_default(),
         // Whole days: the totals are kept per UTC day.
         chart_range: format!(
             "{} to {} (UTC days), runs that applied{}",
@@ -666,6 +669,23 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             command: None,
         });
     }
+    let unrecorded = readiness
+        .as_ref()
+        .and_then(crate::strip::unrecorded_failure);
+    if let Some(error) = unrecorded {
+        let (_, advice) = c.failure_advice(error);
+        items.push(HealthItem {
+            name: "Last run attempt",
+            state: "bad",
+            value: format!(
+                "failed before it could be recorded: {} Next step: {}",
+                advice.what, advice.next
+            ),
+            href: None,
+            detail: Some(error.to_string()),
+            command: None,
+        });
+    }
     items.push(match &latest {
         None => HealthItem {
             name: "Last run",
@@ -731,10 +751,15 @@ pub async fn health(State(c): Shared, RawQuery(query): RawQuery) -> Response {
             command: None,
         },
     });
-    let auth_failed = latest
-        .as_ref()
-        .filter(|r| r.status == RunStatus::Failed)
-        .and_then(|r| r.error.clone())
+    // The newest failure: one the history could not record is newer than its last run.
+    let auth_failed = unrecorded
+        .map(str::to_string)
+        .or_else(|| {
+            latest
+                .as_ref()
+                .filter(|r| r.status == RunStatus::Failed)
+                .and_then(|r| r.error.clone())
+        })
         .filter(|e| crate::advice::is_auth_error(e));
     let mut auth_detail: Vec<String> = auth
         .iter()

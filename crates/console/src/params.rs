@@ -131,6 +131,9 @@ pub struct RunsQuery {
     pub filter: RunFilter,
     pub from: Option<DateTime<Utc>>,
     pub to: Option<DateTime<Utc>>,
+    /// The day the form's "To (day included)" shows again: the day given, or, for a time or
+    /// a duration back (`to=2025-03-05T12:00:00Z`, `to=7d`), the last day the filter reaches.
+    pub to_day: Option<NaiveDate>,
     pub page: u32,
     /// As written, to fill the form back in.
     pub shown: Vec<(String, String)>,
@@ -140,10 +143,14 @@ pub fn runs_query(query: Option<&str>, now: DateTime<Utc>) -> Result<RunsQuery, 
     let p = pairs(query, &["view", "status", "trigger", "from", "to", "page"])?;
     let from = time("from", get(&p, "from"), now)?;
     // A plain day as "to" includes that day: the filter ends at the next midnight.
-    let to = time("to", get(&p, "to"), now)?.map(|t| match get(&p, "to") {
-        Some(v) if NaiveDate::parse_from_str(v, "%Y-%m-%d").is_ok() => t + Duration::days(1),
-        _ => t,
+    let plain_day = get(&p, "to").and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok());
+    let given_to = time("to", get(&p, "to"), now)?;
+    let to = given_to.map(|t| match plain_day {
+        Some(_) => t + Duration::days(1),
+        None => t,
     });
+    // A time ends the filter: the day shown is the last one it reaches into.
+    let to_day = plain_day.or(given_to.map(|t| (t - Duration::milliseconds(1)).date_naive()));
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
             return Err(BadParam("from must be before to".into()));
@@ -160,6 +167,7 @@ pub fn runs_query(query: Option<&str>, now: DateTime<Utc>) -> Result<RunsQuery, 
         },
         from,
         to,
+        to_day,
         page: number("page", get(&p, "page"), 1, MAX_PAGE)?.unwrap_or(1),
         shown: p,
     })
@@ -208,6 +216,27 @@ mod tests {
         assert!(bad("page=1&page=2").contains("given twice"));
         assert!(bad(&"a".repeat(3000)).contains("at most 2048"));
         assert!(bad("status=%FF").contains("UTF-8"));
+    }
+
+    /// The form shows the day the filter was given, whichever way `to` was written.
+    #[test]
+    fn the_to_day_is_kept_as_given() {
+        let q = |s: &str| runs_query(Some(s), now()).unwrap();
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let plain = q("to=2025-03-05");
+        assert_eq!(plain.to, Some("2025-03-06T00:00:00Z".parse().unwrap()));
+        assert_eq!(plain.to_day, Some(day("2025-03-05")));
+        let at = q("to=2025-03-05T12:00:00Z");
+        assert_eq!(at.to, Some("2025-03-05T12:00:00Z".parse().unwrap()));
+        assert_eq!(at.to_day, Some(day("2025-03-05")));
+        let midnight = q("to=2025-03-05T00:00:00Z");
+        assert_eq!(
+            midnight.to_day,
+            Some(day("2025-03-04")),
+            "ends as 03-04 ends"
+        );
+        assert_eq!(q("to=7d").to_day, Some(day("2025-03-03")));
+        assert_eq!(q("").to_day, None);
     }
 
     #[test]

@@ -8,11 +8,12 @@
 //!
 //! [`History::status_facts`]: studio_role_sync_engine::history::History::status_facts
 
-use crate::advice::{explain, is_auth_error};
+use crate::advice::{explain, is_auth_error, Advice};
 use crate::views::{age, run_href, short_time};
 use crate::Console;
 use chrono::{DateTime, Duration, Utc};
 use studio_role_sync_engine::history::{history_time, HistoryError, StatusFacts};
+use studio_role_sync_engine::http::Readiness;
 use studio_role_sync_engine::run_status::RunStatus;
 
 /// An email pending longer than this is a problem worth a look (a typo, a person who left).
@@ -44,6 +45,8 @@ pub struct Problem {
     pub text: String,
     pub next: String,
     pub href: Option<String>,
+    /// The error as the daemon wrote it, shown below the advice when no run page has it.
+    pub raw: Option<String>,
 }
 
 impl Console {
@@ -107,6 +110,7 @@ impl Console {
                            config until then."
                         .into(),
                     href: Some("/console/health".into()),
+                    raw: None,
                 });
             }
             if let Some(d) = &r.history_displaced {
@@ -116,6 +120,21 @@ impl Console {
                     text: format!("The history file cannot be used: {}", d.detail()),
                     next: d.remedy().into(),
                     href: Some("/console/health".into()),
+                    raw: None,
+                });
+            }
+            if let Some(error) = unrecorded_failure(r) {
+                let (kind, advice) = self.failure_advice(error);
+                s.problems.push(Problem {
+                    state: "bad",
+                    kind,
+                    text: format!(
+                        "The last run failed before it could be recorded: {}",
+                        advice.what
+                    ),
+                    next: advice.next,
+                    href: Some("/console/health".into()),
+                    raw: Some(error.to_string()),
                 });
             }
             if let Some(e) = &r.invalid_desired {
@@ -127,6 +146,7 @@ impl Console {
                            state, or send nothing if there was none."
                         .into(),
                     href: Some("/console/health".into()),
+                    raw: None,
                 });
             }
         }
@@ -154,6 +174,7 @@ impl Console {
                             .into()
                     },
                     href: Some(run_href(latest.id)),
+                    raw: None,
                 });
             }
             let failing = f.streak(|r| r.status == RunStatus::Failed);
@@ -163,11 +184,10 @@ impl Console {
                     .as_ref()
                     .and_then(|r| r.error.clone())
                     .unwrap_or_default();
-                let auth = is_auth_error(&error);
-                let advice = explain(&error, &self.base_url);
+                let (kind, advice) = self.failure_advice(&error);
                 s.problems.push(Problem {
                     state: "bad",
-                    kind: if auth { "auth" } else { "failing" },
+                    kind,
                     text: format!(
                         "{} failing: {}",
                         if failing == 1 {
@@ -179,12 +199,9 @@ impl Console {
                         },
                         advice.what
                     ),
-                    next: if auth {
-                        format!("{} ({})", advice.next, self.studio_auth)
-                    } else {
-                        advice.next
-                    },
+                    next: advice.next,
                     href: Some(run_href(latest.id)),
+                    raw: None,
                 });
             } else if latest.status == RunStatus::Partial {
                 s.problems.push(Problem {
@@ -195,6 +212,7 @@ impl Console {
                            them again."
                         .into(),
                     href: Some(run_href(latest.id)),
+                    raw: None,
                 });
             }
             let flapping = f.streak(|r| r.flapping > 0);
@@ -211,6 +229,7 @@ impl Console {
                            fix the desired state; see docs/operations.md §15."
                         .into(),
                     href: Some(run_href(latest.id)),
+                    raw: None,
                 });
             }
         }
@@ -225,9 +244,22 @@ impl Console {
                 next: "Check them for typos, or whether these people ever log in to Studio."
                     .into(),
                 href: Some("/console/pending".into()),
+                raw: None,
             });
         }
         s
+    }
+
+    /// A failed run's problem kind (`auth` when Studio refused the credentials, else
+    /// `failing`) and its advice; an authentication failure names how the daemon signs in.
+    pub(crate) fn failure_advice(&self, error: &str) -> (&'static str, Advice) {
+        let mut advice = explain(error, &self.base_url);
+        if is_auth_error(error) {
+            advice.next = format!("{} ({})", advice.next, self.studio_auth);
+            ("auth", advice)
+        } else {
+            ("failing", advice)
+        }
     }
 
     /// "Next run": from the schedule the daemon follows now (a reload may have changed it).
@@ -274,6 +306,20 @@ impl Console {
             },
         }
     }
+}
+
+/// The error of the daemon's last run when it failed before the history had it (the Studio
+/// client could not be set up, a panic): no run page shows it, so the strip and the health
+/// page do. A later recorded run replaces it.
+pub(crate) fn unrecorded_failure(r: &Readiness) -> Option<&str> {
+    r.last_run
+        .as_ref()
+        .filter(|l| l.id.is_none() && l.status == RunStatus::Failed)
+        .map(|l| {
+            l.error
+                .as_deref()
+                .unwrap_or("the run failed; see the daemon's log")
+        })
 }
 
 /// `12m` since the history time `t`.

@@ -62,6 +62,23 @@ pub struct Choice {
     pub selected: bool,
 }
 
+/// The most of a run's error the runs list shows; the run's page has all of it.
+const RUN_ERROR_CHARS: usize = 300;
+
+/// `text` cut to at most `max` characters (not bytes), at the last space if there is one in
+/// the last fifth, with "…" saying it goes on; unchanged when it fits.
+pub fn shortened(text: &str, max: usize) -> String {
+    let Some((end, _)) = text.char_indices().nth(max) else {
+        return text.to_string();
+    };
+    let kept = &text[..end];
+    let kept = match kept.rfind(char::is_whitespace) {
+        Some(space) if kept[space..].chars().count() <= max / 5 => &kept[..space],
+        _ => kept,
+    };
+    format!("{}…", kept.trim_end())
+}
+
 /// A run's duration in words, `-` while it runs.
 fn duration(r: &RunRecord) -> String {
     let (Some(end), Ok(start)) = (
@@ -149,7 +166,7 @@ impl RunRow {
             error: r
                 .error
                 .as_deref()
-                .map(|e| e.chars().take(300).collect())
+                .map(|e| shortened(e, RUN_ERROR_CHARS))
                 .unwrap_or_default(),
         }
     }
@@ -447,6 +464,20 @@ pub fn age(seconds: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_errors_are_cut_with_an_ellipsis() {
+        assert_eq!(shortened("short", 300), "short");
+        let exact = "é".repeat(300);
+        assert_eq!(shortened(&exact, 300), exact, "300 characters fit");
+        // Multi-byte characters: cut between characters, never inside one.
+        let long = "é".repeat(301);
+        assert_eq!(shortened(&long, 300), format!("{}…", "é".repeat(300)));
+        let words = "cannot reach Studio ".repeat(20);
+        let cut = shortened(&words, 300);
+        assert!(cut.ends_with("Studio…"), "at a word's end: {cut}");
+        assert!(cut.chars().count() <= 301, "{cut}");
+    }
 
     #[test]
     fn ages_and_links() {

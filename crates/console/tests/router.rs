@@ -7,11 +7,13 @@
 use reqwest::StatusCode;
 use secrecy::SecretString;
 use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
 use studio_role_sync_console::{router, ConsoleOptions, Credentials};
 use studio_role_sync_engine::change::{ChangeKey, ChangeKind, Outcome};
 use studio_role_sync_engine::config::ConsoleAuth;
 use studio_role_sync_engine::history::{AccountSeen, ActionRow, History, PendingRow, RunRecord};
 use studio_role_sync_engine::http::{serve_router, HttpLimits};
+use studio_role_sync_engine::http::{LastRun, Readiness};
 use studio_role_sync_engine::plan::GuardKind;
 use studio_role_sync_engine::run_status::RunStatus;
 
@@ -91,11 +93,16 @@ async fn serve(runs: usize, auth: Option<ConsoleAuth>) -> Served {
         }
     }
     h.close().await;
-    serve_file(dir, auth).await
+    serve_file(dir, auth, None).await
 }
 
-/// The history `dir/history.db`, served with `auth` on 0.0.0.0.
-async fn serve_file(dir: tempfile::TempDir, auth: Option<ConsoleAuth>) -> Served {
+/// The history `dir/history.db`, served with `auth` on 0.0.0.0, with the daemon's `readiness`
+/// when given (as the daemon serves it).
+async fn serve_file(
+    dir: tempfile::TempDir,
+    auth: Option<ConsoleAuth>,
+    readiness: Option<Arc<RwLock<Readiness>>>,
+) -> Served {
     let path = dir.path().join("history.db");
     let app = router(ConsoleOptions {
         history: History::open_read_only(&path),
@@ -106,7 +113,7 @@ async fn serve_file(dir: tempfile::TempDir, auth: Option<ConsoleAuth>) -> Served
                 .unwrap(),
         ),
         studio_auth: "access token from studio.token_file".into(),
-        readiness: None,
+        readiness,
         base_url: "https://myschool.instructuremedia.com".into(),
         config_path: None,
     });
@@ -591,7 +598,7 @@ async fn an_aborted_run_says_the_guard_once_and_folds_its_planned_changes() {
         .await
         .unwrap();
     h.close().await;
-    let s = serve_file(dir, bearer()).await;
+    let s = serve_file(dir, bearer(), None).await;
 
     let (status, run) = s.page("/console/runs/1").await;
     assert_eq!(status, StatusCode::OK);
@@ -696,7 +703,7 @@ async fn a_person_holds_what_the_latest_run_left_and_flapping_says_when() {
     .unwrap();
     finish(&h, id, RunStatus::Succeeded, 2).await;
     h.close().await;
-    let s = serve_file(dir, bearer()).await;
+    let s = serve_file(dir, bearer(), None).await;
 
     let (_, grace) = s.page("/console/person?email=grace@x.edu").await;
     let text = words(&grace);
@@ -824,7 +831,7 @@ async fn left_alone_history() -> tempfile::TempDir {
 
 #[tokio::test]
 async fn a_pending_typo_gets_a_hint_toward_the_domain_most_listed_emails_use() {
-    let s = serve_file(left_alone_history().await, bearer()).await;
+    let s = serve_file(left_alone_history().await, bearer(), None).await;
     let (status, pending) = s.page("/console/pending").await;
     assert_eq!(status, StatusCode::OK);
     let rows = table_rows(&pending, "pending");
@@ -858,7 +865,7 @@ async fn a_pending_typo_gets_a_hint_toward_the_domain_most_listed_emails_use() {
 
 #[tokio::test]
 async fn the_left_alone_counts_agree_with_the_rows_and_the_runs_list() {
-    let s = serve_file(left_alone_history().await, bearer()).await;
+    let s = serve_file(left_alone_history().await, bearer(), None).await;
     let (_, pending) = s.page("/console/pending").await;
     assert!(pending.contains("<title>Left alone now · studio-role-sync</title>"));
     assert!(pending.contains("<a href=\"/console/pending\">Left alone</a>"));
@@ -943,7 +950,7 @@ async fn the_runs_list_counts_the_runs_retention_folded() {
         .unwrap();
     assert_eq!(pruned.noop_runs, 12);
     h.close().await;
-    let s = serve_file(dir, bearer()).await;
+    let s = serve_file(dir, bearer(), None).await;
 
     let (_, all) = s.page("/console/?view=all").await;
     assert!(all.contains("<h2>2 runs "), "{all}");
@@ -977,4 +984,422 @@ async fn the_runs_list_counts_the_runs_retention_folded() {
     // Folded runs changed nothing: the changes view has none of them.
     let (_, changes) = s.page("/console/").await;
     assert!(!changes.contains("id=\"folded\""), "{changes}");
+}
+
+/// Runs written through the engine as the daemon writes them: each `(status, error)` in turn,
+/// by the history's clock.
+async fn write_runs(h: &History, runs: &[(RunStatus, Option<&str>)]) -> Vec<i64> {
+    let mut ids = Vec::new();
+    for (status, error) in runs {
+        let id = h.start_run("schedule", false).await.unwrap();
+        h.finish_run(&RunRecord {
+            id,
+            status: *status,
+            error: error.map(str::to_string),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    ids
+}
+
+/// A history file in a new directory, written by `write`.
+async fn history_with<F>(write: F) -> tempfile::TempDir
+where
+    F: AsyncFnOnce(&History),
+{
+    let dir = tempfile::tempdir().unwrap();
+    let h = History::open(&dir.path().join("history.db")).await.unwrap();
+    write(&h).await;
+    h.close().await;
+    dir
+}
+
+/// The strip's problem of `kind`, as a reader sees it (text, then next step), if any.
+fn problem(body: &str, kind: &str) -> Option<String> {
+    let start = body.find(&format!("data-kind=\"{kind}\""))?;
+    let end = body[start..].find("</li>")? + start;
+    Some(words(&format!("<li {}", &body[start..end])))
+}
+
+/// `to=DAY` keeps the whole day, and the form says DAY again, not the day before; a time as
+/// `to` shows the last day it reaches.
+#[tokio::test]
+async fn the_to_day_is_included_and_shown_again() {
+    let s = serve(3, bearer()).await;
+    let today = chrono::Utc::now().date_naive();
+    let day = today.format("%Y-%m-%d").to_string();
+    let (status, runs) = s.page(&format!("/console/?view=all&to={day}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(runs.contains("3 runs"), "today's runs are in: {runs}");
+    assert!(
+        runs.contains(&format!("name=\"to\" value=\"{day}\"")),
+        "{runs}"
+    );
+    let end_of_day = format!("{day}T23:59:59Z");
+    let (_, runs) = s.page(&format!("/console/?view=all&to={end_of_day}")).await;
+    assert!(runs.contains("3 runs"), "{runs}");
+    assert!(
+        runs.contains(&format!("name=\"to\" value=\"{day}\"")),
+        "the day of the time, not the day before: {runs}"
+    );
+    let yesterday = (today - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let (_, runs) = s.page(&format!("/console/?view=all&to={yesterday}")).await;
+    assert!(runs.contains("No run matches."), "{runs}");
+    assert!(runs.contains(&format!("name=\"to\" value=\"{yesterday}\"")));
+}
+
+/// The strip's next run follows the schedule the daemon runs now: the one it started with,
+/// then the one a config reload put in its readiness.
+#[tokio::test]
+async fn the_next_run_follows_a_config_reload() {
+    let dir = history_with(async |h| {
+        write_runs(h, &[(RunStatus::Succeeded, None)]).await;
+    })
+    .await;
+    let readiness = Arc::new(RwLock::new(Readiness::default()));
+    let s = serve_file(dir, bearer(), Some(readiness.clone())).await;
+    let next_run = |body: &str| {
+        let at = body
+            .find("id=\"next-run\">")
+            .expect("the strip says the next run");
+        words(&body[at..at + body[at..].find("</span>").unwrap()])
+    };
+    let (_, runs) = s.page("/console/").await;
+    let before = next_run(&runs);
+    // Every 15 minutes, as the daemon started.
+    assert!(
+        ["00:00Z", "15:00Z", "30:00Z", "45:00Z"]
+            .iter()
+            .any(|m| before.contains(m)),
+        "{before}"
+    );
+    let daily =
+        studio_role_sync_engine::daemon::Slots::new("0 30 4 * * *", chrono_tz::UTC).unwrap();
+    let expected = daily.next_after(chrono::Utc::now()).unwrap();
+    readiness.write().unwrap().schedule = Some(daily);
+    let (_, runs) = s.page("/console/").await;
+    let after = next_run(&runs);
+    assert!(
+        after.contains(&format!("({}Z)", expected.format("%Y-%m-%d %H:%M:%S"))),
+        "{after}"
+    );
+    assert!(after.contains("04:30:00Z"), "{after}");
+}
+
+/// Failing, flapping and long-pending each open a problem in the strip, with a next step.
+#[tokio::test]
+async fn the_strip_names_each_open_problem_with_a_next_step() {
+    let now = chrono::Utc::now();
+    let dir = history_with(async |h| {
+        // Ten days ago, an email with no Studio account; it is still pending.
+        let clock =
+            studio_role_sync_engine::history::Clock::manual(now - chrono::Duration::days(10));
+        let old = h.clone().with_clock(clock);
+        let id = old.start_run("schedule", false).await.unwrap();
+        old.record_plan(
+            id,
+            &[],
+            &studio_role_sync_engine::history::PendingUpdate {
+                rows: &[PendingRow {
+                    email: "newhire@x.edu".into(),
+                    reason: "not_in_studio".into(),
+                    user_id: None,
+                    detail: None,
+                }],
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        old.finish_run(&RunRecord {
+            id,
+            status: RunStatus::Succeeded,
+            pending: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let ids = write_runs(
+            h,
+            &[
+                (
+                    RunStatus::Failed,
+                    Some(
+                        "reading Studio failed: Studio answered 502 to search_by_role: bad gateway",
+                    ),
+                ),
+                (
+                    RunStatus::Failed,
+                    Some(
+                        "reading Studio failed: Studio answered 502 to search_by_role: bad gateway",
+                    ),
+                ),
+            ],
+        )
+        .await;
+        let key = studio_role_sync_engine::change::ChangeKey {
+            user_id: 7,
+            role: "Admin".into(),
+            kind: ChangeKind::Add,
+        };
+        h.mark_flapping(ids[1], &[key]).await.unwrap();
+    })
+    .await;
+    let s = serve_file(dir, bearer(), None).await;
+    let (_, runs) = s.page("/console/").await;
+    let failing = problem(&runs, "failing").expect("failing");
+    assert!(
+        failing.contains("The last 2 runs are failing: Studio answered with a server error.")
+            && failing.contains("Next step: Usually passing: the next run tries again."),
+        "{failing}"
+    );
+    let flapping = problem(&runs, "flapping").expect("flapping");
+    assert!(
+        flapping.contains("re-applied 1 change(s)")
+            && flapping.contains("Next step: Find who or what changes these roles"),
+        "{flapping}"
+    );
+    let pending = problem(&runs, "pending").expect("pending");
+    assert!(
+        pending.contains("1 email(s) have had no Studio account for more than 7 days.")
+            && pending.contains("Next step: Check them for typos"),
+        "{pending}"
+    );
+    assert!(problem(&runs, "auth").is_none(), "{runs}");
+    assert!(!runs.contains("No open problem"));
+
+    // Refused credentials: an authentication problem, naming how the daemon signs in.
+    let dir = history_with(async |h| {
+        write_runs(
+            h,
+            &[(
+                RunStatus::Failed,
+                Some(
+                    "reading Studio failed: Studio refused the credentials (401 Unauthorized) \
+                     for search_by_role: check the token named by studio.token_env or \
+                     studio.token_file",
+                ),
+            )],
+        )
+        .await;
+    })
+    .await;
+    let s = serve_file(dir, bearer(), None).await;
+    let (_, runs) = s.page("/console/").await;
+    let auth = problem(&runs, "auth").expect("auth");
+    assert!(
+        auth.contains("Run 1 is failing: Studio refused the daemon's credentials.")
+            && auth.contains("Next step: Renew the Studio token")
+            && auth.contains("(access token from studio.token_file)"),
+        "{auth}"
+    );
+    assert!(problem(&runs, "failing").is_none(), "{runs}");
+    let (_, health) = s.page("/console/health").await;
+    assert!(
+        words(&health).contains("failing (access token from studio.token_file)"),
+        "{health}"
+    );
+}
+
+/// A tab in the roles file is a roles-file problem, not refused credentials, though YAML's
+/// message says "token".
+#[tokio::test]
+async fn a_roles_file_error_is_not_called_an_authentication_failure() {
+    let error = "/etc/studio-role-sync/roles.yaml: desired roles are invalid (1 problem); \
+                 nothing was sent to Studio\n  /etc/studio-role-sync/roles.yaml:2: found \
+                 character that cannot start any token (expected `users:` mapping each email \
+                 to a list of roles)";
+    let dir = history_with(async |h| {
+        write_runs(h, &[(RunStatus::Failed, Some(error))]).await;
+    })
+    .await;
+    let s = serve_file(dir, bearer(), None).await;
+    let (_, runs) = s.page("/console/").await;
+    assert!(problem(&runs, "auth").is_none(), "{runs}");
+    let failing = problem(&runs, "failing").expect("failing");
+    assert!(
+        failing.contains("The desired state could not be read.")
+            && failing.contains("Next step: Fix the file or the source at the line named"),
+        "{failing}"
+    );
+    let (_, run) = s.page("/console/runs/1").await;
+    assert!(!words(&run).contains("Renew the Studio token"), "{run}");
+    let (_, health) = s.page("/console/health").await;
+    assert!(
+        !words(&health).contains("could not authenticate"),
+        "{health}"
+    );
+}
+
+/// A run that failed before the history had it (the Studio client could not be set up, a
+/// panic) has no run page: the strip and the health page say it, with the raw error below.
+#[tokio::test]
+async fn a_run_that_failed_before_it_was_recorded_is_a_problem() {
+    let dir = history_with(async |h| {
+        write_runs(h, &[(RunStatus::Succeeded, None)]).await;
+    })
+    .await;
+    let panic = "the run panicked: index out of bounds <b>7</b>";
+    let readiness = Arc::new(RwLock::new(Readiness {
+        last_run: Some(LastRun {
+            id: None,
+            status: RunStatus::Failed,
+            error: Some(panic.into()),
+        }),
+        ..Default::default()
+    }));
+    let s = serve_file(dir, bearer(), Some(readiness.clone())).await;
+    let (_, runs) = s.page("/console/").await;
+    assert!(!runs.contains("No open problem"), "{runs}");
+    let failing = problem(&runs, "failing").expect("failing");
+    assert!(
+        failing.contains("The last run failed before it could be recorded: The run failed.")
+            && failing.contains("Next step: Read the error below and the daemon's log"),
+        "{failing}"
+    );
+    assert!(
+        failing.find("Next step") < failing.find(panic),
+        "the raw error below the advice: {failing}"
+    );
+    assert!(shown_as_text(&runs, panic), "{runs}");
+    let (_, health) = s.page("/console/health").await;
+    let text = words(&health);
+    assert!(
+        text.contains("Last run attempt bad failed before it could be recorded: The run failed.")
+            && text.contains(panic),
+        "{text}"
+    );
+    assert!(shown_as_text(&health, panic));
+
+    // The OAuth client refused at set-up: an authentication problem, on both.
+    readiness.write().unwrap().last_run = Some(LastRun {
+        id: None,
+        status: RunStatus::Failed,
+        error: Some(
+            "cannot set up the Studio client: Studio refused the OAuth refresh token \
+             (invalid_grant). It was revoked or expired"
+                .into(),
+        ),
+    });
+    let (_, runs) = s.page("/console/").await;
+    let auth = problem(&runs, "auth").expect("auth");
+    assert!(
+        auth.contains("Studio's token endpoint refused the daemon's OAuth credentials.")
+            && auth.contains("Next step: Run `studio-role-sync auth login`"),
+        "{auth}"
+    );
+    let (_, health) = s.page("/console/health").await;
+    assert!(
+        words(&health).contains("failing (access token from studio.token_file)"),
+        "{health}"
+    );
+
+    // A later run the history recorded replaces it.
+    readiness.write().unwrap().last_run = Some(LastRun {
+        id: Some(1),
+        status: RunStatus::Succeeded,
+        error: None,
+    });
+    let (_, runs) = s.page("/console/").await;
+    assert!(runs.contains("No open problem"), "{runs}");
+}
+
+/// Connection refused: the cause in words with the Studio address, the raw error below it.
+#[tokio::test]
+async fn a_refused_connection_is_explained_on_the_run_page() {
+    let error = "reading Studio failed: cannot reach Studio (search_by_role) after 6 \
+                 attempt(s): error sending request for url \
+                 (https://myschool.instructuremedia.com/api/public/v1/users): client error \
+                 (Connect): tcp connect error: Connection refused (os error 111)";
+    let dir = history_with(async |h| {
+        write_runs(h, &[(RunStatus::Failed, Some(error))]).await;
+    })
+    .await;
+    let s = serve_file(dir, bearer(), None).await;
+    let (_, run) = s.page("/console/runs/1").await;
+    let text = words(&run);
+    let cause = "Studio was not reachable (connection refused) at \
+                 https://myschool.instructuremedia.com.";
+    assert!(text.contains(cause), "{text}");
+    assert!(
+        text.contains("Check the network from the daemon's host"),
+        "{text}"
+    );
+    assert!(
+        text.find(cause) < text.find("Connection refused (os error 111)"),
+        "the raw error below: {text}"
+    );
+    assert!(run.contains("id=\"raw-error\""), "{run}");
+}
+
+/// Unknown parameters on the person and health pages: the documented `400`, naming them.
+#[tokio::test]
+async fn unknown_parameters_on_person_and_health_are_refused() {
+    let s = serve(1, bearer()).await;
+    for (path, takes) in [
+        (
+            "/console/person?email=a@b.c&x=1",
+            "this page takes: email, since",
+        ),
+        ("/console/health?x=1", "this page takes: "),
+    ] {
+        let (status, body) = s.page(path).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}");
+        let text = as_text(&body);
+        assert!(text.contains("unknown parameter \"x\""), "{path}: {body}");
+        assert!(text.contains(takes), "{path}: {body}");
+    }
+}
+
+/// A long error is cut in the runs list with "…", and is whole on its run page.
+#[tokio::test]
+async fn a_long_error_is_cut_in_the_list_and_whole_on_its_page() {
+    let error = format!(
+        "cannot write the history: {}end",
+        "disk full again ".repeat(40)
+    );
+    let dir = history_with(async |h| {
+        write_runs(h, &[(RunStatus::Failed, Some(&error))]).await;
+    })
+    .await;
+    let s = serve_file(dir, bearer(), None).await;
+    let (_, runs) = s.page("/console/").await;
+    let detail = runs
+        .split("class=\"detail\">")
+        .nth(1)
+        .and_then(|d| d.split("</td>").next())
+        .expect("the error under the run's row");
+    assert!(
+        detail.ends_with("again…"),
+        "cut at a word, marked: {detail}"
+    );
+    assert!(detail.chars().count() <= 301, "{detail}");
+    let (_, run) = s.page("/console/runs/1").await;
+    assert!(run.contains(&error), "whole on the run page");
+}
+
+/// The mark of a failed or stopped run is not another red beside the failed actions' bars.
+#[tokio::test]
+async fn a_bad_run_mark_looks_unlike_a_failed_bar() {
+    let s = serve(1, bearer()).await;
+    let (_, _, css) = s.get("/console/style.css", None).await;
+    let fill = |selector: &str| {
+        let rule = css
+            .lines()
+            .find(|l| l.starts_with(selector))
+            .unwrap_or_else(|| panic!("{selector} in the style sheet"));
+        let hex = rule.split("fill: #").nth(1).expect("a #rrggbb fill");
+        let channel = |i: usize| i64::from_str_radix(&hex[i..i + 2], 16).unwrap();
+        (channel(0), channel(2), channel(4))
+    };
+    let (bad, failed) = (fill("svg.chart rect.badrun"), fill("svg.chart rect.fail"));
+    let distance =
+        ((bad.0 - failed.0).pow(2) + (bad.1 - failed.1).pow(2) + (bad.2 - failed.2).pow(2)) as f64;
+    assert!(
+        distance.sqrt() > 120.0,
+        "bad-run mark {bad:?} too close to failed bars {failed:?}"
+    );
 }

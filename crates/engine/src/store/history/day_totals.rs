@@ -39,7 +39,7 @@ pub struct DayStats {
 
 /// Runs whose duration and pending count mean something: they read Studio and finished.
 const COMPLETED: &str = "status IN ('succeeded', 'partial')";
-/// Runs drawn as a red mark.
+/// Runs drawn as a dark mark under the axis.
 const BAD: &str = "status IN ('failed', 'aborted', 'interrupted')";
 
 fn day_text(d: NaiveDate) -> String {
