@@ -1049,6 +1049,13 @@ async fn the_to_day_is_included_and_shown_again() {
     let (_, runs) = s.page(&format!("/console/?view=all&to={yesterday}")).await;
     assert!(runs.contains("No run matches."), "{runs}");
     assert!(runs.contains(&format!("name=\"to\" value=\"{yesterday}\"")));
+    // ISO days whatever the browser's locale: a date input shows mm/dd/yyyy in en-US.
+    assert!(!runs.contains("type=\"date\""), "{runs}");
+    assert_eq!(
+        runs.matches("placeholder=\"YYYY-MM-DD\"").count(),
+        2,
+        "{runs}"
+    );
 }
 
 /// The strip's next run follows the schedule the daemon runs now: the one it started with,
