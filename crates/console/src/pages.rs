@@ -608,6 +608,8 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
                 waits_for: waits.get(&p.email).cloned().unwrap_or_default(),
                 accounts: twins.remove(p.email.as_str()).unwrap_or_default(),
                 since: short_time(&p.since),
+                since_iso: p.since.clone(),
+                since_local: c.local(&p.since),
                 age: DateTime::parse_from_rfc3339(&p.since)
                     .map(|s| age((now - s.with_timezone(&Utc)).num_seconds()))
                     .unwrap_or_else(|_| "-".into()),

@@ -413,6 +413,9 @@ pub struct PendingView {
     /// An ambiguous email's accounts: `Ada Lovelace (Studio user 7)`.
     pub accounts: Vec<String>,
     pub since: String,
+    /// `since` as written (RFC 3339), and in the schedule's time zone (the tooltip).
+    pub since_iso: String,
+    pub since_local: String,
     pub age: String,
     pub last_check: String,
     pub next_check: String,

@@ -521,6 +521,14 @@ async fn times_are_utc_with_the_schedules_local_time_offered() {
     let (_, run) = s.page("/console/runs/1").await;
     assert!(run.contains("<span class=\"local\">"), "{run}");
     assert!(run.contains("(Europe/Paris)</span>"), "{run}");
+    // Who is left alone since when: in the schedule's time zone too.
+    let s = serve(2, bearer()).await;
+    let (_, pending) = s.page("/console/pending").await;
+    let since = pending
+        .split("<time datetime=\"")
+        .nth(1)
+        .expect("a <time> per email left alone");
+    assert!(since.contains("(Europe/Paris)\">"), "{pending}");
 }
 
 /// A history of its own, in `dir/history.db`, for a test that writes what it needs.
