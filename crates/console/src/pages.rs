@@ -249,7 +249,16 @@ pub async fn run(
             &format!("There is no run {id} in the history."),
         );
     };
-    let (names, ambiguous) = match names_and_twins(&c, &actions, &pending).await {
+    let user_ids = actions
+        .iter()
+        .map(|a| a.user_id)
+        .chain(pending.iter().filter_map(|p| p.user_id))
+        .collect();
+    let twins = pending
+        .iter()
+        .filter(|p| p.reason == "ambiguous")
+        .map(|p| p.email.as_str());
+    let (names, ambiguous) = match names_and_twins(&c, user_ids, twins).await {
         Ok(n) => n,
         Err(e) => return unreadable(e),
     };
@@ -351,12 +360,13 @@ pub async fn run(
 /// Ambiguous emails whose accounts are named on a page, at most.
 const NAMED_TWINS: usize = 50;
 
-/// The names Studio gave the accounts of `actions` and `pending`, and the accounts
-/// (`Name (Studio user 7)`) of the ambiguous emails among `pending`.
-async fn names_and_twins(
+/// The names Studio gave the accounts `user_ids`, and the accounts (`Name (Studio user 7)`)
+/// of the `ambiguous` emails (the first [`NAMED_TWINS`]): what the run page and the left-alone
+/// page put beside ids and shared emails.
+async fn names_and_twins<'a>(
     c: &Console,
-    actions: &[studio_role_sync_engine::history::ActionRow],
-    pending: &[studio_role_sync_engine::history::PendingRow],
+    mut user_ids: Vec<i64>,
+    ambiguous: impl Iterator<Item = &'a str>,
 ) -> Result<
     (
         std::collections::HashMap<i64, String>,
@@ -364,23 +374,14 @@ async fn names_and_twins(
     ),
     HistoryError,
 > {
-    let mut ids: Vec<i64> = actions
-        .iter()
-        .map(|a| a.user_id)
-        .chain(pending.iter().filter_map(|p| p.user_id))
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let names = c.history.names_of(&ids).await?;
+    user_ids.sort_unstable();
+    user_ids.dedup();
+    let names = c.history.names_of(&user_ids).await?;
     let mut twins = std::collections::HashMap::new();
-    for p in pending
-        .iter()
-        .filter(|p| p.reason == "ambiguous")
-        .take(NAMED_TWINS)
-    {
-        let accounts = c.history.accounts_of(&p.email).await?;
+    for email in ambiguous.take(NAMED_TWINS) {
+        let accounts = c.history.accounts_of(email).await?;
         twins.insert(
-            p.email.clone(),
+            email.to_string(),
             accounts.iter().map(account_words).collect(),
         );
     }
@@ -567,29 +568,22 @@ pub async fn pending(State(c): Shared, RawQuery(query): RawQuery) -> Response {
         Err(e) => return unreadable(e),
     };
     let emails: Vec<&str> = rows.iter().map(|p| p.email.as_str()).collect();
-    let mut no_email: Vec<i64> = rows
+    let no_email = rows
         .iter()
         .filter(|p| p.reason == "no_email")
         .filter_map(|p| p.user_id)
         .collect();
-    no_email.sort_unstable();
-    no_email.dedup();
-    let (waits, names) =
-        match tokio::try_join!(c.history.desired_of(&emails), c.history.names_of(&no_email)) {
-            Ok(w) => w,
-            Err(e) => return unreadable(e),
-        };
-    let mut twins: std::collections::HashMap<&str, Vec<String>> = Default::default();
-    for p in rows
+    let ambiguous = rows
         .iter()
         .filter(|p| p.reason == "ambiguous")
-        .take(NAMED_TWINS)
-    {
-        match c.history.accounts_of(&p.email).await {
-            Ok(a) => twins.insert(&p.email, a.iter().map(account_words).collect()),
-            Err(e) => return unreadable(e),
-        };
-    }
+        .map(|p| p.email.as_str());
+    let (waits, (names, mut twins)) = match tokio::try_join!(
+        c.history.desired_of(&emails),
+        names_and_twins(&c, no_email, ambiguous)
+    ) {
+        Ok(w) => w,
+        Err(e) => return unreadable(e),
+    };
     let pending_count = rows.iter().filter(|p| counts_as_pending(&p.reason)).count() as i64;
     let at = |t: &Option<String>| t.as_deref().map(short_time).unwrap_or_else(|| "-".into());
     page(PendingPage {
